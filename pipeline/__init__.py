@@ -1,0 +1,1 @@
+"""driftline pipeline: events, config, monitor core, state, I/O, runtime and CLI."""

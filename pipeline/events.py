@@ -1,0 +1,232 @@
+"""Event contracts, version 1: every record driftline reads or writes.
+
+The models are strict on purpose: an inference service that sends a string where a
+number belongs, NaN, an unknown schema version or a 10 MB embedding gets a
+validation error that names the field, and the runtime routes the record to the
+dead-letter path instead of feeding garbage to a detector.
+
+Decoding goes straight from bytes through pydantic-core
+(``model_validate_json``), which is several times faster than ``json.loads``
+followed by validation of the resulting dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "AlertEvent",
+    "DeadLetterEvent",
+    "DetectorInfo",
+    "EVENT_MODELS",
+    "FeatureEvent",
+    "FeatureValue",
+    "InputEvent",
+    "LabelEvent",
+    "PredictionEvent",
+    "RollbackCommand",
+    "Severity",
+    "SourcePosition",
+    "TrainingEvent",
+    "WindowBounds",
+    "schema_id",
+]
+
+SCHEMA_VERSION: Final = 1
+
+# Bounds that keep one event from exhausting the sidecar. The byte limit on the
+# whole payload is applied before parsing (see pipeline.core.decode).
+MAX_FEATURES: Final = 1024
+MAX_VECTOR: Final = 8192
+MAX_TEXT: Final = 65536
+MAX_NAME: Final = 256
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+FeatureValue = float | str | bool | None
+"""A feature is a number, a category, a flag, or missing."""
+Severity = Literal["warning", "drift", "critical"]
+
+
+def schema_id(kind: str) -> str:
+    """The ``schema`` tag of an event kind, e.g. ``driftline.prediction.v1``."""
+    return f"driftline.{kind}.v{SCHEMA_VERSION}"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        frozen=True,
+        populate_by_name=True,
+        ser_json_inf_nan="null",
+    )
+
+
+# --------------------------------------------------------------------------- inputs
+class FeatureEvent(_Event):
+    """The inputs a model saw for one request."""
+
+    schema_: Literal["driftline.feature.v1"] = Field("driftline.feature.v1", alias="schema")
+    event_id: Identifier
+    model_id: Identifier
+    model_version: Identifier
+    timestamp: AwareDatetime
+    request_id: Identifier | None = None
+    features: dict[Name, FeatureValue] = Field(max_length=MAX_FEATURES)
+    embedding: list[float] | None = Field(None, max_length=MAX_VECTOR)
+
+
+class PredictionEvent(_Event):
+    """What a model answered for one request (``variant`` tells production from shadow)."""
+
+    schema_: Literal["driftline.prediction.v1"] = Field(
+        "driftline.prediction.v1", alias="schema"
+    )
+    event_id: Identifier
+    model_id: Identifier
+    model_version: Identifier
+    variant: Identifier = "production"
+    timestamp: AwareDatetime
+    request_id: Identifier | None = None
+    prediction: float | str | bool
+    probabilities: dict[Name, Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
+        None, max_length=MAX_FEATURES
+    )
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    features: dict[Name, FeatureValue] | None = Field(None, max_length=MAX_FEATURES)
+    embedding: list[float] | None = Field(None, max_length=MAX_VECTOR)
+    output_text: str | None = Field(None, max_length=MAX_TEXT)
+    token_logprobs: list[Annotated[float, Field(le=0.0)]] | None = Field(
+        None, max_length=MAX_VECTOR
+    )
+    golden: bool = False
+    """Set by a golden-set probe: the request is one of the known inputs."""
+
+
+class LabelEvent(_Event):
+    """Delayed ground truth, joined to a prediction by ``request_id``."""
+
+    schema_: Literal["driftline.label.v1"] = Field("driftline.label.v1", alias="schema")
+    event_id: Identifier
+    model_id: Identifier
+    request_id: Identifier
+    label: float | str | bool
+    timestamp: AwareDatetime
+
+
+class TrainingEvent(_Event):
+    """Metrics a training or fine-tuning run reports at a step or checkpoint."""
+
+    schema_: Literal["driftline.training.v1"] = Field("driftline.training.v1", alias="schema")
+    event_id: Identifier
+    model_id: Identifier
+    run_id: Identifier
+    checkpoint_id: Identifier
+    step: Annotated[int, Field(ge=0)]
+    timestamp: AwareDatetime
+    metrics: dict[Name, float] = Field(max_length=MAX_FEATURES)
+    grad_norms: dict[Name, Annotated[float, Field(ge=0.0)]] | None = Field(
+        None, max_length=MAX_FEATURES
+    )
+    checkpoint_stable: bool | None = None
+
+
+InputEvent = FeatureEvent | PredictionEvent | LabelEvent | TrainingEvent
+
+
+# -------------------------------------------------------------------------- outputs
+class SourcePosition(_Event):
+    """Where the event that caused an output was read."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class WindowBounds(_Event):
+    """The stretch of the stream a detection covers, in event time and offsets."""
+
+    start: AwareDatetime | None
+    end: AwareDatetime
+    events: int = Field(ge=0)
+
+
+class DetectorInfo(_Event):
+    name: str
+    params: dict[str, Any]
+
+
+class AlertEvent(_Event):
+    """A detector fired on a watched signal.
+
+    ``alert_id`` is derived from (model, version, signal, segment, detector,
+    source partition and offset), so replaying the same input yields the same id:
+    subscribers deduplicate on it.
+    """
+
+    schema_: Literal["driftline.alert.v1"] = Field("driftline.alert.v1", alias="schema")
+    alert_id: str
+    model_id: str
+    model_version: str
+    signal: str
+    segment: dict[str, str] | None = None
+    detector: DetectorInfo
+    severity: Severity
+    statistic: float | None
+    threshold: float | None
+    p_value: float | None = None
+    window: WindowBounds
+    detected_at: AwareDatetime
+    source: SourcePosition
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    summary: str = ""
+
+
+class RollbackCommand(_Event):
+    """An instruction to the training orchestrator to restore a known-good checkpoint."""
+
+    schema_: Literal["driftline.rollback-command.v1"] = Field(
+        "driftline.rollback-command.v1", alias="schema"
+    )
+    command_id: str
+    model_id: str
+    from_version: str
+    to_checkpoint: str
+    reason: str
+    alert_ids: list[str]
+    issued_at: AwareDatetime
+    dry_run: bool
+
+
+class DeadLetterEvent(_Event):
+    """Why a record was refused, and where it came from.
+
+    On Kafka the dead letter is the original bytes untouched, with these fields as
+    headers; in files (replay, tests) it is this JSON object with the payload as
+    latin-1-safe base64.
+    """
+
+    schema_: Literal["driftline.dead-letter.v1"] = Field(
+        "driftline.dead-letter.v1", alias="schema"
+    )
+    reason: str
+    detail: str
+    source: SourcePosition
+    failed_at: AwareDatetime | None
+    payload_base64: str
+
+
+EVENT_MODELS: Final[dict[str, type[_Event]]] = {
+    "feature": FeatureEvent,
+    "prediction": PredictionEvent,
+    "label": LabelEvent,
+    "training": TrainingEvent,
+    "alert": AlertEvent,
+    "rollback-command": RollbackCommand,
+    "dead-letter": DeadLetterEvent,
+}
+"""Event kind -> model; the CLI exports one JSON Schema per entry."""

@@ -1,0 +1,270 @@
+"""Synthetic workload: prediction events with drifts injected at known positions.
+
+Seeded and deterministic: the same arguments give byte-identical output and
+ground truth. The demo, the tests and the benchmarks all use it.
+
+A drift is described by a short spec string::
+
+    signal=feature:amount,kind=abrupt,at=4000,magnitude=3,model=model-0
+
+``kind`` is ``abrupt`` (a step at ``at``), ``gradual`` (a linear ramp over
+``width`` events) or ``recurring`` (on for ``width`` events, off for ``width``,
+repeated). ``at`` and ``width`` count events of the whole stream. ``magnitude``
+is in standard deviations for numeric features, tenths of confidence for
+``confidence``, and the share of probability moved for ``prediction`` and
+categorical features; for ``output_text`` it is the share of answers that
+collapse into one repeated text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+__all__ = ["DriftSpec", "GeneratorConfig", "generate", "parse_drift"]
+
+DriftKind = Literal["abrupt", "gradual", "recurring"]
+
+NUMERIC_NAMES = (
+    "amount", "age", "tenure_days", "sessions", "basket_size", "latency_ms",
+    "pages_viewed", "discount", "distance_km", "items", "rating", "returns",
+    "credit_score", "balance", "clicks", "dwell_s",
+)  # fmt: skip
+CATEGORICAL = {
+    "country": (("DE", "FR", "US", "GB", "IN", "BR"), (0.25, 0.15, 0.3, 0.1, 0.12, 0.08)),
+    "device": (("mobile", "desktop", "tablet"), (0.6, 0.32, 0.08)),
+    "channel": (("web", "app", "partner"), (0.5, 0.4, 0.1)),
+}
+CLASSES = ("approve", "review", "decline")
+CLASS_MIX = (0.7, 0.2, 0.1)
+WORDS = (
+    "the order ships tomorrow your refund was approved we need one more document "
+    "please verify the address the card was declined a courier will call the parcel "
+    "is delayed thank you for waiting our agent will reply the account is active"
+).split()
+COLLAPSED_TEXT = "I am sorry, I cannot help with that request."
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    signal: str
+    kind: DriftKind = "abrupt"
+    at: int = 0
+    width: int = 1000
+    magnitude: float = 3.0
+    model: str | None = None
+    """None: every model drifts."""
+
+    def intensity(self, i: int) -> float:
+        """How much of the drift is in effect at stream position ``i`` (0..1)."""
+        if i < self.at:
+            return 0.0
+        if self.kind == "abrupt":
+            return 1.0
+        if self.kind == "gradual":
+            return min(1.0, (i - self.at + 1) / self.width)
+        return 1.0 if ((i - self.at) // self.width) % 2 == 0 else 0.0
+
+    def change_points(self, events: int) -> list[int]:
+        """Stream positions where the distribution changes."""
+        if self.kind != "recurring":
+            return [self.at] if self.at < events else []
+        return list(range(self.at, events, self.width))
+
+
+def parse_drift(text: str) -> DriftSpec:
+    """Parse ``signal=...,kind=...,at=...,width=...,magnitude=...,model=...``."""
+    fields: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"drift spec part {part!r} is not name=value")
+        if name in ("at", "width"):
+            fields[name] = int(value)
+        elif name == "magnitude":
+            fields[name] = float(value)
+        elif name in ("signal", "kind", "model"):
+            fields[name] = value
+        else:
+            raise ValueError(f"unknown drift spec field {name!r}")
+    if "signal" not in fields:
+        raise ValueError("drift spec needs signal=")
+    if fields.get("kind", "abrupt") not in ("abrupt", "gradual", "recurring"):
+        raise ValueError(f"drift kind must be abrupt, gradual or recurring: {fields['kind']!r}")
+    if fields.get("width", 1) < 1:
+        raise ValueError("drift width must be >= 1")
+    return DriftSpec(**fields)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    events: int = 10_000
+    models: int = 1
+    numeric_features: int = 4
+    categorical_features: int = 2
+    text: bool = False
+    seed: int = 7
+    interval_ms: int = 100
+    drifts: Sequence[DriftSpec] = field(default_factory=tuple)
+    bad_every: int = 0
+    """Every Nth event is replaced by a bad record (malformed, NaN, schema violation)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.numeric_features <= len(NUMERIC_NAMES):
+            raise ValueError(f"numeric_features must be 1..{len(NUMERIC_NAMES)}")
+        if not 0 <= self.categorical_features <= len(CATEGORICAL):
+            raise ValueError(f"categorical_features must be 0..{len(CATEGORICAL)}")
+        if self.events < 0 or self.models < 1:
+            raise ValueError("events must be >= 0 and models >= 1")
+
+
+def _model_ids(n: int) -> list[str]:
+    return [f"model-{k}" for k in range(n)]
+
+
+BAD_KINDS = ("malformed_json", "non_finite", "schema_violation")
+
+
+def _bad_record(kind: str, i: int) -> bytes:
+    if kind == "malformed_json":
+        return b'{"event_id": "bad-%d", "model_id": ' % i
+    if kind == "non_finite":
+        return (
+            b'{"schema":"driftline.prediction.v1","event_id":"bad-%d","model_id":"model-0",'
+            b'"model_version":"1","timestamp":"2026-01-01T00:00:00Z","prediction":"approve",'
+            b'"confidence":NaN}' % i
+        )
+    return (
+        b'{"schema":"driftline.prediction.v1","event_id":"bad-%d","model_id":"model-0",'
+        b'"model_version":"1","timestamp":"2026-01-01T00:00:00Z","prediction":"approve",'
+        b'"confidence":"high"}' % i
+    )
+
+
+def generate(config: GeneratorConfig) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(model_id, event_json_bytes)`` for each event of the stream."""
+    rng = np.random.default_rng(config.seed)
+    models = _model_ids(config.models)
+    names = NUMERIC_NAMES[: config.numeric_features]
+    cat_names = list(CATEGORICAL)[: config.categorical_features]
+    # Per-model, per-feature baseline: mean and standard deviation.
+    means = rng.uniform(10, 100, size=(config.models, len(names)))
+    stds = means * rng.uniform(0.1, 0.3, size=(config.models, len(names)))
+    drifts_by_signal: dict[str, list[DriftSpec]] = {}
+    for d in config.drifts:
+        drifts_by_signal.setdefault(d.signal, []).append(d)
+
+    def shift(signal: str, model: str, i: int) -> float:
+        total = 0.0
+        for d in drifts_by_signal.get(signal, ()):
+            if d.model is None or d.model == model:
+                total += d.magnitude * d.intensity(i)
+        return total
+
+    model_of = rng.integers(0, config.models, size=config.events)
+    noise = rng.standard_normal(size=(config.events, len(names)))
+    uniforms = rng.random(size=(config.events, 4 + len(cat_names)))
+    conf_noise = rng.standard_normal(size=config.events)
+    bad_index = 0
+    for i in range(config.events):
+        m = int(model_of[i])
+        model = models[m]
+        ts = BASE_TIME + timedelta(milliseconds=i * config.interval_ms)
+        if config.bad_every and (i + 1) % config.bad_every == 0:
+            yield model, _bad_record(BAD_KINDS[bad_index % len(BAD_KINDS)], i)
+            bad_index += 1
+            continue
+        features: dict[str, Any] = {}
+        for j, name in enumerate(names):
+            sigma = float(stds[m, j])
+            value = float(means[m, j]) + sigma * (float(noise[i, j]) + shift(f"feature:{name}", model, i))
+            features[name] = round(value, 6)
+        for j, name in enumerate(cat_names):
+            values, probs = CATEGORICAL[name]
+            moved = min(1.0, shift(f"feature:{name}", model, i))
+            mix = np.asarray(probs) * (1 - moved)
+            mix[-1] += moved  # drift moves mass to the rarest category
+            features[name] = values[_pick(mix, float(uniforms[i, 4 + j]))]
+        moved = min(1.0, shift("prediction", model, i))
+        class_mix = np.asarray(CLASS_MIX) * (1 - moved)
+        class_mix[-1] += moved
+        predicted = CLASSES[_pick(class_mix, float(uniforms[i, 0]))]
+        confidence = 0.9 + 0.03 * float(conf_noise[i]) - 0.1 * shift("confidence", model, i)
+        confidence = min(0.999, max(0.34, confidence))
+        rest = (1 - confidence) / (len(CLASSES) - 1)
+        probabilities = {c: round(confidence if c == predicted else rest, 6) for c in CLASSES}
+        event: dict[str, Any] = {
+            "schema": "driftline.prediction.v1",
+            "event_id": f"evt-{config.seed}-{i}",
+            "model_id": model,
+            "model_version": "1",
+            "variant": "production",
+            "timestamp": ts.isoformat().replace("+00:00", "Z"),
+            "request_id": f"req-{config.seed}-{i}",
+            "prediction": predicted,
+            "probabilities": probabilities,
+            "confidence": round(confidence, 6),
+            "features": features,
+        }
+        if config.text:
+            collapsed = float(uniforms[i, 1]) < min(1.0, shift("output_text", model, i))
+            if collapsed:
+                event["output_text"] = COLLAPSED_TEXT
+            else:
+                k = 6 + int(uniforms[i, 2] * 10)
+                start = int(uniforms[i, 3] * (len(WORDS) - k))
+                event["output_text"] = " ".join(WORDS[start : start + k]) + f" #{i % 997}"
+        yield model, orjson.dumps(event)
+
+
+def _pick(mix: np.ndarray, u: float) -> int:
+    cumulative = 0.0
+    for k, p in enumerate(mix):
+        cumulative += float(p)
+        if u < cumulative:
+            return k
+    return len(mix) - 1
+
+
+def truth(config: GeneratorConfig) -> dict[str, Any]:
+    """The ground truth of a generated stream: every change point, per model and signal."""
+    changes = []
+    for d in config.drifts:
+        for model in [d.model] if d.model else _model_ids(config.models):
+            for position in d.change_points(config.events):
+                at = BASE_TIME + timedelta(milliseconds=position * config.interval_ms)
+                changes.append(
+                    {
+                        "model_id": model,
+                        "signal": d.signal,
+                        "kind": d.kind,
+                        "position": position,
+                        "timestamp": at.isoformat().replace("+00:00", "Z"),
+                        "magnitude": d.magnitude,
+                    }
+                )
+    bad = []
+    if config.bad_every:
+        positions = range(config.bad_every - 1, config.events, config.bad_every)
+        bad = [
+            {"position": p, "reason": BAD_KINDS[k % len(BAD_KINDS)]}
+            for k, p in enumerate(positions)
+        ]
+    return {
+        "generator": {k: v for k, v in asdict(config).items() if k != "drifts"},
+        "drifts": [asdict(d) for d in config.drifts],
+        "changes": sorted(changes, key=lambda c: (c["position"], c["model_id"], c["signal"])),
+        "bad_records": bad,
+        "interval_ms": config.interval_ms,
+        "stable_signals_note": "signals without an entry in changes never drift",
+    }
+
+
+def event_time(position: int, interval_ms: int) -> datetime:
+    return BASE_TIME + timedelta(milliseconds=position * interval_ms)
