@@ -83,9 +83,7 @@ class FeatureEvent(_Event):
 class PredictionEvent(_Event):
     """What a model answered for one request (``variant`` tells production from shadow)."""
 
-    schema_: Literal["driftline.prediction.v1"] = Field(
-        "driftline.prediction.v1", alias="schema"
-    )
+    schema_: Literal["driftline.prediction.v1"] = Field("driftline.prediction.v1", alias="schema")
     event_id: Identifier
     model_id: Identifier
     model_version: Identifier
@@ -210,9 +208,7 @@ class DeadLetterEvent(_Event):
     latin-1-safe base64.
     """
 
-    schema_: Literal["driftline.dead-letter.v1"] = Field(
-        "driftline.dead-letter.v1", alias="schema"
-    )
+    schema_: Literal["driftline.dead-letter.v1"] = Field("driftline.dead-letter.v1", alias="schema")
     reason: str
     detail: str
     source: SourcePosition

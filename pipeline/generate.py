@@ -42,11 +42,49 @@ CATEGORICAL = {
 }
 CLASSES = ("approve", "review", "decline")
 CLASS_MIX = (0.7, 0.2, 0.1)
-WORDS = (
-    "the order ships tomorrow your refund was approved we need one more document "
-    "please verify the address the card was declined a courier will call the parcel "
-    "is delayed thank you for waiting our agent will reply the account is active"
-).split()
+WORDS = [
+    "the",
+    "order",
+    "ships",
+    "tomorrow",
+    "your",
+    "refund",
+    "was",
+    "approved",
+    "we",
+    "need",
+    "one",
+    "more",
+    "document",
+    "please",
+    "verify",
+    "the",
+    "address",
+    "the",
+    "card",
+    "was",
+    "declined",
+    "a",
+    "courier",
+    "will",
+    "call",
+    "the",
+    "parcel",
+    "is",
+    "delayed",
+    "thank",
+    "you",
+    "for",
+    "waiting",
+    "our",
+    "agent",
+    "will",
+    "reply",
+    "the",
+    "account",
+    "is",
+    "active",
+]
 COLLAPSED_TEXT = "I am sorry, I cannot help with that request."
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -183,7 +221,9 @@ def generate(config: GeneratorConfig) -> Iterator[tuple[str, bytes]]:
         features: dict[str, Any] = {}
         for j, name in enumerate(names):
             sigma = float(stds[m, j])
-            value = float(means[m, j]) + sigma * (float(noise[i, j]) + shift(f"feature:{name}", model, i))
+            value = float(means[m, j]) + sigma * (
+                float(noise[i, j]) + shift(f"feature:{name}", model, i)
+            )
             features[name] = round(value, 6)
         for j, name in enumerate(cat_names):
             values, probs = CATEGORICAL[name]

@@ -64,10 +64,11 @@ class Processor:
         except DecodeError as exc:
             self.stats[f"dead_letter:{exc.reason}"] += 1
             return [dead_letter(record, exc.reason, exc.detail)]
-        if not self.monitor.is_known_model(event.model_id):
-            if self.settings.unknown_models == "reject":
-                self.stats["dead_letter:unknown_model"] += 1
-                return [dead_letter(record, "unknown_model", f"model_id {event.model_id!r}")]
+        if self.settings.unknown_models == "reject" and not self.monitor.is_known_model(
+            event.model_id
+        ):
+            self.stats["dead_letter:unknown_model"] += 1
+            return [dead_letter(record, "unknown_model", f"model_id {event.model_id!r}")]
         origin = Origin(record.topic, record.partition, record.offset)
         detections = self.monitor.process(event, origin)
         alerts = self.policy.alerts(detections)

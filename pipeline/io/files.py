@@ -6,7 +6,7 @@ import base64
 import gzip
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import orjson
 
@@ -19,7 +19,7 @@ __all__ = ["JsonlSink", "JsonlSource", "dead_letter_json"]
 
 def _open_read(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return path.open("rb")
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KafkaTopicPartition
+from kafka import KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -133,3 +135,52 @@ class KafkaSink:
 
     def close(self) -> None:
         self._producer.close()
+
+
+def produce_all(bootstrap_servers: str, topic: str, records: Iterable[tuple[str, bytes]]) -> int:
+    """Produce ``(key, value)`` pairs to ``topic``, wait for every ack, return the count."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20, batch_size=256 * 1024
+    )
+    count = 0
+    try:
+        for key, value in records:
+            producer.send(topic, key=key.encode(), value=value)
+            count += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return count
+
+
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    *,
+    compacted: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Create the missing ones of ``topics`` (name -> partitions); return those created."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    compacted = set(compacted)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **dict(extra or {}))
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(
+                name,
+                partitions,
+                1,
+                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
+            )
+            for name, partitions in topics.items()
+            if name not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new)
+        return [t.name for t in new]
+    finally:
+        admin.close()

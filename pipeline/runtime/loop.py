@@ -105,7 +105,10 @@ class Runtime:
             if self.clock is not None:
                 stamp = self.clock().isoformat().encode()
                 message = Message(
-                    message.kind, message.key, message.value, (*message.headers, ("dl_failed_at", stamp))
+                    message.kind,
+                    message.key,
+                    message.value,
+                    (*message.headers, ("dl_failed_at", stamp)),
                 )
         elif message.kind == "alert":
             self.stats.alerts += 1

@@ -1,0 +1,72 @@
+# driftline — every target works as the first command on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KAFKA := deploy/kafka/kafka.sh
+
+.PHONY: help install demo demo-offline test unit integration lint typecheck schemas \
+        kafka-start kafka-stop kafka-status bench clean
+
+help:
+	@echo "make demo          end-to-end demo on the local Kafka broker"
+	@echo "make demo-offline  the same through 'driftline replay' (no broker, no Java)"
+	@echo "make test          lint, type-check, unit and integration tests (starts the broker)"
+	@echo "make bench         performance harness (benchmarks/)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@was_running=0; PYTHON=$(BIN)/python $(KAFKA) status >/dev/null 2>&1 && was_running=1; \
+	PYTHON=$(BIN)/python $(KAFKA) start || exit 1; \
+	$(BIN)/driftline --log-level warning demo; rc=$$?; \
+	[ $$was_running = 1 ] || PYTHON=$(BIN)/python $(KAFKA) stop; \
+	exit $$rc
+
+demo-offline: $(STAMP)
+	$(BIN)/driftline --log-level warning demo --offline
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+schemas: $(STAMP)
+	$(BIN)/driftline schema --out schemas
+
+kafka-start: $(STAMP)
+	PYTHON=$(BIN)/python $(KAFKA) start
+kafka-stop:
+	$(KAFKA) stop
+kafka-status:
+	PYTHON=$(BIN)/python $(KAFKA) status
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not integration"
+
+integration: $(STAMP)
+	PYTHON=$(BIN)/python $(KAFKA) start
+	$(BIN)/pytest -q -m integration
+
+# The README's test command: everything CI checks.
+test: $(STAMP)
+	$(MAKE) --no-print-directory lint typecheck
+	PYTHON=$(BIN)/python $(KAFKA) start
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	PYTHON=$(BIN)/python $(KAFKA) start
+	$(BIN)/python -m benchmarks.detectors
+	$(BIN)/python -m benchmarks.decode
+
+clean:
+	-$(KAFKA) stop
+	rm -rf $(VENV) deploy/kafka/target deploy/kafka/var .pytest_cache .mypy_cache .ruff_cache

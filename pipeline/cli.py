@@ -1,0 +1,187 @@
+"""The ``driftline`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.config import load_settings
+from pipeline.errors import DriftlineError
+from pipeline.logs import configure_logging, get_logger
+
+__all__ = ["main"]
+
+log = get_logger("driftline.cli")
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    models = ", ".join(sorted(settings.models)) or "(none)"
+    monitors = sum(len(m.monitors) for m in settings.models.values())
+    print(f"{args.config}: OK — models: {models}; {monitors} monitors")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from pipeline.schemas import write_schemas
+
+    changed = write_schemas(Path(args.out), check=args.check)
+    if args.check and changed:
+        print("stale JSON Schemas (run `driftline schema --out schemas/`): " + ", ".join(changed))
+        return 1
+    if not args.check:
+        print(f"wrote {len(changed)} changed schema file(s) to {args.out}")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from pipeline.replay import replay
+
+    settings = load_settings(args.config)
+    stats = replay(
+        settings,
+        inputs=[Path(p) for p in args.input],
+        output=Path(args.output),
+        dead_letters=Path(args.dead_letters) if args.dead_letters else None,
+    )
+    print(
+        f"replayed {stats.events} events: {stats.alerts} alerts, "
+        f"{stats.dead_letters} dead letters -> {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.runtime.sidecar import run_sidecar
+
+    settings = load_settings(args.config)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        log.info("signal_received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    run_sidecar(settings, stop)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from pipeline.generate import GeneratorConfig, generate, parse_drift, truth
+
+    config = GeneratorConfig(
+        events=args.events,
+        models=args.models,
+        numeric_features=args.numeric_features,
+        categorical_features=args.categorical_features,
+        text=args.text,
+        seed=args.seed,
+        interval_ms=args.interval_ms,
+        drifts=tuple(parse_drift(d) for d in args.drift),
+        bad_every=args.bad_every,
+    )
+    started = time.perf_counter()
+    if args.topic:
+        from pipeline.io.kafka import produce_all
+
+        count = produce_all(args.bootstrap_servers, args.topic, generate(config))
+        where = f"topic {args.topic}"
+    else:
+        out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
+        count = 0
+        with out:
+            for _model, value in generate(config):
+                out.write(value + b"\n")
+                count += 1
+        where = args.output
+    if args.truth:
+        Path(args.truth).write_text(json.dumps(truth(config), indent=2) + "\n")
+    elapsed = time.perf_counter() - started
+    print(f"generated {count} events to {where} in {elapsed:.2f}s", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(offline=args.offline, bootstrap_servers=args.bootstrap_servers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline", description="Streaming drift detection for ML models in production."
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    parser.add_argument("--log-json", action="store_true", default=None, help="JSON logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the sidecar: consume events, publish alerts")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("replay", help="replay JSONL events through the sidecar's code path")
+    p.add_argument("--config", required=True)
+    p.add_argument("--input", required=True, action="append", help="JSONL file (.gz ok)")
+    p.add_argument("--output", required=True, help="alerts JSONL file")
+    p.add_argument("--dead-letters", help="dead-letter JSONL (default: OUTPUT.dead-letters.jsonl)")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("config")
+    p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("schema", help="write the JSON Schema of every event kind")
+    p.add_argument("--out", default="schemas")
+    p.add_argument("--check", action="store_true", help="fail if the files are stale")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("generate", help="write a synthetic prediction stream with drifts")
+    p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--models", type=int, default=1)
+    p.add_argument("--numeric-features", type=int, default=4)
+    p.add_argument("--categorical-features", type=int, default=2)
+    p.add_argument("--text", action="store_true", help="add generated output_text")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--interval-ms", type=int, default=100)
+    p.add_argument("--bad-every", type=int, default=0, help="every Nth event is a bad record")
+    p.add_argument(
+        "--drift",
+        action="append",
+        default=[],
+        help="signal=feature:amount,kind=abrupt,at=4000,magnitude=3[,width=..][,model=..]",
+    )
+    p.add_argument("--output", default="-", help="JSONL file, or - for stdout")
+    p.add_argument("--topic", help="produce to this Kafka topic instead of a file")
+    p.add_argument("--bootstrap-servers", default="127.0.0.1:39092")
+    p.add_argument("--truth", help="write the ground truth (JSON) here")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("demo", help="the end-to-end demo (`make demo`)")
+    p.add_argument("--offline", action="store_true", help="replay only: no broker, no Java")
+    p.add_argument("--bootstrap-servers", default="127.0.0.1:39092")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
+    try:
+        return int(args.func(args))
+    except DriftlineError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import base64
+import gzip
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.core.processor import dead_letter
+from pipeline.core.records import Message, Record
+from pipeline.errors import SinkError
+from pipeline.io.files import JsonlSink, JsonlSource
+
+
+class TestJsonlSource:
+    def test_offsets_are_line_numbers_and_blank_lines_skip(self, tmp_path: Path) -> None:
+        path = tmp_path / "in.jsonl"
+        path.write_bytes(b'{"a":1}\n\n{"a":2}\r\n{"a":3}')
+        source = JsonlSource(path)
+        first = source.poll(2, 0)
+        rest = source.poll(10, 0)
+        assert [(r.offset, r.value) for r in first + rest] == [
+            (0, b'{"a":1}'),
+            (2, b'{"a":2}'),
+            (3, b'{"a":3}'),
+        ]
+        assert source.exhausted
+        assert first[0].topic == "file:in.jsonl"
+
+    def test_gzip(self, tmp_path: Path) -> None:
+        path = tmp_path / "in.jsonl.gz"
+        with gzip.open(path, "wb") as out:
+            out.write(b'{"a":1}\n')
+        assert [r.value for r in JsonlSource(path).poll(10, 0)] == [b'{"a":1}']
+
+
+class TestJsonlSink:
+    def test_kinds_to_files_and_dead_letters_keep_bytes(self, tmp_path: Path) -> None:
+        sink = JsonlSink({"alert": tmp_path / "a.jsonl", "dead_letter": tmp_path / "d.jsonl"})
+        sink.send(Message("alert", b"m", b'{"x":1}'))
+        raw = b'\xff{"broken'
+        sink.send(dead_letter(Record("t", 2, 7, raw), "malformed_json", "bad"))
+        sink.close()
+        assert (tmp_path / "a.jsonl").read_bytes() == b'{"x":1}\n'
+        letter = orjson.loads((tmp_path / "d.jsonl").read_bytes())
+        assert letter["reason"] == "malformed_json"
+        assert letter["source"] == {"topic": "t", "partition": 2, "offset": 7}
+        assert base64.b64decode(letter["payload_base64"]) == raw
+
+    def test_unknown_kind_is_an_error_not_a_drop(self, tmp_path: Path) -> None:
+        sink = JsonlSink({"alert": tmp_path / "a.jsonl"})
+        with pytest.raises(SinkError):
+            sink.send(Message("rollback", None, b"{}"))
