@@ -9,11 +9,13 @@ model's features, predictions and labels share a partition number.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import detectors
 from detectors import DriftDetector
 from pipeline.config import MonitorSpec, Settings
 from pipeline.core.signals import extractor_for
@@ -36,6 +38,20 @@ class MonitorKey:
         tail = f"[{self.segment}]" if self.segment else ""
         return f"{self.model_id}/{self.model_version}/{self.signal}/{self.detector}{tail}"
 
+    def state_key(self) -> str:
+        """Unambiguous text form, used as the changelog key."""
+        return "detector:" + json.dumps(
+            [self.model_id, self.model_version, self.signal, self.detector, self.segment],
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_state_key(cls, text: str) -> MonitorKey:
+        fields = json.loads(text.removeprefix("detector:"))
+        if not (isinstance(fields, list) and len(fields) == 5):
+            raise ValueError(f"not a monitor key: {text!r}")
+        return cls(*(str(f) for f in fields))
+
 
 @dataclass(frozen=True, slots=True)
 class Origin:
@@ -54,6 +70,26 @@ class KeyState:
     detector: DriftDetector[Any]
     window_start: datetime | None = None
     window_events: int = 0
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.model_dump(mode="json"),
+            "detector": dict(self.detector.to_state()),
+            "window_start": None if self.window_start is None else self.window_start.isoformat(),
+            "window_events": self.window_events,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> KeyState:
+        spec = MonitorSpec.model_validate(state["spec"])
+        detector = detectors.get(spec.detector).from_state(state["detector"])
+        start = state["window_start"]
+        return cls(
+            spec=spec,
+            detector=detector,
+            window_start=None if start is None else datetime.fromisoformat(start),
+            window_events=int(state["window_events"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +119,16 @@ def _version_of(event: InputEvent) -> str:
 
 
 class Monitor:
-    """Feeds events to detectors and reports what they detect."""
+    """Feeds events to detectors and reports what they detect.
+
+    Every key whose state changed is remembered per scope until the runtime
+    collects it with ``changed_state`` (to write the changelog).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.scopes: dict[int, dict[MonitorKey, KeyState]] = {}
+        self.dirty: dict[int, set[MonitorKey]] = {}
         self.stats: Counter[str] = Counter()
 
     def is_known_model(self, model_id: str) -> bool:
@@ -111,6 +152,7 @@ class Monitor:
             if state is None:
                 state = scope[key] = KeyState(spec=monitor, detector=monitor.build())
                 self.stats["keys_created"] += 1
+            self.dirty.setdefault(origin.partition, set()).add(key)
             detection = self._update(key, state, value, event.timestamp, origin)
             if detection is not None:
                 detections.append(detection)
@@ -153,8 +195,28 @@ class Monitor:
         return detection
 
     # -- state ownership (the runtime calls these around rebalances) -----------
+    def changed_state(self, partition: int) -> dict[str, dict[str, Any] | None]:
+        """State key -> snapshot (None: deleted) of every key changed since the last
+        call, for one scope; clears the record of changes."""
+        changed = self.dirty.pop(partition, set())
+        scope = self.scopes.get(partition, {})
+        return {
+            key.state_key(): (scope[key].to_state() if key in scope else None)
+            for key in sorted(changed)
+        }
+
+    def restore(self, partition: int, entries: dict[str, dict[str, Any]]) -> None:
+        """Replace a scope's state with snapshots read back from the changelog."""
+        scope: dict[MonitorKey, KeyState] = {}
+        for text, state in entries.items():
+            if text.startswith("detector:"):
+                scope[MonitorKey.from_state_key(text)] = KeyState.from_state(state)
+        self.scopes[partition] = scope
+        self.dirty.pop(partition, None)
+
     def drop_scope(self, partition: int) -> None:
         self.scopes.pop(partition, None)
+        self.dirty.pop(partition, None)
 
     def live_keys(self) -> int:
         return sum(len(scope) for scope in self.scopes.values())

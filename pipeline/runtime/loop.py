@@ -75,8 +75,8 @@ class Runtime:
         if not records:
             return False
         offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            for message in self.processor.process(record):
+        for record, messages in zip(records, self.processor.process_batch(records), strict=True):
+            for message in messages:
                 self._publish(record, message)
             offsets[(record.topic, record.partition)] = record.offset + 1
         self.sink.flush()
