@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ from pipeline.config import MonitorSpec, Settings
 from pipeline.core.signals import extractor_for
 from pipeline.events import InputEvent, LabelEvent, TrainingEvent
 
-__all__ = ["Detection", "KeyState", "Monitor", "MonitorKey", "Origin"]
+__all__ = ["Detection", "KeyState", "Monitor", "MonitorKey", "Observer", "Origin"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -110,6 +111,10 @@ class Detection:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+Observer = Callable[[MonitorKey, Any, DriftDetector[Any], datetime, Origin], None]
+"""``(key, value, detector, event_time, origin)`` after each update; must not mutate."""
+
+
 def _version_of(event: InputEvent) -> str:
     if isinstance(event, TrainingEvent):
         return event.run_id
@@ -130,6 +135,8 @@ class Monitor:
         self.scopes: dict[int, dict[MonitorKey, KeyState]] = {}
         self.dirty: dict[int, set[MonitorKey]] = {}
         self.stats: Counter[str] = Counter()
+        self.observer: Observer | None = None
+        """Optional, pure: called after every detector update (backtest traces)."""
 
     def is_known_model(self, model_id: str) -> bool:
         return self.settings.spec_for(model_id) is not None
@@ -173,6 +180,8 @@ class Monitor:
             state.window_start = at
         state.window_events += 1
         self.stats["updates"] += 1
+        if self.observer is not None:
+            self.observer(key, value, detector, at, origin)
         if not (detector.drift_detected or detector.warning_detected):
             return None
         detection = Detection(
