@@ -9,6 +9,13 @@ from __future__ import annotations
 from detectors.base import REGISTRY, DetectorState, DriftDetector, StateError, create, get
 
 # Detector modules register themselves on import (one import line each).
+from detectors.calibrate import Calibration, CalibrationError, calibrate, estimate_arl0
+from detectors.categorical_drift import CategoricalDrift
+from detectors.embedding_drift import EmbeddingDrift
+from detectors.entropy import EntropyTracker
+from detectors.output_diversity import OutputDiversity
+from detectors.rolling_threshold import RollingThreshold
+from detectors.token_entropy import TokenEntropy
 
 __all__ = [
     "REGISTRY",
@@ -17,4 +24,14 @@ __all__ = [
     "StateError",
     "create",
     "get",
+    "Calibration",
+    "CalibrationError",
+    "CategoricalDrift",
+    "EmbeddingDrift",
+    "EntropyTracker",
+    "OutputDiversity",
+    "RollingThreshold",
+    "TokenEntropy",
+    "calibrate",
+    "estimate_arl0",
 ]

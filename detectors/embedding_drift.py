@@ -1,0 +1,402 @@
+"""Cosine drift of embedding / hidden-state vectors away from a baseline centroid."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors._common import (
+    check_positive_float,
+    check_positive_int,
+    json_float,
+    state_float,
+    state_int,
+)
+from detectors.base import DriftDetector, InputKind, register, require
+
+__all__ = ["EmbeddingDrift", "load_baseline", "save_baseline"]
+
+FloatArray = npt.NDArray[np.float64]
+BASELINE_FORMAT = "driftline.embedding-baseline"
+
+
+def _as_vector(x: Any, name: str = "x") -> FloatArray:
+    try:
+        v = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a sequence of numbers: {exc}") from exc
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name} must contain only finite numbers")
+    return v
+
+
+def _to_list(v: FloatArray) -> list[float]:
+    return [float(x) for x in v]
+
+
+def _cosine(a: FloatArray, b: FloatArray) -> float:
+    na = math.sqrt(float(a @ a))
+    nb = math.sqrt(float(b @ b))
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return max(-1.0, min(1.0, float(a @ b) / (na * nb)))
+
+
+def save_baseline(
+    path: str | os.PathLike[str] | IO[bytes], centroid: Sequence[float], count: int = 0
+) -> None:
+    """Write a baseline centroid: ``.npy`` (1-D float64 array) or JSON otherwise.
+
+    The JSON form is ``{"format": "driftline.embedding-baseline", "version": 1,
+    "dim": d, "count": n, "centroid": [...]}`` (floats exact through JSON).
+    ``path`` may be a binary file object (written as ``.npy``).
+    """
+    vector = _as_vector(centroid, "centroid")
+    if not isinstance(path, (str, os.PathLike)):
+        np.save(path, vector, allow_pickle=False)
+        return
+    if os.fspath(path).endswith(".npy"):
+        np.save(path, vector, allow_pickle=False)
+        return
+    doc = {
+        "format": BASELINE_FORMAT,
+        "version": 1,
+        "dim": int(vector.size),
+        "count": int(count),
+        "centroid": vector.tolist(),
+    }
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+
+
+def load_baseline(path: str | os.PathLike[str] | IO[bytes]) -> list[float]:
+    """Read a baseline centroid written by :func:`save_baseline` (or any 1-D ``.npy``,
+    or a JSON list of numbers). Never unpickles."""
+    if not isinstance(path, (str, os.PathLike)) or os.fspath(path).endswith(".npy"):
+        return _to_list(_as_vector(np.load(path, allow_pickle=False), "baseline"))
+    with open(path, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    if isinstance(doc, dict):
+        if doc.get("format") != BASELINE_FORMAT or doc.get("version") != 1:
+            raise ValueError(f"{os.fspath(path)!r} is not a version-1 {BASELINE_FORMAT} file")
+        doc = doc.get("centroid")
+    return _to_list(_as_vector(doc, "baseline"))
+
+
+@register
+class EmbeddingDrift(DriftDetector[Sequence[float]]):
+    r"""Cosine similarity of the recent centroid of vectors to a baseline centroid.
+
+    Each observation is a vector of ``dim`` floats (an embedding, a hidden state);
+    with ``normalize=True`` it is scaled to unit length first, so only directions
+    count. The baseline centroid ``b`` is given (``baseline``, e.g. from
+    :func:`load_baseline`) or the mean of the first ``reference_size`` vectors.
+
+    The window is ``n_blocks`` blocks of ``window_size / n_blocks`` vectors. Every
+    vector costs O(dim): it is added to the open block's sum, and its cosine to ``b``
+    to the block's cosine sum. Each time a block closes and ``n_blocks`` blocks are
+    complete (a check every ``window_size / n_blocks`` vectors), the window centroid
+    ``c`` is the sum of the block sums and
+
+    * ``centroid_cosine = cos(c, b)``; ``statistic = 1 - centroid_cosine`` (the cosine
+      distance), compared with ``max_distance``;
+    * ``mean_cosine``: the mean per-vector cosine to ``b`` over the window -- it also
+      falls when vectors spread out around an unchanged centroid.
+
+    Drift is detected when the cosine distance exceeds ``max_distance``; the blocks
+    are then emptied (the baseline is kept; ``reset()`` forgets a learned one). Zero
+    vectors have cosine 0 to everything. Block sums restart at every block, so
+    rounding does not accumulate.
+
+    Memory: O(n_blocks * dim) -- the block sums, the open block and the baseline;
+    no vector is stored. (A per-vector sliding window would need O(window_size *
+    dim) and as large a snapshot.)
+
+    Parameters
+    ----------
+    window_size
+        Vectors per window; a multiple of ``n_blocks``.
+    n_blocks
+        Blocks per window (>= 1); a check runs whenever a block closes.
+    reference_size
+        First vectors whose mean is the baseline (ignored when ``baseline`` is given).
+    max_distance
+        Alarm threshold on ``1 - cos(window centroid, baseline)``, in (0, 2].
+    baseline
+        Baseline centroid (``dim`` floats), or ``None`` to learn it.
+    dim
+        Vector dimension; ``None`` takes it from the baseline or the first vector.
+    normalize
+        Scale every vector to unit length before use.
+
+    Examples
+    --------
+    32-dimensional embeddings whose mean direction rotates after vector 1500:
+
+    >>> import numpy as np
+    >>> from detectors.embedding_drift import EmbeddingDrift
+    >>> rng = np.random.default_rng(2)
+    >>> mean = np.zeros(32); mean[0] = 1.0
+    >>> moved = np.zeros(32); moved[0], moved[1] = 0.8, 0.6
+    >>> vectors = np.concatenate([rng.normal(mean, 0.3, size=(1500, 32)),
+    ...                           rng.normal(moved, 0.3, size=(500, 32))])
+    >>> detector = EmbeddingDrift(window_size=200, n_blocks=4, reference_size=500,
+    ...                           max_distance=0.05)
+    >>> for i, v in enumerate(vectors):
+    ...     _ = detector.update(v)
+    ...     if detector.drift_detected:
+    ...         print(f"drift at {i}: centroid cosine {detector.centroid_cosine:.3f}, "
+    ...               f"mean cosine {detector.mean_cosine:.3f}")
+    drift at 1599: centroid cosine 0.940, mean cosine 0.452
+    drift at 1799: centroid cosine 0.790, mean cosine 0.400
+    drift at 1999: centroid cosine 0.793, mean cosine 0.401
+    """
+
+    name: ClassVar[str] = "embedding_drift"
+    input_kind: ClassVar[InputKind] = "vector"
+    state_version: ClassVar[int] = 1
+    threshold_param: ClassVar[str | None] = "max_distance"
+    threshold_increases_run_length: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        window_size: int = 256,
+        n_blocks: int = 4,
+        reference_size: int = 512,
+        max_distance: float = 0.05,
+        baseline: Sequence[float] | None = None,
+        dim: int | None = None,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        self.window_size = check_positive_int(window_size, "window_size")
+        self.n_blocks = check_positive_int(n_blocks, "n_blocks")
+        require(
+            self.window_size % self.n_blocks == 0,
+            "window_size",
+            f"must be a multiple of n_blocks ({self.n_blocks}), got {window_size!r}",
+        )
+        self.reference_size = check_positive_int(reference_size, "reference_size")
+        self.max_distance = check_positive_float(max_distance, "max_distance")
+        require(self.max_distance <= 2.0, "max_distance", "must be at most 2")
+        self.dim = None if dim is None else check_positive_int(dim, "dim")
+        require(isinstance(normalize, bool), "normalize", "must be a bool")
+        self.normalize = normalize
+        self.baseline: list[float] | None = None
+        if baseline is not None:
+            try:
+                vector = _as_vector(baseline, "baseline")
+            except ValueError as exc:
+                raise ValueError(f"baseline: {exc}") from None
+            require(
+                self.dim is None or vector.size == self.dim,
+                "baseline",
+                f"has {vector.size} dimensions, dim is {self.dim}",
+            )
+            self.baseline = vector.tolist()
+        self.reset()
+
+    @classmethod
+    def from_baseline_file(
+        cls, path: str | os.PathLike[str] | IO[bytes], **params: Any
+    ) -> EmbeddingDrift:
+        """A detector whose baseline is read from ``path`` (see :func:`load_baseline`)."""
+        return cls(baseline=load_baseline(path), **params)
+
+    def export_baseline(self, path: str | os.PathLike[str] | IO[bytes]) -> None:
+        """Write the current baseline (given or learned) with :func:`save_baseline`."""
+        if self._baseline is None:
+            raise ValueError("the baseline is not learned yet")
+        save_baseline(path, self._baseline.tolist(), count=self._ref_n)
+
+    # -- state ----------------------------------------------------------------
+    def reset(self) -> None:
+        self.drift_detected = False
+        self.warning_detected = False
+        self._dim = self.dim if self.baseline is None else len(self.baseline)
+        self._baseline: FloatArray | None = None
+        if self.baseline is not None:
+            self._baseline = np.array(self.baseline, dtype=np.float64)
+        self._ref_sum: FloatArray | None = None
+        self._ref_n = 0
+        self._clear_blocks()
+        self._centroid_cos = math.nan
+        self._mean_cos = math.nan
+
+    def _clear_blocks(self) -> None:
+        self._blocks: deque[tuple[FloatArray, float]] = deque()
+        self._open: FloatArray | None = None
+        self._open_cos = 0.0
+        self._open_n = 0
+
+    def _vector(self, x: Any) -> FloatArray:
+        v = _as_vector(x)
+        if self._dim is None:
+            self._dim = int(v.size)
+        elif v.size != self._dim:
+            raise ValueError(f"x has {v.size} dimensions, expected {self._dim}")
+        if self.normalize:
+            norm = math.sqrt(float(v @ v))
+            if norm > 0.0:
+                v = v / norm
+        return v
+
+    # -- the per-event path ---------------------------------------------------
+    def update(self, x: Sequence[float]) -> EmbeddingDrift:
+        v = self._vector(x)
+        self.drift_detected = False
+        baseline = self._baseline
+        if baseline is None:
+            if self._ref_sum is None:
+                self._ref_sum = v.copy()
+            else:
+                self._ref_sum += v
+            self._ref_n += 1
+            if self._ref_n == self.reference_size:
+                self._baseline = self._ref_sum / self._ref_n
+                self._ref_sum = None
+            return self
+        if self._open is None:
+            self._open = v.copy()
+        else:
+            self._open += v
+        self._open_cos += _cosine(v, baseline)
+        self._open_n += 1
+        if self._open_n < self.window_size // self.n_blocks:
+            return self
+        self._blocks.append((self._open, self._open_cos))
+        self._open, self._open_cos, self._open_n = None, 0.0, 0
+        if len(self._blocks) > self.n_blocks:
+            self._blocks.popleft()
+        if len(self._blocks) == self.n_blocks:
+            centroid = self._blocks[0][0].copy()
+            cos_sum = self._blocks[0][1]
+            for block, block_cos in list(self._blocks)[1:]:
+                centroid += block
+                cos_sum += block_cos
+            self._centroid_cos = _cosine(centroid, baseline)
+            self._mean_cos = cos_sum / self.window_size
+            if 1.0 - self._centroid_cos > self.max_distance:
+                self.drift_detected = True
+                self._clear_blocks()
+        return self
+
+    def update_many(self, values: Iterable[Sequence[float]]) -> list[int]:
+        detections = []
+        update = self.update
+        for i, x in enumerate(values):
+            update(x)
+            if self.drift_detected:
+                detections.append(i)
+        return detections
+
+    # -- evidence -------------------------------------------------------------
+    @property
+    def statistic(self) -> float:
+        """Cosine distance ``1 - centroid_cosine`` at the last check (NaN before one)."""
+        return 1.0 - self._centroid_cos
+
+    @property
+    def centroid_cosine(self) -> float:
+        """Cosine between the window centroid and the baseline at the last check."""
+        return self._centroid_cos
+
+    @property
+    def mean_cosine(self) -> float:
+        """Mean cosine of the window's vectors to the baseline at the last check."""
+        return self._mean_cos
+
+    @property
+    def baseline_centroid(self) -> list[float] | None:
+        """The baseline in use (given or learned), or ``None`` while learning."""
+        return None if self._baseline is None else self._baseline.tolist()
+
+    @property
+    def learning_period(self) -> int:
+        """Vectors a fresh detector spends learning its baseline (0 if given)."""
+        return 0 if self.baseline is not None else self.reference_size
+
+    # -- snapshots -------------------------------------------------------------
+    def _get_params(self) -> dict[str, Any]:
+        return {
+            "window_size": self.window_size,
+            "n_blocks": self.n_blocks,
+            "reference_size": self.reference_size,
+            "max_distance": self.max_distance,
+            "baseline": None if self.baseline is None else list(self.baseline),
+            "dim": self.dim,
+            "normalize": self.normalize,
+        }
+
+    def _get_state(self) -> dict[str, Any]:
+        learned = self.baseline is None and self._baseline is not None
+        return {
+            "dim": self._dim,
+            "ref_n": self._ref_n,
+            "ref_sum": None if self._ref_sum is None else self._ref_sum.tolist(),
+            "learned_baseline": self._baseline.tolist() if learned else None,  # type: ignore[union-attr]
+            "blocks": [[b.tolist(), c] for b, c in self._blocks],
+            "open": None if self._open is None else self._open.tolist(),
+            "open_cos": self._open_cos,
+            "open_n": self._open_n,
+            "centroid_cos": json_float(self._centroid_cos),
+            "mean_cos": json_float(self._mean_cos),
+        }
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        dim = state["dim"]
+        if dim is not None:
+            dim = state_int(state, "dim", minimum=1)
+        if self._dim is not None and dim != self._dim:
+            raise ValueError(f"dim {dim!r} does not match {self._dim}")
+
+        def vec(value: Any, what: str) -> FloatArray:
+            v = _as_vector(value, what)
+            if v.size != dim:
+                raise ValueError(f"{what} has {v.size} dimensions, expected {dim}")
+            return v
+
+        ref_n = state_int(state, "ref_n")
+        ref_sum = None if state["ref_sum"] is None else vec(state["ref_sum"], "ref_sum")
+        learned = state["learned_baseline"]
+        baseline = self._baseline
+        if self.baseline is None:
+            require(ref_n <= self.reference_size, "ref_n", "exceeds reference_size")
+            if (learned is not None) != (ref_n == self.reference_size):
+                raise ValueError("learned_baseline must be set exactly after reference_size")
+            if (ref_sum is not None) != (0 < ref_n < self.reference_size):
+                raise ValueError("ref_sum must be set exactly while learning")
+            baseline = None if learned is None else vec(learned, "learned_baseline")
+        elif ref_n or ref_sum is not None or learned is not None:
+            raise ValueError("a detector with a given baseline has no learning state")
+        blocks = state["blocks"]
+        if not isinstance(blocks, list) or len(blocks) > self.n_blocks:
+            raise ValueError("too many blocks")
+        block_size = self.window_size // self.n_blocks
+        open_n = state_int(state, "open_n")
+        if open_n >= block_size or (open_n > 0) != (state["open"] is not None):
+            raise ValueError("open block is inconsistent")
+        if (blocks or open_n) and baseline is None:
+            raise ValueError("blocks present before the baseline is known")
+        self._dim = dim
+        self._ref_n = ref_n
+        self._ref_sum = ref_sum
+        self._baseline = baseline
+        self._clear_blocks()
+        for item in blocks:
+            b, c = item
+            self._blocks.append((vec(b, "block"), float(c)))
+        self._open = None if state["open"] is None else vec(state["open"], "open")
+        self._open_cos = state_float(state, "open_cos")
+        self._open_n = open_n
+        self._centroid_cos = state_float(state, "centroid_cos")
+        self._mean_cos = state_float(state, "mean_cos")

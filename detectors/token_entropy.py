@@ -1,0 +1,268 @@
+"""Per-response mean token surprisal from ``token_logprobs``, tracked by a two-sided CUSUM."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from detectors._common import (
+    Direction,
+    check_direction,
+    check_positive_float,
+    check_positive_int,
+    json_float,
+    state_float,
+    state_int,
+)
+from detectors.base import DriftDetector, InputKind, register, require
+
+__all__ = ["TokenEntropy", "mean_surprisal"]
+
+_POSITIVE_SLACK = 1e-6
+"""Log-probabilities up to this much above 0 (rounding in the serving stack) count as 0."""
+
+
+def mean_surprisal(token_logprobs: Sequence[float]) -> float:
+    """Mean surprisal ``-mean(token_logprobs)`` of one response, in nats per token.
+
+    ``token_logprobs`` are the natural-log probabilities the model gave the tokens it
+    generated. Since ``E_{t ~ p}[-ln p(t)] = H(p)``, this is the Monte-Carlo estimate
+    (one sample per position) of the model's mean predictive entropy over the
+    response. Values must be finite and <= 0 (up to 1e-6 of rounding, treated as 0);
+    an empty response raises ``ValueError``.
+
+    >>> mean_surprisal([-0.5, -1.5, 0.0])
+    0.6666666666666666
+    """
+    if isinstance(token_logprobs, (str, bytes)):
+        raise TypeError("token_logprobs must be a sequence of numbers")
+    total = 0.0
+    n = 0
+    for lp in token_logprobs:
+        if isinstance(lp, bool):
+            raise TypeError("token log-probabilities must be numbers, got a bool")
+        value = float(lp)
+        if not math.isfinite(value):
+            raise ValueError(f"token log-probabilities must be finite, got {lp!r}")
+        if value > 0.0:
+            if value > _POSITIVE_SLACK:
+                raise ValueError(f"token log-probabilities must be <= 0, got {lp!r}")
+            value = 0.0
+        total -= value
+        n += 1
+    if n == 0:
+        raise ValueError("token_logprobs must contain at least one token")
+    return total / n
+
+
+@register
+class TokenEntropy(DriftDetector[Sequence[float]]):
+    r"""Mean token surprisal per response, tracked with a two-sided standardised CUSUM.
+
+    Each observation is one generated response's ``token_logprobs``; the detector
+    reduces it to ``s = -mean(token_logprobs)`` (nats per token, see
+    :func:`mean_surprisal`). The first ``reference_size`` responses give the
+    reference mean ``mu`` and standard deviation ``sigma`` of ``s`` (floored at
+    ``min_std``). Afterwards, with ``z = (s - mu) / sigma``,
+
+    .. math::
+
+        S^+_t = \max(0, S^+_{t-1} + z_t - \text{allowance}), \qquad
+        S^-_t = \max(0, S^-_{t-1} - z_t - \text{allowance}),
+
+    and drift is detected when the statistic -- ``S^-`` for ``direction="lower"``
+    (surprisal falls: the model grows over-confident and repetitive, the early sign
+    of generative collapse), ``S^+`` for ``"upper"`` (the model grows unsure), their
+    maximum for ``"both"`` -- exceeds ``h``. Both sums restart at 0 after a
+    detection; the reference is kept (``reset()`` forgets it).
+
+    Memory: O(1) -- a handful of floats; a response's log-probabilities are reduced
+    as they are read.
+
+    Parameters
+    ----------
+    reference_size
+        Number of first responses that define ``mu`` and ``sigma`` (>= 2).
+    h
+        CUSUM decision interval, in reference standard deviations; the alarm threshold.
+    allowance
+        CUSUM slack ``k`` per response, in reference standard deviations (about half
+        the shift, in sigmas, that should be found fastest).
+    direction
+        ``"lower"``, ``"upper"`` or ``"both"``.
+    min_std
+        Floor of ``sigma`` (nats), so a near-constant reference cannot make every
+        later response an alarm.
+
+    Examples
+    --------
+    Responses of 20-60 tokens whose mean surprisal falls from about 1.2 to 1.0 nats
+    per token after response 600 (about one reference standard deviation):
+
+    >>> import numpy as np
+    >>> from detectors.token_entropy import TokenEntropy
+    >>> rng = np.random.default_rng(3)
+    >>> def response(scale):
+    ...     return (-rng.exponential(scale, size=int(rng.integers(20, 60)))).tolist()
+    >>> stream = [response(1.2) for _ in range(600)] + [response(1.0) for _ in range(200)]
+    >>> detector = TokenEntropy(reference_size=300, h=8.0, direction="lower")
+    >>> for i, logprobs in enumerate(stream):
+    ...     _ = detector.update(logprobs)
+    ...     if detector.drift_detected:
+    ...         print(f"drift at {i}: surprisal {detector.surprisal:.2f} "
+    ...               f"(reference {detector.reference_mean:.2f}), CUSUM {detector.statistic:.1f}")
+    ...         break
+    drift at 613: surprisal 0.85 (reference 1.20), CUSUM 8.7
+    """
+
+    name: ClassVar[str] = "token_entropy"
+    input_kind: ClassVar[InputKind] = "logprobs"
+    state_version: ClassVar[int] = 1
+    threshold_param: ClassVar[str | None] = "h"
+    threshold_increases_run_length: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        reference_size: int = 200,
+        h: float = 10.0,
+        allowance: float = 0.5,
+        direction: Direction = "both",
+        min_std: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        self.reference_size = check_positive_int(reference_size, "reference_size", minimum=2)
+        self.h = check_positive_float(h, "h")
+        self.allowance = check_positive_float(allowance, "allowance", allow_zero=True)
+        self.direction: Direction = check_direction(direction)
+        self.min_std = check_positive_float(min_std, "min_std")
+        self.reset()
+
+    def reset(self) -> None:
+        self.drift_detected = False
+        self.warning_detected = False
+        self._n = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._mu = math.nan
+        self._sigma = math.nan
+        self._upper = 0.0
+        self._lower = 0.0
+        self._last = math.nan
+        self._stat = 0.0
+
+    def update(self, x: Sequence[float]) -> TokenEntropy:
+        s = mean_surprisal(x)
+        self.drift_detected = False
+        self._last = s
+        if self._n < self.reference_size:
+            # Welford's running mean and sum of squared deviations.
+            self._n += 1
+            delta = s - self._mean
+            self._mean += delta / self._n
+            self._m2 += delta * (s - self._mean)
+            if self._n == self.reference_size:
+                self._mu = self._mean
+                self._sigma = max(math.sqrt(self._m2 / (self._n - 1)), self.min_std)
+            return self
+        z = (s - self._mu) / self._sigma
+        self._upper = max(0.0, self._upper + z - self.allowance)
+        self._lower = max(0.0, self._lower - z - self.allowance)
+        if self.direction == "lower":
+            stat = self._lower
+        elif self.direction == "upper":
+            stat = self._upper
+        else:
+            stat = max(self._upper, self._lower)
+        self._stat = stat
+        if stat > self.h:
+            self.drift_detected = True
+            self._upper = 0.0
+            self._lower = 0.0
+        return self
+
+    def update_many(self, values: Iterable[Sequence[float]]) -> list[int]:
+        detections = []
+        update = self.update
+        for i, x in enumerate(values):
+            update(x)
+            if self.drift_detected:
+                detections.append(i)
+        return detections
+
+    # -- evidence -------------------------------------------------------------
+    @property
+    def statistic(self) -> float:
+        """The CUSUM sum watched by ``direction`` after the last response (before the
+        restart that follows a detection, so an alert carries the crossing value); 0
+        while learning."""
+        return self._stat
+
+    @property
+    def surprisal(self) -> float:
+        """Mean surprisal (nats/token) of the last response."""
+        return self._last
+
+    @property
+    def reference_mean(self) -> float:
+        """Reference mean surprisal ``mu`` (NaN while learning)."""
+        return self._mu
+
+    @property
+    def reference_std(self) -> float:
+        """Reference standard deviation ``sigma`` (floored; NaN while learning)."""
+        return self._sigma
+
+    @property
+    def cusum_upper(self) -> float:
+        return self._upper
+
+    @property
+    def cusum_lower(self) -> float:
+        return self._lower
+
+    @property
+    def learning_period(self) -> int:
+        """Responses a fresh detector spends learning its reference."""
+        return self.reference_size
+
+    # -- snapshots -------------------------------------------------------------
+    def _get_params(self) -> dict[str, Any]:
+        return {
+            "reference_size": self.reference_size,
+            "h": self.h,
+            "allowance": self.allowance,
+            "direction": self.direction,
+            "min_std": self.min_std,
+        }
+
+    def _get_state(self) -> dict[str, Any]:
+        return {
+            "n": self._n,
+            "mean": self._mean,
+            "m2": self._m2,
+            "mu": json_float(self._mu),
+            "sigma": json_float(self._sigma),
+            "upper": self._upper,
+            "lower": self._lower,
+            "last": json_float(self._last),
+            "stat": self._stat,
+        }
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        n = state_int(state, "n")
+        require(n <= self.reference_size, "n", "exceeds reference_size")
+        mu, sigma = state_float(state, "mu"), state_float(state, "sigma")
+        learned = n == self.reference_size
+        if learned != (math.isfinite(mu) and math.isfinite(sigma) and sigma > 0):
+            raise ValueError("mu/sigma must be set exactly when the reference is learned")
+        upper, lower = state_float(state, "upper"), state_float(state, "lower")
+        if not (upper >= 0 and lower >= 0 and math.isfinite(upper) and math.isfinite(lower)):
+            raise ValueError("CUSUM sums must be finite and >= 0")
+        self._n = n
+        self._mean = state_float(state, "mean")
+        self._m2 = state_float(state, "m2")
+        self._mu, self._sigma = mu, sigma
+        self._upper, self._lower = upper, lower
+        self._last = state_float(state, "last")
+        self._stat = state_float(state, "stat")
