@@ -30,5 +30,7 @@ class Message:
 
     kind: OutputKind
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: Headers = field(default=())
+    partition: int | None = None
+    """Explicit target partition (state changelog); None lets the producer choose."""

@@ -77,7 +77,7 @@ def dead_letter_json(message: Message) -> bytes:
                 "offset": int(headers.get("dl_offset", "0")),
             },
             "failed_at": headers.get("dl_failed_at"),
-            "payload_base64": base64.b64encode(message.value).decode("ascii"),
+            "payload_base64": base64.b64encode(message.value or b"").decode("ascii"),
         }
     )
 
@@ -97,7 +97,12 @@ class JsonlSink:
         out = self._files.get(message.kind)
         if out is None:
             raise SinkError(f"no output file configured for {message.kind} messages")
-        line = dead_letter_json(message) if message.kind == "dead_letter" else message.value
+        if message.kind == "dead_letter":
+            line = dead_letter_json(message)
+        elif message.value is None:
+            raise SinkError(f"a {message.kind} tombstone has no JSONL form")
+        else:
+            line = message.value
         out.write(line + b"\n")
 
     def flush(self) -> None:

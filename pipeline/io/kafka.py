@@ -1,13 +1,24 @@
-"""Kafka source and sink (kafka-python). The only module that imports a Kafka client."""
+"""Kafka sources and sinks (kafka-python). The only module that imports a Kafka client.
+
+* ``KafkaSource``: a consumer-group member over the input topics. Offsets are
+  never committed automatically; rebalance callbacks only *record* what changed,
+  and the runtime acts on it between batches, on its own thread.
+* ``KafkaSink``: at-least-once producer; ``flush`` raises if any send failed.
+* ``TransactionalKafkaSink``: one Kafka transaction per checkpoint, containing the
+  outputs, the state changelog records and the consumer offsets.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -15,12 +26,66 @@ from pipeline.core.records import Message, Record
 from pipeline.errors import SinkError, SourceError
 from pipeline.io.base import TopicPartition
 
-__all__ = ["KafkaSink", "KafkaSource"]
+__all__ = [
+    "KafkaSink",
+    "KafkaSource",
+    "RebalanceEvents",
+    "TransactionalKafkaSink",
+    "ensure_topics",
+    "partitions_of",
+    "produce_all",
+    "read_partition",
+]
+
+
+@dataclass
+class RebalanceEvents:
+    """What the group coordinator changed since the runtime last looked."""
+
+    assigned: set[TopicPartition] = field(default_factory=set)
+    revoked: set[TopicPartition] = field(default_factory=set)
+    lost: set[TopicPartition] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.assigned or self.revoked or self.lost)
+
+
+class _Recorder(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Records rebalance callbacks (they run on the client's IO thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events = RebalanceEvents()
+
+    def on_partitions_revoked(self, revoked: Iterable[KafkaTopicPartition]) -> None:
+        with self._lock:
+            for tp in revoked:
+                self._events.revoked.add((tp.topic, tp.partition))
+                self._events.assigned.discard((tp.topic, tp.partition))
+
+    def on_partitions_assigned(self, assigned: Iterable[KafkaTopicPartition]) -> None:
+        with self._lock:
+            for tp in assigned:
+                self._events.assigned.add((tp.topic, tp.partition))
+
+    def on_partitions_lost(self, lost: Iterable[KafkaTopicPartition]) -> None:
+        with self._lock:
+            for tp in lost:
+                self._events.lost.add((tp.topic, tp.partition))
+                self._events.assigned.discard((tp.topic, tp.partition))
+
+    def take(self) -> RebalanceEvents:
+        with self._lock:
+            events, self._events = self._events, RebalanceEvents()
+        return events
+
+
+def _client_settings(extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(extra or {})
 
 
 class KafkaSource:
-    """A consumer-group member over the input topics; offsets are committed only
-    when the runtime says so (never automatically)."""
+    """A consumer-group member reading the input topics with ``read_committed``."""
 
     def __init__(
         self,
@@ -33,6 +98,7 @@ class KafkaSource:
         max_partition_fetch_bytes: int = 2 * 1024 * 1024,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
+        self.auto_offset_reset = auto_offset_reset
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap_servers,
@@ -43,19 +109,18 @@ class KafkaSource:
                 isolation_level="read_committed",
                 max_partition_fetch_bytes=max_partition_fetch_bytes,
                 fetch_max_bytes=max(max_partition_fetch_bytes, 50 * 1024 * 1024),
-                **dict(extra or {}),
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=2_000,
+                **_client_settings(extra),
             )
         except KafkaError as exc:
             raise SourceError(f"cannot connect to Kafka at {bootstrap_servers}: {exc}") from exc
-        self._consumer.subscribe(list(topics))
+        self._recorder = _Recorder()
+        self._consumer.subscribe(list(topics), listener=self._recorder)
 
     @property
     def exhausted(self) -> bool:
         return False
-
-    @property
-    def consumer(self) -> KafkaConsumer:
-        return self._consumer
 
     def poll(self, max_records: int, timeout_ms: int) -> list[Record]:
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -75,18 +140,66 @@ class KafkaSource:
                 )
         return records
 
+    def rebalance_events(self) -> RebalanceEvents:
+        """Assignment changes since the last call (recorded during ``poll``)."""
+        return self._recorder.take()
+
+    def assignment(self) -> set[TopicPartition]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def group_metadata(self) -> Any:
+        return self._consumer.group_metadata()
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._consumer.seek(KafkaTopicPartition(*partition), offset)
+
+    def rewind_to_committed(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Seek each partition back to its committed offset (or the reset point)."""
+        positions: dict[TopicPartition, int] = {}
+        for topic, partition in partitions:
+            tp = KafkaTopicPartition(topic, partition)
+            committed = self._consumer.committed(tp)
+            if committed is None:
+                if self.auto_offset_reset == "earliest":
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek_to_end(tp)
+                positions[(topic, partition)] = self._consumer.position(tp)
+            else:
+                self._consumer.seek(tp, committed)
+                positions[(topic, partition)] = committed
+        return positions
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records behind the high watermark, for partitions with a known one."""
+        lags: dict[TopicPartition, int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            with contextlib.suppress(KafkaError, AssertionError):
+                lags[(tp.topic, tp.partition)] = max(0, high - self._consumer.position(tp))
+        return lags
+
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
             return
-        self._consumer.commit(
-            {
-                KafkaTopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-                for (topic, partition), offset in offsets.items()
-            }
-        )
+        self._consumer.commit(_offset_map(offsets))
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        with contextlib.suppress(Exception):
+            self._consumer.close(autocommit=False)
+
+
+def _offset_map(
+    offsets: Mapping[TopicPartition, int],
+) -> dict[KafkaTopicPartition, OffsetAndMetadata]:
+    return {
+        KafkaTopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+        for (topic, partition), offset in offsets.items()
+    }
 
 
 class KafkaSink:
@@ -99,19 +212,24 @@ class KafkaSink:
         *,
         bootstrap_servers: str,
         client_id: str = "driftline",
+        transactional_id: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self._topics = dict(topics)
+        settings: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": 5,
+            "max_request_size": 4 * 1024 * 1024,
+            **_client_settings(extra),
+        }
+        if transactional_id is not None:
+            settings["transactional_id"] = transactional_id
+            settings["transaction_timeout_ms"] = 30_000
         try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap_servers,
-                client_id=client_id,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                max_request_size=4 * 1024 * 1024,
-                **dict(extra or {}),
-            )
+            self._producer = KafkaProducer(**settings)
         except KafkaError as exc:
             raise SinkError(f"cannot connect to Kafka at {bootstrap_servers}: {exc}") from exc
         self._pending: list[Any] = []
@@ -122,7 +240,11 @@ class KafkaSink:
             raise SinkError(f"no topic configured for {message.kind} messages")
         self._pending.append(
             self._producer.send(
-                topic, value=message.value, key=message.key, headers=list(message.headers)
+                topic,
+                value=message.value,
+                key=message.key,
+                headers=list(message.headers),
+                partition=message.partition,
             )
         )
 
@@ -134,7 +256,95 @@ class KafkaSink:
                 raise SinkError(f"producing failed: {future.exception}")
 
     def close(self) -> None:
-        self._producer.close()
+        with contextlib.suppress(Exception):
+            self._producer.close(timeout=5)
+
+
+class TransactionalKafkaSink(KafkaSink):
+    """A ``KafkaSink`` whose sends belong to Kafka transactions.
+
+    ``transactional_id`` must be stable per sidecar instance: a restarted
+    instance fences its predecessor (a zombie can no longer commit).
+    """
+
+    def __init__(self, topics: Mapping[str, str], *, transactional_id: str, **kwargs: Any) -> None:
+        super().__init__(topics, transactional_id=transactional_id, **kwargs)
+        self.transactional_id = transactional_id
+        self._producer.init_transactions()
+        self.in_transaction = False
+
+    def begin(self) -> None:
+        self._producer.begin_transaction()
+        self.in_transaction = True
+
+    def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: Any) -> None:
+        """Flush, add the consumer offsets to the transaction, commit it."""
+        self._producer.flush()
+        pending, self._pending = self._pending, []
+        for future in pending:
+            if future.failed():
+                raise SinkError(f"producing failed: {future.exception}")
+        if offsets:
+            self._producer.send_offsets_to_transaction(_offset_map(offsets), group_metadata)
+        self._producer.commit_transaction()
+        self.in_transaction = False
+
+    def abort(self) -> None:
+        self._pending.clear()
+        if self.in_transaction:
+            self.in_transaction = False
+            self._producer.abort_transaction()
+
+
+def read_partition(
+    bootstrap_servers: str,
+    topic: str,
+    partition: int,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    timeout_s: float = 60.0,
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every committed (key, value) of one partition, oldest first."""
+    import time
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **_client_settings(extra),
+    )
+    try:
+        tp = KafkaTopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        out: list[tuple[bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + timeout_s
+        while consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise SourceError(f"timed out reading {topic}[{partition}] up to offset {end}")
+            for records in consumer.poll(timeout_ms=500).values():
+                out.extend((r.key, r.value) for r in records)
+        return out
+    finally:
+        consumer.close(autocommit=False)
+
+
+def partitions_of(
+    bootstrap_servers: str, topics: Iterable[str], extra: Mapping[str, Any] | None = None
+) -> dict[str, int]:
+    """Partition count per existing topic (missing topics are left out)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, **_client_settings(extra))
+    try:
+        counts = {}
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic)
+            if parts:
+                counts[topic] = len(parts)
+        return counts
+    finally:
+        consumer.close()
 
 
 def produce_all(bootstrap_servers: str, topic: str, records: Iterable[tuple[str, bytes]]) -> int:
@@ -165,7 +375,7 @@ def ensure_topics(
     from kafka.errors import TopicAlreadyExistsError
 
     compacted = set(compacted)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **dict(extra or {}))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **_client_settings(extra))
     try:
         existing = set(admin.list_topics())
         new = [

@@ -1,84 +1,461 @@
-"""The sidecar: Kafka in, Kafka out, until SIGTERM."""
+"""The sidecar: Kafka in, Kafka out, restorable state, until SIGTERM.
+
+One checkpoint per batch, in this order (after quixstreams' checkpointing):
+
+1. poll records until the batch is full (``max_batch_events``) or old
+   (``max_batch_ms``); rebalance callbacks only record what changed, and the
+   loop applies it between polls: revoked partitions are dropped (nothing of
+   theirs is uncommitted at that point), newly assigned ones are restored from
+   the changelog before any of their records is processed;
+2. process the batch through the pure core (the same code replay runs);
+3. exactly-once: in one Kafka transaction, send the alerts, rollback
+   commands and dead letters, the changelog records of the state entries that
+   changed (tagged with the source positions they reflect), then the consumer
+   offsets (``send_offsets_to_transaction``), and commit.
+   At-least-once: send and flush the outputs, then the changelog, then commit
+   the offsets; after a crash the deterministic ids make repeats detectable and
+   the position tags keep state from being applied twice.
+
+Any failure in 3 aborts, rewinds every owned partition to its committed offset,
+restores state from the changelog, and goes on: the detections equal those of an
+uninterrupted run.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from kafka.errors import KafkaError, ProducerFencedError
 
 from pipeline.config import Settings
 from pipeline.core.processor import Processor
-from pipeline.errors import SinkError, SourceError
-from pipeline.io.kafka import KafkaSink, KafkaSource
+from pipeline.core.records import Message, Record
+from pipeline.errors import DriftlineError, SinkError, SourceError
+from pipeline.io.base import TopicPartition
+from pipeline.io.kafka import (
+    KafkaSink,
+    KafkaSource,
+    TransactionalKafkaSink,
+    ensure_topics,
+    partitions_of,
+    read_partition,
+)
 from pipeline.logs import get_logger
-from pipeline.runtime.loop import RunStats, Runtime
+from pipeline.runtime.http import HealthServer, liveness
+from pipeline.runtime.loop import FailFastError, RunStats
+from pipeline.runtime.metrics import Metrics
+from pipeline.state.changelog import decode_changelog, encode_entry, encode_position
 
-__all__ = ["connect", "run_sidecar"]
+__all__ = ["Sidecar", "run_sidecar"]
 
 log = get_logger("driftline.sidecar")
+
+_RETRYABLE = (KafkaError, SinkError, SourceError, OSError)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def connect(settings: Settings, stop: threading.Event) -> tuple[KafkaSource, KafkaSink] | None:
-    """Connect to Kafka, retrying with capped exponential backoff until ``stop``."""
-    delay = 0.5
-    while not stop.is_set():
+class Sidecar:
+    """The long-running consumer: one instance per process."""
+
+    def __init__(self, settings: Settings, stop: threading.Event, metrics: Metrics | None = None):
+        self.settings = settings
+        self.stop = stop
+        self.metrics = metrics or Metrics()
+        self.stats = RunStats()
+        self.exactly_once = settings.runtime.mode == "exactly_once"
+        self.processor = Processor(settings, settings.topics.inputs())
+        self.source: KafkaSource | None = None
+        self.sink: KafkaSink | None = None
+        self.owned: set[TopicPartition] = set()
+        self.positions: dict[int, dict[str, int]] = {}
+        """Per scope (partition number): next offset per input topic reflected in state."""
+        self.skip_below: dict[TopicPartition, int] = {}
+
+    # ------------------------------------------------------------------ setup
+    def _kafka_kwargs(self) -> dict[str, Any]:
+        k = self.settings.kafka
+        return {"bootstrap_servers": k.bootstrap_servers, "extra": k.extra}
+
+    def _make_sink(self) -> KafkaSink:
+        t, k = self.settings.topics, self.settings.kafka
+        topics = {
+            "alert": t.alerts,
+            "rollback": t.rollback_commands,
+            "dead_letter": t.dlq,
+            "state": t.state,
+        }
+        if self.exactly_once:
+            return TransactionalKafkaSink(
+                topics,
+                transactional_id=k.transactional_id,
+                client_id=k.client_id,
+                **self._kafka_kwargs(),
+            )
+        return KafkaSink(topics, client_id=k.client_id, **self._kafka_kwargs())
+
+    def _prepare_state_topic(self) -> None:
+        t = self.settings.topics
+        counts = partitions_of(
+            self.settings.kafka.bootstrap_servers, [*t.inputs(), t.state], self.settings.kafka.extra
+        )
+        needed = max((n for name, n in counts.items() if name != t.state), default=1)
+        if t.state not in counts:
+            if not self.settings.runtime.create_state_topic:
+                raise DriftlineError(f"state topic {t.state!r} does not exist")
+            ensure_topics(
+                self.settings.kafka.bootstrap_servers,
+                {t.state: needed},
+                compacted=[t.state],
+                extra=self.settings.kafka.extra,
+            )
+            log.info("state_topic_created", topic=t.state, partitions=needed)
+        elif counts[t.state] < needed:
+            raise DriftlineError(
+                f"state topic {t.state!r} has {counts[t.state]} partitions; the inputs have "
+                f"{needed}: it needs at least as many"
+            )
+
+    def connect(self) -> bool:
+        """Connect, retrying with capped exponential backoff; False if stopped first."""
+        delay = 0.5
+        while not self.stop.is_set():
+            self.metrics.mark_progress(time.time())
+            try:
+                self._prepare_state_topic()
+                self.sink = self._make_sink()
+                self.source = KafkaSource(
+                    self.settings.topics.inputs(),
+                    group_id=self.settings.kafka.group_id,
+                    client_id=self.settings.kafka.client_id,
+                    auto_offset_reset=self.settings.kafka.auto_offset_reset,
+                    max_partition_fetch_bytes=max(
+                        2 * 1024 * 1024, self.settings.runtime.max_event_bytes + 65536
+                    ),
+                    **self._kafka_kwargs(),
+                )
+                return True
+            except _RETRYABLE as exc:
+                log.warning(
+                    "kafka_unavailable",
+                    bootstrap_servers=self.settings.kafka.bootstrap_servers,
+                    error=str(exc) or type(exc).__name__,
+                    retry_in_s=delay,
+                )
+                self._close_clients()
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        return False
+
+    def _close_clients(self) -> None:
+        if self.source is not None:
+            self.source.close()
+        if self.sink is not None:
+            self.sink.close()
+        self.source = self.sink = None
+
+    # ------------------------------------------------------------------ state
+    def _scopes_owned(self) -> set[int]:
+        return {partition for _topic, partition in self.owned}
+
+    def _restore_scope(self, partition: int) -> None:
+        records = read_partition(
+            self.settings.kafka.bootstrap_servers,
+            self.settings.topics.state,
+            partition,
+            extra=self.settings.kafka.extra,
+        )
+        snapshot = decode_changelog(records)
+        self.processor.restore(partition, snapshot.entries)
+        self.positions[partition] = dict(snapshot.positions)
+        self.metrics.restored_keys.inc(len(snapshot.entries))
+        for topic, offset in snapshot.positions.items():
+            # At-least-once: state may reflect records past the committed offset.
+            self.skip_below[(topic, partition)] = offset
+        log.info(
+            "state_restored",
+            partition=partition,
+            entries=len(snapshot.entries),
+            positions=snapshot.positions,
+            skipped_records=snapshot.skipped,
+        )
+
+    def _apply_rebalance(self) -> None:
+        assert self.source is not None
+        events = self.source.rebalance_events()
+        if not events:
+            return
+        before = self._scopes_owned()
+        gone = events.revoked | events.lost
+        self.owned -= gone
+        self.owned |= events.assigned
+        after = self._scopes_owned()
+        for partition in before - after:
+            self.processor.drop(partition)
+            self.positions.pop(partition, None)
+        for tp in gone:
+            self.skip_below.pop(tp, None)
+        # (Re)assigned scopes are restored from the changelog: it is the truth
+        # at the committed offsets, whoever processed the partition meanwhile.
+        for partition in sorted({p for _t, p in events.assigned}):
+            self._restore_scope(partition)
+        self.metrics.rebalances.labels("assigned").inc(len(events.assigned))
+        self.metrics.rebalances.labels("revoked").inc(len(events.revoked))
+        self.metrics.rebalances.labels("lost").inc(len(events.lost))
+        self.metrics.assigned_partitions.set(len(self.owned))
+        log.info(
+            "rebalance",
+            assigned=sorted(events.assigned),
+            revoked=sorted(events.revoked),
+            lost=sorted(events.lost),
+            owned=sorted(self.owned),
+        )
+
+    # ------------------------------------------------------------------ loop
+    def _poll_batch(self) -> list[Record]:
+        assert self.source is not None
+        rt = self.settings.runtime
+        batch: list[Record] = []
+        deadline = time.monotonic() + rt.max_batch_ms / 1000
+        while len(batch) < rt.max_batch_events and not self.stop.is_set():
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            timeout = (
+                rt.poll_timeout_ms if not batch else max(0, min(rt.poll_timeout_ms, remaining_ms))
+            )
+            polled = self.source.poll(rt.max_batch_events - len(batch), timeout)
+            self._apply_rebalance()
+            # Records of partitions revoked or lost meanwhile are not ours to process.
+            batch = [r for r in batch if (r.topic, r.partition) in self.owned]
+            batch.extend(r for r in polled if (r.topic, r.partition) in self.owned)
+            if not polled or time.monotonic() >= deadline:
+                break
+        return [r for r in batch if r.offset >= self.skip_below.get((r.topic, r.partition), -1)]
+
+    def run(self) -> RunStats:
+        if not self.connect():
+            return self.stats
+        log.info(
+            "sidecar_started",
+            mode=self.settings.runtime.mode,
+            group_id=self.settings.kafka.group_id,
+            transactional_id=self.settings.kafka.transactional_id if self.exactly_once else None,
+            topics=sorted(self.settings.topics.inputs()),
+        )
         try:
-            source = KafkaSource(
-                settings.topics.inputs(),
-                bootstrap_servers=settings.kafka.bootstrap_servers,
-                group_id=settings.kafka.group_id,
-                client_id=settings.kafka.client_id,
-                auto_offset_reset=settings.kafka.auto_offset_reset,
-                extra=settings.kafka.extra,
+            while not self.stop.is_set():
+                try:
+                    self._cycle()
+                except FailFastError:
+                    self._abort_quietly()
+                    raise
+                except ProducerFencedError:
+                    log.error(
+                        "producer_fenced", transactional_id=self.settings.kafka.transactional_id
+                    )
+                    raise
+                except _RETRYABLE as exc:
+                    log.warning("checkpoint_failed", error=str(exc) or type(exc).__name__)
+                    self._recover()
+        finally:
+            self._close_clients()
+        log.info(
+            "sidecar_stopped",
+            events=self.stats.events,
+            alerts=self.stats.alerts,
+            dead_letters=self.stats.dead_letters,
+        )
+        return self.stats
+
+    def _cycle(self) -> None:
+        records = self._poll_batch()
+        self.metrics.mark_progress(time.time())
+        self._export_gauges()
+        if not records:
+            return
+        started = time.perf_counter()
+        outputs = self.processor.process_batch(records)
+        self._checkpoint(records, outputs)
+        now = time.time()
+        self.metrics.processing_seconds.observe(time.perf_counter() - started)
+        for record in records:
+            self.metrics.events.labels(record.topic).inc()
+            if record.timestamp_ms is not None and record.timestamp_ms > 0:
+                self.metrics.end_to_end_lag_seconds.observe(
+                    max(0.0, now - record.timestamp_ms / 1000)
+                )
+        self.metrics.batches.inc()
+        self.stats.batches += 1
+        self.stats.events += len(records)
+
+    def _checkpoint(self, records: list[Record], outputs: list[list[Message]]) -> None:
+        assert self.source is not None and self.sink is not None
+        sink = self.sink
+        offsets: dict[TopicPartition, int] = {}
+        touched: dict[int, None] = {}
+        for record in records:
+            offsets[(record.topic, record.partition)] = record.offset + 1
+            touched[record.partition] = None
+            self.positions.setdefault(record.partition, {})[record.topic] = record.offset + 1
+        transaction = sink if isinstance(sink, TransactionalKafkaSink) else None
+        if transaction is not None:
+            transaction.begin()
+        alerts: list[Message] = []
+        failed_at = _now().isoformat().encode()
+        for record, messages in zip(records, outputs, strict=True):
+            for message in messages:
+                if message.kind == "dead_letter":
+                    self._dead_letter(record, message)
+                    message = Message(
+                        message.kind,
+                        message.key,
+                        message.value,
+                        (*message.headers, ("dl_failed_at", failed_at)),
+                    )
+                elif message.kind in ("alert", "rollback"):
+                    alerts.append(message)
+                sink.send(message)
+        if transaction is None:
+            sink.flush()
+        state_records = 0
+        for partition in touched:
+            positions = self.positions[partition]
+            for key, state in self.processor.changed_state(partition).items():
+                k, v = encode_entry(partition, key, state, positions)
+                sink.send(Message("state", k, v, partition=partition))
+                state_records += 1
+            k, v = encode_position(partition, positions)
+            sink.send(Message("state", k, v, partition=partition))
+            state_records += 1
+        if transaction is not None:
+            transaction.commit(offsets, self.source.group_metadata())
+        else:
+            sink.flush()
+            self.source.commit(offsets)
+        self.metrics.transactions.labels("commit").inc()
+        self.metrics.state_records.inc(state_records)
+        for message in alerts:
+            self._count_output(message)
+
+    def _dead_letter(self, record: Record, message: Message) -> None:
+        headers = dict(message.headers)
+        reason = headers.get("dl_reason", b"").decode()
+        log.warning(
+            "dead_letter",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            detail=headers.get("dl_detail", b"").decode("utf-8", "replace"),
+        )
+        if self.settings.runtime.fail_fast:
+            raise FailFastError(
+                f"bad record at {record.topic}[{record.partition}]@{record.offset}: {reason}"
             )
-            sink = KafkaSink(
-                {
-                    "alert": settings.topics.alerts,
-                    "rollback": settings.topics.rollback_commands,
-                    "dead_letter": settings.topics.dlq,
-                    "state": settings.topics.state,
-                },
-                bootstrap_servers=settings.kafka.bootstrap_servers,
-                client_id=settings.kafka.client_id,
-                extra=settings.kafka.extra,
-            )
-            return source, sink
-        except (SourceError, SinkError) as exc:
-            log.warning("kafka_unavailable", error=str(exc), retry_in_s=delay)
-            stop.wait(delay)
-            delay = min(delay * 2, 30.0)
-    return None
+        self.metrics.dead_letters.labels(reason).inc()
+        self.stats.dead_letters += 1
+
+    def _count_output(self, message: Message) -> None:
+        try:
+            body = orjson.loads(message.value or b"{}")
+        except orjson.JSONDecodeError:
+            return
+        model = self.metrics.model_label(str(body.get("model_id", "")))
+        if message.kind == "alert":
+            self.metrics.alerts.labels(str(body.get("severity", "")), model).inc()
+            self.stats.alerts += 1
+        else:
+            self.metrics.rollbacks.labels(model).inc()
+
+    def _export_gauges(self) -> None:
+        assert self.source is not None
+        for (topic, partition), lag in self.source.lag().items():
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+        self.metrics.live_keys.set(self.processor.monitor.live_keys())
+        self.metrics.observe_statistics(self._statistics())
+
+    def _statistics(self) -> Iterable[tuple[str, str, str, float, float]]:
+        for scope in list(self.processor.monitor.scopes.values()):
+            for key, state in list(scope.items()):
+                stat, thr = state.detector.statistic, state.detector.threshold
+                if stat == stat and thr == thr:  # not NaN
+                    yield key.model_id, key.signal, key.detector, float(stat), float(thr)
+
+    def _abort_quietly(self) -> None:
+        if isinstance(self.sink, TransactionalKafkaSink):
+            try:
+                self.sink.abort()
+            except Exception as exc:
+                log.warning("abort_failed", error=str(exc) or type(exc).__name__)
+
+    # -------------------------------------------------------------- recovery
+    def _recover(self) -> None:
+        """Abort, rewind to the committed offsets, restore state; retry until it works."""
+        self.metrics.transactions.labels("abort").inc()
+        self.metrics.recoveries.inc()
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                self._reset_sink()
+                assert self.source is not None
+                self.source.rewind_to_committed(sorted(self.owned))
+                for partition in sorted(self._scopes_owned()):
+                    self.processor.drop(partition)
+                self.positions.clear()
+                self.skip_below.clear()
+                for partition in sorted(self._scopes_owned()):
+                    self._restore_scope(partition)
+                log.info("recovered", owned=sorted(self.owned))
+                return
+            except ProducerFencedError:
+                raise
+            except _RETRYABLE as exc:
+                log.warning(
+                    "recovery_failed", error=str(exc) or type(exc).__name__, retry_in_s=delay
+                )
+                self.metrics.mark_progress(time.time())
+                self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _reset_sink(self) -> None:
+        sink = self.sink
+        if isinstance(sink, TransactionalKafkaSink):
+            try:
+                sink.abort()
+                return
+            except ProducerFencedError:
+                raise
+            except Exception as exc:  # the producer is unusable: a new one fences it
+                log.warning("abort_failed", error=str(exc) or type(exc).__name__)
+        if sink is not None:
+            sink.close()
+        self.sink = None
+        self.sink = self._make_sink()
 
 
 def run_sidecar(settings: Settings, stop: threading.Event) -> RunStats:
     """Run until ``stop`` is set; the current batch is finished and committed first."""
-    connected = connect(settings, stop)
-    if connected is None:
-        return RunStats()
-    source, sink = connected
-    processor = Processor(settings, settings.topics.inputs())
-    runtime = Runtime(processor, source, sink, settings.runtime, clock=_now)
-    log.info(
-        "sidecar_started",
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=settings.kafka.group_id,
-        topics=sorted(settings.topics.inputs()),
-    )
-    started = time.monotonic()
+    metrics = Metrics()
+    sidecar = Sidecar(settings, stop, metrics)
+    server = None
+    rt = settings.runtime
+    if rt.http_port is not None:
+        server = HealthServer(
+            metrics,
+            host=rt.http_host,
+            port=rt.http_port,
+            alive=liveness(metrics, rt.liveness_timeout_s),
+            ready=lambda: True,
+        ).start()
+        log.info("http_listening", port=server.port)
     try:
-        stats = runtime.run(stop)
+        return sidecar.run()
     finally:
-        source.close()
-        sink.close()
-    log.info(
-        "sidecar_stopped",
-        events=stats.events,
-        alerts=stats.alerts,
-        dead_letters=stats.dead_letters,
-        seconds=round(time.monotonic() - started, 3),
-    )
-    return stats
+        if server is not None:
+            server.stop()

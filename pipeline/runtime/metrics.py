@@ -1,0 +1,120 @@
+"""Prometheus metrics of the sidecar, on a registry of its own.
+
+Label cardinality is bounded: model and signal labels come from the config and
+from live monitor keys, capped at ``MAX_SERIES`` series per metric; beyond the
+cap values are folded into ``model="other"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["MAX_SERIES", "Metrics"]
+
+MAX_SERIES = 500
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """Every metric the sidecar exports (names follow Prometheus conventions)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("driftline_events", "Input records processed.", ["topic"], registry=r)
+        self.batches = Counter("driftline_batches", "Batches processed.", registry=r)
+        self.processing_seconds = Histogram(
+            "driftline_processing_seconds",
+            "Time to process and commit one batch.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_lag_seconds = Histogram(
+            "driftline_end_to_end_lag_seconds",
+            "From the record's Kafka timestamp to the commit of its outputs.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "driftline_dead_letters",
+            "Records sent to the dead-letter topic.",
+            ["reason"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "driftline_alerts", "Alerts published.", ["severity", "model"], registry=r
+        )
+        self.rollbacks = Counter(
+            "driftline_rollback_commands", "Rollback commands published.", ["model"], registry=r
+        )
+        self.transactions = Counter(
+            "driftline_transactions", "Checkpoints (Kafka transactions).", ["outcome"], registry=r
+        )
+        self.recoveries = Counter(
+            "driftline_recoveries", "Rewinds to the last checkpoint after a failure.", registry=r
+        )
+        self.rebalances = Counter(
+            "driftline_rebalances", "Partition assignment changes.", ["change"], registry=r
+        )
+        self.state_records = Counter(
+            "driftline_state_records", "State changelog records written.", registry=r
+        )
+        self.restored_keys = Counter(
+            "driftline_restored_state_entries", "State entries restored.", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "driftline_consumer_lag",
+            "Records behind the high watermark.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.live_keys = Gauge("driftline_monitor_keys", "Live detector instances.", registry=r)
+        self.assigned_partitions = Gauge(
+            "driftline_assigned_partitions", "Input partitions owned.", registry=r
+        )
+        self.detector_statistic = Gauge(
+            "driftline_detector_statistic",
+            "Latest detector statistic per monitored signal.",
+            ["model", "signal", "detector"],
+            registry=r,
+        )
+        self.detector_threshold = Gauge(
+            "driftline_detector_threshold",
+            "Threshold the statistic is compared with.",
+            ["model", "signal", "detector"],
+            registry=r,
+        )
+        self.last_poll_timestamp = Gauge(
+            "driftline_last_poll_timestamp_seconds",
+            "Unix time of the last completed poll-loop iteration.",
+            registry=r,
+        )
+        self.progress_at = 0.0
+        self._models: set[str] = set()
+        self._series: set[tuple[str, str, str]] = set()
+
+    def mark_progress(self, now: float) -> None:
+        """The poll loop completed an iteration (or a connection attempt)."""
+        self.progress_at = now
+        self.last_poll_timestamp.set(now)
+
+    def model_label(self, model: str) -> str:
+        if model in self._models:
+            return model
+        if len(self._models) < MAX_SERIES:
+            self._models.add(model)
+            return model
+        return "other"
+
+    def observe_statistics(self, rows: Iterable[tuple[str, str, str, float, float]]) -> None:
+        """Record (model, signal, detector, statistic, threshold) rows, capped."""
+        for model, signal, detector, statistic, threshold in rows:
+            series = (model, signal, detector)
+            if series not in self._series:
+                if len(self._series) >= MAX_SERIES:
+                    continue
+                self._series.add(series)
+            self.detector_statistic.labels(model, signal, detector).set(statistic)
+            self.detector_threshold.labels(model, signal, detector).set(threshold)

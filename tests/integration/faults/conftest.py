@@ -1,0 +1,33 @@
+"""Fault-injection scenarios share one workload shape, scaled for CI time."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pipeline.generate import DriftSpec, GeneratorConfig
+
+EVENTS = int(os.environ.get("DRIFTLINE_FAULT_EVENTS", "30000"))
+
+
+@pytest.fixture
+def workload() -> GeneratorConfig:
+    return GeneratorConfig(
+        events=EVENTS,
+        models=6,
+        seed=31,
+        bad_every=997,
+        drifts=(
+            DriftSpec(signal="feature:amount", at=EVENTS // 3, magnitude=2.0, model="model-0"),
+            DriftSpec(signal="confidence", at=2 * EVENTS // 3, magnitude=2.0, model="model-3"),
+            DriftSpec(
+                signal="feature:amount",
+                kind="gradual",
+                at=EVENTS // 2,
+                width=2000,
+                magnitude=3.0,
+                model="model-4",
+            ),
+        ),
+    )

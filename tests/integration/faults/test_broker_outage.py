@@ -1,0 +1,57 @@
+"""The broker stops for 20 s mid-stream, and is down when a sidecar starts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.generate import GeneratorConfig, generate
+from tests.integration.sidecars import (
+    SidecarProcess,
+    check_semantics,
+    deploy,
+    produce,
+    wait_caught_up,
+)
+
+
+def test_broker_restarted_mid_stream(
+    kafka_broker: Any, kafka_bootstrap: str, tmp_path: Path, workload: GeneratorConfig
+) -> None:
+    deployment = deploy(kafka_bootstrap, tmp_path, partitions=3)
+    events = list(generate(workload))
+    half = len(events) // 2
+    produce(kafka_bootstrap, deployment.topics.predictions, events[:half])
+    sidecar = SidecarProcess(deployment, "a", tmp_path).start()
+    try:
+        time.sleep(3)
+        kafka_broker.stop()
+        time.sleep(20)
+        assert sidecar.running, sidecar.log_tail()
+        kafka_broker.start()
+        produce(kafka_bootstrap, deployment.topics.predictions, events[half:])
+        wait_caught_up(deployment, [sidecar], timeout=240)
+    finally:
+        kafka_broker.start()
+        assert sidecar.terminate() == 0, sidecar.log_tail()
+    check_semantics(deployment)
+
+
+def test_broker_down_at_sidecar_start(
+    kafka_broker: Any, kafka_bootstrap: str, tmp_path: Path, workload: GeneratorConfig
+) -> None:
+    deployment = deploy(kafka_bootstrap, tmp_path, partitions=2)
+    produce(kafka_bootstrap, deployment.topics.predictions, list(generate(workload))[:8000])
+    kafka_broker.stop()
+    sidecar = SidecarProcess(deployment, "a", tmp_path).start()
+    try:
+        time.sleep(8)
+        assert sidecar.running, "the sidecar must wait for the broker, not crash"
+        kafka_broker.start()
+        wait_caught_up(deployment, [sidecar], timeout=240)
+    finally:
+        kafka_broker.start()
+        assert sidecar.terminate() == 0, sidecar.log_tail()
+    assert "kafka_unavailable" in sidecar.log_path.read_text()
+    check_semantics(deployment)

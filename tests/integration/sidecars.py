@@ -1,0 +1,298 @@
+"""Drive real sidecar processes against the real broker, and check what they wrote.
+
+The semantics checker compares the committed output topics with an *oracle*: the
+same input records (read back from Kafka, so offsets match) processed by one
+uninterrupted in-memory Processor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from pipeline.config import Settings, parse_settings
+from pipeline.core.processor import Processor
+from pipeline.core.records import Record
+
+REPO = Path(__file__).resolve().parents[2]
+
+MONITORS = [
+    {
+        "signal": "feature:amount",
+        "detector": "page_hinkley",
+        "params": {"threshold": 1500.0, "delta": 5.0, "min_instances": 100},
+    },
+    {
+        "signal": "confidence",
+        "detector": "page_hinkley",
+        "params": {"threshold": 5.0, "delta": 0.01, "min_instances": 100},
+    },
+]
+
+
+@dataclass
+class Deployment:
+    """Topics and config of one test's sidecar group."""
+
+    bootstrap: str
+    prefix: str
+    partitions: int
+    config_path: Path
+    settings: Settings
+
+    @property
+    def topics(self) -> Any:
+        return self.settings.topics
+
+
+def deploy(
+    bootstrap: str,
+    tmp_path: Path,
+    *,
+    partitions: int = 3,
+    runtime: dict[str, Any] | None = None,
+    monitors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Deployment:
+    """Create uniquely named topics and write a sidecar config for them."""
+    prefix = f"it-{uuid.uuid4().hex[:10]}"
+    topics = {
+        "predictions": f"{prefix}.predictions",
+        "features": f"{prefix}.features",
+        "labels": f"{prefix}.labels",
+        "training": f"{prefix}.training",
+        "alerts": f"{prefix}.alerts",
+        "rollback_commands": f"{prefix}.rollback-commands",
+        "dlq": f"{prefix}.dlq",
+        "state": f"{prefix}.state",
+    }
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    partitions if key in ("predictions", "features", "labels", "training") else 1,
+                    1,
+                )
+                for key, name in topics.items()
+                if key != "state"
+            ]
+        )
+    finally:
+        admin.close()
+    data: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": prefix, "client_id": prefix},
+        "topics": topics,
+        "runtime": {
+            "http_port": None,
+            "max_batch_events": 500,
+            "max_batch_ms": 50,
+            **(runtime or {}),
+        },
+        "default_model": {"monitors": monitors or MONITORS},
+        **(extra or {}),
+    }
+    path = tmp_path / f"{prefix}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return Deployment(bootstrap, prefix, partitions, path, parse_settings(data, environ={}))
+
+
+class SidecarProcess:
+    """``driftline run`` as a child process, killable with SIGKILL."""
+
+    def __init__(self, deployment: Deployment, instance: str, log_dir: Path, **env: str) -> None:
+        self.deployment = deployment
+        self.instance = instance
+        self.log_path = log_dir / f"{deployment.prefix}-{instance}.log"
+        self.env = {
+            **os.environ,
+            "DRIFTLINE_KAFKA__TRANSACTIONAL_ID": f"{deployment.prefix}-{instance}",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> SidecarProcess:
+        self.starts += 1
+        log = self.log_path.open("ab")
+        log.write(f"\n==== start {self.starts}\n".encode())
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "--log-json",
+                "run",
+                "--config",
+                str(self.deployment.config_path),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+        )
+        log.close()
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def terminate(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def produce(bootstrap: str, topic: str, items: Iterable[tuple[str, bytes]]) -> int:
+    """Produce keyed values (key = model_id, so a model stays on one partition)."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_request_size=4 << 20
+    )
+    count = 0
+    try:
+        for key, value in items:
+            producer.send(topic, key=key.encode(), value=value)
+            count += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return count
+
+
+def read_topic(bootstrap: str, topic: str, *, committed_only: bool = True) -> list[Any]:
+    """Every record of ``topic`` up to its current end (read_committed by default)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed" if committed_only else "read_uncommitted",
+        max_partition_fetch_bytes=4 << 20,
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"timed out reading {topic}"
+            for records in consumer.poll(timeout_ms=300).values():
+                out.extend(records)
+        return out
+    finally:
+        consumer.close()
+
+
+def input_records(deployment: Deployment) -> list[Record]:
+    """The input topics' records as the sidecar saw them (topic, partition, offset)."""
+    records = []
+    for topic in deployment.topics.inputs():
+        for r in read_topic(deployment.bootstrap, topic):
+            records.append(
+                Record(r.topic, r.partition, r.offset, r.value or b"", r.key, r.timestamp)
+            )
+    return records
+
+
+def oracle(deployment: Deployment, records: Sequence[Record]) -> tuple[list[bytes], list[bytes]]:
+    """Alerts and dead-letter payloads of one uninterrupted in-memory run."""
+    processor = Processor(deployment.settings, deployment.topics.inputs())
+    ordered = sorted(records, key=lambda r: (r.partition, r.topic, r.offset))
+    alerts, dead = [], []
+    for record in ordered:
+        for message in processor.process(record):
+            if message.kind in ("alert", "rollback"):
+                alerts.append(message.value or b"")
+            elif message.kind == "dead_letter":
+                dead.append(message.value or b"")
+    return sorted(alerts), sorted(dead)
+
+
+def group_caught_up(deployment: Deployment) -> bool:
+    """True when the group's committed offsets reached the end of every input partition."""
+    admin = KafkaAdminClient(bootstrap_servers=deployment.bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=None)
+    try:
+        committed = admin.list_consumer_group_offsets(deployment.prefix)
+        tps = [
+            TopicPartition(t, p)
+            for t in deployment.topics.inputs()
+            for p in range(deployment.partitions)
+        ]
+        ends = consumer.end_offsets(tps)
+        return all(
+            ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps
+        )
+    finally:
+        admin.close()
+        consumer.close()
+
+
+def wait_caught_up(
+    deployment: Deployment, sidecars: Sequence[SidecarProcess], timeout: float = 180
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if group_caught_up(deployment):
+            return
+        for s in sidecars:
+            assert s.running, f"sidecar {s.instance} died:\n{s.log_tail()}"
+        time.sleep(1)
+    tails = "\n".join(f"--- {s.instance}\n{s.log_tail()}" for s in sidecars)
+    raise AssertionError(f"the group did not catch up within {timeout}s\n{tails}")
+
+
+def check_semantics(deployment: Deployment) -> dict[str, int]:
+    """No alert lost, none duplicated, same detections as the oracle; every bad
+    record in the dead-letter topic with a reason."""
+    expected_alerts, expected_dead = oracle(deployment, input_records(deployment))
+    got_alerts = sorted(
+        r.value
+        for topic in (deployment.topics.alerts, deployment.topics.rollback_commands)
+        for r in read_topic(deployment.bootstrap, topic)
+    )
+    dlq = read_topic(deployment.bootstrap, deployment.topics.dlq)
+    duplicates = [v for v, n in Counter(got_alerts).items() if n > 1]
+    assert not duplicates, f"{len(duplicates)} duplicated alerts, e.g. {duplicates[0][:200]!r}"
+    missing = sorted(set(expected_alerts) - set(got_alerts))
+    extra = sorted(set(got_alerts) - set(expected_alerts))
+    assert not missing and not extra, (
+        f"{len(missing)} alerts missing and {len(extra)} unexpected "
+        f"(expected {len(expected_alerts)}, got {len(got_alerts)})"
+    )
+    assert sorted(r.value for r in dlq) == expected_dead, "dead letters differ from the oracle's"
+    assert len(dlq) == len(
+        {(dict(r.headers)["dl_topic"], dict(r.headers)["dl_offset"]) for r in dlq}
+    )
+    for r in dlq:
+        headers = dict(r.headers)
+        assert headers["dl_reason"], "a dead letter without a reason"
+    return {"alerts": len(got_alerts), "dead_letters": len(dlq)}
