@@ -133,11 +133,22 @@ class _Strict(BaseModel):
 
 
 # ----------------------------------------------------------------------- kafka
+def _default_transactional_id() -> str:
+    # Stable per instance: on Kubernetes the pod name (set POD_NAME from the
+    # downward API, or rely on HOSTNAME), so a restarted pod fences its zombie.
+    instance = os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or "local"
+    return f"driftline-{instance}"
+
+
+# NOTE: KafkaSettings and RuntimeSettings are read by pipeline/runtime (the
+# sidecar); edit them in place, do not rewrite this file from an older copy.
 class KafkaSettings(_Strict):
     bootstrap_servers: str = "127.0.0.1:39092"
     group_id: str = "driftline"
     client_id: str = "driftline"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    transactional_id: str = Field(default_factory=_default_transactional_id)
+    """Exactly-once mode: stable per sidecar instance, unique within the group."""
     extra: dict[str, Any] = Field(default_factory=dict)
     """Passed as-is to kafka-python clients (e.g. security settings)."""
 
@@ -163,11 +174,24 @@ class TopicSettings(_Strict):
 
 
 class RuntimeSettings(_Strict):
-    mode: Literal["at_least_once"] = "at_least_once"
+    mode: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    """exactly_once: outputs, state and offsets in one Kafka transaction per batch.
+    at_least_once: flush outputs, then state, then commit offsets (duplicates
+    after a crash carry the same ids)."""
     max_batch_events: int = Field(500, ge=1, le=100_000)
+    """Events per batch (= per transaction)."""
+    max_batch_ms: int = Field(100, ge=0, le=60_000)
+    """Milliseconds a batch may wait to fill up before it is processed and committed."""
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     max_event_bytes: int = Field(1_048_576, ge=256)
     fail_fast: bool = False
+    http_host: str = "0.0.0.0"
+    http_port: int | None = Field(8080, ge=0, le=65535)
+    """/metrics, /healthz, /readyz; None disables the endpoint."""
+    create_state_topic: bool = True
+    """Create the compacted state topic (as many partitions as the inputs) if missing."""
+    liveness_timeout_s: float = Field(60.0, gt=0)
+    """/healthz fails when the poll loop made no progress for this long."""
 
 
 # -------------------------------------------------------------------- monitors
