@@ -1,0 +1,531 @@
+"""ADWIN: adaptive windowing (Bifet & Gavaldà, 2007), river-compatible."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors._numeric import (
+    FloatArray,
+    as_float_array,
+    get_bool,
+    get_float,
+    get_float_list,
+    get_int,
+)
+from detectors.base import DriftDetector, register, require
+
+__all__ = ["ADWIN"]
+
+_C23 = 2.0 / 3.0
+_MAX_ROWS_CELLS = 1 << 18  # cells of the (ticks x buckets) matrix per vectorised chunk
+_FIRST_CHUNK = 2048
+_MAX_CHUNK = 1 << 16
+IntArray = npt.NDArray[np.int64]
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    require(
+        isinstance(value, (int, np.integer)) and not isinstance(value, bool),
+        name,
+        f"must be an integer, got {value!r}",
+    )
+    require(int(value) >= minimum, name, f"must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _counts(c: int, max_buckets: int) -> tuple[list[int], list[int]]:
+    """Arrivals ``a_L`` and resident bucket counts ``k_L`` per level after ``c``
+    insertions into an empty window (no deletion): the structure is a function of
+    the count alone, because merging always pairs the two oldest buckets."""
+    arrivals, counts = [], []
+    a = c
+    while True:
+        if a <= max_buckets:
+            arrivals.append(a)
+            counts.append(a)
+            break
+        q = (a - max_buckets + 1) // 2
+        arrivals.append(a)
+        counts.append(a - 2 * q)
+        a = q
+    return arrivals, counts
+
+
+@register
+class ADWIN(DriftDetector[float]):
+    r"""Adaptive windowing drift detector, firing at the same indices as river's ``ADWIN``.
+
+    ADWIN keeps a window of recent values compressed into exponential-size buckets
+    (at most ``max_buckets`` per size). Every ``clock`` updates, once the window
+    holds more than ``grace_period`` values, it checks every bucket boundary that
+    splits the window into two sub-windows of at least ``min_window_length``
+    values; if their means differ by more than the Hoeffding/Bernstein bound
+    :math:`\epsilon_{cut}` at significance ``delta``, the oldest bucket is dropped
+    (repeatedly) and drift is reported. As in river, the update that follows a
+    detection starts again from an empty window.
+
+    The arithmetic is river's (its Rust ``AdaptiveWindowing``), operation for
+    operation, so detections coincide with river's exactly; this is checked by
+    ``tests/detectors/test_river_conformance.py``.
+
+    Parameters
+    ----------
+    delta
+        Significance value, in (0, 1). Larger means more detections.
+    clock
+        Check for change every ``clock`` updates (1 = every update).
+    max_buckets
+        Buckets of each size kept before the two oldest are merged.
+    min_window_length
+        Smallest sub-window (in values) a cut may leave on either side (>= 1).
+    grace_period
+        No check until the window holds more than this many values.
+
+    Notes
+    -----
+    Memory: O(``max_buckets`` * log2(W / ``max_buckets``)) floats for a window of
+    W values, plus at most ``clock`` pending values (insertions are deferred to the
+    next check, which is invisible to callers). ``update_many`` evaluates every
+    check of a batch at once with numpy, bit-for-bit the same as ``update``.
+    ``statistic`` is the mean of the current window (ADWIN has no single test
+    statistic); ``threshold`` is ``delta``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors import ADWIN
+    >>> rng = np.random.default_rng(7)
+    >>> stream = np.concatenate([rng.normal(0.0, 1.0, 1000), rng.normal(1.5, 1.0, 1000)])
+    >>> adwin = ADWIN()
+    >>> for i, x in enumerate(stream):
+    ...     _ = adwin.update(x)
+    ...     if adwin.drift_detected:
+    ...         print(f"drift at index {i}")
+    drift at index 1055
+    >>> ADWIN().update_many(stream)
+    [1055]
+    """
+
+    name: ClassVar[str] = "adwin"
+    input_kind = "numeric"
+    state_version: ClassVar[int] = 1
+    threshold_param: ClassVar[str | None] = "delta"
+    threshold_increases_run_length: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        delta: float = 0.002,
+        clock: int = 32,
+        max_buckets: int = 5,
+        min_window_length: int = 5,
+        grace_period: int = 10,
+    ) -> None:
+        super().__init__()
+        require(
+            isinstance(delta, (int, float)) and not isinstance(delta, bool) and 0 < delta < 1,
+            "delta",
+            f"must be a number in (0, 1), got {delta!r}",
+        )
+        self.delta = float(delta)
+        self.clock = _check_int(clock, "clock", 1)
+        self.max_buckets = _check_int(max_buckets, "max_buckets", 1)
+        self.min_window_length = _check_int(min_window_length, "min_window_length", 1)
+        self.grace_period = _check_int(grace_period, "grace_period", 0)
+        self._restart()
+
+    # -- state -------------------------------------------------------------
+    def _restart(self) -> None:
+        self.drift_detected = False
+        self.warning_detected = False
+        self._width = 0.0
+        self._total = 0.0
+        self._variance = 0.0
+        self._tick = 0
+        self._tots: list[list[float]] = [[]]
+        self._vars: list[list[float]] = [[]]
+        self._pending: list[float] = []
+
+    def reset(self) -> None:
+        self._restart()
+
+    @property
+    def width(self) -> int:
+        """Number of values in the window."""
+        self._flush()
+        return int(self._width)
+
+    @property
+    def total(self) -> float:
+        """Sum of the values in the window."""
+        self._flush()
+        return self._total
+
+    @property
+    def variance(self) -> float:
+        """Sum of squared deviations from the mean in the window (river's ``variance``)."""
+        self._flush()
+        return self._variance
+
+    @property
+    def estimation(self) -> float:
+        """Mean of the window (0.0 when empty)."""
+        self._flush()
+        return self._total / self._width if self._width else 0.0
+
+    @property
+    def statistic(self) -> float:
+        self._flush()
+        return self._total / self._width if self._width else math.nan
+
+    # -- per-event path ----------------------------------------------------
+    def update(self, x: float) -> ADWIN:
+        x = float(x)
+        if x - x != 0.0:
+            raise ValueError(f"x must be a finite number, got {x!r}")
+        if self.drift_detected:
+            self._restart()
+        self._pending.append(x)
+        self._tick = tick = self._tick + 1
+        if tick % self.clock == 0:
+            self._flush()
+            if self._width > self.grace_period:
+                self.drift_detected = self._detect()
+        return self
+
+    def _flush(self) -> None:
+        """Insert the pending values (river's ``insert_element``, in bulk)."""
+        pend = self._pending
+        if not pend:
+            return
+        w = self._width
+        total = self._total
+        var = self._variance
+        for x in pend:
+            if w > 0.0:
+                dv = x - total / w
+                var += w * dv * dv / (w + 1.0)
+            total += x
+            w += 1.0
+        self._width = w
+        self._total = total
+        self._variance = var
+        tots, vars_ = self._tots, self._vars
+        tots[0].extend(pend)
+        vars_[0].extend([0.0] * len(pend))
+        self._pending = []
+        mb = self.max_buckets
+        level = 0
+        while True:
+            tl = tots[level]
+            excess = len(tl) - mb
+            if excess <= 0:
+                break
+            q2 = (excess + 1) // 2 * 2
+            vl = vars_[level]
+            n1 = float(1 << level)
+            h = n1 * 0.5
+            new_t = []
+            new_v = []
+            for i in range(0, q2, 2):
+                a = tl[i]
+                b = tl[i + 1]
+                d = a / n1 - b / n1
+                new_t.append(a + b)
+                new_v.append(vl[i] + vl[i + 1] + h * d * d)
+            del tl[:q2]
+            del vl[:q2]
+            if level + 1 == len(tots):
+                tots.append(new_t)
+                vars_.append(new_v)
+            else:
+                tots[level + 1].extend(new_t)
+                vars_[level + 1].extend(new_v)
+            level += 1
+
+    def _detect(self) -> bool:
+        """river's ``detect_change`` body (the clock and grace tests are the caller's)."""
+        change = False
+        mwl = float(self.min_window_length)
+        delta = self.delta
+        tots = self._tots
+        sqrt = math.sqrt
+        reduce_width = True
+        while reduce_width:
+            reduce_width = False
+            width = self._width
+            vw = self._variance / width
+            if not vw >= 0.0:  # sqrt of a negative (or NaN) bound: no cut can pass
+                break
+            dp = math.log(2.0 * math.log(width) / delta)
+            c23dp = _C23 * dp
+            n0 = 0.0
+            n1 = width
+            u0 = 0.0
+            u1 = self._total
+            cut = False
+            for level in range(len(tots) - 1, -1, -1):
+                size = float(1 << level)
+                tl = tots[level]
+                last = len(tl) - 1
+                for k, t in enumerate(tl):
+                    n0 += size
+                    n1 -= size
+                    u0 += t
+                    u1 -= t
+                    if level == 0 and k == last:
+                        break
+                    if n1 >= mwl and n0 >= mwl:
+                        dm = u0 / n0 - u1 / n1
+                        m = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
+                        if abs(dm) > sqrt(2.0 * m * vw * dp) + c23dp * m:
+                            cut = True
+                            break
+                if cut:
+                    break
+            if cut:
+                reduce_width = True
+                change = True
+                self._delete_oldest()
+        return change
+
+    def _delete_oldest(self) -> None:
+        tots, vars_ = self._tots, self._vars
+        last = len(tots) - 1
+        n = float(1 << last)
+        u = tots[last][0]
+        v = vars_[last][0]
+        mu = u / n
+        self._width -= n
+        self._total -= u
+        width = self._width
+        mu_window = self._total / width
+        d = mu - mu_window
+        self._variance -= v + n * width * d * d / (n + width)
+        del tots[last][0]
+        del vars_[last][0]
+        if not tots[last]:
+            tots.pop()
+            vars_.pop()
+
+    # -- batch path --------------------------------------------------------
+    def update_many(self, values: Iterable[float]) -> list[int]:
+        xs = as_float_array(values)
+        out: list[int] = []
+        i = 0
+        n = len(xs)
+        chunk = _FIRST_CHUNK
+        while i < n:
+            if self.drift_detected:
+                self._restart()
+                chunk = _FIRST_CHUNK
+            self._flush()
+            j = min(n, i + chunk)
+            hit = self._bulk(xs[i:j])
+            if hit is None:
+                i = j
+                chunk = min(2 * chunk, _MAX_CHUNK)
+            else:
+                out.append(i + hit)
+                i += hit + 1
+        return out
+
+    def _bulk(self, xs: FloatArray) -> int | None:
+        """Consume ``xs`` from a canonical (flushed, undetected) state, stopping after
+        the first value whose check detects drift; return its index or None."""
+        n = len(xs)
+        mb = self.max_buckets
+        clock = self.clock
+        w0 = self._width
+        c0 = int(w0)
+        # rows of the check matrix are bounded: shorten the chunk if needed
+        levels_est = max(1, (c0 + n).bit_length()) + 1
+        max_rows = max(1, _MAX_ROWS_CELLS // (levels_est * mb))
+        if n // clock > max_rows:
+            n = max(1, max_rows * clock)
+            xs = xs[:n]
+        with np.errstate(all="ignore"):
+            prev_tot = np.add.accumulate(np.concatenate(([self._total], xs)))
+            wb = w0 + np.arange(n, dtype=np.float64)  # width before each insertion
+            dv = xs - prev_tot[:-1] / wb
+            inc = wb * dv * dv / (wb + 1.0)
+            if c0 == 0:
+                inc[0] = 0.0
+            var_after = np.add.accumulate(np.concatenate(([self._variance], inc)))[1:]
+        tot_after = prev_tot[1:]
+        counts = c0 + np.arange(1, n + 1, dtype=np.int64)
+        rows = np.flatnonzero((counts % clock == 0) & (counts > self.grace_period))
+
+        # every bucket ever formed in this chunk, per level, in global order
+        g_t: list[FloatArray] = [np.concatenate((np.asarray(self._tots[0], np.float64), xs))]
+        g_v: list[FloatArray] = [
+            np.concatenate((np.asarray(self._vars[0], np.float64), np.zeros(n)))
+        ]
+        level = 0
+        with np.errstate(all="ignore"):
+            while True:
+                t = g_t[level]
+                v = g_v[level]
+                pairs = len(t) // 2
+                has_next = level + 1 < len(self._tots)
+                if pairs == 0 and not has_next:
+                    break
+                n1 = float(1 << level)
+                a = t[0 : 2 * pairs : 2]
+                b = t[1 : 2 * pairs : 2]
+                d = a / n1 - b / n1
+                new_t = a + b
+                new_v = v[0 : 2 * pairs : 2] + v[1 : 2 * pairs : 2] + n1 * 0.5 * d * d
+                if has_next:
+                    new_t = np.concatenate((np.asarray(self._tots[level + 1], np.float64), new_t))
+                    new_v = np.concatenate((np.asarray(self._vars[level + 1], np.float64), new_v))
+                g_t.append(new_t)
+                g_v.append(new_v)
+                level += 1
+        a0, k0 = _counts(c0, mb)
+        base = [a - k for a, k in zip(a0, k0, strict=True)]  # global index of g_t[L][0]
+        base += [0] * (len(g_t) - len(base))
+
+        hit: int | None = None
+        if len(rows):
+            hit = self._first_cut(rows, counts[rows], tot_after, var_after, g_t, base)
+        end = n if hit is None else hit + 1
+        c = c0 + end
+        arrivals, resident = _counts(c, mb)
+        self._tots = []
+        self._vars = []
+        for lv, (a_l, k_l) in enumerate(zip(arrivals, resident, strict=True)):
+            lo = a_l - k_l - base[lv]
+            self._tots.append(g_t[lv][lo : lo + k_l].tolist())
+            self._vars.append(g_v[lv][lo : lo + k_l].tolist())
+        self._width = float(c)
+        self._total = float(tot_after[end - 1])
+        self._variance = float(var_after[end - 1])
+        self._tick = c
+        self._pending = []
+        if hit is None:
+            return None
+        # replay the detecting check exactly (it also drops the oldest buckets)
+        self.drift_detected = self._detect()
+        if self.drift_detected:
+            return hit
+        rest = self._bulk(xs[end:]) if end < n else None  # pragma: no cover - safety net
+        return None if rest is None else end + rest  # pragma: no cover
+
+    def _first_cut(
+        self,
+        rows: IntArray,
+        cs: IntArray,
+        tot_after: FloatArray,
+        var_after: FloatArray,
+        g_t: list[FloatArray],
+        base: list[int],
+    ) -> int | None:
+        """Index (into the chunk) of the first check with a passing cut, or None."""
+        mb = self.max_buckets
+        mwl = float(self.min_window_length)
+        # canonical arrivals / resident counts per level for every checked count
+        arr_l: list[IntArray] = []
+        res_l: list[IntArray] = []
+        a = cs.copy()
+        while len(arr_l) < len(g_t):
+            full = a > mb
+            q = np.where(full, (a - mb + 1) // 2, 0)
+            arr_l.append(a)
+            res_l.append(np.where(full, a - 2 * q, a))
+            a = q
+        slots = np.arange(mb)
+        tot_blocks: list[FloatArray] = []
+        size_blocks: list[FloatArray] = []
+        for lv in range(len(g_t) - 1, -1, -1):
+            g = g_t[lv]
+            k_l = res_l[lv]
+            if not len(g) or not k_l.any():
+                continue
+            valid = slots[None, :] < k_l[:, None]
+            idx = np.clip((arr_l[lv] - k_l - base[lv])[:, None] + slots[None, :], 0, len(g) - 1)
+            tot_blocks.append(np.where(valid, g[idx], 0.0))
+            size_blocks.append(valid * float(1 << lv))
+        tm = np.concatenate(tot_blocks, axis=1)
+        sz = np.concatenate(size_blocks, axis=1)
+        width = cs.astype(np.float64)
+        total = tot_after[rows]
+        vw = var_after[rows] / width
+        log = math.log
+        delta = self.delta
+        dp = np.array([log(2.0 * log(w) / delta) for w in width.tolist()])
+        with np.errstate(all="ignore"):
+            n0 = np.add.accumulate(sz, axis=1)
+            n1 = width[:, None] - n0
+            u0 = np.add.accumulate(tm, axis=1)
+            u1 = np.subtract.accumulate(np.concatenate((total[:, None], tm), axis=1), axis=1)[
+                :, 1:
+            ]
+            dm = u0 / n0 - u1 / n1
+            m = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
+            eps = np.sqrt(2.0 * m * vw[:, None] * dp[:, None]) + (_C23 * dp)[:, None] * m
+            fire = (n1 >= mwl) & (n0 >= mwl) & (np.abs(dm) > eps)
+        any_row = fire.any(axis=1)
+        if not any_row.any():
+            return None
+        return int(rows[int(np.argmax(any_row))])
+
+    # -- snapshots ---------------------------------------------------------
+    def _get_params(self) -> dict[str, Any]:
+        return {
+            "delta": self.delta,
+            "clock": self.clock,
+            "max_buckets": self.max_buckets,
+            "min_window_length": self.min_window_length,
+            "grace_period": self.grace_period,
+        }
+
+    def _get_state(self) -> dict[str, Any]:
+        self._flush()
+        return {
+            "width": int(self._width),
+            "total": self._total,
+            "variance": self._variance,
+            "tick": self._tick,
+            "bucket_totals": [list(t) for t in self._tots],
+            "bucket_variances": [list(v) for v in self._vars],
+            "drift_detected": self.drift_detected,
+        }
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        width = get_int(state, "width")
+        tick = get_int(state, "tick")
+        total = get_float(state, "total")
+        variance = get_float(state, "variance")
+        drift = get_bool(state, "drift_detected")
+        raw_t, raw_v = state["bucket_totals"], state["bucket_variances"]
+        if not isinstance(raw_t, list) or not isinstance(raw_v, list):
+            raise TypeError("bucket_totals and bucket_variances must be lists")
+        if not raw_t or len(raw_t) != len(raw_v):
+            raise ValueError("bucket_totals and bucket_variances must be non-empty, same length")
+        tots = [get_float_list({"level": t}, "level") for t in raw_t]
+        vars_ = [get_float_list({"level": v}, "level") for v in raw_v]
+        mb = self.max_buckets
+        for lv, (t, v) in enumerate(zip(tots, vars_, strict=True)):
+            if len(t) != len(v) or len(t) > mb + 1:
+                raise ValueError(f"bucket level {lv} has inconsistent sizes")
+        covered = sum(len(t) << lv for lv, t in enumerate(tots))
+        if covered != width:
+            raise ValueError(f"buckets cover {covered} values, width says {width}")
+        if not drift:
+            # undetected state: the structure is the canonical one for its count
+            _, resident = _counts(width, mb)
+            if [len(t) for t in tots] != resident or tick != width:
+                raise ValueError("bucket structure does not match the window width")
+        self._restart()
+        self._width = float(width)
+        self._total = total
+        self._variance = variance
+        self._tick = tick
+        self._tots = tots
+        self._vars = vars_
+        self.drift_detected = drift
