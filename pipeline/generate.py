@@ -35,6 +35,9 @@ NUMERIC_NAMES = (
     "pages_viewed", "discount", "distance_km", "items", "rating", "returns",
     "credit_score", "balance", "clicks", "dwell_s",
 )  # fmt: skip
+FEATURE_MEANS = dict(zip(NUMERIC_NAMES, (
+    50.0, 40.0, 700.0, 12.0, 3.0, 120.0, 8.0, 10.0, 25.0, 4.0, 4.0, 1.0, 650.0, 2500.0, 30.0, 90.0,
+), strict=True))  # fmt: skip
 CATEGORICAL = {
     "country": (("DE", "FR", "US", "GB", "IN", "BR"), (0.25, 0.15, 0.3, 0.1, 0.12, 0.08)),
     "device": (("mobile", "desktop", "tablet"), (0.6, 0.32, 0.08)),
@@ -192,8 +195,11 @@ def generate(config: GeneratorConfig) -> Iterator[tuple[str, bytes]]:
     names = NUMERIC_NAMES[: config.numeric_features]
     cat_names = list(CATEGORICAL)[: config.categorical_features]
     # Per-model, per-feature baseline: mean and standard deviation.
-    means = rng.uniform(10, 100, size=(config.models, len(names)))
-    stds = means * rng.uniform(0.1, 0.3, size=(config.models, len(names)))
+    # A feature means the same thing for every model of the fleet: its scale is
+    # fixed by name (mean FEATURE_MEANS, sd 20 % of it); models differ by a few %.
+    base = np.array([FEATURE_MEANS[name] for name in names])
+    means = base * (1 + 0.03 * rng.standard_normal(size=(config.models, len(names))))
+    stds = 0.2 * base * (1 + 0.05 * rng.standard_normal(size=(config.models, len(names))))
     drifts_by_signal: dict[str, list[DriftSpec]] = {}
     for d in config.drifts:
         drifts_by_signal.setdefault(d.signal, []).append(d)
