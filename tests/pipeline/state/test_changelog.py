@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.state.changelog import POSITION_KEY, decode_changelog, encode_entry, encode_position
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+states = st.dictionaries(st.text(min_size=1, max_size=6), json_values, max_size=4)
+
+
+class TestChangelog:
+    @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.none() | states), max_size=30))
+    def test_fold_keeps_the_latest_value_per_key(
+        self, writes: list[tuple[str, dict | None]]
+    ) -> None:
+        positions = {"t": 5}
+        records = [encode_entry(0, key, state, positions) for key, state in writes]
+        expected: dict[str, dict] = {}
+        for key, state in writes:
+            if state is None:
+                expected.pop(key, None)
+            else:
+                expected[key] = state
+        snapshot = decode_changelog(records)
+        assert snapshot.entries == expected
+        assert snapshot.skipped == 0
+
+    def test_positions_come_from_the_last_checkpoint(self) -> None:
+        records = [
+            encode_entry(1, "k", {"x": 1}, {"preds": 10}),
+            encode_position(1, {"preds": 10}),
+            encode_entry(1, "k", {"x": 2}, {"preds": 25, "features": 3}),
+            encode_position(1, {"preds": 25, "features": 3}),
+        ]
+        snapshot = decode_changelog(records)
+        assert snapshot.positions == {"preds": 25, "features": 3}
+        assert snapshot.entries == {"k": {"x": 2}}
+        assert POSITION_KEY not in snapshot.entries
+
+    def test_garbage_is_skipped_not_trusted(self) -> None:
+        records = [
+            (b"k", b"not json"),
+            (b"k2", orjson.dumps({"schema": "something-else", "state": {}})),
+            (None, b"{}"),
+            (b"k3", orjson.dumps({"schema": "driftline.state.v1", "state": [1, 2]})),
+            encode_entry(0, "ok", {"v": 1}, {}),
+        ]
+        snapshot = decode_changelog(records)
+        assert snapshot.entries == {"ok": {"v": 1}}
+        assert snapshot.skipped == 4
