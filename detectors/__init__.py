@@ -9,11 +9,18 @@ from __future__ import annotations
 from detectors.base import REGISTRY, DetectorState, DriftDetector, StateError, create, get
 
 # Detector modules register themselves on import (one import line each).
+from detectors.adwin import ADWIN
 from detectors.calibrate import Calibration, CalibrationError, calibrate, estimate_arl0
 from detectors.categorical_drift import CategoricalDrift
+from detectors.cusum import CUSUM
+from detectors.ddm import DDM
 from detectors.embedding_drift import EmbeddingDrift
 from detectors.entropy import EntropyTracker
+from detectors.ewma import EWMA
+from detectors.hddm_a import HDDM_A
+from detectors.ks_window import KSWindow
 from detectors.output_diversity import OutputDiversity
+from detectors.page_hinkley import PageHinkley
 from detectors.rolling_threshold import RollingThreshold
 from detectors.token_entropy import TokenEntropy
 

@@ -106,9 +106,9 @@ class ADWIN(DriftDetector[float]):
     ...     _ = adwin.update(x)
     ...     if adwin.drift_detected:
     ...         print(f"drift at index {i}")
-    drift at index 1055
+    drift at index 1023
     >>> ADWIN().update_many(stream)
-    [1055]
+    [1023]
     """
 
     name: ClassVar[str] = "adwin"
@@ -449,7 +449,7 @@ class ADWIN(DriftDetector[float]):
             valid = slots[None, :] < k_l[:, None]
             idx = np.clip((arr_l[lv] - k_l - base[lv])[:, None] + slots[None, :], 0, len(g) - 1)
             tot_blocks.append(np.where(valid, g[idx], 0.0))
-            size_blocks.append(valid * float(1 << lv))
+            size_blocks.append(np.where(valid, float(1 << lv), 0.0))
         tm = np.concatenate(tot_blocks, axis=1)
         sz = np.concatenate(size_blocks, axis=1)
         width = cs.astype(np.float64)
@@ -462,9 +462,7 @@ class ADWIN(DriftDetector[float]):
             n0 = np.add.accumulate(sz, axis=1)
             n1 = width[:, None] - n0
             u0 = np.add.accumulate(tm, axis=1)
-            u1 = np.subtract.accumulate(np.concatenate((total[:, None], tm), axis=1), axis=1)[
-                :, 1:
-            ]
+            u1 = np.subtract.accumulate(np.concatenate((total[:, None], tm), axis=1), axis=1)[:, 1:]
             dm = u0 / n0 - u1 / n1
             m = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
             eps = np.sqrt(2.0 * m * vw[:, None] * dp[:, None]) + (_C23 * dp)[:, None] * m

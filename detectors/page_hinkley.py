@@ -70,14 +70,14 @@ class PageHinkley(DriftDetector[float]):
     >>> from detectors import PageHinkley
     >>> rng = np.random.default_rng(7)
     >>> stream = np.concatenate([rng.normal(0.0, 1.0, 1000), rng.normal(1.5, 1.0, 1000)])
-    >>> ph = PageHinkley()
+    >>> ph = PageHinkley(threshold=100.0)
     >>> for i, x in enumerate(stream):
     ...     _ = ph.update(x)
     ...     if ph.drift_detected:
     ...         print(f"drift at index {i}")
-    drift at index 1046
-    >>> PageHinkley(mode="down").update_many(-stream)
-    [1046]
+    drift at index 1030
+    >>> PageHinkley(threshold=100.0, mode="down").update_many(-stream)
+    [1030]
     """
 
     name: ClassVar[str] = "page_hinkley"
@@ -183,9 +183,7 @@ class PageHinkley(DriftDetector[float]):
             max_dec = s_dec
         self._st = [n, total, k, p, q, a_inc, a_dec, t_inc, t_dec, s_inc, s_dec, min_inc, max_dec]
         if n >= min_n:
-            self.drift_detected = (up and s_inc - min_inc > thr) or (
-                down and max_dec - s_dec > thr
-            )
+            self.drift_detected = (up and s_inc - min_inc > thr) or (down and max_dec - s_dec > thr)
         return self
 
     def update_many(self, values: Iterable[float]) -> list[int]:
@@ -210,7 +208,7 @@ class PageHinkley(DriftDetector[float]):
     def _segment(self, xs: FloatArray) -> int | None:
         """Vectorised ``update`` over ``xs`` (no anchoring inside); stops after the
         first detection and returns its index."""
-        n0, total0, k0, p0, q0, a_inc, a_dec, t_inc0, t_dec0, _, _, min0, max0 = self._st
+        n0, total0, k0, _, _, a_inc, a_dec, t_inc0, t_dec0, _, _, min0, max0 = self._st
         m = len(xs)
         pw, qw = _powers(self.alpha, self._period)
         p = pw[k0 + 1 : k0 + m + 1]
