@@ -33,8 +33,8 @@ class CategoricalDrift(DriftDetector[Any]):
     observations. Its ``max_categories`` most frequent categories (ties broken by
     key) get a cell each; one more cell, ``other``, collects the rest of the reference
     and every category the reference never saw. Reference cell probabilities are
-    floored at ``min_expected / window_size`` and renormalised, so every cell expects
-    about ``min_expected`` observations per window: a single unseen category then
+    floored at ``min_expected / window_size`` (at most half a uniform share) and
+    renormalised, so every cell expects about ``min_expected`` observations per window: a single unseen category then
     adds little to the statistic while a recurring one is found quickly.
 
     With window counts ``O_i`` and ``n = window_size``, the statistic is
@@ -117,11 +117,6 @@ class CategoricalDrift(DriftDetector[Any]):
         self.max_categories = check_positive_int(max_categories, "max_categories")
         self.alpha = check_fraction(alpha, "alpha")
         self.min_expected = check_positive_float(min_expected, "min_expected")
-        require(
-            self.min_expected * (self.max_categories + 1) < self.window_size,
-            "min_expected",
-            "times (max_categories + 1) must be below window_size",
-        )
         self.reference: dict[str, float] | None = None
         if reference is not None:
             require(isinstance(reference, Mapping), "reference", "must be a mapping or None")
@@ -167,7 +162,7 @@ class CategoricalDrift(DriftDetector[Any]):
         total = math.fsum(w for _, w in order)
         probs = [w / total for _, w in top]
         probs.append(max(0.0, 1.0 - math.fsum(probs)))  # "other"
-        floor = self.min_expected / self.window_size
+        floor = min(self.min_expected / self.window_size, 0.5 / len(probs))
         probs = [max(p, floor) for p in probs]
         norm = math.fsum(probs)
         self._set_cells([k for k, _ in top], [p / norm for p in probs], [k for k, _ in order])

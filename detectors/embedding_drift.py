@@ -224,8 +224,9 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         self.warning_detected = False
         self._dim = self.dim if self.baseline is None else len(self.baseline)
         self._baseline: FloatArray | None = None
-        if self.baseline is not None:
-            self._baseline = np.array(self.baseline, dtype=np.float64)
+        self._set_baseline(
+            None if self.baseline is None else np.array(self.baseline, dtype=np.float64)
+        )
         self._ref_sum: FloatArray | None = None
         self._ref_n = 0
         self._clear_blocks()
@@ -238,21 +239,30 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         self._open_cos = 0.0
         self._open_n = 0
 
-    def _vector(self, x: Any) -> FloatArray:
-        v = _as_vector(x)
+    def _vector(self, x: Any) -> tuple[FloatArray, float]:
+        """The observation as float64 (unit length if ``normalize``) and its raw norm."""
+        try:
+            v = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"x must be a sequence of numbers: {exc}") from exc
+        if v.ndim != 1 or v.size == 0:
+            raise ValueError("x must be a non-empty 1-D sequence of numbers")
         if self._dim is None:
             self._dim = int(v.size)
         elif v.size != self._dim:
             raise ValueError(f"x has {v.size} dimensions, expected {self._dim}")
-        if self.normalize:
-            norm = math.sqrt(float(v @ v))
-            if norm > 0.0:
-                v = v / norm
-        return v
+        sq = float(v @ v)
+        if not math.isfinite(sq):  # NaN/inf anywhere (or an overflowing norm)
+            _as_vector(v)
+            raise ValueError("x is too large: its squared norm overflows")
+        norm = math.sqrt(sq)
+        if self.normalize and norm > 0.0:
+            v = v / norm
+        return v, norm
 
     # -- the per-event path ---------------------------------------------------
     def update(self, x: Sequence[float]) -> EmbeddingDrift:
-        v = self._vector(x)
+        v, norm = self._vector(x)
         self.drift_detected = False
         baseline = self._baseline
         if baseline is None:
@@ -262,14 +272,17 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
                 self._ref_sum += v
             self._ref_n += 1
             if self._ref_n == self.reference_size:
-                self._baseline = self._ref_sum / self._ref_n
+                self._set_baseline(self._ref_sum / self._ref_n)
                 self._ref_sum = None
             return self
         if self._open is None:
             self._open = v.copy()
         else:
             self._open += v
-        self._open_cos += _cosine(v, baseline)
+        # cos(v, b): v is already unit length when normalize=True.
+        scale = (1.0 if self.normalize else norm) * self._baseline_norm
+        if scale > 0.0:
+            self._open_cos += max(-1.0, min(1.0, float(v @ baseline) / scale))
         self._open_n += 1
         if self._open_n < self.window_size // self.n_blocks:
             return self
@@ -289,6 +302,10 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
                 self.drift_detected = True
                 self._clear_blocks()
         return self
+
+    def _set_baseline(self, baseline: FloatArray | None) -> None:
+        self._baseline = baseline
+        self._baseline_norm = 0.0 if baseline is None else math.sqrt(float(baseline @ baseline))
 
     def update_many(self, values: Iterable[Sequence[float]]) -> list[int]:
         detections = []
@@ -390,7 +407,7 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         self._dim = dim
         self._ref_n = ref_n
         self._ref_sum = ref_sum
-        self._baseline = baseline
+        self._set_baseline(baseline)
         self._clear_blocks()
         for item in blocks:
             b, c = item

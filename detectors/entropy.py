@@ -113,7 +113,7 @@ class EntropyTracker(DriftDetector[Any]):
         self,
         window_size: int = 200,
         reference_size: int = 1000,
-        k: float = 5.0,
+        k: float = 6.0,
         direction: Direction = "both",
     ) -> None:
         super().__init__()
@@ -121,7 +121,7 @@ class EntropyTracker(DriftDetector[Any]):
         self.reference_size = check_positive_int(reference_size, "reference_size", minimum=2)
         self.k = check_positive_float(k, "k")
         self.direction: Direction = check_direction(direction)
-        self._table = _clog_table(self.window_size)
+        self._table = _clog_table(self.window_size + 1)  # a count briefly reaches w + 1
         self.reset()
 
     def reset(self) -> None:
@@ -183,7 +183,9 @@ class EntropyTracker(DriftDetector[Any]):
                 counts[old] = c - 1
         if len(window) == self.window_size:
             w = self.window_size
-            self._entropy = math.log(w) - self._sum / (_SCALE * w)
+            # H = ln w - (1/w) sum n ln n, with ln w taken from the same fixed-point
+            # table, so a single-category window has an entropy of exactly 0.
+            self._entropy = (table[w] - self._sum) / (_SCALE * w)
             self._z = (self._entropy - self._center) / self._scale
             if exceedance(self._z, self.direction) > self.k:
                 self.drift_detected = True

@@ -115,7 +115,7 @@ class RollingThreshold(DriftDetector[float]):
         self,
         window_size: int = 100,
         reference_size: int = 500,
-        k: float = 4.0,
+        k: float = 5.0,
         aggregate: Aggregate = "mean",
         quantile: float = 0.5,
         direction: Direction = "both",

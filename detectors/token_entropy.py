@@ -20,7 +20,7 @@ from detectors.base import DriftDetector, InputKind, register, require
 __all__ = ["TokenEntropy", "mean_surprisal"]
 
 _POSITIVE_SLACK = 1e-6
-"""Log-probabilities up to this much above 0 (rounding in the serving stack) count as 0."""
+"""Log-probabilities up to this much above 0 are accepted (rounding in the serving stack)."""
 
 
 def mean_surprisal(token_logprobs: Sequence[float]) -> float:
@@ -29,30 +29,23 @@ def mean_surprisal(token_logprobs: Sequence[float]) -> float:
     ``token_logprobs`` are the natural-log probabilities the model gave the tokens it
     generated. Since ``E_{t ~ p}[-ln p(t)] = H(p)``, this is the Monte-Carlo estimate
     (one sample per position) of the model's mean predictive entropy over the
-    response. Values must be finite and <= 0 (up to 1e-6 of rounding, treated as 0);
-    an empty response raises ``ValueError``.
+    response. Values must be finite and <= 0 (up to 1e-6 above 0 is accepted as
+    rounding in the serving stack); an empty response raises ``ValueError``.
 
     >>> mean_surprisal([-0.5, -1.5, 0.0])
     0.6666666666666666
     """
     if isinstance(token_logprobs, (str, bytes)):
         raise TypeError("token_logprobs must be a sequence of numbers")
-    total = 0.0
-    n = 0
-    for lp in token_logprobs:
-        if isinstance(lp, bool):
-            raise TypeError("token log-probabilities must be numbers, got a bool")
-        value = float(lp)
-        if not math.isfinite(value):
-            raise ValueError(f"token log-probabilities must be finite, got {lp!r}")
-        if value > 0.0:
-            if value > _POSITIVE_SLACK:
-                raise ValueError(f"token log-probabilities must be <= 0, got {lp!r}")
-            value = 0.0
-        total -= value
-        n += 1
+    values = token_logprobs if isinstance(token_logprobs, list) else list(token_logprobs)
+    n = len(values)
     if n == 0:
         raise ValueError("token_logprobs must contain at least one token")
+    total = -sum(values)  # left to right: deterministic for a given response
+    if not math.isfinite(total):
+        raise ValueError("token log-probabilities must be finite")
+    if max(values) > _POSITIVE_SLACK:
+        raise ValueError(f"token log-probabilities must be <= 0, got {max(values)!r}")
     return total / n
 
 

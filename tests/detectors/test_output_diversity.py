@@ -1,0 +1,105 @@
+"""OutputDiversity: exact / near duplicate rate and distinct-n of generated text."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from detectors.output_diversity import OutputDiversity, normalize_text
+from tests.detectors._distribution_checks import check_contract, first_detection_after
+
+WORDS = [f"w{i}" for i in range(2000)]
+
+
+def answers(rng: np.random.Generator, n: int) -> list[str]:
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(5, 30)))) for _ in range(n)]
+
+
+class TestOutputDiversity:
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_contract(self, seed: int) -> None:
+        check_contract("output_diversity", seed)
+
+    def test_normalisation(self) -> None:
+        assert normalize_text("  Hello\tWORLD \n") == "hello world"
+        assert normalize_text("ﬁne") == "fine"  # NFKC ligature
+
+    @pytest.mark.parametrize("seed", range(3))
+    def test_detects_canned_answer_within_120(self, seed: int) -> None:
+        # 60 % of answers become one canned refusal.
+        rng = np.random.default_rng(seed)
+        stream = answers(rng, 1000)
+        stream += [
+            "Sorry, I cannot help with that." if rng.random() < 0.6 else a
+            for a in answers(rng, 500)
+        ]
+        det = OutputDiversity()
+        delay = first_detection_after(det, stream, 1000)
+        assert delay is not None and delay <= 120
+        assert det.duplicate_rate > 0.4 and det.distinct_2 < 0.9
+
+    def test_near_duplicates_counted(self) -> None:
+        det = OutputDiversity(window_size=3, max_duplicate_rate=0.9)
+        det.update_many([
+            "The capital of France is Paris, a city on the Seine.",
+            "The capital of France is Paris, a city on the Seine!",
+            "Completely different text about something else.",
+        ])
+        assert det.duplicate_rate == 0.0
+        assert det.near_duplicate_rate == pytest.approx(1 / 3)
+
+    def test_exact_after_normalisation(self) -> None:
+        det = OutputDiversity(window_size=2, max_duplicate_rate=0.9)
+        det.update_many(["Yes.", "  YES. "])
+        assert det.duplicate_rate == 0.5 and det.near_duplicate_rate == 0.5
+
+    def test_distinct_n(self) -> None:
+        det = OutputDiversity(window_size=2, max_duplicate_rate=0.9)
+        det.update_many(["a b a b", "a b c"])
+        assert det.distinct_1 == pytest.approx(3 / 7)
+        assert det.distinct_2 == pytest.approx(3 / 5)  # ab, ba, bc of ab ba ab ab bc
+
+    def test_stable_quiet_at_default_for_5000(self) -> None:
+        rng = np.random.default_rng(15)
+        assert OutputDiversity().update_many(answers(rng, 5000)) == []
+
+    def test_legit_repeats_below_threshold_are_quiet(self) -> None:
+        # 20 % of requests are the same FAQ with the same answer: below 0.5.
+        rng = np.random.default_rng(16)
+        stream = [
+            "Our opening hours are 9 to 5." if rng.random() < 0.2 else a
+            for a in answers(rng, 3000)
+        ]
+        assert OutputDiversity().update_many(stream) == []
+
+    def test_memory_is_bounded(self) -> None:
+        det = OutputDiversity(window_size=10, max_tokens=5)
+        det.update_many(answers(np.random.default_rng(0), 100))
+        state = det.to_state()["state"]
+        assert len(state["window"]) == 10
+        assert all(len(entry[4]) <= 5 for entry in state["window"])
+
+    def test_rejects_non_text(self) -> None:
+        with pytest.raises(TypeError):
+            OutputDiversity().update(3)  # type: ignore[arg-type]
+
+    def test_hashes_are_the_same_in_another_process(self) -> None:
+        det = OutputDiversity(window_size=5)
+        det.update_many(["one answer", "another answer here"])
+        code = (
+            "import json; from detectors.output_diversity import OutputDiversity as O;"
+            "d = O(window_size=5); d.update_many(['one answer', 'another answer here']);"
+            "print(json.dumps(d.to_state()))"
+        )
+        env = {"PYTHONHASHSEED": "12345"}
+        import json
+        import os
+
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env={**os.environ, **env},
+        ).stdout
+        assert json.loads(out) == json.loads(json.dumps(det.to_state()))
