@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dead-letters", help="dead-letter JSONL (default: OUTPUT.dead-letters.jsonl)")
     p.set_defaults(func=_cmd_replay)
 
+    from pipeline.backtest.command import add_parser as add_backtest_parser
+
+    add_backtest_parser(sub)
+
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("config")
     p.set_defaults(func=_cmd_check_config)

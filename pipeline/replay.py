@@ -1,24 +1,194 @@
 """Backtests: replay recorded events through the sidecar's own runtime and core.
 
-Event time drives everything and the wall clock is never read, so two replays of
-the same input give byte-identical output.
+Replay runs ``pipeline.runtime.loop.Runtime`` around ``pipeline.core.processor.
+Processor`` exactly as the sidecar does, with a finite source (JSONL, Parquet, a
+Kafka offset range) and a file or memory sink; nothing is decided here that the
+sidecar would decide differently. What replay adds is at the edges only:
+
+* rollback commands are forced to dry run (``force_dry_run``);
+* detector state can start from a snapshot and is returned at the end
+  (``pipeline.state.file_store``), with the source positions reached;
+* an optional, pure observer sees every detector update (``Monitor.observer``),
+  which backtest plots and scoring use.
+
+Event time drives everything and the wall clock is never read (the runtime gets
+no clock), so two replays of the same input give byte-identical output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from pipeline.config import Settings
+from pipeline.core.monitor import Observer
 from pipeline.core.processor import Processor
+from pipeline.core.records import Message, Record
+from pipeline.io.base import Sink, Source, TopicPartition
 from pipeline.io.files import JsonlSink, JsonlSource
+from pipeline.logs import get_logger
 from pipeline.runtime.loop import RunStats, Runtime
+from pipeline.state.file_store import Snapshot
 
-__all__ = ["default_dead_letter_path", "replay"]
+__all__ = [
+    "ReplayOutcome",
+    "ReplaySink",
+    "default_dead_letter_path",
+    "force_dry_run",
+    "replay",
+    "run_replay",
+]
+
+log = get_logger("driftline.replay")
 
 
 def default_dead_letter_path(output: Path) -> Path:
     return output.with_name(output.stem + ".dead-letters.jsonl")
+
+
+# ------------------------------------------------------------------- dry run
+def force_dry_run(settings: Settings) -> Settings:
+    """``settings`` with every rollback switched to dry run.
+
+    Sets ``rollback.dry_run`` of every model spec (and of ``default_model``) that
+    has a rollback section, and ``policy.dry_run`` should the policy settings ever
+    get one. ``ReplaySink`` backs this up: no rollback command leaves a replay
+    with ``dry_run: false`` whatever the settings say.
+    """
+    update: dict[str, Any] = {}
+    models = {name: _dry_model(spec) for name, spec in settings.models.items()}
+    if any(models[name] is not spec for name, spec in settings.models.items()):
+        update["models"] = models
+    if settings.default_model is not None:
+        default = _dry_model(settings.default_model)
+        if default is not settings.default_model:
+            update["default_model"] = default
+    policy = getattr(settings, "policy", None)
+    if policy is not None and getattr(policy, "dry_run", True) is False:
+        update["policy"] = policy.model_copy(update={"dry_run": True})
+    return settings.model_copy(update=update) if update else settings
+
+
+def _dry_model(spec: Any) -> Any:
+    rollback = getattr(spec, "rollback", None)
+    if rollback is None or getattr(rollback, "dry_run", True) is True:
+        return spec
+    return spec.model_copy(update={"rollback": rollback.model_copy(update={"dry_run": True})})
+
+
+class ReplaySink:
+    """The replay side of the sink seam: rollback commands are made dry run,
+    state-changelog messages are dropped (replay state goes to the snapshot),
+    everything else passes through to ``inner``."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self.forced_dry_run = 0
+
+    def send(self, message: Message) -> None:
+        if message.kind == "state":
+            return
+        if message.kind == "rollback" and message.value is not None:
+            command = orjson.loads(message.value)
+            if command.get("dry_run") is not True:
+                command["dry_run"] = True
+                self.forced_dry_run += 1
+                log.warning("rollback_forced_dry_run", command_id=command.get("command_id"))
+                message = Message(message.kind, message.key, orjson.dumps(command), message.headers)
+        self.inner.send(message)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# --------------------------------------------------------------------- the run
+class _Tracked:
+    """Wraps a source: remembers the committed positions, reports each batch."""
+
+    def __init__(self, inner: Source, on_batch: Callable[[int], None] | None) -> None:
+        self.inner = inner
+        self.on_batch = on_batch
+        self.positions: dict[TopicPartition, int] = {}
+
+    @property
+    def exhausted(self) -> bool:
+        return self.inner.exhausted
+
+    def poll(self, max_records: int, timeout_ms: int) -> list[Record]:
+        records = self.inner.poll(max_records, timeout_ms)
+        if records and self.on_batch is not None:
+            self.on_batch(len(records))
+        return records
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self.positions.update(offsets)
+        self.inner.commit(offsets)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass
+class ReplayOutcome:
+    stats: RunStats
+    snapshot: Snapshot
+    """Detector state at the end (starting snapshot + changes) and positions reached."""
+    processor_stats: dict[str, int] = field(default_factory=dict)
+
+
+def run_replay(
+    settings: Settings,
+    sources: Iterable[Source],
+    sink: Sink,
+    *,
+    observer: Observer | None = None,
+    initial: Snapshot | None = None,
+    topic_kinds: Mapping[str, str] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> ReplayOutcome:
+    """Replay ``sources`` in order through one processor (state carries over from
+    one source to the next); outputs go to ``sink``, which is not closed.
+
+    Each source is closed once read. ``topic_kinds`` maps input topics to event
+    kinds (default: the configured input topics; other topics and files are
+    decoded by each event's ``schema`` tag).
+    """
+    settings = force_dry_run(settings)
+    processor = Processor(
+        settings, settings.topics.inputs() if topic_kinds is None else topic_kinds
+    )
+    processor.monitor.observer = observer
+    snapshot = copy.deepcopy(initial) if initial is not None else Snapshot()
+    for partition, entries in sorted(snapshot.partitions.items()):
+        processor.restore(partition, entries)
+    guarded = ReplaySink(sink)
+    total = RunStats()
+    positions: dict[TopicPartition, int] = {}
+    for source in sources:
+        tracked = _Tracked(source, on_batch)
+        try:
+            stats = Runtime(processor, tracked, guarded, settings.runtime).run()
+        finally:
+            tracked.close()
+        positions.update(tracked.positions)
+        total.batches += stats.batches
+        total.events += stats.events
+        total.alerts += stats.alerts
+        total.dead_letters += stats.dead_letters
+    by_partition: dict[int, dict[str, int]] = {}
+    for (topic, partition), offset in sorted(positions.items()):
+        by_partition.setdefault(partition, {})[topic] = offset
+    for partition in sorted(set(snapshot.partitions) | set(by_partition)):
+        snapshot.apply(partition, processor.changed_state(partition), by_partition.get(partition))
+    return ReplayOutcome(total, snapshot, dict(processor.stats))
 
 
 def replay(
@@ -29,7 +199,6 @@ def replay(
     dead_letters: Path | None = None,
 ) -> RunStats:
     """Replay ``inputs`` in order; alerts and rollback commands go to ``output``."""
-    processor = Processor(settings)
     sink = JsonlSink(
         {
             "alert": output,
@@ -37,18 +206,8 @@ def replay(
             "dead_letter": dead_letters or default_dead_letter_path(output),
         }
     )
-    total = RunStats()
     try:
-        for path in inputs:
-            source = JsonlSource(path)
-            try:
-                stats = Runtime(processor, source, sink, settings.runtime).run()
-            finally:
-                source.close()
-            total.batches += stats.batches
-            total.events += stats.events
-            total.alerts += stats.alerts
-            total.dead_letters += stats.dead_letters
+        outcome = run_replay(settings, (JsonlSource(path) for path in inputs), sink, topic_kinds={})
     finally:
         sink.close()
-    return total
+    return outcome.stats
