@@ -71,7 +71,10 @@ class ADWIN(DriftDetector[float]):
 
     The arithmetic is river's (its Rust ``AdaptiveWindowing``), operation for
     operation, so detections coincide with river's exactly; this is checked by
-    ``tests/detectors/test_river_conformance.py``.
+    ``tests/detectors/test_river_conformance.py``. One deliberate difference: with
+    ``max_buckets=1`` a level of the bucket structure can be empty, and when a cut
+    leaves such a level on top river 0.26 panics (``PanicException``); this class
+    skips the empty levels and carries on.
 
     Parameters
     ----------
@@ -295,6 +298,11 @@ class ADWIN(DriftDetector[float]):
 
     def _delete_oldest(self) -> None:
         tots, vars_ = self._tots, self._vars
+        # With max_buckets=1 a level can be empty, so the oldest bucket may sit below
+        # an empty top level; river reads past the end there (and panics).
+        while len(tots) > 1 and not tots[-1]:
+            tots.pop()
+            vars_.pop()
         last = len(tots) - 1
         n = float(1 << last)
         u = tots[last][0]
@@ -308,7 +316,7 @@ class ADWIN(DriftDetector[float]):
         self._variance -= v + n * width * d * d / (n + width)
         del tots[last][0]
         del vars_[last][0]
-        if not tots[last]:
+        while len(tots) > 1 and not tots[-1]:
             tots.pop()
             vars_.pop()
 
