@@ -70,7 +70,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    run_sidecar(settings, stop)
+    run_sidecar(load_settings(args.config), stop)
     return 0
 
 

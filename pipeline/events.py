@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 __all__ = [
     "AlertEvent",
@@ -156,6 +156,13 @@ class WindowBounds(_Event):
 class DetectorInfo(_Event):
     name: str
     params: dict[str, Any]
+
+    @field_validator("params")
+    @classmethod
+    def _canonical_order(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # Sorted, so the same detector serialises to the same bytes whichever
+        # order its config (or a restored snapshot) listed the parameters in.
+        return dict(sorted(params.items()))
 
 
 class AlertEvent(_Event):

@@ -22,8 +22,9 @@ from typing import Any
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
 
-from pipeline.config import Settings, parse_settings
+from pipeline.config import Settings, load_settings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Record
 
@@ -108,7 +109,7 @@ def deploy(
     }
     path = tmp_path / f"{prefix}.yaml"
     path.write_text(yaml.safe_dump(data))
-    return Deployment(bootstrap, prefix, partitions, path, parse_settings(data, environ={}))
+    return Deployment(bootstrap, prefix, partitions, path, load_settings(path, environ={}))
 
 
 class SidecarProcess:
@@ -241,7 +242,12 @@ def group_caught_up(deployment: Deployment) -> bool:
     admin = KafkaAdminClient(bootstrap_servers=deployment.bootstrap)
     consumer = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=None)
     try:
-        committed = admin.list_consumer_group_offsets(deployment.prefix)
+        try:
+            committed = admin.list_group_offsets({deployment.prefix: None}).get(
+                deployment.prefix, {}
+            )
+        except KafkaError:  # e.g. offsets still pending in an open transaction
+            return False
         tps = [
             TopicPartition(t, p)
             for t in deployment.topics.inputs()
@@ -286,7 +292,8 @@ def check_semantics(deployment: Deployment) -> dict[str, int]:
     extra = sorted(set(got_alerts) - set(expected_alerts))
     assert not missing and not extra, (
         f"{len(missing)} alerts missing and {len(extra)} unexpected "
-        f"(expected {len(expected_alerts)}, got {len(got_alerts)})"
+        f"(expected {len(expected_alerts)}, got {len(got_alerts)}); "
+        f"first missing: {missing[:1]!r}; first unexpected: {extra[:1]!r}"
     )
     assert sorted(r.value for r in dlq) == expected_dead, "dead letters differ from the oracle's"
     assert len(dlq) == len(
