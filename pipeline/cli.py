@@ -61,7 +61,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runtime.sidecar import run_sidecar
 
-    settings = load_settings(args.config)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:
