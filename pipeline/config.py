@@ -140,6 +140,48 @@ def _default_transactional_id() -> str:
     return f"driftline-{instance}"
 
 
+class KafkaSecurity(_Strict):
+    """TLS and SASL for the Kafka clients; secrets usually come from the
+    environment (``DRIFTLINE_KAFKA__SECURITY__SASL_PASSWORD``, from a Secret)."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSecurity:
+        if self.protocol.startswith("SASL") and self.sasl_mechanism is None:
+            raise ValueError("sasl_mechanism: required when protocol is SASL_*")
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError("sasl_username and sasl_password: required by " + str(self.sasl_mechanism))
+        return self
+
+    def client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl_username is not None:
+                options["sasl_plain_username"] = self.sasl_username
+                options["sasl_plain_password"] = self.sasl_password
+        if self.protocol.endswith("SSL"):
+            options["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                if getattr(self, name) is not None:
+                    options[name] = getattr(self, name)
+        return options
+
+    def __repr_args__(self) -> Any:  # never print the password
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name == "sasl_password" and value else value)
+
+
 # NOTE: KafkaSettings and RuntimeSettings are read by pipeline/runtime (the
 # sidecar); edit them in place, do not rewrite this file from an older copy.
 class KafkaSettings(_Strict):
@@ -149,8 +191,13 @@ class KafkaSettings(_Strict):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     transactional_id: str = Field(default_factory=_default_transactional_id)
     """Exactly-once mode: stable per sidecar instance, unique within the group."""
+    security: KafkaSecurity = Field(default_factory=lambda: KafkaSecurity())
     extra: dict[str, Any] = Field(default_factory=dict)
-    """Passed as-is to kafka-python clients (e.g. security settings)."""
+    """Passed as-is to kafka-python clients (any other client setting)."""
+
+    def client_options(self) -> dict[str, Any]:
+        """Security settings and ``extra``, as kafka-python keyword arguments."""
+        return {**self.security.client_options(), **self.extra}
 
 
 class TopicSettings(_Strict):

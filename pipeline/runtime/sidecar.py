@@ -82,7 +82,7 @@ class Sidecar:
     # ------------------------------------------------------------------ setup
     def _kafka_kwargs(self) -> dict[str, Any]:
         k = self.settings.kafka
-        return {"bootstrap_servers": k.bootstrap_servers, "extra": k.extra}
+        return {"bootstrap_servers": k.bootstrap_servers, "extra": k.client_options()}
 
     def _make_sink(self) -> KafkaSink:
         t, k = self.settings.topics, self.settings.kafka
@@ -104,7 +104,9 @@ class Sidecar:
     def _prepare_state_topic(self) -> None:
         t = self.settings.topics
         counts = partitions_of(
-            self.settings.kafka.bootstrap_servers, [*t.inputs(), t.state], self.settings.kafka.extra
+            self.settings.kafka.bootstrap_servers,
+            [*t.inputs(), t.state],
+            self.settings.kafka.client_options(),
         )
         needed = max((n for name, n in counts.items() if name != t.state), default=1)
         if t.state not in counts:
@@ -114,7 +116,7 @@ class Sidecar:
                 self.settings.kafka.bootstrap_servers,
                 {t.state: needed},
                 compacted=[t.state],
-                extra=self.settings.kafka.extra,
+                extra=self.settings.kafka.client_options(),
             )
             log.info("state_topic_created", topic=t.state, partitions=needed)
         elif counts[t.state] < needed:
@@ -170,7 +172,7 @@ class Sidecar:
             self.settings.kafka.bootstrap_servers,
             self.settings.topics.state,
             partition,
-            extra=self.settings.kafka.extra,
+            extra=self.settings.kafka.client_options(),
         )
         snapshot = decode_changelog(records)
         self.processor.restore(partition, snapshot.entries)
