@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 
 .PHONY: help install demo demo-offline test unit integration lint typecheck schemas \
-        kafka-start kafka-stop kafka-status bench clean
+        kafka-start kafka-stop kafka-status bench clean browser
 
 help:
 	@echo "make demo          end-to-end demo on the local Kafka broker"
@@ -17,7 +17,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,parquet]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -56,8 +56,14 @@ integration: $(STAMP)
 	PYTHON=$(BIN)/python $(KAFKA) start
 	$(BIN)/pytest -q -m integration
 
+# Headless Chromium (Debian's package, as root) for the backtest report's browser test.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@/usr/bin/chromium --version 2>/dev/null
+
 # The README's test command: everything CI checks.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(MAKE) --no-print-directory lint typecheck
 	PYTHON=$(BIN)/python $(KAFKA) start
 	$(BIN)/pytest -q

@@ -44,8 +44,6 @@ __all__ = [
     "run_replay",
 ]
 
-log = get_logger("driftline.replay")
-
 
 def default_dead_letter_path(output: Path) -> Path:
     return output.with_name(output.stem + ".dead-letters.jsonl")
@@ -98,7 +96,9 @@ class ReplaySink:
             if command.get("dry_run") is not True:
                 command["dry_run"] = True
                 self.forced_dry_run += 1
-                log.warning("rollback_forced_dry_run", command_id=command.get("command_id"))
+                get_logger("driftline.replay").warning(
+                    "rollback_forced_dry_run", command_id=command.get("command_id")
+                )
                 message = Message(message.kind, message.key, orjson.dumps(command), message.headers)
         self.inner.send(message)
 

@@ -241,8 +241,8 @@ def timeline(series: Series, score: KeyScore, *, width: int = 960, height: int =
     scene = Scene(width, height, title=" · ".join(part for part in series.key if part))
     c = COLORS
     left, right = 74, width - 16
-    top1, bot1 = 44, 174
-    top2, bot2 = 196, 326
+    top1, bot1 = 50, 176
+    top2, bot2 = 200, 326
     scene.add(Rect(0, 0, width, height, c["bg"]))
     scene.add(Text(left, 18, scene.title, size=13, bold=True))
     found = score.hits
@@ -305,7 +305,8 @@ def timeline(series: Series, score: KeyScore, *, width: int = 960, height: int =
     else:
         scene.add(Text((left + right) / 2, (top1 + bot1) / 2, "value is not numeric: statistic only",
                        size=11, color=c["muted"], anchor="middle"))  # fmt: skip
-    scene.add(Text(left + 6, top1 + 13, "value (mean, min-max)", size=10, color=c["value"]))
+    scene.add(Text(right, top1 - 5, "watched value (mean, min-max)", size=10, color=c["value"],
+                   anchor="end"))  # fmt: skip
 
     # statistic panel
     stats = [b.stat_max for b in buckets] + [b.stat_min for b in buckets]
@@ -334,9 +335,10 @@ def timeline(series: Series, score: KeyScore, *, width: int = 960, height: int =
     for seg in _segments(thr_x, thr_y):
         if len(seg) == 1:
             seg = ((left, seg[0][1]), (right, seg[0][1]))
-        scene.add(Polyline(_flat_runs(seg), c["threshold"], 1.5, role="threshold", dash=(6, 4)))
-    scene.add(Text(left + 6, top2 + 13, "detector statistic", size=10, color=c["stat"]))
-    scene.add(Text(left + 120, top2 + 13, "- - threshold", size=10, color=c["threshold"]))
+        scene.add(Polyline(_flat_runs(seg), c["threshold"], 2.0, role="threshold", dash=(6, 4)))
+    scene.add(Text(right - 90, top2 - 5, "detector statistic", size=10, color=c["stat"],
+                   anchor="end"))  # fmt: skip
+    scene.add(Text(right, top2 - 5, "- - threshold", size=10, color=c["threshold"], anchor="end"))
 
     # change lines over the shading
     for outcome in score.changes:

@@ -67,7 +67,7 @@ JS = """
     fig.setAttribute('data-path-length', String(Math.round(len)));
     var ns = 'http://www.w3.org/2000/svg';
     var cross = document.createElementNS(ns, 'line');
-    cross.setAttribute('y1', '40'); cross.setAttribute('y2', '330');
+    cross.setAttribute('y1', '50'); cross.setAttribute('y2', '326');
     cross.setAttribute('stroke', '#0f172a'); cross.setAttribute('stroke-width', '0.6');
     cross.setAttribute('visibility', 'hidden'); cross.setAttribute('class', 'crosshair');
     svg.appendChild(cross);
@@ -333,11 +333,12 @@ def _compare_table(bt: Backtest) -> str:
 
 # ----------------------------------------------------------------------- plots
 def plot_scenes(run: BacktestRun) -> list[tuple[TraceKey, Scene]]:
-    out = []
-    for s in run.scores:
-        series = run.tracer.series.get(s.key) or Series(s.key)
-        out.append((s.key, timeline(series, s)))
-    return out
+    cached: list[tuple[TraceKey, Scene]] | None = run.cache.get("scenes")
+    if cached is None:
+        cached = run.cache["scenes"] = [
+            (s.key, timeline(run.tracer.series.get(s.key) or Series(s.key), s)) for s in run.scores
+        ]
+    return cached
 
 
 def _figure(run_index: int, key: TraceKey, scene: Scene, score: KeyScore) -> str:

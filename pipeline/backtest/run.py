@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -97,6 +98,8 @@ class BacktestRun:
     totals: Totals
     elapsed_s: float = 0.0
     """Wall time (reported on the terminal, never written to the report)."""
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Derived artefacts (the plot scenes) shared by the report and the PNG export."""
 
 
 @dataclass
