@@ -670,25 +670,14 @@ def _defaults_cached(description: str) -> tuple[MonitorSpec, ...]:
     error_detectors = ("ddm", "adwin") if spec["classification"] else ("adwin", "ddm")
     out.append(_monitor("error", error_detectors))
     # Training side: every model may be fine-tuned; these only see training events.
+    # Scale-free (standardised on a warm-up) CUSUM charts: loss scales differ by model.
     out.append(
-        _monitor("training.divergence", ("page_hinkley", "cusum"), page_hinkley={"mode": "up"})
+        _monitor("training.divergence", ("cusum",), cusum={"k": 0.5, "h": 8.0, "warmup": 30})
     )
     out.append(
-        _monitor("training.legacy_val_loss", ("page_hinkley", "cusum"), page_hinkley={"mode": "up"})
+        _monitor("training.legacy_val_loss", ("cusum",), cusum={"k": 0.5, "h": 8.0, "warmup": 30})
     )
-    out.append(
-        _monitor(
-            "grad_norm:*",
-            ("rolling_threshold",),
-            rolling_threshold={
-                "window_size": 5,
-                "reference_size": 20,
-                "k": 8.0,
-                "direction": "upper",
-                "patience": 1,
-            },
-        )
-    )
+    out.append(_monitor("grad_norm:*", ("cusum",), cusum={"k": 1.0, "h": 12.0, "warmup": 30}))
     return tuple(m for m in out if m is not None)
 
 
@@ -711,9 +700,11 @@ def default_monitors(model: ModelSpec) -> list[MonitorSpec]:
 class HysteresisSettings(_Strict):
     """Warning before drift: a key's first drift detection is reported as a warning;
     another one within ``confirm_within`` confirms it at the mapped severity. A key
-    with no detection for ``clear_after`` is back to normal."""
+    with no detection for ``clear_after`` is back to normal. Off by default: detectors
+    that restart after a detection (Page-Hinkley, CUSUM) may fire only once on a
+    lasting shift, which would then stay a warning."""
 
-    enabled: bool = True
+    enabled: bool = False
     confirm_within: Duration = 3600.0
     clear_after: Duration = 6 * 3600.0
 
@@ -755,6 +746,9 @@ class PolicySettings(_Strict):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     dedup_memory: int = Field(256, ge=1, le=100_000)
     """Alert ids remembered per model to drop repeats."""
+    dry_run: bool = False
+    """Every rollback command is issued as a dry run, whatever the models say
+    (replays and backtests force it)."""
 
 
 class LimitSettings(_Strict):

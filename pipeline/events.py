@@ -177,6 +177,9 @@ class AlertEvent(_Event):
     alert_id: str
     model_id: str
     model_version: str
+    variant: str = "production"
+    """Which deployment variant of the model the signal came from (``shadow``,
+    ``training`` for training runs, where ``model_version`` is the run id)."""
     signal: str
     segment: dict[str, str] | None = None
     detector: DetectorInfo
@@ -205,6 +208,12 @@ class RollbackCommand(_Event):
     alert_ids: list[str]
     issued_at: AwareDatetime
     dry_run: bool
+    rule: str | None = None
+    """The rollback rule that held."""
+    checkpoint_run_id: str | None = None
+    checkpoint_step: int | None = None
+    source: SourcePosition | None = None
+    """The input record whose alert completed the rule."""
 
 
 class DeadLetterEvent(_Event):

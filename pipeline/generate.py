@@ -14,6 +14,25 @@ is in standard deviations for numeric features, tenths of confidence for
 ``confidence``, and the share of probability moved for ``prediction`` and
 categorical features; for ``output_text`` it is the share of answers that
 collapse into one repeated text.
+
+Optional companions of the prediction stream (all off by default; with them off the
+output is exactly the plain prediction stream) are interleaved with it. Stream
+positions (``at``, ``width``) keep counting prediction events only:
+
+* ``labels``: a label event per prediction, ``label_delay`` positions later (negative:
+  *before* the prediction), plus up to ``label_jitter`` more; the production model is
+  wrong with probability ``base_error`` (drift signal ``error``: magnitude added to it);
+* ``shadow``: the share of requests also answered by the ``shadow`` variant, version
+  ``2``, wrong with probability ``base_error`` (drift signal ``shadow.error``);
+* ``training_every``: a training event of a fine-tuning run every N positions (models
+  take turns): flat ``train_loss``, ``val_loss``, ``legacy_val_loss`` and gradient norms
+  of ``layer0..layer3`` (drift signals ``training.val_loss``,
+  ``training.legacy_val_loss``, ``training.train_loss``, ``grad_norm:layerK``, in units
+  of their noise); every ``stable_every``-th one reports a stable checkpoint, unless a
+  training drift is in effect;
+* ``golden_every``: a golden-set probe every N positions, cycling over
+  ``golden_inputs`` known inputs (drift signal ``golden``: the share of probes that
+  answer differently).
 """
 
 from __future__ import annotations
@@ -155,6 +174,20 @@ class GeneratorConfig:
     drifts: Sequence[DriftSpec] = field(default_factory=tuple)
     bad_every: int = 0
     """Every Nth event is replaced by a bad record (malformed, NaN, schema violation)."""
+    labels: bool = False
+    label_delay: int = 50
+    label_jitter: int = 0
+    base_error: float = 0.1
+    shadow: float = 0.0
+    training_every: int = 0
+    stable_every: int = 5
+    golden_every: int = 0
+    golden_inputs: int = 5
+
+    @property
+    def companions(self) -> bool:
+        """Whether anything besides prediction events is generated."""
+        return bool(self.labels or self.shadow or self.training_every or self.golden_every)
 
     def __post_init__(self) -> None:
         if not 1 <= self.numeric_features <= len(NUMERIC_NAMES):
@@ -163,6 +196,12 @@ class GeneratorConfig:
             raise ValueError(f"categorical_features must be 0..{len(CATEGORICAL)}")
         if self.events < 0 or self.models < 1:
             raise ValueError("events must be >= 0 and models >= 1")
+        if not 0.0 <= self.base_error < 1.0 or not 0.0 <= self.shadow <= 1.0:
+            raise ValueError("base_error must be in [0, 1) and shadow in [0, 1]")
+        if min(self.label_jitter, self.training_every, self.golden_every) < 0:
+            raise ValueError("label_jitter, training_every and golden_every must be >= 0")
+        if self.stable_every < 1 or self.golden_inputs < 1:
+            raise ValueError("stable_every and golden_inputs must be >= 1")
 
 
 def _model_ids(n: int) -> list[str]:
@@ -190,6 +229,30 @@ def _bad_record(kind: str, i: int) -> bytes:
 
 def generate(config: GeneratorConfig) -> Iterator[tuple[str, bytes]]:
     """Yield ``(model_id, event_json_bytes)`` for each event of the stream."""
+    if not config.companions:
+        for _i, model, payload in _predictions(config):
+            yield model, payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        return
+    yield from _with_companions(config)
+
+
+def _shift_function(config: GeneratorConfig) -> Any:
+    drifts_by_signal: dict[str, list[DriftSpec]] = {}
+    for d in config.drifts:
+        drifts_by_signal.setdefault(d.signal, []).append(d)
+
+    def shift(signal: str, model: str, i: int) -> float:
+        total = 0.0
+        for d in drifts_by_signal.get(signal, ()):
+            if d.model is None or d.model == model:
+                total += d.magnitude * d.intensity(i)
+        return total
+
+    return shift
+
+
+def _predictions(config: GeneratorConfig) -> Iterator[tuple[int, str, bytes | dict[str, Any]]]:
+    """The prediction stream: ``(position, model, bad record bytes or event dict)``."""
     rng = np.random.default_rng(config.seed)
     models = _model_ids(config.models)
     names = NUMERIC_NAMES[: config.numeric_features]
@@ -221,7 +284,7 @@ def generate(config: GeneratorConfig) -> Iterator[tuple[str, bytes]]:
         model = models[m]
         ts = BASE_TIME + timedelta(milliseconds=i * config.interval_ms)
         if config.bad_every and (i + 1) % config.bad_every == 0:
-            yield model, _bad_record(BAD_KINDS[bad_index % len(BAD_KINDS)], i)
+            yield i, model, _bad_record(BAD_KINDS[bad_index % len(BAD_KINDS)], i)
             bad_index += 1
             continue
         features: dict[str, Any] = {}
@@ -266,7 +329,147 @@ def generate(config: GeneratorConfig) -> Iterator[tuple[str, bytes]]:
                 k = 6 + int(uniforms[i, 2] * 10)
                 start = int(uniforms[i, 3] * (len(WORDS) - k))
                 event["output_text"] = " ".join(WORDS[start : start + k]) + f" #{i % 997}"
-        yield model, orjson.dumps(event)
+        yield i, model, event
+
+
+_TRAINING_SIGNALS = (
+    "training.val_loss",
+    "training.legacy_val_loss",
+    "training.train_loss",
+    *(f"grad_norm:layer{k}" for k in range(4)),
+)
+
+
+def _with_companions(config: GeneratorConfig) -> Iterator[tuple[str, bytes]]:
+    """The prediction stream with labels, shadow predictions, training events and
+    golden probes interleaved (drawn from their own random stream)."""
+    rng = np.random.default_rng([config.seed, 1])
+    shift = _shift_function(config)
+    models = _model_ids(config.models)
+    # (position, order within the position, tie-break, model, event)
+    out: list[tuple[int, int, int, str, bytes | dict[str, Any]]] = []
+    n = 0
+
+    def put(position: int, order: int, model: str, event: bytes | dict[str, Any]) -> None:
+        nonlocal n
+        out.append((position, order, n, model, event))
+        n += 1
+
+    def stamp(position: int) -> str:
+        return event_time(position, config.interval_ms).isoformat().replace("+00:00", "Z")
+
+    def wrong_class(label: str) -> str:
+        others = [c for c in CLASSES if c != label]
+        return others[int(rng.integers(0, len(others)))]
+
+    for i, model, payload in _predictions(config):
+        put(i, 1, model, payload)
+        if isinstance(payload, bytes):
+            continue
+        predicted = str(payload["prediction"])
+        error = min(1.0, max(0.0, config.base_error + shift("error", model, i)))
+        label = predicted if rng.random() >= error else wrong_class(predicted)
+        if config.shadow and rng.random() < config.shadow:
+            shadow_error = min(1.0, max(0.0, config.base_error + shift("shadow.error", model, i)))
+            answer = label if rng.random() >= shadow_error else wrong_class(label)
+            shadow = dict(payload)
+            shadow.update(
+                event_id=f"evt-{config.seed}-{i}-shadow",
+                model_version="2",
+                variant="shadow",
+                prediction=answer,
+            )
+            shadow.pop("probabilities", None)
+            put(i, 2, model, shadow)
+        if config.labels:
+            jitter = int(rng.integers(0, config.label_jitter + 1)) if config.label_jitter else 0
+            at = max(0, i + config.label_delay + jitter)
+            put(
+                at,
+                0 if config.label_delay < 0 else 3,
+                model,
+                {
+                    "schema": "driftline.label.v1",
+                    "event_id": f"lbl-{config.seed}-{i}",
+                    "model_id": model,
+                    "request_id": payload["request_id"],
+                    "label": label,
+                    "timestamp": stamp(at),
+                },
+            )
+    steps: dict[str, int] = {}
+    if config.training_every:
+        for k, p in enumerate(
+            range(config.training_every - 1, config.events, config.training_every)
+        ):
+            model = models[k % len(models)]
+            step = steps[model] = steps.get(model, 0) + 1
+            noise = rng.standard_normal(7).tolist()
+            drifting = any(shift(s, model, p) for s in _TRAINING_SIGNALS)
+            put(
+                p,
+                4,
+                model,
+                {
+                    "schema": "driftline.training.v1",
+                    "event_id": f"trn-{config.seed}-{p}",
+                    "model_id": model,
+                    "run_id": f"{model}-finetune-1",
+                    "checkpoint_id": f"{model}-finetune-1-step{step}",
+                    "step": step,
+                    "timestamp": stamp(p),
+                    "metrics": {
+                        "train_loss": round(
+                            0.30 + 0.01 * (noise[0] + shift("training.train_loss", model, p)), 6
+                        ),
+                        "val_loss": round(
+                            0.35 + 0.01 * (noise[1] + shift("training.val_loss", model, p)), 6
+                        ),
+                        "legacy_val_loss": round(
+                            0.40 + 0.01 * (noise[2] + shift("training.legacy_val_loss", model, p)),
+                            6,
+                        ),
+                    },
+                    "grad_norms": {
+                        f"layer{j}": round(
+                            max(
+                                0.0,
+                                1.0
+                                + 0.05 * (noise[3 + j] + shift(f"grad_norm:layer{j}", model, p)),
+                            ),
+                            6,
+                        )
+                        for j in range(4)
+                    },
+                    "checkpoint_stable": step % config.stable_every == 0 and not drifting,
+                },
+            )
+    if config.golden_every:
+        for k, p in enumerate(range(config.golden_every - 1, config.events, config.golden_every)):
+            model = models[k % len(models)]
+            which = k % config.golden_inputs
+            expected = CLASSES[which % len(CLASSES)]
+            changed = rng.random() < min(1.0, shift("golden", model, p))
+            put(
+                p,
+                5,
+                model,
+                {
+                    "schema": "driftline.prediction.v1",
+                    "event_id": f"gld-{config.seed}-{p}",
+                    "model_id": model,
+                    "model_version": "1",
+                    "variant": "production",
+                    "timestamp": stamp(p),
+                    "request_id": f"golden-{which}",
+                    "prediction": wrong_class(expected) if changed else expected,
+                    "features": {"golden_input": f"g{which}"},
+                    "golden": True,
+                },
+            )
+    out.sort(key=lambda e: (e[0], e[1], e[2]))
+    for _p, _o, _n, model, event in out:
+        yield model, event if isinstance(event, bytes) else orjson.dumps(event)
 
 
 def _pick(mix: np.ndarray, u: float) -> int:

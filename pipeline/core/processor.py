@@ -1,7 +1,8 @@
-"""One record in, the messages it causes out: decode -> monitor -> policy.
+"""Records in, the messages they cause out: decode -> engine (monitor, policy) -> encode.
 
 The runtime drives this for the sidecar and for replay alike, so a backtest runs
-exactly the production logic.
+exactly the production logic. ``process_batch`` is the entry point; ``process`` is
+the same for one record (the property tests hold the two equal).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.core.decode import Decoder
-from pipeline.core.monitor import Monitor, Origin
-from pipeline.core.policy import AlertPolicy
+from pipeline.core.engine import Engine, Output, Refused
+from pipeline.core.monitor import Origin
 from pipeline.core.records import Message, Record
 from pipeline.errors import DecodeError
-from pipeline.events import AlertEvent
+from pipeline.events import AlertEvent, InputEvent, RollbackCommand
 
-__all__ = ["Processor", "dead_letter"]
+__all__ = ["Processor", "alert_message", "dead_letter", "rollback_message"]
 
 
 def dead_letter(record: Record, reason: str, detail: str) -> Message:
@@ -46,53 +47,75 @@ def alert_message(alert: AlertEvent) -> Message:
     )
 
 
+def rollback_message(command: RollbackCommand) -> Message:
+    headers: tuple[tuple[str, bytes], ...] = (("schema", b"driftline.rollback-command.v1"),)
+    if command.dry_run:
+        headers += (("dry_run", b"true"),)
+    return Message(
+        kind="rollback",
+        key=command.model_id.encode(),
+        value=command.model_dump_json(by_alias=True).encode(),
+        headers=headers,
+    )
+
+
 class Processor:
-    """Pure per-record processing. ``topic_kinds`` maps an input topic to its event
+    """Pure record processing. ``topic_kinds`` maps an input topic to its event
     kind; a topic not in it is decoded by each event's ``schema`` tag."""
 
     def __init__(self, settings: Settings, topic_kinds: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.topic_kinds = dict(topic_kinds or {})
         self.decoder = Decoder(settings.runtime.max_event_bytes)
-        self.monitor = Monitor(settings)
-        self.policy = AlertPolicy()
+        self.engine = Engine(settings)
+        self.monitor = self.engine
+        """The engine under the name the runtime and backtests use (``observer``,
+        ``live_keys()``, ``scopes``)."""
         self.stats: Counter[str] = Counter()
 
     def process(self, record: Record) -> list[Message]:
-        self.stats["events"] += 1
-        try:
-            event = self.decoder.decode(record.value, self.topic_kinds.get(record.topic))
-        except DecodeError as exc:
-            self.stats[f"dead_letter:{exc.reason}"] += 1
-            return [dead_letter(record, exc.reason, exc.detail)]
-        if self.settings.unknown_models == "reject" and not self.monitor.is_known_model(
-            event.model_id
-        ):
-            self.stats["dead_letter:unknown_model"] += 1
-            return [dead_letter(record, "unknown_model", f"model_id {event.model_id!r}")]
-        origin = Origin(record.topic, record.partition, record.offset)
-        detections = self.monitor.process(event, origin)
-        alerts = self.policy.alerts(detections)
-        self.stats["alerts"] += len(alerts)
-        return [alert_message(a) for a in alerts]
+        return self.process_batch([record])[0]
 
     def process_batch(self, records: Sequence[Record]) -> list[list[Message]]:
-        """``process`` for each record, in order: one list of messages per record.
+        """The messages of each record, in order: one list per record, the same as
+        calling ``process`` on each in turn."""
+        out: list[list[Message]] = [[] for _ in records]
+        index: list[int] = []
+        items: list[tuple[InputEvent, Origin]] = []
+        for i, record in enumerate(records):
+            self.stats["events"] += 1
+            try:
+                event = self.decoder.decode(record.value, self.topic_kinds.get(record.topic))
+            except DecodeError as exc:
+                self.stats[f"dead_letter:{exc.reason}"] += 1
+                out[i].append(dead_letter(record, exc.reason, exc.detail))
+                continue
+            index.append(i)
+            items.append((event, Origin(record.topic, record.partition, record.offset)))
+        for i, outputs in zip(index, self.engine.process(items), strict=True):
+            out[i].extend(self._encode(records[i], o) for o in outputs)
+        return out
 
-        Same outputs as calling ``process`` one by one; a faster column-wise path
-        may replace the loop, never change its results.
-        """
-        return [self.process(record) for record in records]
+    def _encode(self, record: Record, output: Output) -> Message:
+        if isinstance(output, Refused):
+            self.stats[f"dead_letter:{output.reason}"] += 1
+            return dead_letter(record, output.reason, output.detail)
+        if isinstance(output, RollbackCommand):
+            self.stats["rollbacks"] += 1
+            return rollback_message(output)
+        self.stats["alerts"] += 1
+        return alert_message(output)
 
     # -- state, per source partition (the runtime owns when it is saved) ---------
     def changed_state(self, partition: int) -> dict[str, dict[str, Any] | None]:
-        """Snapshots of the state entries of ``partition`` changed since the last call."""
-        return self.monitor.changed_state(partition)
+        """Snapshots of the state entries of ``partition`` changed since the last
+        call (None: the entry was deleted)."""
+        return self.engine.changed_state(partition)
 
     def restore(self, partition: int, entries: dict[str, dict[str, Any]]) -> None:
         """Load ``partition``'s state as read back from the changelog."""
-        self.monitor.restore(partition, entries)
+        self.engine.restore(partition, entries)
 
     def drop(self, partition: int) -> None:
         """Forget ``partition``'s state (revoked or lost)."""
-        self.monitor.drop_scope(partition)
+        self.engine.drop(partition)
