@@ -114,6 +114,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(offline=args.offline, bootstrap_servers=args.bootstrap_servers)
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return value
+
+
+def _cmd_alerts_tail(args: argparse.Namespace) -> int:
+    from pipeline.config import parse_settings
+    from pipeline.events import AlertEvent
+    from pipeline.render import render_alert, render_rollback
+    from pipeline.subscribe import subscribe
+
+    settings = load_settings(args.config) if args.config else parse_settings({}, source="env")
+    sub = subscribe(
+        settings,
+        models=args.model or None,
+        min_severity=args.severity,
+        kinds=("alert", "rollback") if args.kind == "all" else (args.kind,),
+        follow=args.follow,
+        start="beginning" if args.from_beginning else args.lines,
+        bootstrap_servers=args.bootstrap_servers,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sub.stop())
+    with sub:
+        try:
+            for event in sub:
+                if args.json:
+                    line = event.model_dump_json(by_alias=True)
+                elif isinstance(event, AlertEvent):
+                    line = render_alert(event)
+                else:
+                    line = render_rollback(event)
+                print(line, flush=True)
+        except BrokenPipeError:  # `| head`
+            sys.stderr.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline", description="Streaming drift detection for ML models in production."
@@ -166,6 +206,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap-servers", default="127.0.0.1:39092")
     p.add_argument("--truth", help="write the ground truth (JSON) here")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("alerts", help="read the alert and rollback-command topics")
+    alerts = p.add_subparsers(dest="alerts_command", required=True)
+    p = alerts.add_parser(
+        "tail",
+        help="print alerts and rollback commands (committed data only)",
+        description="Print alerts and rollback commands, deduplicated by id, reading "
+        "committed data only. Kafka address, security and topics come from --config "
+        "(or the defaults and DRIFTLINE_* environment overrides).",
+    )
+    p.add_argument("--config", help="driftline config file (Kafka settings, topic names)")
+    p.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
+    p.add_argument("--model", action="append", help="only this model (repeatable)")
+    p.add_argument(
+        "--severity",
+        choices=("warning", "drift", "critical"),
+        help="only alerts at this severity or above (rollback commands always show)",
+    )
+    p.add_argument("--kind", choices=("all", "alert", "rollback"), default="all")
+    p.add_argument("-f", "--follow", action="store_true", help="wait for new events")
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    p.add_argument("--from-beginning", action="store_true", help="read the topics from the start")
+    p.add_argument(
+        "-n",
+        "--lines",
+        type=_count,
+        default=10,
+        help="without --from-beginning: start about N records before the end of each "
+        "partition (default 10; 0 with --follow: only new events)",
+    )
+    p.set_defaults(func=_cmd_alerts_tail)
 
     p = sub.add_parser("demo", help="the end-to-end demo (`make demo`)")
     p.add_argument("--offline", action="store_true", help="replay only: no broker, no Java")

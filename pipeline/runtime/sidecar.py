@@ -46,6 +46,7 @@ from pipeline.io.kafka import (
     read_partition,
 )
 from pipeline.logs import get_logger
+from pipeline.runtime.cloudevents import with_cloudevent_headers
 from pipeline.runtime.http import HealthServer, liveness
 from pipeline.runtime.loop import FailFastError, RunStats
 from pipeline.runtime.metrics import Metrics
@@ -322,7 +323,7 @@ class Sidecar:
                     )
                 elif message.kind in ("alert", "rollback"):
                     alerts.append(message)
-                sink.send(message)
+                sink.send(with_cloudevent_headers(message))
         if transaction is None:
             sink.flush()
         state_records = 0
