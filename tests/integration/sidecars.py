@@ -237,6 +237,35 @@ def oracle(deployment: Deployment, records: Sequence[Record]) -> tuple[list[byte
     return sorted(alerts), sorted(dead)
 
 
+def committed_total(deployment: Deployment) -> int:
+    """Sum of the group's committed offsets over the input topics (0 if unknown)."""
+    admin = KafkaAdminClient(bootstrap_servers=deployment.bootstrap)
+    try:
+        committed = admin.list_group_offsets({deployment.prefix: None}).get(deployment.prefix, {})
+    except KafkaError:
+        return 0
+    finally:
+        admin.close()
+    inputs = set(deployment.topics.inputs())
+    return sum(max(0, om.offset) for tp, om in committed.items() if tp.topic in inputs)
+
+
+def wait_for_progress(
+    deployment: Deployment, beyond: int, sidecars: Sequence[SidecarProcess], timeout: float = 120
+) -> int:
+    """Wait until the group committed more than ``beyond`` input records in total, so
+    that a fault injected next lands mid-stream, not during start-up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        total = committed_total(deployment)
+        if total > beyond:
+            return total
+        for s in sidecars:
+            assert s.running, f"sidecar {s.instance} died:\n{s.log_tail()}"
+        time.sleep(0.2)
+    raise AssertionError(f"no progress past {beyond} committed records within {timeout}s")
+
+
 def group_caught_up(deployment: Deployment) -> bool:
     """True when the group's committed offsets reached the end of every input partition."""
     admin = KafkaAdminClient(bootstrap_servers=deployment.bootstrap)

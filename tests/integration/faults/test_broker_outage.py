@@ -13,6 +13,7 @@ from tests.integration.sidecars import (
     deploy,
     produce,
     wait_caught_up,
+    wait_for_progress,
 )
 
 
@@ -25,7 +26,7 @@ def test_broker_restarted_mid_stream(
     produce(kafka_bootstrap, deployment.topics.predictions, events[:half])
     sidecar = SidecarProcess(deployment, "a", tmp_path).start()
     try:
-        time.sleep(3)
+        wait_for_progress(deployment, 500, [sidecar])  # mid-stream, not during start-up
         kafka_broker.stop()
         time.sleep(20)
         assert sidecar.running, sidecar.log_tail()
@@ -35,6 +36,8 @@ def test_broker_restarted_mid_stream(
     finally:
         kafka_broker.start()
         assert sidecar.terminate() == 0, sidecar.log_tail()
+    log = sidecar.log_path.read_text()
+    assert "checkpoint_failed" in log or "recovered" in log or "kafka_unavailable" in log
     check_semantics(deployment)
 
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 from pipeline.generate import GeneratorConfig, generate
 from tests.integration.sidecars import (
     SidecarProcess,
     check_semantics,
+    committed_total,
     deploy,
     produce,
     wait_caught_up,
+    wait_for_progress,
 )
 
 
@@ -24,12 +25,19 @@ def test_kill9_at_random_points(
     chunks = [events[k * len(events) // 4 : (k + 1) * len(events) // 4] for k in range(4)]
     rng = random.Random(20261125)
     sidecar = SidecarProcess(deployment, "a", tmp_path)
+    produced = 0
+    mid_stream_kills = 0
     for chunk in chunks[:3]:
         produce(kafka_bootstrap, deployment.topics.predictions, chunk)
+        produced += len(chunk)
+        before = committed_total(deployment)
         sidecar.start()
-        time.sleep(rng.uniform(2.0, 5.0))
-        assert sidecar.running, sidecar.log_tail()
+        # Kill while it works through the backlog: at a random point of this chunk.
+        target = before + int(len(chunk) * rng.uniform(0.1, 0.5))
+        wait_for_progress(deployment, target, [sidecar])
         sidecar.kill9()
+        mid_stream_kills += committed_total(deployment) < produced
+    assert mid_stream_kills >= 2, "the kills did not land mid-stream"
     produce(kafka_bootstrap, deployment.topics.predictions, chunks[3])
     sidecar.start()
     try:

@@ -12,6 +12,7 @@ from tests.integration.sidecars import (
     deploy,
     produce,
     wait_caught_up,
+    wait_for_progress,
 )
 
 
@@ -26,10 +27,10 @@ def test_members_join_leave_and_die(
     c = SidecarProcess(deployment, "c", tmp_path)
     try:
         produce(kafka_bootstrap, deployment.topics.predictions, events[:quarter])
-        time.sleep(3)
+        wait_for_progress(deployment, 500, [a, b])
         c.start()  # a third member joins mid-stream
         produce(kafka_bootstrap, deployment.topics.predictions, events[quarter : 2 * quarter])
-        time.sleep(3)
+        wait_for_progress(deployment, quarter + 500, [a, b, c])
         b.kill9()  # a member dies without leaving; the group notices after the session timeout
         produce(kafka_bootstrap, deployment.topics.predictions, events[2 * quarter : 3 * quarter])
         time.sleep(2)
