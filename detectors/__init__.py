@@ -6,10 +6,9 @@ No I/O and no import of ``pipeline``. Every detector follows the protocol of
 
 from __future__ import annotations
 
-from detectors.base import REGISTRY, DetectorState, DriftDetector, StateError, create, get
-
 # Detector modules register themselves on import (one import line each).
 from detectors.adwin import ADWIN
+from detectors.base import REGISTRY, DetectorState, DriftDetector, StateError, create, get
 from detectors.calibrate import Calibration, CalibrationError, calibrate, estimate_arl0
 from detectors.categorical_drift import CategoricalDrift
 from detectors.cusum import CUSUM

@@ -25,6 +25,7 @@ _C23 = 2.0 / 3.0
 _MAX_ROWS_CELLS = 1 << 18  # cells of the (ticks x buckets) matrix per vectorised chunk
 _FIRST_CHUNK = 2048
 _MAX_CHUNK = 1 << 16
+_BLOCK = 64  # checks evaluated together
 IntArray = npt.NDArray[np.int64]
 
 
@@ -385,9 +386,18 @@ class ADWIN(DriftDetector[float]):
                 n1 = float(1 << level)
                 a = t[0 : 2 * pairs : 2]
                 b = t[1 : 2 * pairs : 2]
-                d = a / n1 - b / n1
                 new_t = a + b
-                new_v = v[0 : 2 * pairs : 2] + v[1 : 2 * pairs : 2] + n1 * 0.5 * d * d
+                if level == 0:
+                    # sizes 1 and variances 0: d = a/1 - b/1 = a - b, v = 0 + 0 + h d d
+                    d = a - b
+                    new_v = 0.5 * d
+                    new_v *= d
+                else:
+                    d = a / n1 - b / n1
+                    new_v = v[0 : 2 * pairs : 2] + v[1 : 2 * pairs : 2]
+                    d2 = n1 * 0.5 * d
+                    d2 *= d
+                    new_v += d2
                 if has_next:
                     new_t = np.concatenate((np.asarray(self._tots[level + 1], np.float64), new_t))
                     new_v = np.concatenate((np.asarray(self._vars[level + 1], np.float64), new_v))
@@ -446,7 +456,7 @@ class ADWIN(DriftDetector[float]):
             arr_l.append(a)
             res_l.append(np.where(full, a - 2 * q, a))
             a = q
-        slots = np.arange(mb)
+        slots = np.arange(mb)[:, None]
         tot_blocks: list[FloatArray] = []
         size_blocks: list[FloatArray] = []
         for lv in range(len(g_t) - 1, -1, -1):
@@ -454,31 +464,124 @@ class ADWIN(DriftDetector[float]):
             k_l = res_l[lv]
             if not len(g) or not k_l.any():
                 continue
-            valid = slots[None, :] < k_l[:, None]
-            idx = np.clip((arr_l[lv] - k_l - base[lv])[:, None] + slots[None, :], 0, len(g) - 1)
-            tot_blocks.append(np.where(valid, g[idx], 0.0))
+            valid = slots < k_l[None, :]
+            padded = np.append(g, 0.0)  # invalid slots read the trailing 0.0
+            idx = np.where(valid, (arr_l[lv] - k_l - base[lv])[None, :] + slots, len(g))
+            tot_blocks.append(padded[idx])
             size_blocks.append(np.where(valid, float(1 << lv), 0.0))
-        tm = np.concatenate(tot_blocks, axis=1)
-        sz = np.concatenate(size_blocks, axis=1)
+        # one column per check, one row per bucket (oldest first); padding cells
+        # repeat the previous cut, so they change nothing
+        tm = np.concatenate(tot_blocks, axis=0)
+        sz = np.concatenate(size_blocks, axis=0)
         width = cs.astype(np.float64)
-        total = tot_after[rows]
-        vw = var_after[rows] / width
         log = math.log
         delta = self.delta
-        dp = np.array([log(2.0 * log(w) / delta) for w in width.tolist()])
+        # a lower bound of delta' (np.log need not round like libm's log): a block
+        # that fires with it is re-checked with river's exact delta'
+        dp_low = np.log(2.0 * np.log(width) * (1.0 - 1e-12) / delta) * (1.0 - 1e-12)
+        vw = var_after[rows] / width
+        total = tot_after[rows]
+        n_rows = len(rows)
         with np.errstate(all="ignore"):
-            n0 = np.add.accumulate(sz, axis=1)
-            n1 = width[:, None] - n0
-            u0 = np.add.accumulate(tm, axis=1)
-            u1 = np.subtract.accumulate(np.concatenate((total[:, None], tm), axis=1), axis=1)[:, 1:]
-            dm = u0 / n0 - u1 / n1
-            m = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
-            eps = np.sqrt(2.0 * m * vw[:, None] * dp[:, None]) + (_C23 * dp)[:, None] * m
-            fire = (n1 >= mwl) & (n0 >= mwl) & (np.abs(dm) > eps)
-        any_row = fire.any(axis=1)
-        if not any_row.any():
-            return None
-        return int(rows[int(np.argmax(any_row))])
+            # small blocks of checks keep the temporaries in cache
+            for lo in range(0, n_rows, _BLOCK):
+                hi = min(n_rows, lo + _BLOCK)
+                if self._block_may_fire(
+                    tm[:, lo:hi], sz[:, lo:hi], width[lo:hi], total[lo:hi], vw[lo:hi],
+                    dp_low[lo:hi], mwl,
+                ):  # fmt: skip
+                    dp = np.array([log(2.0 * log(w) / delta) for w in width[lo:hi].tolist()])
+                    c23dp = _C23 * dp
+                    fire_rows = [
+                        r
+                        for r in range(lo, hi)
+                        if self._block_fires(
+                            tm[:, r : r + 1],
+                            sz[:, r : r + 1],
+                            width[r : r + 1],
+                            total[r : r + 1],
+                            vw[r : r + 1],
+                            dp[r - lo : r - lo + 1],
+                            c23dp[r - lo : r - lo + 1],
+                            mwl,
+                        )
+                    ]
+                    if fire_rows:
+                        return int(rows[fire_rows[0]])
+        return None
+
+    @staticmethod
+    def _block_may_fire(
+        tm: FloatArray,
+        sz: FloatArray,
+        width: FloatArray,
+        total: FloatArray,
+        vw: FloatArray,
+        dp_low: FloatArray,
+        mwl: float,
+    ) -> bool:
+        """A cheaper superset of ``_block_fires``: the bound is evaluated in a
+        different order from a lower bound of delta' and shrunk by 1e-9 relative,
+        far more than any rounding difference, so a block that fires always passes."""
+        n0 = np.add.accumulate(sz, axis=0)
+        n1 = width - n0
+        u0 = np.add.accumulate(tm, axis=0)
+        u1 = np.empty((tm.shape[0] + 1, tm.shape[1]))
+        u1[0] = total
+        u1[1:] = tm
+        np.subtract.accumulate(u1, axis=0, out=u1)
+        dm = u0 / n0
+        dm -= u1[1:] / n1
+        np.abs(dm, out=dm)
+        shrink = 1.0 - 1e-9
+        k1 = 2.0 * vw * dp_low * (shrink * shrink)
+        k2 = _C23 * dp_low * shrink
+        m = 1.0 / (n0 - (mwl - 1.0))
+        m += 1.0 / (n1 - (mwl - 1.0))
+        eps = m * k1
+        np.sqrt(eps, out=eps)
+        m *= k2
+        eps += m
+        fire = dm >= eps
+        np.minimum(n0, n1, out=n1)
+        fire &= n1 >= mwl
+        return bool(fire.any())
+
+    @staticmethod
+    def _block_fires(
+        tm: FloatArray,
+        sz: FloatArray,
+        width: FloatArray,
+        total: FloatArray,
+        vw: FloatArray,
+        dp: FloatArray,
+        c23dp: FloatArray,
+        mwl: float,
+    ) -> bool:
+        """Whether any cut of any check (column) in the block passes, computed with
+        river's operations in river's order."""
+        n0 = np.add.accumulate(sz, axis=0)
+        n1 = width - n0
+        u0 = np.add.accumulate(tm, axis=0)
+        u1 = np.empty((tm.shape[0] + 1, tm.shape[1]))
+        u1[0] = total
+        u1[1:] = tm
+        np.subtract.accumulate(u1, axis=0, out=u1)
+        dm = u0 / n0
+        dm -= u1[1:] / n1
+        np.abs(dm, out=dm)
+        m = 1.0 / (n0 - mwl + 1.0)
+        m += 1.0 / (n1 - mwl + 1.0)
+        eps = 2.0 * m
+        eps *= vw  # ((2 m) (variance / width)) delta', river's order
+        eps *= dp
+        np.sqrt(eps, out=eps)
+        m *= c23dp
+        eps += m
+        fire = dm > eps
+        fire &= n1 >= mwl
+        fire &= n0 >= mwl
+        return bool(fire.any())
 
     # -- snapshots ---------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:

@@ -149,14 +149,17 @@ class CUSUM(DriftDetector[float]):
         xs = as_float_array(values)
         out: list[int] = []
         i = 0
-        size = 512
+        size = 256
         while i < len(xs):
             if self.drift_detected:
                 self._after_detection()
-                size = 512
-            if not self._baseline.ready:
-                self.update(xs[i])
-                i += 1
+                size = 256
+            base = self._baseline
+            if not base.ready:
+                take = xs[i : i + base.warmup - len(base.buffer)].tolist()
+                base.buffer.extend(take[:-1])
+                base.add(take[-1])
+                i += len(take)
                 continue
             seg = xs[i : i + min(size, _PERIOD - self._st[0])]
             hit = self._segment(seg)
@@ -173,7 +176,8 @@ class CUSUM(DriftDetector[float]):
         base = self._baseline
         z = xs - base.target
         z /= base.scale
-        np.clip(z, -CLIP, CLIP, out=z)
+        np.minimum(z, CLIP, out=z)
+        np.maximum(z, -CLIP, out=z)
         cp = z - self.k
         cp[0] += cp0
         np.add.accumulate(cp, out=cp)

@@ -102,7 +102,9 @@ class EWMA(DriftDetector[float]):
         self._decay = 1.0 - self.lam
         self._decay2 = self._decay * self._decay
         self._var_factor = self.lam / (2.0 - self.lam)
-        self._period = anchor_period(self._decay)
+        self._period = anchor_period(self._decay, growth_bits=600.0)
+        _, _, pw, qw = _tables(self._decay, self._period)
+        self._cfg = (pw, qw, self.lam, self._decay2, self._period, self._var_factor, self.L)
         self.reset()
 
     def reset(self) -> None:
@@ -144,30 +146,33 @@ class EWMA(DriftDetector[float]):
         elif u < -CLIP:
             u = -CLIP
         k, anchor, acc, _, r = self._st
-        _, _, pw, qw = _tables(self._decay, self._period)
+        pw, qw, lam, decay2, period, var_factor, width = self._cfg
         k += 1
-        acc += self.lam * u * qw[k]
+        acc += lam * u * qw[k]
         z = (anchor + acc) * pw[k]
-        r *= self._decay2
-        if k == self._period:
+        r *= decay2
+        if k == period:
             self._st = [0, z, 0.0, z, r]
         else:
             self._st = [k, anchor, acc, z, r]
-        self.drift_detected = abs(z) > self.L * math.sqrt(self._var_factor * (1.0 - r))
+        self.drift_detected = abs(z) > width * math.sqrt(var_factor * (1.0 - r))
         return self
 
     def update_many(self, values: Iterable[float]) -> list[int]:
         xs = as_float_array(values)
         out: list[int] = []
         i = 0
-        size = 512
+        size = 256
         while i < len(xs):
             if self.drift_detected:
                 self._after_detection()
-                size = 512
-            if not self._baseline.ready:
-                self.update(xs[i])
-                i += 1
+                size = 256
+            base = self._baseline
+            if not base.ready:
+                take = xs[i : i + base.warmup - len(base.buffer)].tolist()
+                base.buffer.extend(take[:-1])
+                base.add(take[-1])
+                i += len(take)
                 continue
             seg = xs[i : i + min(size, self._period - self._st[0])]
             hit = self._segment(seg)
@@ -186,7 +191,8 @@ class EWMA(DriftDetector[float]):
         pw, qw, _, _ = _tables(self._decay, self._period)
         u = xs - base.target
         u /= base.scale
-        np.clip(u, -CLIP, CLIP, out=u)
+        np.minimum(u, CLIP, out=u)
+        np.maximum(u, -CLIP, out=u)
         acc = self.lam * u
         acc *= qw[k0 + 1 : k0 + m + 1]
         acc[0] += acc0

@@ -56,7 +56,8 @@ class PageHinkley(DriftDetector[float]):
     -----
     Memory: O(1) (a dozen floats). The sums are evaluated in a re-anchored form,
     :math:`U_n = \alpha^k (A + \sum_{j\le k} (d_j-\delta)\alpha^{-j})` with the anchor
-    :math:`A` refreshed every few thousand steps, and the mean as a running sum over
+    :math:`A` refreshed every few thousand steps (the powers of :math:`\alpha` come
+    from a table shared by all instances with the same ``alpha``), and the mean as a running sum over
     the count, so that ``update_many`` can compute them with numpy accumulations
     bit-for-bit equal to ``update``. The values equal river's up to rounding (about
     1e-15 relative), so detections coincide with river's, as tested by
@@ -140,17 +141,17 @@ class PageHinkley(DriftDetector[float]):
     def reset(self) -> None:
         self.drift_detected = False
         self.warning_detected = False
-        # n, sum, k, p, q, anchor_inc, anchor_dec, acc_inc, acc_dec, sum_inc, sum_dec,
+        # n, sum, k, anchor_inc, anchor_dec, acc_inc, acc_dec, sum_inc, sum_dec,
         # min_inc, max_dec -- one list, so that ``update`` touches few attributes
-        self._st: list[Any] = [0, 0.0, 0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -1.0]
+        self._st: list[Any] = [0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -1.0]
 
     @property
     def statistic(self) -> float:
         st = self._st
         if st[0] < self.min_instances:
             return math.nan
-        up = st[9] - st[11]
-        down = st[12] - st[10]
+        up = st[7] - st[9]
+        down = st[10] - st[8]
         if self.mode == "up":
             return float(up)
         if self.mode == "down":
@@ -163,7 +164,7 @@ class PageHinkley(DriftDetector[float]):
             raise ValueError(f"x must be a finite number, got {x!r}")
         if self.drift_detected:
             self.reset()
-        n, total, k, p, q, a_inc, a_dec, t_inc, t_dec, _, _, min_inc, max_dec = self._st
+        n, total, k, a_inc, a_dec, t_inc, t_dec, _, _, min_inc, max_dec = self._st
         pw, qw, delta, period, thr, up, down, min_n = self._cfg
         n += 1
         total += x
@@ -176,12 +177,12 @@ class PageHinkley(DriftDetector[float]):
         s_inc = p * (a_inc + t_inc)
         s_dec = p * (a_dec + t_dec)
         if k == period:
-            a_inc, a_dec, t_inc, t_dec, p, q, k = s_inc, s_dec, 0.0, 0.0, 1.0, 1.0, 0
+            a_inc, a_dec, t_inc, t_dec, k = s_inc, s_dec, 0.0, 0.0, 0
         if s_inc < min_inc:
             min_inc = s_inc
         if s_dec > max_dec:
             max_dec = s_dec
-        self._st = [n, total, k, p, q, a_inc, a_dec, t_inc, t_dec, s_inc, s_dec, min_inc, max_dec]
+        self._st = [n, total, k, a_inc, a_dec, t_inc, t_dec, s_inc, s_dec, min_inc, max_dec]
         if n >= min_n:
             self.drift_detected = (up and s_inc - min_inc > thr) or (down and max_dec - s_dec > thr)
         return self
@@ -208,7 +209,7 @@ class PageHinkley(DriftDetector[float]):
     def _segment(self, xs: FloatArray) -> int | None:
         """Vectorised ``update`` over ``xs`` (no anchoring inside); stops after the
         first detection and returns its index."""
-        n0, total0, k0, _, _, a_inc, a_dec, t_inc0, t_dec0, _, _, min0, max0 = self._st
+        n0, total0, k0, a_inc, a_dec, t_inc0, t_dec0, _, _, min0, max0 = self._st
         m = len(xs)
         pw, qw = _powers(self.alpha, self._period)
         p = pw[k0 + 1 : k0 + m + 1]
@@ -248,12 +249,12 @@ class PageHinkley(DriftDetector[float]):
         hit = int(np.argmax(fire)) if fire.any() else None
         e = m - 1 if hit is None else hit
         st = [
-            n0 + e + 1, float(total[e]), k0 + e + 1, float(p[e]), float(q[e]), a_inc, a_dec,
+            n0 + e + 1, float(total[e]), k0 + e + 1, a_inc, a_dec,
             float(t_inc_e[e]), float(t_dec_e[e]), float(s_inc[e]), float(s_dec[e]),
             float(min_inc[e]), float(max_dec[e]),
         ]  # fmt: skip
         if st[2] == self._period:
-            st[2:9] = [0, 1.0, 1.0, st[9], st[10], 0.0, 0.0]
+            st[2:7] = [0, st[7], st[8], 0.0, 0.0]
         self._st = st
         self.drift_detected = hit is not None
         return hit
@@ -268,7 +269,7 @@ class PageHinkley(DriftDetector[float]):
         }
 
     _KEYS = (
-        "n", "sum", "k", "p", "q", "anchor_inc", "anchor_dec", "acc_inc", "acc_dec",
+        "n", "sum", "k", "anchor_inc", "anchor_dec", "acc_inc", "acc_dec",
         "sum_inc", "sum_dec", "min_inc", "max_dec",
     )  # fmt: skip
 
@@ -284,12 +285,9 @@ class PageHinkley(DriftDetector[float]):
         k = get_int(state, "k")
         if k >= self._period or k > n:
             raise ValueError(f"k={k} is out of range")
-        floats = [get_float(state, key) for key in self._KEYS[3:11]]
+        floats = [get_float(state, key) for key in self._KEYS[3:9]]
         min_inc = math.inf if n == 0 else get_float(state, "min_inc")
         drift = get_bool(state, "drift_detected")
-        pw, qw = _power_lists(self.alpha, self._period)
-        if floats[0] != pw[k] or floats[1] != qw[k]:
-            raise ValueError("p and q must be alpha**k and alpha**-k")
         self.reset()
         self._st = [n, get_float(state, "sum"), k, *floats, min_inc, get_float(state, "max_dec")]
         self.drift_detected = drift
