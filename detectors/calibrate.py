@@ -254,8 +254,8 @@ def _simulate(
     decide_against: float | None = None,
 ) -> RunLengthEstimate:
     """Simulate up to ``n_runs`` runs; with ``decide_against`` stop as soon as the ARL0
-    is clearly (3.5 standard errors, after at least 10 runs or a tenth of them) above
-    or below that value."""
+    is clearly (3.5 standard errors, after at least 10 runs or a tenth of them; or
+    no alarm at all in 6 times that many events) above or below that value."""
     exposure = alarms = runs = 0
     for i in range(n_runs):
         draw = make_draw(np.random.default_rng([seed, i]))
@@ -263,12 +263,15 @@ def _simulate(
         exposure += length
         alarms += alarmed
         runs += 1
-        if decide_against is None or runs < min(n_runs, max(10, n_runs // 10)):
+        if decide_against is None:
             continue
         if alarms == 0:
+            # No alarm in 6 target lengths: P < 0.25 % if the ARL0 were the target.
             if exposure > 6.0 * decide_against:
                 break
-        elif abs(math.log(exposure / alarms / decide_against)) * math.sqrt(alarms) > 3.5:
+        elif runs >= min(n_runs, max(10, n_runs // 10)) and (
+            abs(math.log(exposure / alarms / decide_against)) * math.sqrt(alarms) > 3.5
+        ):
             break
     return RunLengthEstimate(runs, alarms, exposure, max_run_length)
 
@@ -322,7 +325,7 @@ def calibrate(
     warmup: int | None = None,
     seed: int = 0,
     rtol: float = 1e-3,
-    tol: float = 0.03,
+    tol: float = 0.05,
     max_iter: int = 40,
 ) -> Calibration:
     """Find the threshold giving ``detector`` an average run length ``target_arl0``.
@@ -374,7 +377,9 @@ def calibrate(
     switching to regula falsi on log ARL0 once both ends of the bracket are fully
     simulated. Candidates far from the target are decided after a few runs (a
     sequential test at 3.5 standard errors); the chosen one is evaluated on all
-    ``n_runs`` runs.
+    ``n_runs`` runs. When the target falls in a jump of a step-shaped ARL0 curve
+    (discrete statistics such as the KS distance), the side nearer to the target
+    (in ratio) is returned; ``estimate`` says what it achieves.
     """
     if isinstance(detector, str):
         prototype = get(detector)(**(params or {}))
@@ -438,30 +443,38 @@ def calibrate(
         evaluations.append((value, est.arl0))
         return est
 
+    def valid(u: float) -> bool:
+        try:
+            factory_for(theta(u))
+        except ValueError:
+            return False
+        return True
+
+    def expand(u_from: float, up: bool) -> tuple[float, float]:
+        """Step away from ``u_from`` (growing steps, shrunk where the threshold would be
+        invalid) until the target is crossed; returns the bracket (lo, hi)."""
+        last, step = u_from, math.log(2.0)
+        while True:
+            if len(evaluations) >= max_iter:
+                raise CalibrationError(f"no {name} brackets target_arl0={target_arl0}")
+            cand = last + step if up else last - step
+            if not valid(cand):
+                step /= 4.0
+                if step < 1e-9:
+                    evaluate(cand)  # raises CalibrationError naming the bound
+                continue
+            est = points[cand] = evaluate(cand)
+            if (est.arl0 >= target_arl0) == up:
+                return (last, cand) if up else (cand, last)
+            last, step = cand, step * 2.0
+
     # Work in u, where the run length increases with u.
     u0 = math.log(start) if increasing else -math.log(start)
-    step = math.log(2.0)
     points: dict[float, RunLengthEstimate] = {u0: evaluate(u0)}
-    if points[u0].arl0 < target_arl0:
-        lo, hi = u0, u0 + step
-        while (est := evaluate(hi)).arl0 < target_arl0:
-            points[hi] = est
-            step *= 2.0
-            lo, hi = hi, hi + step
-            if len(evaluations) >= max_iter:
-                raise CalibrationError(f"no {name} reached target_arl0={target_arl0}")
-        points[hi] = est
-    else:
-        hi, lo = u0, u0 - step
-        while (est := evaluate(lo)).arl0 >= target_arl0:
-            points[lo] = est
-            step *= 2.0
-            hi, lo = lo, lo - step
-            if len(evaluations) >= max_iter:
-                raise CalibrationError(f"no {name} fell below target_arl0={target_arl0}")
-        points[lo] = est
+    lo, hi = expand(u0, up=points[u0].arl0 < target_arl0)
     log_target = math.log(target_arl0)
     chosen: float | None = None
+    plateau = 0
     while hi - lo > math.log1p(rtol) and len(evaluations) < max_iter:
         a, b = points[lo], points[hi]
         if a.n_runs == b.n_runs == n_runs and a.n_alarms and b.n_alarms:
@@ -477,10 +490,22 @@ def calibrate(
         if est.n_runs == n_runs and abs(math.log(est.arl0 / target_arl0)) <= tol:
             chosen = mid
             break
+        # A discrete statistic makes the simulated ARL0 a step function of the
+        # threshold: the same runs give the same alarms on a whole interval.
+        same = (est.n_runs, est.n_alarms, est.exposure)
+        ends = {(p.n_runs, p.n_alarms, p.exposure) for p in (points[lo], points[hi])}
+        plateau = plateau + 1 if est.n_runs == n_runs and same in ends else 0
         if est.arl0 < target_arl0:
             lo = mid
         else:
             hi = mid
+        if plateau >= 3:
+            # The target falls in a jump: take the side whose ARL0 is nearer to it.
+            for u_end in (lo, hi):
+                if points[u_end].n_runs < n_runs:
+                    points[u_end] = evaluate(u_end, decide=False)
+            chosen = min((lo, hi), key=lambda u: abs(math.log(points[u].arl0 / target_arl0)))
+            break
     if chosen is None:
         chosen = 0.5 * (lo + hi)
         points[chosen] = evaluate(chosen, decide=False)
