@@ -26,7 +26,8 @@ def test_broker_restarted_mid_stream(
     produce(kafka_bootstrap, deployment.topics.predictions, events[:half])
     sidecar = SidecarProcess(deployment, "a", tmp_path).start()
     try:
-        wait_for_progress(deployment, 500, [sidecar])  # mid-stream, not during start-up
+        # Mid-stream, not during start-up: some of the backlog is committed, not all.
+        committed_before_outage = wait_for_progress(deployment, 500, [sidecar])
         kafka_broker.stop()
         time.sleep(20)
         assert sidecar.running, sidecar.log_tail()
@@ -36,9 +37,10 @@ def test_broker_restarted_mid_stream(
     finally:
         kafka_broker.start()
         assert sidecar.terminate() == 0, sidecar.log_tail()
-    log = sidecar.log_path.read_text()
-    assert "checkpoint_failed" in log or "recovered" in log or "kafka_unavailable" in log
     check_semantics(deployment)
+    # The outage hit while the backlog was being worked through (the sidecar then
+    # either blocks in a Kafka call and resumes, or aborts and recovers).
+    assert committed_before_outage < half
 
 
 def test_broker_down_at_sidecar_start(
