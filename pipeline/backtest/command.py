@@ -50,6 +50,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run_command)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def _alerts_path(base: Path, index: int, count: int) -> Path:
     return base if count == 1 else base.with_name(f"{base.stem}.{index}{base.suffix}")
 
@@ -113,13 +117,14 @@ def run_command(args: argparse.Namespace) -> int:
         rate = events / run.elapsed_s if run.elapsed_s > 0 else 0.0
         found = (
             f", {run.totals.hits}/{run.totals.changes} changes detected, "
-            f"{run.totals.false_alarms} false alarms"
+            f"{_plural(run.totals.false_alarms, 'false alarm')}"
             if truth is not None
             else ""
         )
         print(
             f"{config.label}: {events:,} events in {run.elapsed_s:.1f}s ({rate:,.0f} ev/s): "
-            f"{len(run.alerts)} alerts{found}, {run.outcome.stats.dead_letters} dead letters",
+            f"{_plural(len(run.alerts), 'alert')}{found}, "
+            f"{_plural(run.outcome.stats.dead_letters, 'dead letter')}",
             file=sys.stderr,
         )
     if args.state_out:

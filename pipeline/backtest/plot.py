@@ -50,6 +50,7 @@ COLORS = {
     "false_alarm": "#ea580c",
     "repeat": "#ca8a04",
     "warning": "#94a3b8",
+    "suppressed": "#334155",
 }
 
 
@@ -350,15 +351,23 @@ def timeline(series: Series, score: KeyScore, *, width: int = 960, height: int =
                          title=f"true change at {outcome.change.label()}"))  # fmt: skip
 
     # warnings (deduplicated per pixel column), then alerts
-    seen_cols: set[int] = set()
+    alerted = {det.index for det in score.detections}
+    seen_cols: set[tuple[int, bool]] = set()
+    suppressed = False
     for firing in sorted(series.firings.values(), key=lambda f: f.index):
-        if firing.drift:
+        if firing.drift and firing.index in alerted:
             continue
         col = int(xi(firing.index))
-        if col in seen_cols:
+        if (col, firing.drift) in seen_cols:
             continue
-        seen_cols.add(col)
-        scene.add(Marker(col, bot2 - 4, "up", c["warning"], 4, title="warning"))
+        seen_cols.add((col, firing.drift))
+        if firing.drift:  # the detector fired but the policy held the alert back
+            suppressed = True
+            scene.add(Marker(col, top2 + 6, "down", c["suppressed"], 4,
+                             title="detector drift without an alert (policy: cooldown, "
+                             "hysteresis or deduplication)"))  # fmt: skip
+        else:
+            scene.add(Marker(col, bot2 - 4, "up", c["warning"], 4, title="warning"))
     hits = {id(o.detection) for o in score.changes if o.detection is not None}
     repeats = {id(d) for d in score.repeats}
     for det in score.detections:
@@ -385,6 +394,8 @@ def timeline(series: Series, score: KeyScore, *, width: int = 960, height: int =
         legend.append((c["false_alarm"], "alert: false alarm"))
         legend.append((c["repeat"], "alert: repeat"))
     legend.append((c["warning"], "warning"))
+    if suppressed:
+        legend.append((c["suppressed"], "drift held back by the policy"))
     lx = float(left)
     for color, text in legend:
         scene.add(Rect(lx, ly - 8, 10, 10, color))

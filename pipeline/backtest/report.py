@@ -439,7 +439,7 @@ def write_pngs(bt: Backtest, directory: Path) -> list[Path]:
     stems = _config_stems(bt.runs)
     for stem, run in zip(stems, bt.runs, strict=True):
         for key, scene in plot_scenes(run):
-            path = directory / (_slug(f"{stem}__{'__'.join(key)}") + ".png")
+            path = directory / (_slug("__".join([stem, *(part for part in key if part)])) + ".png")
             write_png(scene, path)
             written.append(path)
     return written

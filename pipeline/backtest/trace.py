@@ -156,8 +156,15 @@ class Series:
         if self._next_offset is not None and origin.offset >= self._next_offset:
             self._reach(self._offsets, origin.offset, i)
             self._next_offset = self._offsets.pending()
-        v = _finite(value)
-        s = _finite(statistic)
+        # inline _finite (the hot path): finite real numbers, not bools; else NaN
+        kind = type(value)
+        v = float(value) if kind is float or kind is int else NAN
+        if v - v != 0.0:
+            v = NAN
+        kind = type(statistic)
+        s = float(statistic) if kind is float or kind is int else NAN
+        if s - s != 0.0:
+            s = NAN
         cur = self._cur
         if cur is None or i - cur[0] >= self._width:
             if cur is not None:
@@ -178,9 +185,8 @@ class Series:
             if not s <= cur[8]:
                 cur[8] = s
             cur[9] = s
-        t = _finite(threshold)
-        if t == t:
-            cur[10] = t
+        if type(threshold) is float and threshold - threshold == 0.0:
+            cur[10] = threshold
         return i
 
     def fired(self, index: int, at: int, origin: Origin, drift: bool, statistic: Any) -> None:
