@@ -61,8 +61,14 @@ def logprobs_stream(n: int, seed: int = 0) -> list[Any]:
     return [(-rng.exponential(1.0, size=int(rng.integers(5, 30)))).tolist() for _ in range(n)]
 
 
+def vector768_stream(n: int, seed: int = 0) -> list[Any]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 768)).tolist()  # type: ignore[no-any-return]
+
+
 STREAMS: dict[str, Callable[[int], Any]] = {
     "numeric": numeric_stream,
+    "vector768": vector768_stream,
     "binary": binary_stream,
     "categorical": categorical_stream,
     "text": text_stream,
@@ -176,6 +182,19 @@ ENTRIES: list[BenchEntry] = [
         river=lambda: _river().binary.HDDMA(),
         river_label="binary.HDDMA",
     ),
+    # distribution detectors without a river counterpart: entries only for variants
+    # (the defaults get a row from all_entries())
+    BenchEntry("rolling_threshold", lambda: detectors.RollingThreshold()),
+    BenchEntry(
+        "rolling_threshold (quantile)",
+        lambda: detectors.RollingThreshold(aggregate="quantile"),
+    ),
+    BenchEntry("embedding_drift", lambda: detectors.EmbeddingDrift(), kind="vector"),
+    BenchEntry(
+        "embedding_drift (dim 768)",
+        lambda: detectors.EmbeddingDrift(),
+        kind="vector768",
+    ),
 ]
 
 
@@ -284,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for entry in all_entries():
         if args.only and not any(entry.label.startswith(o) for o in args.only):
             continue
-        small = entry.kind in ("text", "vector", "logprobs", "categorical")
+        small = entry.kind in ("text", "vector", "vector768", "logprobs", "categorical")
         rows.append(bench(entry, n // 10 if small else n, repeats))
         print(f"  measured {entry.label}", file=sys.stderr, flush=True)
     print(markdown_table(HEADERS, rows))
