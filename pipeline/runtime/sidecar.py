@@ -370,11 +370,30 @@ class Sidecar:
         except orjson.JSONDecodeError:
             return
         model = self.metrics.model_label(str(body.get("model_id", "")))
+        source = body.get("source") or {}
+        context = log.bind(
+            model_id=body.get("model_id"),
+            topic=source.get("topic"),
+            partition=source.get("partition"),
+            offset=source.get("offset"),
+        )
         if message.kind == "alert":
             self.metrics.alerts.labels(str(body.get("severity", "")), model).inc()
             self.stats.alerts += 1
+            context.info(
+                "alert_published",
+                alert_id=body.get("alert_id"),
+                signal=body.get("signal"),
+                severity=body.get("severity"),
+            )
         else:
             self.metrics.rollbacks.labels(model).inc()
+            context.warning(
+                "rollback_published",
+                command_id=body.get("command_id"),
+                to_checkpoint=body.get("to_checkpoint"),
+                dry_run=body.get("dry_run"),
+            )
 
     def _export_gauges(self) -> None:
         assert self.source is not None
