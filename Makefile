@@ -25,7 +25,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	@was_running=0; PYTHON=$(BIN)/python $(KAFKA) status >/dev/null 2>&1 && was_running=1; \
 	PYTHON=$(BIN)/python $(KAFKA) start || exit 1; \
-	$(BIN)/driftline --log-level warning demo; rc=$$?; \
+	$(BIN)/driftline --log-level warning demo --bootstrap-servers 127.0.0.1:$${KAFKA_PORT:-39092}; rc=$$?; \
 	[ $$was_running = 1 ] || PYTHON=$(BIN)/python $(KAFKA) stop; \
 	exit $$rc
 
