@@ -12,6 +12,7 @@ from pipeline.generate import DriftSpec, GeneratorConfig, generate
 from tests.integration.sidecars import (
     SidecarProcess,
     check_semantics,
+    committed_total,
     deploy,
     produce,
     read_topic,
@@ -101,3 +102,20 @@ class TestSidecarAtLeastOnce:
         finally:
             assert sidecar.terminate() == 0
         check_semantics(deployment)
+
+
+class TestFailFast:
+    def test_stops_at_the_bad_record_without_committing_it(
+        self, kafka_bootstrap: str, tmp_path: Path
+    ) -> None:
+        deployment = deploy(kafka_bootstrap, tmp_path, partitions=1, runtime={"fail_fast": True})
+        events = list(generate(GeneratorConfig(events=300, seed=3)))
+        produce(kafka_bootstrap, deployment.topics.predictions, events[:100])
+        produce(kafka_bootstrap, deployment.topics.predictions, [("model-0", b"{broken")])
+        produce(kafka_bootstrap, deployment.topics.predictions, events[100:])
+        sidecar = SidecarProcess(deployment, "a", tmp_path).start()
+        assert sidecar.proc is not None
+        assert sidecar.proc.wait(timeout=120) == 2, sidecar.log_tail()
+        assert "bad record" in sidecar.log_path.read_text()
+        assert committed_total(deployment) <= 100
+        assert read_topic(kafka_bootstrap, deployment.topics.dlq) == []
