@@ -262,6 +262,8 @@ class ADWIN(DriftDetector[float]):
         while reduce_width:
             reduce_width = False
             width = self._width
+            if width < 2.0 * mwl:  # no cut leaves min_window_length on both sides
+                break
             vw = self._variance / width
             if not vw >= 0.0:  # sqrt of a negative (or NaN) bound: no cut can pass
                 break
@@ -478,7 +480,8 @@ class ADWIN(DriftDetector[float]):
         delta = self.delta
         # a lower bound of delta' (np.log need not round like libm's log): a block
         # that fires with it is re-checked with river's exact delta'
-        dp_low = np.log(2.0 * np.log(width) * (1.0 - 1e-12) / delta) * (1.0 - 1e-12)
+        with np.errstate(all="ignore"):  # width 1 gives log(0); no cut there anyway
+            dp_low = np.log(2.0 * np.log(width) * (1.0 - 1e-12) / delta) * (1.0 - 1e-12)
         vw = var_after[rows] / width
         total = tot_after[rows]
         n_rows = len(rows)
@@ -490,7 +493,12 @@ class ADWIN(DriftDetector[float]):
                     tm[:, lo:hi], sz[:, lo:hi], width[lo:hi], total[lo:hi], vw[lo:hi],
                     dp_low[lo:hi], mwl,
                 ):  # fmt: skip
-                    dp = np.array([log(2.0 * log(w) / delta) for w in width[lo:hi].tolist()])
+                    dp = np.array(
+                        [
+                            log(2.0 * log(w) / delta) if w >= 2.0 else math.nan
+                            for w in width[lo:hi].tolist()
+                        ]
+                    )
                     c23dp = _C23 * dp
                     fire_rows = [
                         r

@@ -172,6 +172,10 @@ class CUSUM(DriftDetector[float]):
         return out
 
     def _segment(self, xs: FloatArray) -> int | None:
+        with np.errstate(over="ignore", invalid="ignore"):  # clipped just below
+            return self._segment_inner(xs)
+
+    def _segment_inner(self, xs: FloatArray) -> int | None:
         steps, cp0, mp0, cm0, mm0 = self._st
         base = self._baseline
         z = xs - base.target

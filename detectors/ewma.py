@@ -185,6 +185,10 @@ class EWMA(DriftDetector[float]):
         return out
 
     def _segment(self, xs: FloatArray) -> int | None:
+        with np.errstate(over="ignore", invalid="ignore"):  # clipped just below
+            return self._segment_inner(xs)
+
+    def _segment_inner(self, xs: FloatArray) -> int | None:
         k0, anchor, acc0, _, r0 = self._st
         m = len(xs)
         base = self._baseline

@@ -55,8 +55,8 @@ class KSWindow(DriftDetector[float]):
     sample of ``reference_size`` values by the exact two-sample KS statistic
     :math:`D = \sup_x |F_{ref}(x) - F_{win}(x)|`; the p-value is that of the
     Kolmogorov distribution, :math:`P(K > \sqrt{mn/(m+n)}\,D)`, and drift is
-    reported when it is at most ``alpha``. The test runs every ``stride``
-    observations once both samples are full.
+    reported when it is at most ``alpha``. The test runs as soon as both samples
+    are full and then every ``stride`` observations.
 
     The reference is, with ``mode="fixed"``, the ``baseline`` given at construction
     or else the first ``reference_size`` observations; with ``mode="sliding"``, the
@@ -224,11 +224,9 @@ class KSWindow(DriftDetector[float]):
                 return self
         if len(self._win) < self.window_size:
             return self
-        self._since_test += 1
-        if self._since_test < self.stride:
-            return self
-        self._since_test = 0
-        if self._budget > 0:
+        due = self._since_test == 0
+        self._since_test = (self._since_test + 1) % self.stride
+        if not due or self._budget > 0:
             return self
         g = self._count_statistic()
         self.drift_detected = g >= self._critical
