@@ -117,6 +117,11 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
     vectors have cosine 0 to everything. Block sums restart at every block, so
     rounding does not accumulate.
 
+    The centroid cosine assumes the vectors share a mean direction, as embeddings and
+    hidden states usually do. For centred data (mean near 0, e.g. whitened features)
+    the baseline centroid is mostly noise and so is its cosine: monitor such data per
+    coordinate, or with ``mean_cosine`` against a given baseline.
+
     Memory: O(n_blocks * dim) -- the block sums, the open block and the baseline;
     no vector is stored. (A per-vector sliding window would need O(window_size *
     dim) and as large a snapshot.)

@@ -248,6 +248,8 @@ class OutputDiversity(DriftDetector[str]):
     # -- the per-event path ---------------------------------------------------
     def update(self, x: str) -> OutputDiversity:
         if not isinstance(x, str):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ValueError(f"output_diversity consumes str, got the non-finite {x!r}")
             raise TypeError(f"output_diversity consumes str, got {type(x).__name__}")
         self._push(self._slot(x))
         return self

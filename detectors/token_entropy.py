@@ -37,6 +37,10 @@ def mean_surprisal(token_logprobs: Sequence[float]) -> float:
     """
     if isinstance(token_logprobs, (str, bytes)):
         raise TypeError("token_logprobs must be a sequence of numbers")
+    if isinstance(token_logprobs, (int, float)):
+        if isinstance(token_logprobs, float) and not math.isfinite(token_logprobs):
+            raise ValueError(f"token_logprobs must be finite, got {token_logprobs!r}")
+        raise TypeError("token_logprobs must be a sequence of numbers, not one number")
     values = token_logprobs if isinstance(token_logprobs, list) else list(token_logprobs)
     n = len(values)
     if n == 0:

@@ -59,7 +59,9 @@ def _text_stream(rng: np.random.Generator, n: int) -> Sequence[Any]:
     out = []
     for i in range(n):
         if i >= half and rng.random() < 0.7:
-            out.append(["I can't answer that.", "I CAN'T answer that.", "I can't answer that!"][i % 3])
+            out.append(
+                ["I can't answer that.", "I CAN'T answer that.", "I can't answer that!"][i % 3]
+            )
         else:
             out.append(" ".join(rng.choice(_WORDS, size=int(rng.integers(1, 10)))))
     return out

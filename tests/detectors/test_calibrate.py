@@ -73,7 +73,7 @@ CASES: dict[str, Case] = {
     "ewma": Case(lambda: EWMA(lam=0.1, L=2.5, target=0.0, scale=1.0), normal),
     "ks_window": Case(
         lambda: KSWindow(
-            alpha=1e-2, window_size=50, baseline=normal(BASELINE_RNG(), 200), stride=5
+            alpha=1e-2, window_size=50, baseline=normal(BASELINE_RNG(), 200), stride=10
         ),
         normal,
     ),

@@ -70,8 +70,9 @@ class TestEmbeddingDrift:
         assert det.statistic == pytest.approx(0.0, abs=1e-12)
 
     def test_normalize_false_weights_by_length(self) -> None:
-        det = EmbeddingDrift(window_size=2, n_blocks=1, baseline=[1.0, 0.0], normalize=False,
-                             max_distance=1.5)
+        det = EmbeddingDrift(
+            window_size=2, n_blocks=1, baseline=[1.0, 0.0], normalize=False, max_distance=1.5
+        )
         det.update_many([[10.0, 0.0], [0.0, 1.0]])
         assert det.centroid_cosine == pytest.approx(10 / math.sqrt(101))
 

@@ -43,11 +43,13 @@ class TestOutputDiversity:
 
     def test_near_duplicates_counted(self) -> None:
         det = OutputDiversity(window_size=3, max_duplicate_rate=0.9)
-        det.update_many([
-            "The capital of France is Paris, a city on the Seine.",
-            "The capital of France is Paris, a city on the Seine!",
-            "Completely different text about something else.",
-        ])
+        det.update_many(
+            [
+                "The capital of France is Paris, a city on the Seine.",
+                "The capital of France is Paris, a city on the Seine!",
+                "Completely different text about something else.",
+            ]
+        )
         assert det.duplicate_rate == 0.0
         assert det.near_duplicate_rate == pytest.approx(1 / 3)
 
@@ -62,16 +64,15 @@ class TestOutputDiversity:
         assert det.distinct_1 == pytest.approx(3 / 7)
         assert det.distinct_2 == pytest.approx(3 / 5)  # ab, ba, bc of ab ba ab ab bc
 
-    def test_stable_quiet_at_default_for_5000(self) -> None:
+    def test_stable_quiet_at_default_for_3000(self) -> None:
         rng = np.random.default_rng(15)
-        assert OutputDiversity().update_many(answers(rng, 5000)) == []
+        assert OutputDiversity().update_many(answers(rng, 3000)) == []
 
     def test_legit_repeats_below_threshold_are_quiet(self) -> None:
         # 20 % of requests are the same FAQ with the same answer: below 0.5.
         rng = np.random.default_rng(16)
         stream = [
-            "Our opening hours are 9 to 5." if rng.random() < 0.2 else a
-            for a in answers(rng, 3000)
+            "Our opening hours are 9 to 5." if rng.random() < 0.2 else a for a in answers(rng, 3000)
         ]
         assert OutputDiversity().update_many(stream) == []
 
@@ -85,6 +86,8 @@ class TestOutputDiversity:
     def test_rejects_non_text(self) -> None:
         with pytest.raises(TypeError):
             OutputDiversity().update(3)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            OutputDiversity().update(float("nan"))  # type: ignore[arg-type]
 
     def test_hashes_are_the_same_in_another_process(self) -> None:
         det = OutputDiversity(window_size=5)
@@ -99,7 +102,10 @@ class TestOutputDiversity:
         import os
 
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, **env},
         ).stdout
         assert json.loads(out) == json.loads(json.dumps(det.to_state()))

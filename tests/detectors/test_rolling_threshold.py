@@ -86,14 +86,16 @@ class TestRollingThreshold:
         assert det.update_many([0.2, 0.9, 0.9, 0.2, 0.9, 0.9]) == []
 
     def test_check_every(self) -> None:
-        det = RollingThreshold(window_size=4, reference_size=4, tolerance=0.1, patience=1,
-                               check_every=3)
+        det = RollingThreshold(
+            window_size=4, reference_size=4, tolerance=0.1, patience=1, check_every=3
+        )
         det.update_many([0.9] * 8)
         assert det.update_many([0.1, 0.1, 0.1, 0.1]) == [1]
 
     def test_quantile_band_from_reference(self) -> None:
-        det = RollingThreshold(window_size=100, reference_size=1001, aggregate="quantile",
-                               quantile=0.5, k=2.0)
+        det = RollingThreshold(
+            window_size=100, reference_size=1001, aggregate="quantile", quantile=0.5, k=2.0
+        )
         det.update_many([i / 1000 for i in range(1001)])
         assert det.center == pytest.approx(0.5)
         assert (det.lower, det.upper) == pytest.approx((0.4, 0.6))

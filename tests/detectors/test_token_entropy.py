@@ -34,9 +34,13 @@ class TestMeanSurprisal:
         with pytest.raises(ValueError):
             mean_surprisal(bad)
 
-    def test_rejects_text(self) -> None:
+    def test_rejects_text_and_scalars(self) -> None:
         with pytest.raises(TypeError):
             mean_surprisal("-1.0")  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            mean_surprisal(-1.0)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            TokenEntropy().update(math.nan)  # type: ignore[arg-type]
 
 
 class TestTokenEntropy:
