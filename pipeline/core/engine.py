@@ -48,6 +48,7 @@ import json
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import orjson
@@ -247,6 +248,8 @@ class Engine:
         elif settings.unknown_models == "monitor":
             self._default = ModelPlan(ModelSpec(default_monitors=False), known=False)
         self._keep_recent: dict[int, int] = {}
+        self._last_stamp: datetime | None = None
+        self._last_micros = 0
         self._model_cap = Refused(
             "model_cap",
             f"limits.max_unknown_models={settings.limits.max_unknown_models} unknown models "
@@ -278,13 +281,14 @@ class Engine:
         outputs: list[list[Output]] = [[] for _ in items]
         work: list[_Work | None] = []
         queues: dict[int, tuple[KeyState, list[Update]]] = {}
+        route = self._route
         for i, (event, origin) in enumerate(items):
-            result = self._route(event, origin, queues)
-            if isinstance(result, Refused):
+            result = route(event, origin, queues)
+            if type(result) is Refused:
                 outputs[i].append(result)
                 work.append(None)
             else:
-                work.append(result)
+                work.append(result)  # type: ignore[arg-type]
         mismatches: dict[str, int] = {}
         for state, updates in queues.values():
             apply_updates(state, updates, mismatches, self.observer)
@@ -353,7 +357,12 @@ class Engine:
             return Refused("unknown_model", f"model_id {model_id!r}")
         part = self.partitions.get(origin.partition) or self.partition(origin.partition)
         part.dirty.add("meta")  # the touch counter moves with (almost) every event
-        at = micros(event.timestamp)
+        stamp = event.timestamp
+        if stamp is self._last_stamp:
+            at = self._last_micros
+        else:
+            at = self._last_micros = micros(stamp)
+            self._last_stamp = stamp
         if part.watermark is None or at > part.watermark:
             self._advance(part, at)
         found = part.models.get(model_id)
@@ -788,6 +797,28 @@ class Engine:
             out[name] = part.snapshot_of(name)
         part.dirty_keys.clear()
         part.dirty.clear()
+        return dict(sorted(out.items()))
+
+    def state_entries(self, number: int) -> dict[str, dict[str, Any]]:
+        """Every state entry of a partition (what a full changelog replay holds)."""
+        part = self.partitions.get(number)
+        if part is None:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for lru in part.keys.values():
+            for key, state in lru.items():
+                out[key.state_key()] = state.to_state()
+        names = ["meta"]
+        for model in part.models.values():
+            names.append(_model_key("model", model.model_id))
+            names.extend(join_state_key(model.model_id, r) for r in model.joins.entries)
+            names.extend(
+                _model_key(c, model.model_id) for c in _COMPONENTS if getattr(model, c) is not None
+            )
+        for name in names:
+            snapshot = part.snapshot_of(name)
+            if snapshot is not None:
+                out[name] = snapshot
         return dict(sorted(out.items()))
 
     def restore(self, number: int, entries: dict[str, dict[str, Any]]) -> None:

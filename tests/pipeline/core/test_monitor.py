@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import detectors
 from pipeline.config import MonitorSpec, Settings
@@ -244,12 +246,12 @@ class TestColumnwise:
         for u in updates:
             u.finding = None
         bounds = sorted({0, len(updates), *cuts})
-        for a, b in zip(bounds, bounds[1:], strict=False):
+        for a, b in itertools.pairwise(bounds):
             apply_updates(batched, updates[a:b], stats)
         got = [(i, u.finding) for i, u in enumerate(updates) if u.finding is not None]
         assert got == expected
         assert batched.to_state() == one.to_state()
-        assert any(b - a >= COLUMN_MIN for a, b in zip(bounds, bounds[1:], strict=False))
+        assert any(b - a >= COLUMN_MIN for a, b in itertools.pairwise(bounds))
 
     def test_a_refused_value_in_a_batch_falls_back_to_one_by_one(self) -> None:
         spec = MonitorSpec(signal="confidence", detector="cusum", params={"warmup": 5})

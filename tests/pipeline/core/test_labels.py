@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.core.engine import Engine
+from pipeline.core.labels import JoinBuffer, error_of
+from pipeline.core.monitor import MonitorKey, Origin
+from pipeline.core.processor import Processor
+from pipeline.generate import DriftSpec, GeneratorConfig
+from tests.pipeline.core.helpers import flat, label, prediction, records, run, settings
+
+ERROR_MONITOR = {"signal": "error", "detector": "adwin", "params": {"delta": 0.01}}
+
+
+def _engine(**labels: Any) -> Engine:
+    return Engine(
+        settings(models={"m": {"monitors": [ERROR_MONITOR], "labels": labels or {"ttl": "10s"}}})
+    )
+
+
+def _feed(engine: Engine, events: list[Any]) -> None:
+    engine.process([(e, Origin("in", 0, i)) for i, e in enumerate(events)])
+
+
+def _counters(engine: Engine) -> dict[str, int]:
+    return engine.partitions[0].models["m"].counters
+
+
+def _error_updates(engine: Engine) -> int:
+    key = MonitorKey("m", "1", "production", "error", "adwin")
+    state = engine.scopes[0].get(key)
+    return 0 if state is None else state.window_events
+
+
+class TestErrorOf:
+    @pytest.mark.parametrize(
+        ("prediction", "label", "classification", "error"),
+        [
+            ("approve", "approve", None, 0.0),
+            ("approve", "decline", None, 1.0),
+            (True, "true", None, 0.0),
+            (1.0, 1, True, 0.0),
+            (2.5, 1.0, None, 1.5),
+            (2.5, 1.0, False, 1.5),
+            (2.5, "x", False, None),
+        ],
+    )
+    def test_errors(
+        self, prediction: Any, label: Any, classification: bool | None, error: float | None
+    ) -> None:
+        assert error_of(prediction, label, classification) == error
+
+
+class TestJoin:
+    def test_label_after_its_prediction(self) -> None:
+        engine = _engine()
+        _feed(engine, [prediction(t=0, request_id="r1"), label("r1", "approve", 5)])
+        assert _counters(engine)["joined"] == 1
+        assert _error_updates(engine) == 1
+
+    def test_label_before_its_prediction(self) -> None:
+        engine = _engine()
+        _feed(engine, [label("r1", "decline", 0), prediction(t=3, request_id="r1")])
+        assert _counters(engine)["joined"] == 1
+        assert _error_updates(engine) == 1
+
+    def test_label_after_its_ttl_is_late(self) -> None:
+        engine = _engine()
+        _feed(engine, [prediction(t=0, request_id="r1"), label("r1", "approve", 15)])
+        assert _counters(engine)["late"] == 1
+        assert _counters(engine)["joined"] == 0
+        assert _error_updates(engine) == 0
+
+    def test_label_long_after_is_an_orphan(self) -> None:
+        engine = _engine()
+        _feed(
+            engine,
+            [
+                prediction(t=0, request_id="r1"),
+                label("r1", "approve", 25),  # the prediction left the buffer at 20 s
+                prediction(t=60, request_id="r2"),  # time moves on: the label expires too
+            ],
+        )
+        counters = _counters(engine)
+        assert counters["unlabeled"] == 1
+        assert counters["orphan"] == 1
+        assert counters["joined"] == 0
+
+    def test_duplicate_labels_count_once(self) -> None:
+        engine = _engine()
+        _feed(
+            engine,
+            [prediction(t=0, request_id="r1"), label("r1", "approve", 1), label("r1", "x", 2)],
+        )
+        assert _counters(engine)["joined"] == 1
+        assert _counters(engine)["duplicate_labels"] == 1
+
+    def test_the_buffer_is_bounded(self) -> None:
+        engine = _engine(ttl="1h", max_pending=10)
+        _feed(engine, [prediction(t=i, request_id=f"r{i}") for i in range(25)])
+        assert len(engine.partitions[0].models["m"].joins) == 10
+        assert _counters(engine)["evicted"] == 15
+
+    def test_models_without_error_monitors_keep_no_buffer(self) -> None:
+        engine = Engine(
+            settings(models={"m": {"monitors": [{"signal": "confidence", "detector": "adwin"}]}})
+        )
+        _feed(engine, [prediction(t=0, request_id="r1"), label("r1", "approve", 1)])
+        assert len(engine.partitions[0].models["m"].joins) == 0
+        assert engine.stats["labels_unused"] == 1
+
+    def test_buffer_order_survives_a_snapshot(self) -> None:
+        buffer = JoinBuffer()
+        counters = dict.fromkeys(("joined", "late", "orphan", "unlabeled", "evicted"), 0)
+        for i in range(5):
+            buffer.add_prediction(
+                f"r{i}", "production", {"version": "1", "prediction": "a", "at": i},
+                seq=i, ttl=10, max_pending=3, classification=True, counters=counters,
+            )  # fmt: skip
+        assert list(buffer.entries) == ["r2", "r3", "r4"]
+        assert counters["evicted"] == 2 and counters["unlabeled"] == 2
+
+
+class TestErrorStream:
+    def test_a_rising_error_rate_is_detected_by_ddm(self) -> None:
+        processor = Processor(
+            settings(
+                models={
+                    "model-0": {
+                        "classes": ["approve", "review", "decline"],
+                        "default_monitors": False,
+                        "monitors": [{"signal": "error", "detector": "ddm"}],
+                    }
+                }
+            )
+        )
+        stream = GeneratorConfig(
+            events=6000,
+            labels=True,
+            label_delay=20,
+            label_jitter=40,
+            drifts=(DriftSpec("error", at=3000, magnitude=0.25),),
+        )
+        alerts = flat(run(processor, records(stream)), "alert")
+        assert alerts, "the error-rate rise was not detected"
+        first = alerts[0]
+        assert first["signal"] == "error"
+        assert first["detector"]["name"] == "ddm"
+        assert first["evidence"]["labels"]["joined"] > 3000
+        # detected after the change (labels of position >= 3000 arrive from ~3020 on)
+        assert first["detected_at"] > "2026-01-01T00:05:00"

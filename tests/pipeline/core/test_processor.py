@@ -1,0 +1,160 @@
+"""The processor's two contracts with the runtime:
+
+* ``process_batch`` gives, record for record, what ``process`` gives one at a time;
+* processing records 0..k, taking the changed state, restoring it into a fresh
+  processor and going on gives byte-identical outputs to an uninterrupted run (the
+  basis of exactly-once recovery).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from pipeline.core.processor import Processor
+from pipeline.core.records import Message, Record
+from tests.pipeline.core.helpers import FULL_CONFIG, flat, full_records, settings
+
+
+@functools.cache
+def _records() -> tuple[Record, ...]:
+    return tuple(full_records())
+
+
+@functools.cache
+def _reference() -> tuple[tuple[Message, ...], ...]:
+    processor = Processor(settings(**FULL_CONFIG))
+    return tuple(tuple(processor.process(r)) for r in _records())
+
+
+def _batches(recs: tuple[Record, ...], cuts: list[int]) -> list[tuple[Record, ...]]:
+    bounds = sorted({0, len(recs), *(c for c in cuts if 0 < c < len(recs))})
+    return [recs[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _snapshot(processor: Processor, into: dict[int, dict[str, Any]]) -> None:
+    """Fold the changed state of every partition into ``into`` (None deletes)."""
+    for partition in (0, 1):
+        entries = into.setdefault(partition, {})
+        for key, value in processor.changed_state(partition).items():
+            if value is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = value
+
+
+class TestReferenceStream:
+    def test_the_stream_exercises_every_output_kind(self) -> None:
+        outputs = _reference()
+        kinds = {m.kind for messages in outputs for m in messages}
+        assert kinds == {"alert", "rollback"}
+        signals = {a["signal"] for a in flat(outputs, "alert")}
+        assert {"feature:amount", "error", "shadow.error_rate", "golden"} <= signals
+        assert {"training.legacy_val_loss"} <= signals
+
+
+class TestBatchEqualsPerRecord:
+    @hsettings(max_examples=6, deadline=None)
+    @given(cuts=st.lists(st.integers(0, 2700), max_size=12))
+    def test_any_batching_gives_the_per_record_outputs(self, cuts: list[int]) -> None:
+        processor = Processor(settings(**FULL_CONFIG))
+        got: list[tuple[Message, ...]] = []
+        for batch in _batches(_records(), cuts):
+            got.extend(tuple(m) for m in processor.process_batch(list(batch)))
+        assert tuple(got) == _reference()
+
+
+class TestRestore:
+    @hsettings(max_examples=6, deadline=None)
+    @given(
+        cut=st.integers(1, 2600),
+        before=st.lists(st.integers(0, 2700), max_size=5),
+        after=st.lists(st.integers(0, 2700), max_size=5),
+    )
+    def test_restored_processor_continues_byte_identically(
+        self, cut: int, before: list[int], after: list[int]
+    ) -> None:
+        recs = _records()
+        first = Processor(settings(**FULL_CONFIG))
+        snapshot: dict[int, dict[str, Any]] = {}
+        for batch in _batches(recs[:cut], before):
+            first.process_batch(list(batch))
+            _snapshot(first, snapshot)  # the runtime collects after every batch
+        # What the changelog holds, read back: plain JSON.
+        stored = orjson.loads(orjson.dumps({str(p): e for p, e in snapshot.items()}))
+        second = Processor(settings(**FULL_CONFIG))
+        for partition, entries in stored.items():
+            second.restore(int(partition), entries)
+        got: list[tuple[Message, ...]] = []
+        for batch in _batches(recs[cut:], [c - cut for c in after]):
+            got.extend(tuple(m) for m in second.process_batch(list(batch)))
+        assert tuple(got) == _reference()[cut:]
+
+    def test_restore_then_snapshot_reproduces_the_entries(self) -> None:
+        recs = _records()
+        first = Processor(settings(**FULL_CONFIG))
+        snapshot: dict[int, dict[str, Any]] = {}
+        first.process_batch(list(recs[:1500]))
+        _snapshot(first, snapshot)
+        second = Processor(settings(**FULL_CONFIG))
+        for partition, entries in snapshot.items():
+            second.restore(partition, orjson.loads(orjson.dumps(entries)))
+            assert second.engine.state_entries(partition) == entries
+
+    def test_drop_forgets_a_partition(self) -> None:
+        processor = Processor(settings(**FULL_CONFIG))
+        processor.process_batch(list(_records()[:300]))
+        processor.drop(0)
+        assert processor.changed_state(0) == {}
+        assert 0 not in processor.engine.scopes
+
+
+class TestChangedState:
+    def test_entries_are_plain_json(self) -> None:
+        processor = Processor(settings(**FULL_CONFIG))
+        processor.process_batch(list(_records()[:2000]))
+        for partition in (0, 1):
+            changed = processor.changed_state(partition)
+            assert changed
+            assert orjson.loads(orjson.dumps(changed)) == changed
+
+    def test_a_batch_reports_only_what_it_touched(self) -> None:
+        processor = Processor(settings(**FULL_CONFIG))
+        recs = _records()
+        processor.process_batch(list(recs[:1500]))
+        processor.changed_state(0)
+        processor.changed_state(1)
+        # One more event of model-3 (partition 1): its model's entries and meta only.
+        nxt = next(r for r in recs[1500:] if r.key == b"model-3")
+        processor.process_batch([nxt])
+        assert processor.changed_state(0) == {}
+        changed = processor.changed_state(1)
+        assert set(changed) <= {
+            "meta",
+            'model:["model-3"]',
+            *(k for k in changed if k.startswith('detector:["model-3"')),
+        }
+        assert len(changed) <= 4
+
+    def test_a_second_call_reports_nothing_new(self) -> None:
+        processor = Processor(settings(**FULL_CONFIG))
+        processor.process_batch(list(_records()[:500]))
+        processor.changed_state(0)
+        assert processor.changed_state(0) == {}
+
+
+@pytest.mark.parametrize("batch", [1, 7, 500])
+def test_outputs_do_not_depend_on_the_batch_size(batch: int) -> None:
+    processor = Processor(settings(**FULL_CONFIG))
+    recs = list(_records())
+    got = []
+    for k in range(0, len(recs), batch):
+        got.extend(tuple(m) for m in processor.process_batch(recs[k : k + batch]))
+    assert tuple(got) == _reference()
