@@ -137,10 +137,9 @@ def _cmd_alerts_tail(args: argparse.Namespace) -> int:
         start="beginning" if args.from_beginning else args.lines,
         bootstrap_servers=args.bootstrap_servers,
     )
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: sub.stop())
-    with sub:
-        try:
+    previous = {s: signal.signal(s, lambda *_: sub.stop()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with sub:
             for event in sub:
                 if args.json:
                     line = event.model_dump_json(by_alias=True)
@@ -149,8 +148,11 @@ def _cmd_alerts_tail(args: argparse.Namespace) -> int:
                 else:
                     line = render_rollback(event)
                 print(line, flush=True)
-        except BrokenPipeError:  # `| head`
-            sys.stderr.close()
+    except BrokenPipeError:  # `| head`
+        sys.stderr.close()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 
