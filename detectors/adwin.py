@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
+from itertools import accumulate, chain, repeat
+from operator import sub
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,6 +59,16 @@ def _counts(c: int, max_buckets: int) -> tuple[list[int], list[int]]:
         counts.append(a - 2 * q)
         a = q
     return arrivals, counts
+
+
+@functools.lru_cache(maxsize=1024)
+def _prefix_sizes(lengths: tuple[int, ...]) -> list[float]:
+    """Window sizes left of each bucket boundary, oldest bucket first, for a bucket
+    structure with ``lengths[L]`` buckets of size 2**L (shared, read-only)."""
+    sizes = chain.from_iterable(
+        repeat(float(1 << lv), lengths[lv]) for lv in range(len(lengths) - 1, -1, -1)
+    )
+    return list(accumulate(sizes))
 
 
 @register
@@ -255,6 +269,7 @@ class ADWIN(DriftDetector[float]):
         """river's ``detect_change`` body (the clock and grace tests are the caller's)."""
         change = False
         mwl = float(self.min_window_length)
+        c = mwl - 1.0  # (n - mwl) + 1.0 == n - c exactly: all are small integers
         delta = self.delta
         tots = self._tots
         sqrt = math.sqrt
@@ -269,29 +284,21 @@ class ADWIN(DriftDetector[float]):
                 break
             dp = math.log(2.0 * math.log(width) / delta)
             c23dp = _C23 * dp
-            n0 = 0.0
-            n1 = width
-            u0 = 0.0
-            u1 = self._total
+            # river's running sums over the buckets, oldest first, at C speed: the
+            # same additions in the same order
+            flat = list(chain.from_iterable(reversed(tots)))
+            n0s = _prefix_sizes(tuple(map(len, tots)))
+            u0s = list(accumulate(flat))
+            u1s = list(accumulate(flat, sub, initial=self._total))[1:]
+            # cuts leaving at least min_window_length on both sides (n0 increases)
+            lo = bisect_left(n0s, mwl)
+            hi = bisect_right(n0s, width - mwl)
             cut = False
-            for level in range(len(tots) - 1, -1, -1):
-                size = float(1 << level)
-                tl = tots[level]
-                last = len(tl) - 1
-                for k, t in enumerate(tl):
-                    n0 += size
-                    n1 -= size
-                    u0 += t
-                    u1 -= t
-                    if level == 0 and k == last:
-                        break
-                    if n1 >= mwl and n0 >= mwl:
-                        dm = u0 / n0 - u1 / n1
-                        m = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
-                        if abs(dm) > sqrt(2.0 * m * vw * dp) + c23dp * m:
-                            cut = True
-                            break
-                if cut:
+            for n0, u0, u1 in zip(n0s[lo:hi], u0s[lo:hi], u1s[lo:hi], strict=True):
+                n1 = width - n0
+                m = 1.0 / (n0 - c) + 1.0 / (n1 - c)
+                if abs(u0 / n0 - u1 / n1) > sqrt(2.0 * m * vw * dp) + c23dp * m:
+                    cut = True
                     break
             if cut:
                 reduce_width = True
