@@ -241,6 +241,9 @@ class RuntimeSettings(_Strict):
     """Create the compacted state topic (as many partitions as the inputs) if missing."""
     liveness_timeout_s: float = Field(60.0, gt=0)
     """/healthz fails when the poll loop made no progress for this long."""
+    transaction_timeout_ms: int = Field(60_000, ge=1_000, le=900_000)
+    """A transaction left open longer (the broker was unreachable) is aborted by the
+    broker, which fences this instance: it then exits (code 2) to be restarted."""
 
 
 # -------------------------------------------------------------------- monitors

@@ -213,6 +213,7 @@ class KafkaSink:
         bootstrap_servers: str,
         client_id: str = "driftline",
         transactional_id: str | None = None,
+        transaction_timeout_ms: int = 60_000,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self._topics = dict(topics)
@@ -227,7 +228,7 @@ class KafkaSink:
         }
         if transactional_id is not None:
             settings["transactional_id"] = transactional_id
-            settings["transaction_timeout_ms"] = 30_000
+            settings["transaction_timeout_ms"] = transaction_timeout_ms
         try:
             self._producer = KafkaProducer(**settings)
         except KafkaError as exc:

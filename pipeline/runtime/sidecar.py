@@ -63,6 +63,26 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _fenced(exc: BaseException) -> bool:
+    """True when ``exc`` is, wraps or carries a ProducerFencedError (kafka-python
+    reports a fenced producer as a generic KafkaError holding one in its args)."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ProducerFencedError):
+            return True
+        if isinstance(item, BaseException):
+            if "ProducerFencedError" in str(item):
+                return True
+            pending.extend(item.args)
+            pending.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+    return False
+
+
 class Sidecar:
     """The long-running consumer: one instance per process."""
 
@@ -97,6 +117,7 @@ class Sidecar:
             return TransactionalKafkaSink(
                 topics,
                 transactional_id=k.transactional_id,
+                transaction_timeout_ms=self.settings.runtime.transaction_timeout_ms,
                 client_id=k.client_id,
                 **self._kafka_kwargs(),
             )
@@ -258,14 +279,18 @@ class Sidecar:
                 except FailFastError:
                     self._abort_quietly()
                     raise
-                except ProducerFencedError:
-                    log.error(
-                        "producer_fenced", transactional_id=self.settings.kafka.transactional_id
-                    )
-                    raise
                 except _RETRYABLE as exc:
+                    if _fenced(exc):
+                        raise ProducerFencedError(str(exc)) from exc
                     log.warning("checkpoint_failed", error=str(exc) or type(exc).__name__)
                     self._recover()
+        except ProducerFencedError as exc:
+            # Another instance took over our transactional id: we are the zombie.
+            tid = self.settings.kafka.transactional_id
+            log.error("producer_fenced", transactional_id=tid)
+            raise DriftlineError(
+                f"fenced: another sidecar with transactional id {tid!r} is active"
+            ) from exc
         finally:
             self._close_clients()
         log.info(
@@ -435,9 +460,9 @@ class Sidecar:
                     self._restore_scope(partition)
                 log.info("recovered", owned=sorted(self.owned))
                 return
-            except ProducerFencedError:
-                raise
             except _RETRYABLE as exc:
+                if _fenced(exc):
+                    raise ProducerFencedError(str(exc)) from exc
                 log.warning(
                     "recovery_failed", error=str(exc) or type(exc).__name__, retry_in_s=delay
                 )
@@ -454,6 +479,8 @@ class Sidecar:
             except ProducerFencedError:
                 raise
             except Exception as exc:  # the producer is unusable: a new one fences it
+                if _fenced(exc):
+                    raise ProducerFencedError(str(exc)) from exc
                 log.warning("abort_failed", error=str(exc) or type(exc).__name__)
         if sink is not None:
             sink.close()
