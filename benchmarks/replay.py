@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.harness import machine_info, markdown_table
 from pipeline.backtest.report import write_pngs, write_report
 from pipeline.backtest.run import Backtest, ConfigSource, run_backtest
 from pipeline.backtest.scoring import Margin
@@ -99,21 +98,20 @@ def main() -> None:
         write_pngs(bt, directory / "png")
         backtest_s, backtest_cpu = time.perf_counter() - started, time.process_time() - cpu
 
-    print(f"replay benchmark: {events:,} events ({size_mb:.0f} MB JSONL), "
-          f"{platform.python_implementation()} {platform.python_version()}, one process\n")  # fmt: skip
-    print(f"(generating the stream took {gen_s:.1f} s; not counted)\n")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"(load average at the end: {load:.1f} on {os.cpu_count()} cores: with other work on the")
+    info = machine_info()
+    print(f"replay benchmark: {events:,} events ({size_mb:.0f} MB JSONL), one process")
+    print(", ".join(f"{k}: {v}" for k, v in info.items()))
+    print(f"(generating the stream took {gen_s:.1f} s, not counted; with other load on the")
     print("machine, CPU time is the steadier number)\n")
-    print("| path | wall time | CPU time | events/s (wall) | events/s (CPU) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, wall, cpu_s in (
-        ("replay (runtime + core, alerts to JSONL)", replay_s, replay_cpu),
-        ("backtest: traced replay", replayed_s, replayed_cpu),
-        ("backtest: + scoring, HTML report, PNGs", backtest_s, backtest_cpu),
-    ):
-        print(f"| {name} | {wall:.1f} s | {cpu_s:.1f} s | {events / wall:,.0f} | "
-              f"{events / cpu_s:,.0f} |")  # fmt: skip
+    rows = [
+        [name, f"{wall:.1f} s", f"{cpu_s:.1f} s", f"{events / wall:,.0f}", f"{events / cpu_s:,.0f}"]
+        for name, wall, cpu_s in (
+            ("replay (runtime + core, alerts to JSONL)", replay_s, replay_cpu),
+            ("backtest: traced replay", replayed_s, replayed_cpu),
+            ("backtest: + scoring, HTML report, PNGs", backtest_s, backtest_cpu),
+        )
+    ]
+    print(markdown_table(["path", "wall", "CPU", "events/s (wall)", "events/s (CPU)"], rows))
     totals = run.totals
     print(f"\nscores: {totals.hits}/{totals.changes} changes detected, "
           f"{totals.false_alarms} false alarms, {len(run.alerts)} alerts")  # fmt: skip
