@@ -102,3 +102,163 @@ class TestLoadSettings:
         path.write_text("kafka: [unclosed")
         with pytest.raises(ConfigError, match="not valid YAML"):
             load_settings(path, environ={})
+
+
+def _model(**spec: object) -> dict[str, object]:
+    return {"models": {"fraud": spec}}
+
+
+class TestMonitorConfig:
+    def test_full_example_config_is_valid(self) -> None:
+        settings = load_settings(REPO / "deploy" / "examples" / "full.yaml", environ={})
+        assert settings.models
+        assert settings.policy.maintenance
+        assert any(s.rollback is not None for s in settings.models.values())
+        assert any(
+            m.calibration is not None
+            for s in settings.models.values()
+            for m in s.effective_monitors()
+        )
+
+    def test_features_alone_give_a_reasonable_monitor_set(self) -> None:
+        settings = parse_settings(
+            _model(
+                features={"amount": "numeric", "age": "numeric", "country": "categorical"},
+                classes=["approve", "decline"],
+                text=True,
+            ),
+            environ={},
+        )
+        monitors = {(m.signal, m.detector) for m in settings.models["fraud"].effective_monitors()}
+        assert {
+            ("feature:amount", "ks_window"),
+            ("feature:age", "ks_window"),
+            ("feature:country", "categorical_drift"),
+            ("prediction", "categorical_drift"),
+            ("prediction", "entropy"),
+            ("confidence", "rolling_threshold"),
+            ("output_text", "output_diversity"),
+            ("token_logprobs", "token_entropy"),
+            ("error", "adwin"),
+            ("training.divergence", "cusum"),
+            ("training.legacy_val_loss", "cusum"),
+            ("grad_norm:*", "cusum"),
+        } <= monitors
+
+    def test_a_feature_list_means_numeric_features(self) -> None:
+        settings = parse_settings(_model(features=["amount"]), environ={})
+        assert settings.models["fraud"].features == {"amount": "numeric"}
+
+    def test_explicit_monitors_replace_their_default(self) -> None:
+        settings = parse_settings(
+            _model(
+                features=["amount"],
+                default_monitors=True,
+                monitors=[
+                    {"signal": "feature:amount", "detector": "ks_window", "params": {"alpha": 0.01}}
+                ],
+            ),
+            environ={},
+        )
+        (amount,) = [
+            m for m in settings.models["fraud"].effective_monitors() if m.signal == "feature:amount"
+        ]
+        assert amount.params == {"alpha": 0.01}
+
+    def test_explicit_monitors_alone_turn_defaults_off(self) -> None:
+        settings = parse_settings(
+            _model(features=["amount"], monitors=[{"signal": "confidence", "detector": "adwin"}]),
+            environ={},
+        )
+        assert [m.signal for m in settings.models["fraud"].effective_monitors()] == ["confidence"]
+
+    def test_severity_shorthand_and_mapping(self) -> None:
+        settings = parse_settings(
+            _model(
+                monitors=[
+                    {"signal": "confidence", "detector": "adwin", "severity": "critical"},
+                    {
+                        "signal": "error",
+                        "detector": "ddm",
+                        "severity": {"drift": "critical", "warning": "warning"},
+                    },
+                ]
+            ),
+            environ={},
+        )
+        first, second = settings.models["fraud"].monitors
+        assert (first.severity.drift, first.severity.warning) == ("critical", None)
+        assert (second.severity.drift, second.severity.warning) == ("critical", "warning")
+
+    def test_calibration_target_sets_the_threshold(self) -> None:
+        import numpy as np
+
+        values = np.random.default_rng(0).beta(23, 2, size=1500).round(4).tolist()
+        monitor = {
+            "signal": "confidence",
+            "detector": "rolling_threshold",
+            "params": {"window_size": 50, "reference_size": 300, "patience": 1},
+            "calibrate": {"target_arl0": 500, "values": values, "n_runs": 40},
+        }
+        settings = parse_settings(_model(monitors=[monitor]), environ={})
+        (spec,) = settings.models["fraud"].monitors
+        assert spec.calibration is not None
+        assert spec.params["k"] == spec.calibration["threshold"] != 5.0
+        assert 250 < spec.calibration["estimated_arl0"] < 1000
+
+    def test_durations(self) -> None:
+        settings = parse_settings(
+            {
+                "policy": {"cooldown": "90s", "escalation": {"within": "2h"}},
+                "limits": {"idle_expiry": 60},
+            },
+            environ={},
+        )
+        assert settings.policy.cooldown == 90.0
+        assert settings.policy.escalation.within == 7200.0
+        assert settings.limits.idle_expiry == 60.0
+
+    def test_rollback_rule_shorthands(self) -> None:
+        settings = parse_settings(
+            _model(
+                rollback={
+                    "rules": [
+                        {"when": "critical"},
+                        {"when": "forgetting"},
+                        {"signals": ["feature:*", "error"], "k": 2, "within": "30m"},
+                    ]
+                }
+            ),
+            environ={},
+        )
+        rollback = settings.models["fraud"].rollback
+        assert rollback is not None
+        critical, forgetting, k_of_n = rollback.rules
+        assert (critical.signals, critical.min_severity) == (["*"], "critical")
+        assert forgetting.signals == ["training.legacy_val_loss"]
+        assert (k_of_n.k, k_of_n.within, k_of_n.min_severity) == (2, 1800.0, "drift")
+
+    @pytest.mark.parametrize(
+        ("data", "names"),
+        [
+            (_model(monitors=[{"signal": "feature:am*nt", "detector": "adwin"}]), "models.fraud.monitors[0].signal"),
+            (_model(monitors=[{"signal": "confidence", "detector": "adwin", "severity": "loud"}]), "models.fraud.monitors[0].severity.drift"),
+            (_model(monitors=[{"signal": "confidence", "detector": "adwin", "max_segments": 0}]), "models.fraud.monitors[0].max_segments"),
+            (_model(monitors=[{"signal": "confidence", "detector": "adwin", "calibrate": {"target_arl0": 100}}]), "models.fraud.monitors[0].calibrate"),
+            (_model(monitors=[{"signal": "confidence", "detector": "adwin"}, {"signal": "confidence", "detector": "adwin"}]), "models.fraud: Value error, monitors[1]"),
+            (_model(features={"amount": "numberish"}), "models.fraud.features.amount"),
+            (_model(labels={"ttl": "soon"}), "models.fraud.labels.ttl"),
+            (_model(shadow={"alpha": 2}), "models.fraud.shadow.alpha"),
+            (_model(golden={"match": "input"}), "models.fraud.golden.match"),
+            (_model(rollback={"rules": []}), "models.fraud.rollback.rules"),
+            (_model(rollback={"rules": [{"signals": ["error"], "k": 2}]}), "models.fraud.rollback.rules[0]"),
+            (_model(rollback={"rules": [{"when": "sometimes"}]}), "models.fraud.rollback.rules[0].when"),
+            ({"policy": {"maintenance": [{"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}]}}, "policy.maintenance[0]"),
+            ({"policy": {"hysteresis": {"confirm_within": -1}}}, "policy.hysteresis.confirm_within"),
+            ({"limits": {"max_keys": 0}}, "limits.max_keys"),
+        ],
+    )  # fmt: skip
+    def test_errors_name_the_key(self, data: dict[str, object], names: str) -> None:
+        with pytest.raises(ConfigError) as info:
+            parse_settings(data, environ={})
+        assert names.split(": ")[0] in str(info.value)
