@@ -29,7 +29,7 @@ _C23 = 2.0 / 3.0
 _MAX_ROWS_CELLS = 1 << 18  # cells of the (ticks x buckets) matrix per vectorised chunk
 _FIRST_CHUNK = 2048
 _MAX_CHUNK = 1 << 16
-_BLOCK = 64  # checks evaluated together
+_BLOCK = 256  # checks evaluated together
 IntArray = npt.NDArray[np.int64]
 
 
@@ -456,32 +456,32 @@ class ADWIN(DriftDetector[float]):
         mb = self.max_buckets
         mwl = float(self.min_window_length)
         # canonical arrivals / resident counts per level for every checked count
-        arr_l: list[IntArray] = []
-        res_l: list[IntArray] = []
-        a = cs.copy()
-        while len(arr_l) < len(g_t):
-            full = a > mb
-            q = np.where(full, (a - mb + 1) // 2, 0)
-            arr_l.append(a)
-            res_l.append(np.where(full, a - 2 * q, a))
-            a = q
-        slots = np.arange(mb)[:, None]
-        tot_blocks: list[FloatArray] = []
-        size_blocks: list[FloatArray] = []
-        for lv in range(len(g_t) - 1, -1, -1):
-            g = g_t[lv]
-            k_l = res_l[lv]
-            if not len(g) or not k_l.any():
-                continue
-            valid = slots < k_l[None, :]
-            padded = np.append(g, 0.0)  # invalid slots read the trailing 0.0
-            idx = np.where(valid, (arr_l[lv] - k_l - base[lv])[None, :] + slots, len(g))
-            tot_blocks.append(padded[idx])
-            size_blocks.append(np.where(valid, float(1 << lv), 0.0))
-        # one column per check, one row per bucket (oldest first); padding cells
-        # repeat the previous cut, so they change nothing
-        tm = np.concatenate(tot_blocks, axis=0)
-        sz = np.concatenate(size_blocks, axis=0)
+        n_levels = len(g_t)
+        arr = np.empty((n_levels, len(cs)), dtype=np.int64)
+        a = cs
+        for lv in range(n_levels):
+            arr[lv] = a
+            a = np.maximum((a - (mb - 1)) >> 1, 0)  # merges passed to the next level
+        res = arr.copy()
+        res[:-1] -= 2 * arr[1:]
+        # all bucket totals in one array, top level first, plus a trailing 0.0 that
+        # invalid slots read
+        lengths = [len(g) for g in g_t]
+        offsets = np.zeros(n_levels, dtype=np.int64)
+        pos = 0
+        for lv in range(n_levels - 1, -1, -1):
+            offsets[lv] = pos
+            pos += lengths[lv]
+        g_all = np.concatenate([*reversed(g_t), [0.0]])
+        slots = np.arange(mb)[None, :, None]
+        valid = slots < res[:, None, :]  # (level, slot, check)
+        first = arr - res - np.asarray(base, dtype=np.int64)[:, None] + offsets[:, None]
+        idx = np.where(valid, first[:, None, :] + slots, pos)[::-1]
+        sizes = (2.0 ** np.arange(n_levels))[:, None, None]
+        # one column per check, one row per bucket slot (oldest first); padding cells
+        # add nothing, so they repeat the previous cut
+        tm = g_all[idx.reshape(n_levels * mb, -1).T]  # (check, bucket slot), C order
+        sz = np.ascontiguousarray(np.where(valid, sizes, 0.0)[::-1].reshape(n_levels * mb, -1).T)
         width = cs.astype(np.float64)
         log = math.log
         delta = self.delta
@@ -497,7 +497,7 @@ class ADWIN(DriftDetector[float]):
             for lo in range(0, n_rows, _BLOCK):
                 hi = min(n_rows, lo + _BLOCK)
                 if self._block_may_fire(
-                    tm[:, lo:hi], sz[:, lo:hi], width[lo:hi], total[lo:hi], vw[lo:hi],
+                    tm[lo:hi], sz[lo:hi], width[lo:hi], total[lo:hi], vw[lo:hi],
                     dp_low[lo:hi], mwl,
                 ):  # fmt: skip
                     dp = np.array(
@@ -507,22 +507,12 @@ class ADWIN(DriftDetector[float]):
                         ]
                     )
                     c23dp = _C23 * dp
-                    fire_rows = [
-                        r
-                        for r in range(lo, hi)
-                        if self._block_fires(
-                            tm[:, r : r + 1],
-                            sz[:, r : r + 1],
-                            width[r : r + 1],
-                            total[r : r + 1],
-                            vw[r : r + 1],
-                            dp[r - lo : r - lo + 1],
-                            c23dp[r - lo : r - lo + 1],
-                            mwl,
-                        )
-                    ]
-                    if fire_rows:
-                        return int(rows[fire_rows[0]])
+                    hit = self._first_firing(
+                        tm[lo:hi].T, sz[lo:hi].T, width[lo:hi], total[lo:hi], vw[lo:hi],
+                        dp, c23dp, mwl,
+                    )  # fmt: skip
+                    if hit >= 0:
+                        return int(rows[lo + hit])
         return None
 
     @staticmethod
@@ -535,22 +525,30 @@ class ADWIN(DriftDetector[float]):
         dp_low: FloatArray,
         mwl: float,
     ) -> bool:
-        """A cheaper superset of ``_block_fires``: the bound is evaluated in a
-        different order from a lower bound of delta' and shrunk by 1e-9 relative,
-        far more than any rounding difference, so a block that fires always passes."""
-        n0 = np.add.accumulate(sz, axis=0)
-        n1 = width - n0
-        u0 = np.add.accumulate(tm, axis=0)
-        u1 = np.empty((tm.shape[0] + 1, tm.shape[1]))
-        u1[0] = total
-        u1[1:] = tm
-        np.subtract.accumulate(u1, axis=0, out=u1)
+        """A cheap superset of ``_first_firing`` on a block of checks (rows).
+
+        It may say True for a block where no cut passes, never False for one where
+        one does: the running sums are taken over the whole block at once (one
+        contiguous cumulative sum, then each row's start subtracted), the bound is
+        evaluated in another order from a lower bound of delta', shrunk by 1e-9
+        relative and loosened by 1e-7 of the magnitudes involved, which dwarfs every
+        rounding difference (at most about 1e-8 of them for blocks of 256 checks)."""
+        rows, cols = tm.shape
+        n0 = np.cumsum(sz.ravel()).reshape(rows, cols)
+        n0[1:] -= n0[:-1, -1:].copy()
+        u0 = np.cumsum(tm.ravel()).reshape(rows, cols)
+        u0[1:] -= u0[:-1, -1:].copy()
+        n1 = width[:, None] - n0
+        u1 = total[:, None] - u0
+        magnitude = float(np.abs(tm).sum(axis=1).max() + np.abs(total).max())
+        if not math.isfinite(magnitude):
+            return True
         dm = u0 / n0
-        dm -= u1[1:] / n1
+        dm -= u1 / n1
         np.abs(dm, out=dm)
         shrink = 1.0 - 1e-9
-        k1 = 2.0 * vw * dp_low * (shrink * shrink)
-        k2 = _C23 * dp_low * shrink
+        k1 = (2.0 * vw * dp_low * (shrink * shrink))[:, None]
+        k2 = (_C23 * dp_low * shrink)[:, None] - 1e-7 * magnitude
         m = 1.0 / (n0 - (mwl - 1.0))
         m += 1.0 / (n1 - (mwl - 1.0))
         eps = m * k1
@@ -563,7 +561,7 @@ class ADWIN(DriftDetector[float]):
         return bool(fire.any())
 
     @staticmethod
-    def _block_fires(
+    def _first_firing(
         tm: FloatArray,
         sz: FloatArray,
         width: FloatArray,
@@ -572,9 +570,9 @@ class ADWIN(DriftDetector[float]):
         dp: FloatArray,
         c23dp: FloatArray,
         mwl: float,
-    ) -> bool:
-        """Whether any cut of any check (column) in the block passes, computed with
-        river's operations in river's order."""
+    ) -> int:
+        """Index of the first check (column) of the block where some cut passes,
+        computed with river's operations in river's order; -1 if none."""
         n0 = np.add.accumulate(sz, axis=0)
         n1 = width - n0
         u0 = np.add.accumulate(tm, axis=0)
@@ -596,7 +594,8 @@ class ADWIN(DriftDetector[float]):
         fire = dm > eps
         fire &= n1 >= mwl
         fire &= n0 >= mwl
-        return bool(fire.any())
+        any_col = fire.any(axis=0)
+        return int(np.argmax(any_col)) if any_col.any() else -1
 
     # -- snapshots ---------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
