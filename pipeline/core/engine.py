@@ -778,10 +778,8 @@ class Engine:
                     force_dry_run=self.settings.policy.dry_run,
                 )
             out.append(to_alert(draft))
-            self.stats["alerts"] += 1
             if command is not None:
                 out.append(command)
-                self.stats["rollbacks"] += 1
         return out
 
     # -- state ownership ---------------------------------------------------------------
@@ -903,6 +901,14 @@ class Engine:
 
     def drop(self, number: int) -> None:
         self.partitions.pop(number, None)
+
+    def label_counters(self) -> Counter[str]:
+        """The label join's counters (joined, late, orphan...), over all models."""
+        total: Counter[str] = Counter()
+        for part in self.partitions.values():
+            for model in part.models.values():
+                total.update(model.counters)
+        return total
 
     def live_keys(self) -> int:
         """Detector instances held, over all partitions."""

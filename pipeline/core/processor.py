@@ -71,7 +71,17 @@ class Processor:
         self.monitor = self.engine
         """The engine under the name the runtime and backtests use (``observer``,
         ``live_keys()``, ``scopes``)."""
-        self.stats: Counter[str] = Counter()
+        self._stats: Counter[str] = Counter()
+
+    @property
+    def stats(self) -> Counter[str]:
+        """Counters for metrics: events, dead letters by reason, alerts, rollbacks,
+        the engine's (keys created/expired/refused, type mismatches...) and the label
+        join's (``labels:joined``, ``labels:late``, ``labels:orphan``...)."""
+        out = Counter(self._stats)
+        out.update(self.engine.stats)
+        out.update({f"labels:{k}": v for k, v in self.engine.label_counters().items()})
+        return out
 
     def process(self, record: Record) -> list[Message]:
         return self.process_batch([record])[0]
@@ -83,11 +93,11 @@ class Processor:
         index: list[int] = []
         items: list[tuple[InputEvent, Origin]] = []
         for i, record in enumerate(records):
-            self.stats["events"] += 1
+            self._stats["events"] += 1
             try:
                 event = self.decoder.decode(record.value, self.topic_kinds.get(record.topic))
             except DecodeError as exc:
-                self.stats[f"dead_letter:{exc.reason}"] += 1
+                self._stats[f"dead_letter:{exc.reason}"] += 1
                 out[i].append(dead_letter(record, exc.reason, exc.detail))
                 continue
             index.append(i)
@@ -98,12 +108,12 @@ class Processor:
 
     def _encode(self, record: Record, output: Output) -> Message:
         if isinstance(output, Refused):
-            self.stats[f"dead_letter:{output.reason}"] += 1
+            self._stats[f"dead_letter:{output.reason}"] += 1
             return dead_letter(record, output.reason, output.detail)
         if isinstance(output, RollbackCommand):
-            self.stats["rollbacks"] += 1
+            self._stats["rollbacks"] += 1
             return rollback_message(output)
-        self.stats["alerts"] += 1
+        self._stats["alerts"] += 1
         return alert_message(output)
 
     # -- state, per source partition (the runtime owns when it is saved) ---------

@@ -151,3 +151,30 @@ class TestErrorStream:
         assert first["evidence"]["labels"]["joined"] > 3000
         # detected after the change (labels of position >= 3000 arrive from ~3020 on)
         assert first["detected_at"] > "2026-01-01T00:05:00"
+
+
+class TestGeneratedLabels:
+    def _counters(self, **stream: Any) -> dict[str, int]:
+        processor = Processor(
+            settings(
+                models={
+                    "model-0": {
+                        "default_monitors": False,
+                        "monitors": [ERROR_MONITOR],
+                        "labels": {"ttl": "5s"},
+                    }
+                }
+            )
+        )
+        run(processor, records(GeneratorConfig(events=500, labels=True, **stream)))
+        return {k.removeprefix("labels:"): v for k, v in processor.stats.items() if "labels:" in k}
+
+    def test_labels_before_their_predictions_join(self) -> None:
+        counters = self._counters(label_delay=-20)  # 2 s early
+        assert counters["joined"] == 500
+        assert counters["late"] == 0
+
+    def test_labels_after_their_ttl_are_counted_late(self) -> None:
+        counters = self._counters(label_delay=80)  # 8 s: beyond the 5 s ttl
+        assert counters["joined"] == 0
+        assert counters["late"] == 500
