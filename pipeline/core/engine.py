@@ -511,7 +511,7 @@ class Engine:
         test = model.shadow.test_for(
             str(versions[shadow.variant]["version"]), str(versions["production"]["version"])
         )
-        test.observe(production, candidate)
+        test.observe(production, candidate, at)
         part.dirty.add(_model_key("shadow", model_id))
         decision = test.decide(shadow)
         if decision is None:
@@ -532,7 +532,7 @@ class Engine:
                 statistic=diff,
                 threshold=shadow.alpha,
                 p_value=test.p_value,
-                window_start=None,
+                window_start=test.started,
                 window_events=test.pairs,
                 at=at,
                 origin=origin,

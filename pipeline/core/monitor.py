@@ -92,7 +92,8 @@ class Origin(NamedTuple):
 Observer = Callable[[MonitorKey, Any, DriftDetector[Any], datetime, Origin], None]
 """``(key, value, detector, event_time, origin)`` after each detector update (backtest
 traces). It must not mutate anything it is given. While one is installed every value
-is fed one by one (the observer sees the detector after each)."""
+is fed one by one (the observer sees the detector after each). Calls for one key come
+in event order; within a batch, the calls of different keys are grouped by key."""
 
 
 def segment_label(name: str, value: object) -> str:

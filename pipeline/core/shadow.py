@@ -42,8 +42,14 @@ class ShadowTest:
     sum_candidate: float = 0.0
     max_log_bf: float = 0.0
     decided: Decision | None = None
+    started: int | None = None
+    """Event time (µs) of the first pair."""
 
-    def observe(self, production_error: float, candidate_error: float) -> None:
+    def observe(
+        self, production_error: float, candidate_error: float, at: int | None = None
+    ) -> None:
+        if self.started is None:
+            self.started = at
         self.pairs += 1
         self.sum_production += production_error
         self.sum_candidate += candidate_error
@@ -94,6 +100,7 @@ class ShadowTest:
             "sum_candidate": self.sum_candidate,
             "max_log_bf": self.max_log_bf,
             "decided": self.decided,
+            "started": self.started,
         }
 
     @classmethod
@@ -111,6 +118,7 @@ class ShadowTest:
             sum_candidate=float(state["sum_candidate"]),
             max_log_bf=float(state["max_log_bf"]),
             decided=decided,
+            started=None if state["started"] is None else int(state["started"]),
         )
 
 
