@@ -108,8 +108,12 @@ class ADWIN(DriftDetector[float]):
     -----
     Memory: O(``max_buckets`` * log2(W / ``max_buckets``)) floats for a window of
     W values, plus at most ``clock`` pending values (insertions are deferred to the
-    next check, which is invisible to callers). ``update_many`` evaluates every
-    check of a batch at once with numpy, bit-for-bit the same as ``update``.
+    next check, which is invisible to callers). ``update_many`` works on chunks of
+    the batch (O(chunk) temporary memory): the running total and variance come from
+    numpy accumulations and the buckets of every check from pairwise sums, with
+    river's operations in river's order; a vectorised necessary condition clears
+    most checks at once, the others are scanned exactly, so the detections and the
+    final state are those of ``update``.
     ``statistic`` is the mean of the current window (ADWIN has no single test
     statistic); ``threshold`` is ``delta``.
 
@@ -268,43 +272,41 @@ class ADWIN(DriftDetector[float]):
     def _detect(self) -> bool:
         """river's ``detect_change`` body (the clock and grace tests are the caller's)."""
         change = False
-        mwl = float(self.min_window_length)
-        c = mwl - 1.0  # (n - mwl) + 1.0 == n - c exactly: all are small integers
-        delta = self.delta
-        tots = self._tots
-        sqrt = math.sqrt
-        reduce_width = True
-        while reduce_width:
-            reduce_width = False
-            width = self._width
-            if width < 2.0 * mwl:  # no cut leaves min_window_length on both sides
-                break
-            vw = self._variance / width
-            if not vw >= 0.0:  # sqrt of a negative (or NaN) bound: no cut can pass
-                break
-            dp = math.log(2.0 * math.log(width) / delta)
-            c23dp = _C23 * dp
-            # river's running sums over the buckets, oldest first, at C speed: the
-            # same additions in the same order
-            flat = list(chain.from_iterable(reversed(tots)))
-            n0s = _prefix_sizes(tuple(map(len, tots)))
-            u0s = list(accumulate(flat))
-            u1s = list(accumulate(flat, sub, initial=self._total))[1:]
-            # cuts leaving at least min_window_length on both sides (n0 increases)
-            lo = bisect_left(n0s, mwl)
-            hi = bisect_right(n0s, width - mwl)
-            cut = False
-            for n0, u0, u1 in zip(n0s[lo:hi], u0s[lo:hi], u1s[lo:hi], strict=True):
-                n1 = width - n0
-                m = 1.0 / (n0 - c) + 1.0 / (n1 - c)
-                if abs(u0 / n0 - u1 / n1) > sqrt(2.0 * m * vw * dp) + c23dp * m:
-                    cut = True
-                    break
-            if cut:
-                reduce_width = True
-                change = True
-                self._delete_oldest()
+        while self._cut_exists(self._tots, self._width, self._total, self._variance):
+            change = True
+            self._delete_oldest()
         return change
+
+    def _cut_exists(
+        self, tots: list[list[float]], width: float, total: float, variance: float
+    ) -> bool:
+        """One scan of river's cut search over the bucket totals ``tots`` (level 0
+        first, oldest bucket first within a level): whether some cut passes."""
+        mwl = float(self.min_window_length)
+        if width < 2.0 * mwl:  # no cut leaves min_window_length on both sides
+            return False
+        vw = variance / width
+        if not vw >= 0.0:  # sqrt of a negative (or NaN) bound: no cut can pass
+            return False
+        c = mwl - 1.0  # (n - mwl) + 1.0 == n - c exactly: all are small integers
+        dp = math.log(2.0 * math.log(width) / self.delta)
+        c23dp = _C23 * dp
+        sqrt = math.sqrt
+        # river's running sums over the buckets, oldest first, at C speed: the
+        # same additions in the same order
+        flat = list(chain.from_iterable(reversed(tots)))
+        n0s = _prefix_sizes(tuple(map(len, tots)))
+        u0s = list(accumulate(flat))
+        u1s = list(accumulate(flat, sub, initial=total))[1:]
+        # cuts leaving at least min_window_length on both sides (n0 increases)
+        lo = bisect_left(n0s, mwl)
+        hi = bisect_right(n0s, width - mwl)
+        for n0, u0, u1 in zip(n0s[lo:hi], u0s[lo:hi], u1s[lo:hi], strict=True):
+            n1 = width - n0
+            m = 1.0 / (n0 - c) + 1.0 / (n1 - c)
+            if abs(u0 / n0 - u1 / n1) > sqrt(2.0 * m * vw * dp) + c23dp * m:
+                return True
+        return False
 
     def _delete_oldest(self) -> None:
         tots, vars_ = self._tots, self._vars
@@ -419,7 +421,7 @@ class ADWIN(DriftDetector[float]):
 
         hit: int | None = None
         if len(rows):
-            hit = self._first_cut(rows, counts[rows], tot_after, var_after, g_t, base)
+            hit = self._first_cut(rows, counts[rows], tot_after, var_after, prev_tot, g_t, base)
         end = n if hit is None else hit + 1
         c = c0 + end
         arrivals, resident = _counts(c, mb)
@@ -449,14 +451,23 @@ class ADWIN(DriftDetector[float]):
         cs: IntArray,
         tot_after: FloatArray,
         var_after: FloatArray,
+        prev_tot: FloatArray,
         g_t: list[FloatArray],
         base: list[int],
     ) -> int | None:
-        """Index (into the chunk) of the first check with a passing cut, or None."""
+        """Index (into the chunk) of the first check where a cut passes, or None.
+
+        Every check (a count ``c`` in ``cs``) sees the canonical bucket structure of
+        ``c`` values: bucket ``s`` of level ``L`` is the global bucket
+        ``arrivals_L - resident_L + s`` and ends after ``(index + 1) * 2**L`` values.
+        A vectorised necessary condition is evaluated for all checks and buckets at
+        once; the few checks it cannot clear are then scanned exactly, with river's
+        arithmetic, by ``_cut_exists``.
+        """
         mb = self.max_buckets
         mwl = float(self.min_window_length)
-        # canonical arrivals / resident counts per level for every checked count
         n_levels = len(g_t)
+        c0 = int(cs[0]) - int(rows[0]) - 1  # the count before this chunk
         arr = np.empty((n_levels, len(cs)), dtype=np.int64)
         a = cs
         for lv in range(n_levels):
@@ -464,91 +475,88 @@ class ADWIN(DriftDetector[float]):
             a = np.maximum((a - (mb - 1)) >> 1, 0)  # merges passed to the next level
         res = arr.copy()
         res[:-1] -= 2 * arr[1:]
-        # all bucket totals in one array, top level first, plus a trailing 0.0 that
-        # invalid slots read
-        lengths = [len(g) for g in g_t]
-        offsets = np.zeros(n_levels, dtype=np.int64)
-        pos = 0
-        for lv in range(n_levels - 1, -1, -1):
-            offsets[lv] = pos
-            pos += lengths[lv]
-        g_all = np.concatenate([*reversed(g_t), [0.0]])
-        slots = np.arange(mb)[None, :, None]
-        valid = slots < res[:, None, :]  # (level, slot, check)
-        first = arr - res - np.asarray(base, dtype=np.int64)[:, None] + offsets[:, None]
-        idx = np.where(valid, first[:, None, :] + slots, pos)[::-1]
-        sizes = (2.0 ** np.arange(n_levels))[:, None, None]
-        # one column per check, one row per bucket slot (oldest first); padding cells
-        # add nothing, so they repeat the previous cut
-        tm = g_all[idx.reshape(n_levels * mb, -1).T]  # (check, bucket slot), C order
-        sz = np.ascontiguousarray(np.where(valid, sizes, 0.0)[::-1].reshape(n_levels * mb, -1).T)
+        # running totals at the bucket boundaries: inside the chunk from the running
+        # total of the values; before it, at the boundaries of the chunk's first
+        # structure (which later structures only coarsen)
+        old_levels = self._structure_at(c0, g_t, base)
+        old_pos = np.asarray(_prefix_sizes(tuple(map(len, old_levels))), dtype=np.float64)
+        old_pref: FloatArray = np.cumsum(np.concatenate([np.zeros(0), *reversed(old_levels)]))
         width = cs.astype(np.float64)
-        log = math.log
-        delta = self.delta
-        # a lower bound of delta' (np.log need not round like libm's log): a block
-        # that fires with it is re-checked with river's exact delta'
         with np.errstate(all="ignore"):  # width 1 gives log(0); no cut there anyway
-            dp_low = np.log(2.0 * np.log(width) * (1.0 - 1e-12) / delta) * (1.0 - 1e-12)
-        vw = var_after[rows] / width
+            dp_low = np.log(2.0 * np.log(width) * (1.0 - 1e-12) / self.delta) * (1.0 - 1e-12)
+        variance = var_after[rows]
         total = tot_after[rows]
-        n_rows = len(rows)
+        slots = np.arange(mb)[None, :, None]
+        sizes = (1 << np.arange(n_levels, dtype=np.int64))[:, None, None]
+        candidates = np.zeros(len(cs), dtype=bool)
         with np.errstate(all="ignore"):
-            # small blocks of checks keep the temporaries in cache
-            for lo in range(0, n_rows, _BLOCK):
-                hi = min(n_rows, lo + _BLOCK)
-                if self._block_may_fire(
-                    tm[lo:hi], sz[lo:hi], width[lo:hi], total[lo:hi], vw[lo:hi],
-                    dp_low[lo:hi], mwl,
-                ):  # fmt: skip
-                    dp = np.array(
-                        [
-                            log(2.0 * log(w) / delta) if w >= 2.0 else math.nan
-                            for w in width[lo:hi].tolist()
-                        ]
-                    )
-                    c23dp = _C23 * dp
-                    hit = self._first_firing(
-                        tm[lo:hi].T, sz[lo:hi].T, width[lo:hi], total[lo:hi], vw[lo:hi],
-                        dp, c23dp, mwl,
-                    )  # fmt: skip
-                    if hit >= 0:
-                        return int(rows[lo + hit])
+            for lo in range(0, len(cs), _BLOCK):
+                hi = min(len(cs), lo + _BLOCK)
+                candidates[lo:hi] = self._may_cut(
+                    arr[:, lo:hi], res[:, lo:hi], slots, sizes, c0, prev_tot, old_pos,
+                    old_pref, width[lo:hi], total[lo:hi], variance[lo:hi], dp_low[lo:hi], mwl,
+                )  # fmt: skip
+        for r in np.flatnonzero(candidates).tolist():
+            c = int(cs[r])
+            tots = [level.tolist() for level in self._structure_at(c, g_t, base)]
+            if self._cut_exists(tots, float(c), float(total[r]), float(variance[r])):
+                return int(rows[r])
         return None
 
+    def _structure_at(self, c: int, g_t: list[FloatArray], base: list[int]) -> list[FloatArray]:
+        """Bucket totals per level (level 0 first) of the canonical structure of
+        ``c`` values, as slices of the chunk's level arrays."""
+        arrivals, resident = _counts(c, self.max_buckets)
+        return [
+            g_t[lv][arrivals[lv] - resident[lv] - base[lv] : arrivals[lv] - base[lv]]
+            for lv in range(len(arrivals))
+        ]
+
     @staticmethod
-    def _block_may_fire(
-        tm: FloatArray,
-        sz: FloatArray,
+    def _may_cut(
+        arr: IntArray,
+        res: IntArray,
+        slots: IntArray,
+        sizes: IntArray,
+        c0: int,
+        prev_tot: FloatArray,
+        old_pos: FloatArray,
+        old_pref: FloatArray,
         width: FloatArray,
         total: FloatArray,
-        vw: FloatArray,
+        variance: FloatArray,
         dp_low: FloatArray,
         mwl: float,
-    ) -> bool:
-        """A cheap superset of ``_first_firing`` on a block of checks (rows).
+    ) -> npt.NDArray[np.bool_]:
+        """Per check: False only if no cut can pass (a necessary condition).
 
-        It may say True for a block where no cut passes, never False for one where
-        one does: the running sums are taken over the whole block at once (one
-        contiguous cumulative sum, then each row's start subtracted), the bound is
+        The running totals are taken from the values (or the first structure's
+        buckets) rather than summed over the buckets of each check, the bound is
         evaluated in another order from a lower bound of delta', shrunk by 1e-9
-        relative and loosened by 1e-7 of the magnitudes involved, which dwarfs every
-        rounding difference (at most about 1e-8 of them for blocks of 256 checks)."""
-        rows, cols = tm.shape
-        n0 = np.cumsum(sz.ravel()).reshape(rows, cols)
-        n0[1:] -= n0[:-1, -1:].copy()
-        u0 = np.cumsum(tm.ravel()).reshape(rows, cols)
-        u0[1:] -= u0[:-1, -1:].copy()
-        n1 = width[:, None] - n0
-        u1 = total[:, None] - u0
-        magnitude = float(np.abs(tm).sum(axis=1).max() + np.abs(total).max())
-        if not math.isfinite(magnitude):
-            return True
+        relative and loosened by ``slack`` times m, where ``slack`` bounds the
+        difference of the running totals (about n * 2**-53 of the sum of the
+        absolute values, which is at most |total| + sqrt(width * variance))."""
+        valid = slots < res[:, None, :]  # (level, slot, check)
+        pos = ((arr - res)[:, None, :] + slots + 1) * sizes  # n0 of each cut
+        n0 = pos.astype(np.float64)
+        inside = pos > c0
+        u0 = np.where(
+            inside,
+            prev_tot[np.clip(pos - c0, 0, len(prev_tot) - 1)],
+            old_pref[np.clip(np.searchsorted(old_pos, n0), 0, max(len(old_pref) - 1, 0))]
+            if len(old_pref)
+            else 0.0,
+        )
+        n1 = width - n0
+        u1 = total - u0
         dm = u0 / n0
         dm -= u1 / n1
         np.abs(dm, out=dm)
         shrink = 1.0 - 1e-9
-        k1 = (2.0 * vw * dp_low * (shrink * shrink))[:, None]
-        k2 = (_C23 * dp_low * shrink)[:, None] - 1e-7 * magnitude
+        vw = variance / width
+        slack = (1e-7 + 4e-16 * width) * (np.abs(total) + np.sqrt(width * np.abs(variance)))
+        k1 = 2.0 * vw * dp_low * (shrink * shrink)
+        k2 = _C23 * dp_low * shrink - slack
         m = 1.0 / (n0 - (mwl - 1.0))
         m += 1.0 / (n1 - (mwl - 1.0))
         eps = m * k1
@@ -556,46 +564,13 @@ class ADWIN(DriftDetector[float]):
         m *= k2
         eps += m
         fire = dm >= eps
+        fire |= ~np.isfinite(dm)  # overflowing sums: check exactly
+        fire &= valid
         np.minimum(n0, n1, out=n1)
         fire &= n1 >= mwl
-        return bool(fire.any())
-
-    @staticmethod
-    def _first_firing(
-        tm: FloatArray,
-        sz: FloatArray,
-        width: FloatArray,
-        total: FloatArray,
-        vw: FloatArray,
-        dp: FloatArray,
-        c23dp: FloatArray,
-        mwl: float,
-    ) -> int:
-        """Index of the first check (column) of the block where some cut passes,
-        computed with river's operations in river's order; -1 if none."""
-        n0 = np.add.accumulate(sz, axis=0)
-        n1 = width - n0
-        u0 = np.add.accumulate(tm, axis=0)
-        u1 = np.empty((tm.shape[0] + 1, tm.shape[1]))
-        u1[0] = total
-        u1[1:] = tm
-        np.subtract.accumulate(u1, axis=0, out=u1)
-        dm = u0 / n0
-        dm -= u1[1:] / n1
-        np.abs(dm, out=dm)
-        m = 1.0 / (n0 - mwl + 1.0)
-        m += 1.0 / (n1 - mwl + 1.0)
-        eps = 2.0 * m
-        eps *= vw  # ((2 m) (variance / width)) delta', river's order
-        eps *= dp
-        np.sqrt(eps, out=eps)
-        m *= c23dp
-        eps += m
-        fire = dm > eps
-        fire &= n1 >= mwl
-        fire &= n0 >= mwl
-        any_col = fire.any(axis=0)
-        return int(np.argmax(any_col)) if any_col.any() else -1
+        out = np.asarray(fire.any(axis=(0, 1)), dtype=bool)
+        out |= ~np.isfinite(slack)  # so do checks whose magnitudes overflow
+        return out
 
     # -- snapshots ---------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
