@@ -178,7 +178,7 @@ FULL_CONFIG: dict[str, Any] = {
             {"start": "2026-01-01T00:01:00Z", "end": "2026-01-01T00:01:10Z", "models": ["model-1"]}
         ],
     },
-    "limits": {"max_keys": 40, "max_unknown_models": 3, "idle_expiry": "30s"},
+    "limits": {"max_keys": 30, "max_unknown_models": 1, "idle_expiry": "5s"},
 }
 
 FULL_STREAM = GeneratorConfig(

@@ -54,10 +54,15 @@ class TestReferenceStream:
     def test_the_stream_exercises_every_output_kind(self) -> None:
         outputs = _reference()
         kinds = {m.kind for messages in outputs for m in messages}
-        assert kinds == {"alert", "rollback"}
+        assert kinds == {"alert", "rollback", "dead_letter"}  # dead letters: model cap
         signals = {a["signal"] for a in flat(outputs, "alert")}
         assert {"feature:amount", "error", "shadow.error_rate", "golden"} <= signals
         assert {"training.legacy_val_loss"} <= signals
+        processor = Processor(settings(**FULL_CONFIG))
+        for r in _records():
+            processor.process(r)
+        stats = processor.stats
+        assert stats["expired_keys"] > 0 and stats["refused:signal_cap"] > 0
 
 
 class TestBatchEqualsPerRecord:
@@ -131,17 +136,21 @@ class TestChangedState:
         processor.process_batch(list(recs[:1500]))
         processor.changed_state(0)
         processor.changed_state(1)
-        # One more event of model-3 (partition 1): its model's entries and meta only.
-        nxt = next(r for r in recs[1500:] if r.key == b"model-3")
+        # One more event of the unknown model tracked in partition 1: its model's
+        # entries and meta only.
+        (tracked,) = processor.engine.partitions[1].models
+        nxt = next(
+            r for r in recs[1500:] if r.key == tracked.encode() and b"prediction.v1" in r.value
+        )
         processor.process_batch([nxt])
         assert processor.changed_state(0) == {}
         changed = processor.changed_state(1)
-        assert set(changed) <= {
+        assert set(changed) == {
             "meta",
-            'model:["model-3"]',
-            *(k for k in changed if k.startswith('detector:["model-3"')),
+            f'model:["{tracked}"]',
+            *(k for k in changed if k.startswith(f'detector:["{tracked}"')),
         }
-        assert len(changed) <= 4
+        assert 3 <= len(changed) <= 4
 
     def test_a_second_call_reports_nothing_new(self) -> None:
         processor = Processor(settings(**FULL_CONFIG))
