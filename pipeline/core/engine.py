@@ -145,6 +145,10 @@ class Partition:
         self.number = number
         self.watermark: int | None = None
         self.next_sweep = 0
+        self.join_marks: dict[str, int] = {}
+        """Topic -> latest event time of the predictions and labels read from it."""
+        self.join_kinds: list[str] = []
+        """Which of prediction / label were seen (no expiry by time before both)."""
         self.seq = 0
         self.keys: dict[bool, OrderedDict[MonitorKey, KeyState]] = {
             True: OrderedDict(),
@@ -199,6 +203,8 @@ class Partition:
                 "version": STATE_VERSION,
                 "watermark": self.watermark,
                 "next_sweep": self.next_sweep,
+                "join_marks": self.join_marks,
+                "join_kinds": self.join_kinds,
                 "seq": self.seq,
             }
         prefix, _, rest = state_key.partition(":")
@@ -372,8 +378,20 @@ class Engine:
                 return tracked
             found = tracked
         model = found
-        if plan.needs_join and part.watermark is not None:
-            horizon = part.watermark - 2 * seconds_to_micros(plan.spec.labels.ttl)
+        if plan.needs_join and isinstance(event, PredictionEvent | LabelEvent):
+            # The join expires by the slowest of the topics that carry predictions and
+            # labels (and only once both kinds were seen): a label topic consumed
+            # behind the prediction topic does not make its labels late.
+            marks = part.join_marks
+            if at > marks.get(origin.topic, at - 1):
+                marks[origin.topic] = at
+            kind = "label" if isinstance(event, LabelEvent) else "prediction"
+            if kind not in part.join_kinds:
+                part.join_kinds = sorted({*part.join_kinds, kind})
+            if len(part.join_kinds) == 2:
+                horizon = min(marks.values()) - 2 * seconds_to_micros(plan.spec.labels.ttl)
+            else:
+                horizon = -(2**62)
             for request_id in model.joins.expire(horizon, model.counters):
                 part.dirty.add(join_state_key(model.model_id, request_id))
                 part.dirty.add(_model_key("model", model.model_id))
@@ -828,6 +846,8 @@ class Engine:
             watermark = meta["watermark"]
             part.watermark = None if watermark is None else int(watermark)
             part.next_sweep = int(meta["next_sweep"])
+            part.join_marks = {str(k): int(v) for k, v in meta["join_marks"].items()}
+            part.join_kinds = [str(k) for k in meta["join_kinds"]]
             part.seq = int(meta["seq"])
 
         def model_of(model_id: str) -> ModelState:

@@ -9,7 +9,10 @@ classification, the absolute error for regression — which feeds the model's
 
 A request stays in the buffer until event time passes ``2 x ttl`` after it was
 first seen (so a second variant's prediction or a duplicate label still finds it),
-or until ``max_pending`` newer requests push it out. What could not join is counted
+or until ``max_pending`` newer requests push it out. "Event time" is that of the
+slowest topic carrying predictions or labels in the partition, and nothing expires by
+time before both a prediction and a label were seen: a label topic consumed behind the
+prediction topic does not turn its labels into late ones. What could not join is counted
 per model: ``late`` (the label came more than ``ttl`` after its prediction, but
 within ``2 x ttl``), ``orphan`` (a label whose prediction was never seen while it
 waited), ``unlabeled`` (a prediction whose label never came), ``evicted`` (pushed out

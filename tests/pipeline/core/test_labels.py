@@ -178,3 +178,22 @@ class TestGeneratedLabels:
         counters = self._counters(label_delay=80)  # 8 s: beyond the 5 s ttl
         assert counters["joined"] == 0
         assert counters["late"] == 500
+
+
+class TestTopicSkew:
+    def test_a_label_topic_consumed_late_still_joins(self) -> None:
+        engine = _engine(ttl="5s")
+        predictions = [prediction(t=i, request_id=f"r{i}") for i in range(100)]
+        labels = [label(f"r{i}", "approve", i + 1) for i in range(100)]
+        # The consumer reads the whole prediction topic before the label topic.
+        engine.process([(e, Origin("predictions", 0, i)) for i, e in enumerate(predictions)])
+        engine.process([(e, Origin("labels", 0, i)) for i, e in enumerate(labels)])
+        assert _counters(engine)["joined"] == 100
+
+    def test_within_one_topic_time_expires_the_buffer(self) -> None:
+        engine = _engine(ttl="5s")
+        events: list[Any] = [prediction(t=i, request_id=f"r{i}") for i in range(100)]
+        events.append(label("r0", "approve", 100))
+        _feed(engine, events)
+        assert _counters(engine)["joined"] == 0
+        assert len(engine.partitions[0].models["m"].joins) <= 12
