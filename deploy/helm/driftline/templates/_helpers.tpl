@@ -1,0 +1,143 @@
+{{/* Names and labels. */}}
+{{- define "driftline.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "driftline.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "driftline.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "driftline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "driftline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "driftline.labels" -}}
+helm.sh/chart: {{ include "driftline.chart" . }}
+{{ include "driftline.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "driftline.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "driftline.saslSecretName" -}}
+{{- default (printf "%s-kafka" (include "driftline.fullname" .)) .Values.kafka.sasl.existingSecret -}}
+{{- end -}}
+
+{{/*
+The driftline config file: .Values.config, plus what the kafka.* values imply (SASL
+mechanism, TLS file paths) and runtime.http_port. Credentials never go in here: they
+come from the Secret through DRIFTLINE_KAFKA__SECURITY__* environment variables.
+*/}}
+{{- define "driftline.config" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- $kafka := default dict (get $config "kafka") -}}
+{{- $security := default dict (get $kafka "security") -}}
+{{- with .Values.kafka.sasl -}}
+{{- if .enabled -}}
+{{- $_ := set $security "sasl_mechanism" .mechanism -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.kafka.tls -}}
+{{- if .enabled -}}
+{{- $_ := set $security "ssl_cafile" (printf "%s/%s" .mountPath .caKey) -}}
+{{- if .certKey -}}
+{{- $_ := set $security "ssl_certfile" (printf "%s/%s" .mountPath .certKey) -}}
+{{- end -}}
+{{- if .keyKey -}}
+{{- $_ := set $security "ssl_keyfile" (printf "%s/%s" .mountPath .keyKey) -}}
+{{- end -}}
+{{- $_ := set $security "ssl_check_hostname" .checkHostname -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $kafka "security" $security -}}
+{{- $_ := set $config "kafka" $kafka -}}
+{{- $runtime := default dict (get $config "runtime") -}}
+{{- $_ := set $runtime "http_port" (int .Values.httpPort) -}}
+{{- $_ := set $config "runtime" $runtime -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/*
+The sidecar container. A parent chart that renders its own pod can include it in
+its containers list, e.g. "- include driftline.sidecarContainer . | nindent 10" in
+template braces (with the driftline values under the same keys).
+*/}}
+{{- define "driftline.sidecarContainer" -}}
+name: driftline
+image: {{ include "driftline.image" . }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+args: ["run", "--config", "/etc/driftline/driftline.yaml"]
+env:
+  # The transactional id defaults to driftline-$POD_NAME: stable for the pod, unique
+  # in the group; a restarted container fences its zombie predecessor.
+  - name: POD_NAME
+    valueFrom:
+      fieldRef:
+        fieldPath: metadata.name
+  - name: POD_NAMESPACE
+    valueFrom:
+      fieldRef:
+        fieldPath: metadata.namespace
+  {{- if .Values.kafka.sasl.enabled }}
+  - name: DRIFTLINE_KAFKA__SECURITY__SASL_USERNAME
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "driftline.saslSecretName" . }}
+        key: {{ .Values.kafka.sasl.usernameKey }}
+  - name: DRIFTLINE_KAFKA__SECURITY__SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "driftline.saslSecretName" . }}
+        key: {{ .Values.kafka.sasl.passwordKey }}
+  {{- end }}
+  {{- with .Values.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+ports:
+  - name: metrics
+    containerPort: {{ .Values.httpPort }}
+    protocol: TCP
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: metrics
+  {{- toYaml .Values.livenessProbe | nindent 2 }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: metrics
+  {{- toYaml .Values.readinessProbe | nindent 2 }}
+resources:
+  {{- toYaml .Values.resources | nindent 2 }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+volumeMounts:
+  - name: driftline-config
+    mountPath: /etc/driftline/driftline.yaml
+    subPath: driftline.yaml
+    readOnly: true
+  - name: driftline-tmp
+    mountPath: /tmp
+  {{- if .Values.kafka.tls.enabled }}
+  - name: driftline-kafka-tls
+    mountPath: {{ .Values.kafka.tls.mountPath }}
+    readOnly: true
+  {{- end }}
+{{- end -}}
