@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
@@ -185,6 +186,7 @@ class KSWindow(DriftDetector[float]):
         self._win_sorted: list[float] = []
         self._since_test = 0
         self._budget = 0
+        self._steady = False
         self._ref_cache: tuple[npt.NDArray[np.float64], IntArray, IntArray] | None = None
         if self.baseline is not None:
             self._ref.extend(self.baseline)
@@ -202,13 +204,44 @@ class KSWindow(DriftDetector[float]):
             raise ValueError(f"x must be a finite number, got {x!r}")
         if self.drift_detected:
             self._restart()
+        elif self._steady:
+            # fixed reference and full window: the common case, inlined
+            win = self._win
+            ws = self._win_sorted
+            win.append(x)
+            insort(ws, x)
+            del ws[bisect_left(ws, win.popleft())]
+            budget = self._budget
+            if budget > 0:
+                self._budget = budget = budget - 1
+            if self.stride > 1:
+                due = self._since_test == 0
+                self._since_test = (self._since_test + 1) % self.stride
+                if not due:
+                    return self
+            if budget > 0:
+                return self
+            g = self._count_statistic()
+            self.drift_detected = g >= self._critical
+            self._budget = max(0, (self._critical - 1 - g) // self._step)
+            return self
+        self._update_slow(x)
+        self._steady = (
+            self.mode == "fixed"
+            and len(self._ref) == self._m
+            and len(self._win) == self.window_size
+            and not self.drift_detected
+        )
+        return self
+
+    def _update_slow(self, x: float) -> None:
         ref = self._ref
         m = self._m
         if self.mode == "fixed":
             if len(ref) < m:
                 ref.append(x)
                 bisect.insort(self._ref_sorted, x)
-                return self
+                return
             self._push(x)
         else:
             old = self._push(x)
@@ -221,17 +254,16 @@ class KSWindow(DriftDetector[float]):
                     del rs[bisect.bisect_left(rs, gone)]
                 self._ref_cache = None
             if len(ref) < m:
-                return self
+                return
         if len(self._win) < self.window_size:
-            return self
+            return
         due = self._since_test == 0
         self._since_test = (self._since_test + 1) % self.stride
         if not due or self._budget > 0:
-            return self
+            return
         g = self._count_statistic()
         self.drift_detected = g >= self._critical
         self._budget = max(0, (self._critical - 1 - g) // self._step)
-        return self
 
     def _push(self, x: float) -> float | None:
         """Add ``x`` to the window; return the value that left it, if any."""
@@ -323,6 +355,9 @@ class KSWindow(DriftDetector[float]):
         self._win_sorted = sorted(window)
         self._since_test = since
         self.drift_detected = drift
+        self._steady = (
+            self.mode == "fixed" and len(ref) == self._m and len(window) == self.window_size
+        ) and not drift
 
 
 def _check_int(value: Any, name: str) -> None:
