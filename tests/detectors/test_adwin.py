@@ -120,3 +120,35 @@ class TestADWIN:
         with pytest.raises(ValueError):
             adwin.update_many([1.0, 2.0, float("nan")])
         assert adwin.width == 0  # a rejected batch consumes nothing
+
+
+def test_batch_matches_river_on_random_settings() -> None:
+    """update_many against river over random parameters and awkward streams
+    (heavy tails, large integers, binary), where cuts are frequent."""
+    rng = np.random.default_rng(123)
+    for trial in range(40):
+        params = {
+            "delta": float(rng.choice([0.5, 0.1, 0.01, 0.002])),
+            "clock": int(rng.choice([1, 2, 5, 32])),
+            "max_buckets": int(rng.integers(2, 8)),
+            "min_window_length": int(rng.integers(1, 12)),
+            "grace_period": int(rng.integers(0, 50)),
+        }
+        n = int(rng.integers(100, 2500))
+        kind = trial % 4
+        if kind == 0:
+            period = int(rng.integers(50, 1000))
+            values = rng.normal(size=n) + rng.choice([0, 1, 3]) * (np.arange(n) // period % 2)
+        elif kind == 1:
+            values = (rng.random(n) < np.where(np.arange(n) % 700 < 350, 0.2, 0.6)).astype(float)
+        elif kind == 2:
+            values = np.round(rng.normal(size=n) * 3) * 1e6
+        else:
+            values = rng.standard_cauchy(n)
+        theirs = river_drift.ADWIN(**params)
+        expected = []
+        for i, x in enumerate(values.tolist()):
+            theirs.update(x)
+            if theirs.drift_detected:
+                expected.append(i)
+        assert ADWIN(**params).update_many(values) == expected, params
