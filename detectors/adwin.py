@@ -475,12 +475,32 @@ class ADWIN(DriftDetector[float]):
             a = np.maximum((a - (mb - 1)) >> 1, 0)  # merges passed to the next level
         res = arr.copy()
         res[:-1] -= 2 * arr[1:]
-        # running totals at the bucket boundaries: inside the chunk from the running
-        # total of the values; before it, at the boundaries of the chunk's first
-        # structure (which later structures only coarsen)
+        # running totals at every bucket boundary any check sees, per level: inside
+        # the chunk from the running total of the values; before it, at the
+        # boundaries of the chunk's first structure (which later ones only coarsen)
         old_levels = self._structure_at(c0, g_t, base)
-        old_pos = np.asarray(_prefix_sizes(tuple(map(len, old_levels))), dtype=np.float64)
-        old_pref: FloatArray = np.cumsum(np.concatenate([np.zeros(0), *reversed(old_levels)]))
+        old_pos = np.asarray(_prefix_sizes(tuple(map(len, old_levels))), dtype=np.int64)
+        old_pref: FloatArray = np.cumsum(np.concatenate([np.zeros(1), *reversed(old_levels)]))
+        first_idx = arr - res  # global index of each level's oldest resident bucket
+        g_lo = first_idx.min(axis=1)
+        parts: list[FloatArray] = []
+        offsets = np.zeros(n_levels, dtype=np.int64)
+        used = 0
+        for lv in range(n_levels):
+            g = np.arange(g_lo[lv], max(int(arr[lv].max()), int(g_lo[lv])), dtype=np.int64)
+            pos = (g + 1) << lv
+            split = int(np.searchsorted(pos, c0, side="right"))  # pos <= c0: old buckets
+            parts.append(
+                np.concatenate(
+                    (
+                        old_pref[np.searchsorted(old_pos, pos[:split]) + 1],
+                        prev_tot[np.minimum(pos[split:] - c0, len(prev_tot) - 1)],
+                    )
+                )
+            )
+            offsets[lv] = used - g_lo[lv]
+            used += len(g)
+        table = np.concatenate([*parts, np.zeros(1)])
         width = cs.astype(np.float64)
         with np.errstate(all="ignore"):  # width 1 gives log(0); no cut there anyway
             dp_low = np.log(2.0 * np.log(width) * (1.0 - 1e-12) / self.delta) * (1.0 - 1e-12)
@@ -493,9 +513,11 @@ class ADWIN(DriftDetector[float]):
             for lo in range(0, len(cs), _BLOCK):
                 hi = min(len(cs), lo + _BLOCK)
                 candidates[lo:hi] = self._may_cut(
-                    arr[:, lo:hi], res[:, lo:hi], slots, sizes, c0, prev_tot, old_pos,
-                    old_pref, width[lo:hi], total[lo:hi], variance[lo:hi], dp_low[lo:hi], mwl,
+                    first_idx[:, lo:hi], res[:, lo:hi], slots, sizes, offsets, table,
+                    width[lo:hi], total[lo:hi], variance[lo:hi], dp_low[lo:hi], mwl,
                 )  # fmt: skip
+        if not np.isfinite(table).all():  # overflowing sums: check everything exactly
+            candidates[:] = True
         for r in np.flatnonzero(candidates).tolist():
             c = int(cs[r])
             tots = [level.tolist() for level in self._structure_at(c, g_t, base)]
@@ -514,14 +536,12 @@ class ADWIN(DriftDetector[float]):
 
     @staticmethod
     def _may_cut(
-        arr: IntArray,
+        first_idx: IntArray,
         res: IntArray,
         slots: IntArray,
         sizes: IntArray,
-        c0: int,
-        prev_tot: FloatArray,
-        old_pos: FloatArray,
-        old_pref: FloatArray,
+        offsets: IntArray,
+        table: FloatArray,
         width: FloatArray,
         total: FloatArray,
         variance: FloatArray,
@@ -530,23 +550,20 @@ class ADWIN(DriftDetector[float]):
     ) -> npt.NDArray[np.bool_]:
         """Per check: False only if no cut can pass (a necessary condition).
 
-        The running totals are taken from the values (or the first structure's
-        buckets) rather than summed over the buckets of each check, the bound is
-        evaluated in another order from a lower bound of delta', shrunk by 1e-9
-        relative and loosened by ``slack`` times m, where ``slack`` bounds the
-        difference of the running totals (about n * 2**-53 of the sum of the
-        absolute values, which is at most |total| + sqrt(width * variance))."""
-        valid = slots < res[:, None, :]  # (level, slot, check)
-        pos = ((arr - res)[:, None, :] + slots + 1) * sizes  # n0 of each cut
-        n0 = pos.astype(np.float64)
-        inside = pos > c0
-        u0 = np.where(
-            inside,
-            prev_tot[np.clip(pos - c0, 0, len(prev_tot) - 1)],
-            old_pref[np.clip(np.searchsorted(old_pos, n0), 0, max(len(old_pref) - 1, 0))]
-            if len(old_pref)
-            else 0.0,
-        )
+        The running totals come from ``table`` (prefix sums of the values, or of
+        the first structure's buckets) rather than from summing the buckets of each
+        check; the bound is evaluated in another order from a lower bound of
+        delta', shrunk by 1e-9 relative and loosened by ``slack`` times m, where
+        ``slack`` bounds the difference of the running totals (about n * 2**-53 of
+        the sum of the absolute values, which is at most |total| +
+        sqrt(width * variance)). Empty slots get n0 = 0, hence NaN, hence no cut;
+        cuts that leave fewer than ``min_window_length`` values on a side get a
+        non-positive or infinite m, hence no cut, or at worst a needless exact scan.
+        """
+        g = first_idx[:, None, :] + slots  # (level, slot, check)
+        valid = slots < res[:, None, :]
+        n0 = np.where(valid, (g + 1) * sizes, 0).astype(np.float64)
+        u0 = table[np.where(valid, g + offsets[:, None, None], -1)]
         n1 = width - n0
         u1 = total - u0
         dm = u0 / n0
@@ -558,18 +575,14 @@ class ADWIN(DriftDetector[float]):
         k1 = 2.0 * vw * dp_low * (shrink * shrink)
         k2 = _C23 * dp_low * shrink - slack
         m = 1.0 / (n0 - (mwl - 1.0))
-        m += 1.0 / (n1 - (mwl - 1.0))
+        n1 -= mwl - 1.0
+        m += 1.0 / n1
         eps = m * k1
         np.sqrt(eps, out=eps)
         m *= k2
         eps += m
-        fire = dm >= eps
-        fire |= ~np.isfinite(dm)  # overflowing sums: check exactly
-        fire &= valid
-        np.minimum(n0, n1, out=n1)
-        fire &= n1 >= mwl
-        out = np.asarray(fire.any(axis=(0, 1)), dtype=bool)
-        out |= ~np.isfinite(slack)  # so do checks whose magnitudes overflow
+        out = np.asarray((dm >= eps).any(axis=(0, 1)), dtype=bool)
+        out |= ~np.isfinite(slack)  # checks whose magnitudes overflow: scan exactly
         return out
 
     # -- snapshots ---------------------------------------------------------
