@@ -86,24 +86,25 @@ def main() -> int:
         },
         "classes": ["approve", "review", "decline"],
     }
+    topics = {
+        "predictions": topic,
+        "features": f"{prefix}.features",
+        "labels": f"{prefix}.labels",
+        "training": f"{prefix}.training",
+        "alerts": f"{prefix}.alerts",
+        "rollback_commands": f"{prefix}.rollback-commands",
+        "dlq": f"{prefix}.dlq",
+        "state": f"{prefix}.state",
+    }
     config = {
         "kafka": {"bootstrap_servers": args.bootstrap_servers, "group_id": prefix},
-        "topics": {
-            "predictions": topic,
-            "features": f"{prefix}.features",
-            "labels": f"{prefix}.labels",
-            "training": f"{prefix}.training",
-            "alerts": f"{prefix}.alerts",
-            "rollback_commands": f"{prefix}.rollback-commands",
-            "dlq": f"{prefix}.dlq",
-            "state": f"{prefix}.state",
-        },
+        "topics": topics,
         "runtime": {"http_port": None},
         "default_model": model,
     }
     ensure_topics(
         args.bootstrap_servers,
-        {t: args.partitions for k, t in config["topics"].items() if k != "state"},  # type: ignore[attr-defined]
+        {t: args.partitions for k, t in topics.items() if k != "state"},
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "measure.yaml"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def helm() -> str:
 
 @pytest.fixture(scope="session")
 def hadolint() -> str:
-    path = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
+    path = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not os.access(path, os.X_OK):
         _missing("hadolint")
     return path

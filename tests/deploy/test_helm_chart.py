@@ -60,7 +60,7 @@ def sidecar(deployment: dict[str, Any]) -> dict[str, Any]:
     containers = deployment["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 2, "the inference container and the sidecar"
     (container,) = [c for c in containers if c["name"] == "driftline"]
-    return container
+    return dict(container)
 
 
 def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -99,7 +99,7 @@ def subscription(events: list[tuple[str, bytes]], **kwargs: object) -> Subscript
 
 class TestIteration:
     def test_typed_events_in_order(self) -> None:
-        events = [alert(1), command(1), alert(2)]
+        events: list[AlertEvent | RollbackCommand] = [alert(1), command(1), alert(2)]
         got = list(subscription([wire(e) for e in events]))
         assert got == events
         assert isinstance(got[1], RollbackCommand)
