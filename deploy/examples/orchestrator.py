@@ -197,7 +197,10 @@ class Orchestrator:
             consumer.seek_to_beginning(*tps)
             ends = consumer.end_offsets(tps)
             acked: set[str] = set()
+            deadline = time.monotonic() + 120
             while any(consumer.position(tp) < ends[tp] for tp in tps):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"timed out reading the acks topic {self.acks_topic}")
                 for records in consumer.poll(timeout_ms=500).values():
                     for record in records:
                         if record.key is not None and record.value is not None:
