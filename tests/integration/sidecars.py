@@ -266,10 +266,33 @@ def wait_for_progress(
     raise AssertionError(f"no progress past {beyond} committed records within {timeout}s")
 
 
+def _data_ends(consumer: KafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Offset after the last *data* record of each partition: a transactional
+    producer leaves a commit marker at the end that no consumer ever commits past."""
+    ends = consumer.end_offsets(tps)
+    out: dict[TopicPartition, int] = {}
+    for tp in tps:
+        if ends[tp] == 0:
+            out[tp] = 0
+            continue
+        consumer.assign([tp])
+        consumer.seek(tp, max(0, ends[tp] - 8))
+        last = -1
+        deadline = time.monotonic() + 10
+        while consumer.position(tp) < ends[tp] and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                last = max([last, *(r.offset for r in records)])
+        out[tp] = last + 1 if last >= 0 else ends[tp]
+    return out
+
+
 def group_caught_up(deployment: Deployment) -> bool:
-    """True when the group's committed offsets reached the end of every input partition."""
+    """True when the group's committed offsets reached the last record of every input
+    partition."""
     admin = KafkaAdminClient(bootstrap_servers=deployment.bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=deployment.bootstrap, group_id=None, isolation_level="read_committed"
+    )
     try:
         try:
             committed = admin.list_group_offsets({deployment.prefix: None}).get(
@@ -282,7 +305,7 @@ def group_caught_up(deployment: Deployment) -> bool:
             for t in deployment.topics.inputs()
             for p in range(deployment.partitions)
         ]
-        ends = consumer.end_offsets(tps)
+        ends = _data_ends(consumer, tps)
         return all(
             ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps
         )
