@@ -36,7 +36,9 @@ def main() -> None:
     repeats = 3 if args.quick else 7
     values = [
         v
-        for _m, v in generate(GeneratorConfig(events=n, numeric_features=16, categorical_features=2, text=True))
+        for _m, v in generate(
+            GeneratorConfig(events=n, numeric_features=16, categorical_features=2, text=True)
+        )
     ]
     decoder = Decoder(1 << 20)
 
@@ -59,7 +61,9 @@ def main() -> None:
     ]
     base = rows[0][1]
     size = sum(map(len, values)) / len(values)
-    print(f"decode of {n} prediction events, 16 numeric + 2 categorical features + text, {size:.0f} B each\n")
+    print(
+        f"decode of {n} prediction events, 16 numeric + 2 categorical features + text, {size:.0f} B each\n"
+    )
     print("| path | µs/event | events/s | speed-up vs baseline |")
     print("|---|---:|---:|---:|")
     for name, us in rows:

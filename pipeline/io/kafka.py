@@ -364,6 +364,16 @@ def produce_all(bootstrap_servers: str, topic: str, records: Iterable[tuple[str,
     return count
 
 
+COMPACTED_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    # Small segments that roll often, so the log cleaner keeps the changelog close to
+    # one record per key and a restore reads little more than the live state.
+    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.2",
+}
+
+
 def ensure_topics(
     bootstrap_servers: str,
     topics: Mapping[str, int],
@@ -384,7 +394,7 @@ def ensure_topics(
                 name,
                 partitions,
                 1,
-                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
+                topic_configs=COMPACTED_TOPIC_CONFIG if name in compacted else {},
             )
             for name, partitions in topics.items()
             if name not in existing
