@@ -208,7 +208,6 @@ def create(name: str, **params: Any) -> DriftDetector[Any]:
     return get(name)(**params)
 
 
-
 def require(condition: bool, param: str, message: str) -> None:
     """Raise ``ValueError`` naming ``param`` unless ``condition`` holds."""
     if not condition:
