@@ -12,12 +12,12 @@ from pipeline.generate import DriftSpec, GeneratorConfig, generate
 PH_AMOUNT = {
     "signal": "feature:amount",
     "detector": "page_hinkley",
-    "params": {"threshold": 300.0, "delta": 5.0, "min_instances": 100},
+    "params": {"threshold": 300.0, "delta": 5.0, "min_instances": 100, "alpha": 1.0},
 }
 PH_CONFIDENCE = {
     "signal": "confidence",
     "detector": "page_hinkley",
-    "params": {"threshold": 1.5, "delta": 0.02, "min_instances": 100},
+    "params": {"threshold": 1.5, "delta": 0.02, "min_instances": 100, "alpha": 1.0},
 }
 
 
