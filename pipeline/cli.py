@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import signal
 import sys
@@ -69,6 +70,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck sidecar waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     run_sidecar(load_settings(args.config), stop)
     return 0
 

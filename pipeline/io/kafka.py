@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 
+REQUEST_TIMEOUT_MS = 30_000
+"""Bound on blocking client calls (kafka-python waits forever by default)."""
+
+
 @dataclass
 class RebalanceEvents:
     """What the group coordinator changed since the runtime last looked."""
@@ -160,13 +164,15 @@ class KafkaSource:
         positions: dict[TopicPartition, int] = {}
         for topic, partition in partitions:
             tp = KafkaTopicPartition(topic, partition)
-            committed = self._consumer.committed(tp)
+            committed = self._consumer.committed(tp, timeout_ms=REQUEST_TIMEOUT_MS)
             if committed is None:
                 if self.auto_offset_reset == "earliest":
                     self._consumer.seek_to_beginning(tp)
                 else:
                     self._consumer.seek_to_end(tp)
-                positions[(topic, partition)] = self._consumer.position(tp)
+                positions[(topic, partition)] = self._consumer.position(
+                    tp, timeout_ms=REQUEST_TIMEOUT_MS
+                )
             else:
                 self._consumer.seek(tp, committed)
                 positions[(topic, partition)] = committed
@@ -180,7 +186,9 @@ class KafkaSource:
             if high is None:
                 continue
             with contextlib.suppress(KafkaError, AssertionError):
-                lags[(tp.topic, tp.partition)] = max(0, high - self._consumer.position(tp))
+                position = self._consumer.position(tp, timeout_ms=1000)
+                if position is not None:
+                    lags[(tp.topic, tp.partition)] = max(0, high - position)
         return lags
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
@@ -305,8 +313,20 @@ def read_partition(
     extra: Mapping[str, Any] | None = None,
     timeout_s: float = 60.0,
 ) -> list[tuple[bytes | None, bytes | None]]:
-    """Every committed (key, value) of one partition, oldest first."""
+    """Every committed (key, value) of one partition, oldest first.
+
+    Every client call is bounded (kafka-python's default is to wait forever), so a
+    partition that cannot be read raises SourceError instead of hanging the caller.
+    """
     import time
+
+    deadline = time.monotonic() + timeout_s
+
+    def remaining_ms() -> int:
+        left = int((deadline - time.monotonic()) * 1000)
+        if left <= 0:
+            raise SourceError(f"timed out reading {topic}[{partition}]")
+        return left
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers,
@@ -318,15 +338,20 @@ def read_partition(
     try:
         tp = KafkaTopicPartition(topic, partition)
         consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
+        try:
+            start = consumer.beginning_offsets([tp], timeout_ms=remaining_ms())[tp]
+            end = consumer.end_offsets([tp], timeout_ms=remaining_ms())[tp]
+        except KafkaError as exc:
+            raise SourceError(f"cannot read the offsets of {topic}[{partition}]: {exc}") from exc
         out: list[tuple[bytes | None, bytes | None]] = []
-        deadline = time.monotonic() + timeout_s
-        while consumer.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise SourceError(f"timed out reading {topic}[{partition}] up to offset {end}")
-            for records in consumer.poll(timeout_ms=500).values():
+        if end <= start:
+            return out
+        consumer.seek(tp, start)
+        position = start
+        while position < end:
+            for records in consumer.poll(timeout_ms=min(500, remaining_ms())).values():
                 out.extend((r.key, r.value) for r in records)
+            position = consumer.position(tp, timeout_ms=remaining_ms())
         return out
     finally:
         consumer.close(autocommit=False)
@@ -402,6 +427,8 @@ def ensure_topics(
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
+            # Accepted is not ready: wait until every partition has a leader.
+            admin.wait_for_topics([t.name for t in new], timeout_ms=REQUEST_TIMEOUT_MS)
         return [t.name for t in new]
     finally:
         admin.close()

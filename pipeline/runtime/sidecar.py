@@ -99,6 +99,7 @@ class Sidecar:
         self.positions: dict[int, dict[str, int]] = {}
         """Per scope (partition number): next offset per input topic reflected in state."""
         self.skip_below: dict[TopicPartition, int] = {}
+        self._unassigned_since: float | None = None
 
     # ------------------------------------------------------------------ setup
     def _kafka_kwargs(self) -> dict[str, Any]:
@@ -304,6 +305,7 @@ class Sidecar:
     def _cycle(self) -> None:
         records = self._poll_batch()
         self.metrics.mark_progress(time.time())
+        self._warn_if_unassigned()
         self._export_gauges()
         if not records:
             return
@@ -321,6 +323,17 @@ class Sidecar:
         self.metrics.batches.inc()
         self.stats.batches += 1
         self.stats.events += len(records)
+
+    def _warn_if_unassigned(self) -> None:
+        """A member that never gets partitions is idle, not broken: say so, once a minute."""
+        now = time.monotonic()
+        if self.owned:
+            self._unassigned_since = None
+        elif self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since > 60:
+            log.warning("no_partitions_assigned", group_id=self.settings.kafka.group_id)
+            self._unassigned_since = now
 
     def _checkpoint(self, records: list[Record], outputs: list[list[Message]]) -> None:
         assert self.source is not None and self.sink is not None

@@ -324,7 +324,11 @@ def wait_caught_up(
         for s in sidecars:
             assert s.running, f"sidecar {s.instance} died:\n{s.log_tail()}"
         time.sleep(1)
-    tails = "\n".join(f"--- {s.instance}\n{s.log_tail()}" for s in sidecars)
+    for s in sidecars:  # dump their stacks into their logs: where are they stuck?
+        if s.running and s.proc is not None:
+            s.proc.send_signal(signal.SIGUSR1)
+    time.sleep(1)
+    tails = "\n".join(f"--- {s.instance}\n{s.log_tail(120)}" for s in sidecars)
     raise AssertionError(f"the group did not catch up within {timeout}s\n{tails}")
 
 
