@@ -3,6 +3,7 @@ zombie now and must be fenced, not allowed to commit."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pipeline.generate import GeneratorConfig, generate
@@ -32,10 +33,15 @@ def test_the_old_instance_is_fenced(
     try:
         wait_for_progress(deployment, 500, [zombie])
         successor.start()
+        deadline = time.monotonic() + 60  # its init_transactions has fenced the zombie
+        while '"sidecar_started"' not in successor.log_path.read_text():
+            assert time.monotonic() < deadline, successor.log_tail()
+            time.sleep(0.2)
+        # More input for both partitions: the zombie's next transaction is refused.
+        produce(kafka_bootstrap, deployment.topics.predictions, events[8000:])
         assert zombie.proc is not None
         assert zombie.proc.wait(timeout=120) == 2, zombie.log_tail()
         assert "producer_fenced" in zombie.log_path.read_text()
-        produce(kafka_bootstrap, deployment.topics.predictions, events[8000:])
         wait_caught_up(deployment, [successor])
     finally:
         for s in (zombie, successor):
