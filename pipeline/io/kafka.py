@@ -25,6 +25,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.core.records import Message, Record
 from pipeline.errors import SinkError, SourceError
 from pipeline.io.base import TopicPartition
+from pipeline.io.consumer_records import to_record
 
 __all__ = [
     "KafkaSink",
@@ -131,17 +132,7 @@ class KafkaSource:
         records: list[Record] = []
         for batch in polled.values():
             for r in batch:
-                records.append(
-                    Record(
-                        topic=r.topic,
-                        partition=r.partition,
-                        offset=r.offset,
-                        value=r.value if r.value is not None else b"",
-                        key=r.key,
-                        timestamp_ms=r.timestamp,
-                        headers=tuple((k, v or b"") for k, v in (r.headers or ())),
-                    )
-                )
+                records.append(to_record(r))
         return records
 
     def rebalance_events(self) -> RebalanceEvents:

@@ -33,6 +33,7 @@ from kafka.errors import KafkaError
 from pipeline.core.records import Record
 from pipeline.errors import SourceError
 from pipeline.io.base import TopicPartition
+from pipeline.io.consumer_records import to_record
 
 __all__ = ["Bound", "KafkaRangeSource"]
 
@@ -178,17 +179,7 @@ class KafkaRangeSource:
             if r.offset >= end:
                 self._finish(tp)
                 return
-            buffer.append(
-                Record(
-                    topic=r.topic,
-                    partition=r.partition,
-                    offset=r.offset,
-                    value=r.value if r.value is not None else b"",
-                    key=r.key,
-                    timestamp_ms=r.timestamp,
-                    headers=tuple((k, v or b"") for k, v in (r.headers or ())),
-                )
-            )
+            buffer.append(to_record(r))
             if r.offset + 1 >= end:
                 self._finish(tp)
                 return

@@ -28,6 +28,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.core.records import Record
 from pipeline.errors import SourceError
 from pipeline.io.base import TopicPartition
+from pipeline.io.consumer_records import to_record
 from pipeline.logs import get_logger
 
 __all__ = ["OutputTopicReader", "Start"]
@@ -122,17 +123,7 @@ class OutputTopicReader:
         records: list[Record] = []
         for batch in polled.values():
             for r in batch:
-                records.append(
-                    Record(
-                        topic=r.topic,
-                        partition=r.partition,
-                        offset=r.offset,
-                        value=r.value if r.value is not None else b"",
-                        key=r.key,
-                        timestamp_ms=r.timestamp,
-                        headers=tuple((k, v or b"") for k, v in (r.headers or ())),
-                    )
-                )
+                records.append(to_record(r))
         return records
 
     def caught_up(self) -> bool:
