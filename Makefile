@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 
 .PHONY: help install demo demo-offline test unit integration lint typecheck schemas \
-        kafka-start kafka-stop kafka-status bench clean browser deploy-tools deploy-check
+        kafka-start kafka-stop kafka-status bench bench-e2e clean browser deploy-tools deploy-check
 
 help:
 	@echo "make demo          end-to-end demo on the local Kafka broker"
@@ -81,6 +81,10 @@ bench: $(STAMP)
 	PYTHON=$(BIN)/python $(KAFKA) start
 	$(BIN)/python -m benchmarks.detectors
 	$(BIN)/python -m benchmarks.decode
+
+# End to end on the real broker (starts it on KAFKA_PORT if it is not running); ARGS=--quick
+bench-e2e: $(STAMP)
+	$(BIN)/python -m benchmarks.e2e $(ARGS)
 
 clean:
 	-$(KAFKA) stop
