@@ -23,6 +23,9 @@ uninterrupted run.
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -501,12 +504,40 @@ class Sidecar:
         self.sink = self._make_sink()
 
 
+STALL_EXIT_CODE = 3
+
+
+def _watch_for_stalls(metrics: Metrics, limit_s: float, done: threading.Event) -> None:
+    """Exit the process when the poll loop made no progress for ``limit_s``.
+
+    kafka-python 3.x can block forever inside a client call (a cross-thread wait
+    without a timeout that its IO thread never completes; seen in CI inside
+    ``poll``). Nothing in-process can interrupt that thread, so the sidecar dumps
+    every stack and exits with code 3 for its supervisor (Kubernetes) to restart
+    it; exactly-once state and offsets make the restart lose and repeat nothing.
+    """
+    while not done.wait(min(5.0, limit_s / 4)):
+        last = metrics.progress_at
+        if last and time.time() - last > limit_s:
+            log.error("poll_loop_stalled", seconds=round(time.time() - last, 1), exit_code=3)
+            faulthandler.dump_traceback(all_threads=True)
+            sys.stderr.flush()
+            os._exit(STALL_EXIT_CODE)
+
+
 def run_sidecar(settings: Settings, stop: threading.Event) -> RunStats:
     """Run until ``stop`` is set; the current batch is finished and committed first."""
     metrics = Metrics()
     sidecar = Sidecar(settings, stop, metrics)
     server = None
     rt = settings.runtime
+    finished = threading.Event()
+    threading.Thread(
+        target=_watch_for_stalls,
+        args=(metrics, rt.liveness_timeout_s * 1.5, finished),
+        name="driftline-stall-watchdog",
+        daemon=True,
+    ).start()
     if rt.http_port is not None:
         server = HealthServer(
             metrics,
@@ -519,5 +550,6 @@ def run_sidecar(settings: Settings, stop: threading.Event) -> RunStats:
     try:
         return sidecar.run()
     finally:
+        finished.set()
         if server is not None:
             server.stop()

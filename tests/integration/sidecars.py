@@ -27,6 +27,7 @@ from kafka.errors import KafkaError
 from pipeline.config import Settings, load_settings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Record
+from pipeline.runtime.sidecar import STALL_EXIT_CODE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,6 +101,9 @@ def deploy(
         "topics": topics,
         "runtime": {
             "http_port": None,
+            # A sidecar whose poll loop stalls exits (code 3) after 1.5x this and
+            # `supervise` restarts it, as Kubernetes would.
+            "liveness_timeout_s": 30,
             "max_batch_events": 500,
             "max_batch_ms": 50,
             **(runtime or {}),
@@ -260,8 +264,7 @@ def wait_for_progress(
         total = committed_total(deployment)
         if total > beyond:
             return total
-        for s in sidecars:
-            assert s.running, f"sidecar {s.instance} died:\n{s.log_tail()}"
+        supervise(sidecars)
         time.sleep(0.2)
     raise AssertionError(f"no progress past {beyond} committed records within {timeout}s")
 
@@ -314,15 +317,24 @@ def group_caught_up(deployment: Deployment) -> bool:
         consumer.close()
 
 
+def supervise(sidecars: Sequence[SidecarProcess]) -> None:
+    """Restart a sidecar that exited on its stall watchdog (code 3), as its
+    supervisor would; any other exit is a failure."""
+    for s in sidecars:
+        if s.proc is not None and s.proc.poll() == STALL_EXIT_CODE:
+            s.start()
+        assert s.running, f"sidecar {s.instance} died:\n{s.log_tail()}"
+
+
 def wait_caught_up(
     deployment: Deployment, sidecars: Sequence[SidecarProcess], timeout: float = 180
 ) -> None:
+    timeout = max(timeout, 150.0)  # room for one stall-watchdog restart
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if group_caught_up(deployment):
             return
-        for s in sidecars:
-            assert s.running, f"sidecar {s.instance} died:\n{s.log_tail()}"
+        supervise(sidecars)
         time.sleep(1)
     for s in sidecars:  # dump their stacks into their logs: where are they stuck?
         if s.running and s.proc is not None:
