@@ -222,6 +222,10 @@ class KafkaSink:
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": 5,
+            # A detector snapshot is ~10 KiB: with the default 16 KiB batches nearly
+            # every send wakes the sender thread (measured: a 1.15 MB checkpoint
+            # commits in 37-46 ms instead of 100-183 ms).
+            "batch_size": 512 * 1024,
             "max_request_size": 4 * 1024 * 1024,
             **_client_settings(extra),
         }

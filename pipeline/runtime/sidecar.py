@@ -103,6 +103,8 @@ class Sidecar:
         """Per scope (partition number): next offset per input topic reflected in state."""
         self.skip_below: dict[TopicPartition, int] = {}
         self._unassigned_since: float | None = None
+        self._warned_at = 0.0
+        self._ever_assigned = False
 
     # ------------------------------------------------------------------ setup
     def _kafka_kwargs(self) -> dict[str, Any]:
@@ -328,15 +330,27 @@ class Sidecar:
         self.stats.events += len(records)
 
     def _warn_if_unassigned(self) -> None:
-        """A member that never gets partitions is idle, not broken: say so, once a minute."""
+        """Say so when no partitions are assigned, once a minute. A consumer that was
+        never assigned anything for 2x liveness_timeout_s is taken to be wedged in
+        its group join (kafka-python 3 can stop heartbeating right after joining and
+        never rejoin): exit with code 3 for the supervisor to restart it. The cost in
+        the rare group with more members than partitions is a periodic restart."""
         now = time.monotonic()
         if self.owned:
             self._unassigned_since = None
-        elif self._unassigned_since is None:
-            self._unassigned_since = now
-        elif now - self._unassigned_since > 60:
+            self._ever_assigned = True
+            return
+        if self._unassigned_since is None:
+            self._unassigned_since = self._warned_at = now
+            return
+        limit = 2 * self.settings.runtime.liveness_timeout_s
+        if not self._ever_assigned and now - self._unassigned_since > limit:
+            log.error("never_assigned", group_id=self.settings.kafka.group_id, exit_code=3)
+            sys.stderr.flush()
+            os._exit(STALL_EXIT_CODE)
+        if now - self._warned_at > 60:
             log.warning("no_partitions_assigned", group_id=self.settings.kafka.group_id)
-            self._unassigned_since = now
+            self._warned_at = now
 
     def _checkpoint(self, records: list[Record], outputs: list[list[Message]]) -> None:
         assert self.source is not None and self.sink is not None
