@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -65,9 +65,9 @@ from pipeline.core.monitor import (
     MonitorKey,
     Observer,
     Origin,
-    Update,
+    Slots,
     Watch,
-    apply_updates,
+    feed_column,
     segment_label,
 )
 from pipeline.core.policy import AlertPolicy, PolicyState, evaluate_rollback, to_alert
@@ -224,13 +224,67 @@ class Partition:
 
 @dataclass(slots=True)
 class _Work:
-    """What phase C does for one event."""
+    """What phase C does for one event: its findings and checkpoints, each at its
+    slot (the order in which the event produced them)."""
 
     partition: Partition
     model: ModelState
     plan: ModelPlan
     from_version: str
-    entries: list[Update | Finding | Checkpoint] = field(default_factory=list)
+    slots: int = 0
+    entries: list[tuple[int, Finding | Checkpoint]] = field(default_factory=list)
+
+    def next_slot(self) -> int:
+        self.slots += 1
+        return self.slots - 1
+
+    def add(self, entry: Finding | Checkpoint) -> None:
+        self.entries.append((self.next_slot(), entry))
+
+
+_SLOT_BITS: Final = 20
+"""A queued value's reference is ``event index << _SLOT_BITS | slot``."""
+_NEVER: Final = -(2**62)
+_EMPTY: Final[dict[str, Any]] = {}
+
+
+@dataclass(slots=True)
+class _Queue:
+    """The values routed to one detector during a batch, in event order."""
+
+    state: KeyState
+    values: list[Any] = field(default_factory=list)
+    refs: list[int] = field(default_factory=list)
+    contexts: dict[int, dict[str, Any]] | None = None
+    """Position -> extra evidence (label join, training run) of that value."""
+
+    def locate(
+        self, position: int, ats: list[int], origins: list[Origin]
+    ) -> tuple[int, Origin, dict[str, Any] | None]:
+        """Event time, origin and extra evidence of the value at ``position``."""
+        i = self.refs[position] >> _SLOT_BITS
+        context = None if self.contexts is None else self.contexts.get(position)
+        return ats[i], origins[i], context
+
+
+class _Route:
+    """The detectors that one shape of event reaches in a partition (same model,
+    version, variant, segments and present values), resolved once per batch.
+
+    Touching a route costs one append per detector; the bookkeeping a touch implies
+    (each key's touch counter, last-seen time, place in the LRU order) is deferred
+    and applied by ``Engine._settle`` before anything reads it, with exactly the
+    values one-at-a-time processing would have left.
+    """
+
+    __slots__ = ("base", "last_at", "part", "queues")
+
+    def __init__(self, part: Partition, queues: list[_Queue]) -> None:
+        self.part = part
+        self.queues = queues
+        self.base = -1
+        """The partition's touch counter before the latest deferred touch (-1: none)."""
+        self.last_at = _NEVER
 
 
 class Engine:
@@ -254,6 +308,11 @@ class Engine:
         elif settings.unknown_models == "monitor":
             self._default = ModelPlan(ModelSpec(default_monitors=False), known=False)
         self._keep_recent: dict[int, int] = {}
+        # Per batch (see _Route): queues by id(KeyState), routes, deferred touches.
+        self._queues: dict[int, _Queue] = {}
+        self._routes: dict[tuple[Any, ...], _Route] = {}
+        self._deferred: list[_Route] = []
+        self._touched: list[tuple[Partition, KeyState]] = []
         self._last_stamp: datetime | None = None
         self._last_micros = 0
         self._model_cap = Refused(
@@ -286,23 +345,77 @@ class Engine:
         """One list of outputs per event, as if each were processed alone, in order."""
         outputs: list[list[Output]] = [[] for _ in items]
         work: list[_Work | None] = []
-        queues: dict[int, tuple[KeyState, list[Update]]] = {}
+        ats: list[int] = []
+        self._queues = {}
+        self._routes = {}
         route = self._route
         for i, (event, origin) in enumerate(items):
-            result = route(event, origin, queues)
+            result = route(event, origin, i)
+            ats.append(self._last_micros)
             if type(result) is Refused:
                 outputs[i].append(result)
                 work.append(None)
             else:
                 work.append(result)  # type: ignore[arg-type]
-        mismatches: dict[str, int] = {}
-        for state, updates in queues.values():
-            apply_updates(state, updates, mismatches, self.observer)
-        self.stats.update(mismatches)
+        self._settle()
+        found = self._detect(self._queues.values(), ats, [origin for _, origin in items])
+        self._queues, self._routes = {}, {}
         for i, w in enumerate(work):
-            if w is not None and w.entries:
-                outputs[i].extend(self._decide(w))
+            if w is not None and (w.entries or i in found):
+                outputs[i].extend(self._decide(w, found.get(i, [])))
         return outputs
+
+    # -- phase B -------------------------------------------------------------------
+    def _detect(
+        self, queues: Iterable[_Queue], ats: list[int], origins: list[Origin]
+    ) -> dict[int, list[tuple[int, Finding | Checkpoint]]]:
+        """Feed every queue to its detector: event index -> [(slot, finding)]."""
+        found: dict[int, list[tuple[int, Finding | Checkpoint]]] = {}
+        mismatches: dict[str, int] = {}
+        for queue in queues:
+            where = functools.partial(queue.locate, ats=ats, origins=origins)
+            for position, finding in feed_column(
+                queue.state, queue.values, where, mismatches, self.observer
+            ):
+                ref = queue.refs[position]
+                found.setdefault(ref >> _SLOT_BITS, []).append(
+                    (ref & ((1 << _SLOT_BITS) - 1), finding)
+                )
+        self.stats.update(mismatches)
+        return found
+
+    # -- deferred touches ------------------------------------------------------------
+    def _settle(self) -> None:
+        """Apply the deferred route touches (touch counters, last seen, LRU order).
+
+        Every key touched since the last call has a larger touch counter than any
+        other key of its partition, so moving them to the LRU end in counter order
+        gives the order one-at-a-time processing keeps."""
+        touched = self._touched
+        for route in self._deferred:
+            base, last_at = route.base, route.last_at
+            for j, queue in enumerate(route.queues, 1):
+                state = queue.state
+                if base + j > state.seq:
+                    state.seq = base + j
+                if last_at > state.last_seen:
+                    state.last_seen = last_at
+                touched.append((route.part, state))
+            route.base, route.last_at = -1, _NEVER
+        self._deferred = []
+        if not touched:
+            return
+        touched.sort(key=lambda item: item[1].seq)
+        for part, state in touched:
+            lru = part.keys[state.known]
+            if lru.get(state.key) is state:
+                lru.move_to_end(state.key)
+        self._touched = []
+
+    def _restructure(self) -> None:
+        """Before keys are created or dropped: settle, and forget the routes."""
+        self._settle()
+        self._routes.clear()
 
     # -- phase A -------------------------------------------------------------------
     def _advance(self, part: Partition, at: int) -> None:
@@ -315,6 +428,7 @@ class Engine:
         # most that much longer); the sweep times follow from the watermark alone.
         part.next_sweep = at + max(1, self.idle // 64)
         horizon = at - self.idle
+        self._restructure()
         for lru in part.keys.values():
             while lru:
                 state = next(iter(lru.values()))
@@ -350,12 +464,7 @@ class Engine:
             part.dirty.add(_model_key("model", model_id))
         return model
 
-    def _route(
-        self,
-        event: InputEvent,
-        origin: Origin,
-        queues: dict[int, tuple[KeyState, list[Update]]],
-    ) -> _Work | Refused:
+    def _route(self, event: InputEvent, origin: Origin, i: int) -> _Work | Refused:
         model_id = event.model_id
         plan = self._plans.get(model_id, self._default)
         if plan is None:
@@ -397,19 +506,17 @@ class Engine:
                 part.dirty.add(_model_key("model", model.model_id))
         work = _Work(part, model, plan, model.version or "")
         if isinstance(event, PredictionEvent):
-            self._prediction(event, origin, at, plan, part, model, work, queues)
+            self._prediction(event, origin, at, plan, part, model, work, i)
         elif isinstance(event, FeatureEvent):
-            for watch in plan.feature:
-                for signal, value in watch.extract(event):
-                    self._enqueue(
-                        part, model, plan, watch, signal, value,
-                        (event.model_version, "production", event.features),
-                        at, origin, None, work, queues,
-                    )  # fmt: skip
+            self._watch(
+                plan.feature, plan.feature_slots, "f", event,
+                (event.model_version, "production", event.features),
+                part, model, plan, at, origin, work, i,
+            )  # fmt: skip
         elif isinstance(event, LabelEvent):
-            self._label(event, origin, at, plan, part, model, work, queues)
+            self._label(event, origin, at, plan, part, model, work, i)
         else:
-            self._training(event, origin, at, plan, part, model, work, queues)
+            self._training(event, origin, at, plan, part, model, work, i)
         return work
 
     def _prediction(
@@ -421,7 +528,7 @@ class Engine:
         part: Partition,
         model: ModelState,
         work: _Work,
-        queues: dict[int, tuple[KeyState, list[Update]]],
+        i: int,
     ) -> None:
         if event.golden:
             if plan.spec.golden is not None:
@@ -434,11 +541,10 @@ class Engine:
             work.from_version = event.model_version
             part.dirty.add(_model_key("model", model.model_id))
         scope = (event.model_version, event.variant, event.features)
-        for watch in plan.prediction:
-            for signal, value in watch.extract(event):
-                self._enqueue(
-                    part, model, plan, watch, signal, value, scope, at, origin, None, work, queues
-                )
+        self._watch(
+            plan.prediction, plan.prediction_slots, "p", event, scope,
+            part, model, plan, at, origin, work, i,
+        )  # fmt: skip
         if plan.needs_join and event.request_id is not None:
             features = event.features or {}
             record = {
@@ -458,7 +564,7 @@ class Engine:
                 classification=plan.spec.classification,
                 counters=model.counters,
             )
-            self._joined(entry, joined, evicted, origin, at, plan, part, model, work, queues)
+            self._joined(entry, joined, evicted, origin, at, plan, part, model, work, i)
 
     def _label(
         self,
@@ -469,7 +575,7 @@ class Engine:
         part: Partition,
         model: ModelState,
         work: _Work,
-        queues: dict[int, tuple[KeyState, list[Update]]],
+        i: int,
     ) -> None:
         if not plan.needs_join:
             self.stats["labels_unused"] += 1
@@ -484,7 +590,7 @@ class Engine:
             classification=plan.spec.classification,
             counters=model.counters,
         )
-        self._joined(entry, joined, evicted, origin, at, plan, part, model, work, queues)
+        self._joined(entry, joined, evicted, origin, at, plan, part, model, work, i)
 
     def _joined(
         self,
@@ -497,7 +603,7 @@ class Engine:
         part: Partition,
         model: ModelState,
         work: _Work,
-        queues: dict[int, tuple[KeyState, list[Update]]],
+        i: int,
     ) -> None:
         model_id = model.model_id
         part.dirty.add(join_state_key(model_id, entry.request_id))
@@ -513,7 +619,7 @@ class Engine:
             for watch in plan.error:
                 self._enqueue(
                     part, model, plan, watch, "error", j.error,
-                    (j.version, j.variant, j.features), at, origin, context, work, queues,
+                    (j.version, j.variant, j.features), at, context, work, i,
                 )  # fmt: skip
         shadow = plan.spec.shadow
         if shadow is None or entry.paired:
@@ -535,7 +641,7 @@ class Engine:
         if decision is None:
             return
         diff = test.candidate_rate - test.production_rate
-        work.entries.append(
+        work.add(
             Finding(
                 model_id=model_id,
                 model_version=test.candidate,
@@ -600,7 +706,7 @@ class Engine:
         if numeric and not isinstance(expected, bool) and not isinstance(got, bool):
             statistic = abs(float(got) - float(expected))
         what = "the configured output" if check.configured else "its first output"
-        work.entries.append(
+        work.add(
             Finding(
                 model_id=model.model_id,
                 model_version=event.model_version,
@@ -644,7 +750,7 @@ class Engine:
         part: Partition,
         model: ModelState,
         work: _Work,
-        queues: dict[int, tuple[KeyState, list[Update]]],
+        i: int,
     ) -> None:
         context = {
             "run_id": event.run_id,
@@ -654,22 +760,9 @@ class Engine:
         scope = (event.run_id, "training", None)
         for watch in plan.training:
             for signal, value in watch.extract(event):
-                self._enqueue(
-                    part,
-                    model,
-                    plan,
-                    watch,
-                    signal,
-                    value,
-                    scope,
-                    at,
-                    origin,
-                    context,
-                    work,
-                    queues,
-                )
+                self._enqueue(part, model, plan, watch, signal, value, scope, at, context, work, i)
         if event.checkpoint_stable:
-            work.entries.append(
+            work.add(
                 Checkpoint(
                     checkpoint_id=event.checkpoint_id,
                     run_id=event.run_id,
@@ -679,6 +772,73 @@ class Engine:
                     offset=origin.offset,
                 )
             )
+
+    def _watch(
+        self,
+        watches: list[Watch],
+        slots: Slots | None,
+        kind: str,
+        event: PredictionEvent | FeatureEvent,
+        scope: tuple[str, str, dict[str, Any] | None],
+        part: Partition,
+        model: ModelState,
+        plan: ModelPlan,
+        at: int,
+        origin: Origin,
+        work: _Work,
+        i: int,
+    ) -> None:
+        """Queue the values ``event`` carries for ``watches``: through a route when
+        the event's shape was seen earlier in the batch, else watch by watch."""
+        if slots is None:  # a wildcard watch: the keys depend on the event's fields
+            for watch in watches:
+                for signal, value in watch.extract(event):
+                    self._enqueue(part, model, plan, watch, signal, value, scope, at, None, work, i)
+            return
+        features = scope[2] or _EMPTY
+        values = [
+            features.get(name) if by_name else getattr(event, name) for by_name, name in slots.reads
+        ]
+        absent = None
+        if None in values:
+            absent = tuple(v is None for v in values)
+            values = [v for v in values if v is not None]
+        segments: tuple[str, ...] = ()
+        if slots.segment_names:
+            segments = tuple(segment_label(n, features.get(n)) for n in slots.segment_names)
+        shape = (part.number, model.model_id, kind, scope[0], scope[1], segments, absent)
+        route = self._routes.get(shape)
+        if route is None:  # first of its shape: watch by watch, then remember the route
+            built: list[_Queue] = []
+            cacheable = True
+            present = iter(values)
+            for n, watch in enumerate(watches):
+                if absent is not None and absent[n]:
+                    continue
+                queue = self._enqueue(
+                    part, model, plan, watch, watch.signal, next(present), scope, at, None, work, i
+                )
+                if queue is None:  # refused (caps): counted per event, so never cached
+                    cacheable = False
+                else:
+                    built.append(queue)
+            if cacheable:
+                self._routes[shape] = _Route(part, built)
+            return
+        queues = route.queues
+        if not queues:
+            return
+        if route.base < 0:
+            self._deferred.append(route)
+        route.base = part.seq
+        part.seq += len(queues)
+        if at > route.last_at:
+            route.last_at = at
+        ref = (i << _SLOT_BITS) + work.slots
+        for slot, (queue, value) in enumerate(zip(queues, values, strict=True)):
+            queue.values.append(value)
+            queue.refs.append(ref + slot)
+        work.slots += len(queues)
 
     def _enqueue(
         self,
@@ -690,38 +850,43 @@ class Engine:
         value: Any,
         scope: tuple[str, str, dict[str, Any] | None],
         at: int,
-        origin: Origin,
         context: dict[str, Any] | None,
         work: _Work,
-        queues: dict[int, tuple[KeyState, list[Update]]],
-    ) -> None:
+        i: int,
+    ) -> _Queue | None:
+        """Queue one value for its detector, creating the key if need be (None: no
+        detector takes it)."""
         if watch.wildcard and (signal, watch.id) in plan.exact:
-            return  # an explicit monitor of the same id covers this signal
+            return None  # an explicit monitor of the same id covers this signal
         version, variant, features = scope
         segment = ""
         if watch.segment_by is not None:
-            segment = segment_label(watch.segment_by, (features or {}).get(watch.segment_by))
+            segment = segment_label(watch.segment_by, (features or _EMPTY).get(watch.segment_by))
         key = MonitorKey(model.model_id, version, variant, signal, watch.id, segment)
         lru = part.keys[plan.known]
         state = lru.get(key)
         if state is None:
             state = self._create(part, model, plan, watch, key)
             if state is None:
-                return
+                return None
             key = state.key
         if at > state.last_seen:
             state.last_seen = at
         part.seq += 1
         state.seq = part.seq
         lru.move_to_end(key)
+        self._touched.append((part, state))
         part.dirty_keys.add(key)
-        update = Update(value, at, origin, context)
-        queued = queues.get(id(state))
-        if queued is None:
-            queues[id(state)] = (state, [update])
-        else:
-            queued[1].append(update)
-        work.entries.append(update)
+        queue = self._queues.get(id(state))
+        if queue is None:
+            queue = self._queues[id(state)] = _Queue(state)
+        if context is not None:
+            if queue.contexts is None:
+                queue.contexts = {}
+            queue.contexts[len(queue.values)] = context
+        queue.values.append(value)
+        queue.refs.append((i << _SLOT_BITS) + work.next_slot())
+        return queue
 
     def _create(
         self,
@@ -748,6 +913,7 @@ class Engine:
                 if existing is not None:
                     return existing
             groups.append(group)
+        self._restructure()  # eviction reads the LRU order; routes may lose keys
         if part.live_keys() >= self.limits.max_keys:
             unknown = part.keys[False]
             if plan.known and unknown:
@@ -765,19 +931,20 @@ class Engine:
         return state
 
     # -- phase C -------------------------------------------------------------------
-    def _decide(self, work: _Work) -> list[Output]:
+    def _decide(self, work: _Work, found: list[tuple[int, Finding | Checkpoint]]) -> list[Output]:
         out: list[Output] = []
         model, part = work.model, work.partition
-        for entry in work.entries:
+        entries = work.entries
+        if found:
+            entries = sorted([*found, *entries], key=lambda e: e[0])
+        for _, entry in entries:
             if isinstance(entry, Checkpoint):
                 if model.checkpoints is None:
                     model.checkpoints = CheckpointRegistry()
                 if model.checkpoints.register(entry):
                     part.dirty.add(_model_key("checkpoints", model.model_id))
                 continue
-            finding = entry if isinstance(entry, Finding) else entry.finding
-            if finding is None:
-                continue
+            finding = entry
             if model.policy is None:
                 model.policy = PolicyState()
             part.dirty.add(_model_key("policy", model.model_id))

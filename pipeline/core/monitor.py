@@ -35,9 +35,11 @@ __all__ = [
     "MonitorKey",
     "Observer",
     "Origin",
+    "Slots",
     "Update",
     "Watch",
     "apply_updates",
+    "feed_column",
     "segment_label",
 ]
 
@@ -134,6 +136,40 @@ class Watch:
         self.extract = extractor_for(spec.signal)
 
 
+_ATTRIBUTE_SIGNALS: Final = frozenset(
+    {"embedding", "prediction", "confidence", "probabilities", "output_text", "token_logprobs"}
+)
+
+
+class Slots:
+    """A watch list compiled for the engine's routes: each watch reads one value
+    straight off an event (a feature by name, anything else by attribute), so an
+    event's values are one list and the detectors they reach are known from the
+    route (model, version, variant, segments, which values are present) alone."""
+
+    __slots__ = ("reads", "segment_names", "watches")
+
+    def __init__(self, watches: Sequence[Watch]) -> None:
+        self.watches = tuple(watches)
+        self.reads = tuple(
+            (True, w.signal.removeprefix("feature:"))
+            if w.signal.startswith("feature:")
+            else (False, w.signal)
+            for w in watches
+        )
+        self.segment_names = tuple(sorted({w.segment_by for w in watches if w.segment_by}))
+
+    @staticmethod
+    def compile(watches: Sequence[Watch]) -> Slots | None:
+        """None when a watch yields a variable number of values (``feature:*``)."""
+        for w in watches:
+            if w.wildcard or not (
+                w.signal.startswith("feature:") or w.signal in _ATTRIBUTE_SIGNALS
+            ):
+                return None
+        return Slots(watches)
+
+
 class ModelPlan:
     """A model's monitor specs, grouped by the event kind that carries their signal."""
 
@@ -167,6 +203,8 @@ class ModelPlan:
         self.error_segment_features = sorted(
             {m.segment_by for m in self.monitors if m.signal == "error" and m.segment_by}
         )
+        self.prediction_slots = Slots.compile(self.prediction)
+        self.feature_slots = Slots.compile(self.feature)
 
     def resolve(self, signal: str, monitor_id: str) -> MonitorSpec | None:
         """The spec a key of ``signal`` / ``monitor_id`` was created from."""
@@ -393,31 +431,87 @@ def _finding(state: KeyState, update: Update, level: Level) -> Finding:
     )
 
 
-def _one(state: KeyState, update: Update, stats: dict[str, int], observer: Observer | None) -> None:
+Where = Callable[[int], tuple[int, Origin, "dict[str, Any] | None"]]
+"""Position of a value in a column -> (event time, origin, extra evidence) of its event."""
+
+
+def feed_column(
+    state: KeyState,
+    values: Sequence[Any],
+    where: Where,
+    stats: dict[str, int],
+    observer: Observer | None = None,
+) -> list[tuple[int, Finding]]:
+    """Feed ``values`` to ``state``'s detector in order; the findings by position.
+
+    Column-wise (``update_many``) when the detector has a batch path, the column is
+    long enough and detector warnings are not mapped to alerts: if no drift shows
+    up, the window bookkeeping follows from the count alone and ``where`` is asked
+    about the first value only. Otherwise — a drift (whose evidence is the
+    detector's state *at* that event) or a value the detector refuses — the
+    detector is put back as it was and the values are fed one by one, which is by
+    definition what a per-record run does.
+    """
+    if (
+        observer is None
+        and len(values) >= COLUMN_MIN
+        and state.spec.severity.warning is None
+        and _overrides_update_many(state.detector)
+    ):
+        # A deep, JSON-only copy (detector snapshots are plain JSON by contract).
+        saved = orjson.loads(orjson.dumps(state.detector.to_state()))
+        try:
+            hits = state.detector.update_many(values)
+        except (TypeError, ValueError):
+            hits = [-1]
+        if not hits:
+            if state.window_start is None:
+                at, origin, _ = where(0)
+                state.window_start = at
+                state.window_first = [origin.topic, origin.offset]
+            state.window_events += len(values)
+            return []
+        state.detector = detectors.get(state.spec.detector).from_state(saved)
+    return _one_by_one(state, values, where, stats, observer)
+
+
+def _one_by_one(
+    state: KeyState,
+    values: Sequence[Any],
+    where: Where,
+    stats: dict[str, int],
+    observer: Observer | None,
+) -> list[tuple[int, Finding]]:
+    """``update`` per value; ``where`` is only asked where something happens."""
+    found: list[tuple[int, Finding]] = []
     detector = state.detector
-    try:
-        detector.update(update.value)
-    except (TypeError, ValueError):
-        # The event is valid but this signal's value does not suit the
-        # detector (a category fed to a numeric detector): skip, count.
-        stats[f"signal_type_mismatch:{state.key.signal}"] = (
-            stats.get(f"signal_type_mismatch:{state.key.signal}", 0) + 1
-        )
-        return
-    if state.window_start is None:
-        state.window_start = update.at
-        state.window_first = [update.origin.topic, update.origin.offset]
-    state.window_events += 1
-    if observer is not None:
-        observer(state.key, update.value, detector, from_micros(update.at), update.origin)
-    if detector.drift_detected:
-        update.finding = _finding(state, update, "drift")
-        # The detector starts learning a new regime: so does the alert window.
-        state.window_start = None
-        state.window_first = None
-        state.window_events = 0
-    elif detector.warning_detected and state.spec.severity.warning is not None:
-        update.finding = _finding(state, update, "warning")
+    warnings = state.spec.severity.warning is not None
+    for position, value in enumerate(values):
+        try:
+            detector.update(value)
+        except (TypeError, ValueError):
+            # The event is valid but this signal's value does not suit the
+            # detector (a category fed to a numeric detector): skip, count.
+            name = f"signal_type_mismatch:{state.key.signal}"
+            stats[name] = stats.get(name, 0) + 1
+            continue
+        if state.window_start is None:
+            at, origin, _ = where(position)
+            state.window_start = at
+            state.window_first = [origin.topic, origin.offset]
+        state.window_events += 1
+        if observer is not None:
+            at, origin, _ = where(position)
+            observer(state.key, value, detector, from_micros(at), origin)
+        if detector.drift_detected:
+            found.append((position, _finding(state, Update(value, *where(position)), "drift")))
+            # The detector starts learning a new regime: so does the alert window.
+            state.window_start = None
+            state.window_first = None
+            state.window_events = 0
+        elif warnings and detector.warning_detected:
+            found.append((position, _finding(state, Update(value, *where(position)), "warning")))
+    return found
 
 
 def apply_updates(
@@ -426,36 +520,14 @@ def apply_updates(
     stats: dict[str, int],
     observer: Observer | None = None,
 ) -> None:
-    """Feed ``updates`` to ``state``'s detector in order, setting each one's finding.
+    """:func:`feed_column` over ``Update`` objects, setting each one's finding."""
 
-    Column-wise (``update_many``) when the detector has a batch path, the batch is
-    long enough and detector warnings are not mapped to alerts: if no drift shows
-    up, the window bookkeeping follows from the count alone. Otherwise — a drift
-    (whose evidence is the detector's state *at* that event) or a value the
-    detector refuses — the detector is put back as it was and the values are fed one
-    by one, which is by definition what a per-record run does.
-    """
-    if (
-        observer is None
-        and len(updates) >= COLUMN_MIN
-        and state.spec.severity.warning is None
-        and _overrides_update_many(state.detector)
-    ):
-        # A deep, JSON-only copy (detector snapshots are plain JSON by contract).
-        saved = orjson.loads(orjson.dumps(state.detector.to_state()))
-        try:
-            hits = state.detector.update_many([u.value for u in updates])
-        except (TypeError, ValueError):
-            hits = [-1]
-        if not hits:
-            if state.window_start is None:
-                state.window_start = updates[0].at
-                state.window_first = [updates[0].origin.topic, updates[0].origin.offset]
-            state.window_events += len(updates)
-            return
-        state.detector = detectors.get(state.spec.detector).from_state(saved)
-    for update in updates:
-        _one(state, update, stats, observer)
+    def where(position: int) -> tuple[int, Origin, dict[str, Any] | None]:
+        u = updates[position]
+        return u.at, u.origin, u.context
+
+    for position, finding in feed_column(state, [u.value for u in updates], where, stats, observer):
+        updates[position].finding = finding
 
 
 def window_bounds(finding: Finding) -> tuple[Any, Any]:

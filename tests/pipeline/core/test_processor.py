@@ -50,6 +50,12 @@ def _snapshot(processor: Processor, into: dict[int, dict[str, Any]]) -> None:
                 entries[key] = value
 
 
+# FULL_CONFIG expires idle keys after 5 s of event time and so sweeps at almost every
+# event, which resets the engine's routes; with a long expiry routes live for a batch.
+LONG_EXPIRY = {**FULL_CONFIG, "limits": {**FULL_CONFIG["limits"], "idle_expiry": "1h"}}
+CONFIGS = {"full": FULL_CONFIG, "long_expiry": LONG_EXPIRY}
+
+
 class TestReferenceStream:
     def test_the_stream_exercises_every_output_kind(self) -> None:
         outputs = _reference()
@@ -74,6 +80,56 @@ class TestBatchEqualsPerRecord:
         for batch in _batches(_records(), cuts):
             got.extend(tuple(m) for m in processor.process_batch(list(batch)))
         assert tuple(got) == _reference()
+
+    @hsettings(max_examples=6, deadline=None)
+    @given(cuts=st.lists(st.integers(0, 2700), max_size=12))
+    def test_routes_give_the_per_record_outputs(self, cuts: list[int]) -> None:
+        """With a long idle expiry the engine's routes serve most of a batch."""
+        reference = Processor(settings(**LONG_EXPIRY))
+        expected = [tuple(reference.process(r)) for r in _records()]
+        processor = Processor(settings(**LONG_EXPIRY))
+        got: list[tuple[Message, ...]] = []
+        for batch in _batches(_records(), cuts):
+            got.extend(tuple(m) for m in processor.process_batch(list(batch)))
+        assert got == expected
+        assert sum(1 for m in got if m) > 20
+
+
+@functools.cache
+def _reference_state(config: str) -> tuple[dict[int, dict[str, Any]], dict[int, list[Any]]]:
+    """The per-record run's state entries and LRU orders, per partition."""
+    processor = Processor(settings(**CONFIGS[config]))
+    for r in _records():
+        processor.process(r)
+    return _state_of(processor)
+
+
+def _state_of(processor: Processor) -> tuple[dict[int, dict[str, Any]], dict[int, list[Any]]]:
+    engine = processor.engine
+    entries = {p: engine.state_entries(p) for p in (0, 1)}
+    orders = {p: [list(lru) for lru in part.keys.values()] for p, part in engine.partitions.items()}
+    return entries, orders
+
+
+class TestBatchStateEqualsPerRecord:
+    """Batching defers per-key bookkeeping (touch counters, last seen, LRU order):
+    the state it leaves must be the per-record run's, entry for entry and in order,
+    and the changed-state stream must add up to it."""
+
+    @pytest.mark.parametrize("config", sorted(CONFIGS))
+    @hsettings(max_examples=8, deadline=None)
+    @given(cuts=st.lists(st.integers(0, 2700), max_size=12))
+    def test_any_batching_leaves_the_per_record_state(self, config: str, cuts: list[int]) -> None:
+        processor = Processor(settings(**CONFIGS[config]))
+        folded: dict[int, dict[str, Any]] = {}
+        for batch in _batches(_records(), cuts):
+            processor.process_batch(list(batch))
+            _snapshot(processor, folded)
+        entries, orders = _state_of(processor)
+        expected_entries, expected_orders = _reference_state(config)
+        assert orders == expected_orders
+        assert entries == expected_entries
+        assert folded == expected_entries
 
 
 class TestRestore:
