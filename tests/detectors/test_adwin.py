@@ -70,7 +70,8 @@ class TestADWIN:
         levels = state["bucket_totals"]
         assert len(levels) <= math.log2(50_000) + 1
         assert all(len(level) <= 5 for level in levels)
-        assert len(adwin._pending) <= adwin.clock
+        # the Python engine defers up to ``clock`` values; the compiled one inserts at once
+        assert len(getattr(adwin, "_pending", ())) <= adwin.clock
 
     def test_window_statistics(self) -> None:
         adwin = ADWIN()
