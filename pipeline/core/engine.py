@@ -56,7 +56,7 @@ import orjson
 from pipeline.config import ModelSpec, Settings
 from pipeline.core.eventtime import micros, seconds_to_micros
 from pipeline.core.golden import GoldenState
-from pipeline.core.labels import COUNTERS, JoinBuffer, Joined, JoinEntry, join_state_key
+from pipeline.core.labels import COUNTERS, JoinBuffer, Joined, JoinEntry, page_state_key
 from pipeline.core.monitor import (
     OTHER_SEGMENT,
     Finding,
@@ -123,6 +123,10 @@ class ModelState:
     golden: GoldenState | None = None
     checkpoints: CheckpointRegistry | None = None
     keys: set[MonitorKey] = field(default_factory=set)
+    join_page: int = -1
+    """The join page new requests go to during batch ``join_page_batch`` (not state:
+    a restored model starts a new page)."""
+    join_page_batch: int = -1
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -187,8 +191,8 @@ class Partition:
             state = self.key_state(key)
             if state is not None:
                 self.drop_key(state)
-        for request_id in model.joins.entries:
-            self.dirty.add(join_state_key(model.model_id, request_id))
+        for page in model.joins.pages:
+            self.dirty.add(page_state_key(model.model_id, page))
         del self.models[model.model_id]
         self.unknown.pop(model.model_id, None)
         self.dirty.add(_model_key("model", model.model_id))
@@ -215,8 +219,10 @@ class Partition:
         if prefix == "model":
             return model.to_state()
         if prefix == "join":
-            entry = model.joins.entries.get(str(parts[1]))
-            return None if entry is None else entry.to_state()
+            page = parts[1]
+            if type(page) is not int:
+                return None  # a single request's entry of the older layout: deleted
+            return model.joins.page_state(page)
         if prefix in _COMPONENTS:
             return model.component(prefix)
         raise ValueError(f"unknown state key {state_key!r}")
@@ -308,6 +314,7 @@ class Engine:
         elif settings.unknown_models == "monitor":
             self._default = ModelPlan(ModelSpec(default_monitors=False), known=False)
         self._keep_recent: dict[int, int] = {}
+        self._batch = 0
         # Per batch (see _Route): queues by id(KeyState), routes, deferred touches.
         self._queues: dict[int, _Queue] = {}
         self._routes: dict[tuple[Any, ...], _Route] = {}
@@ -346,6 +353,7 @@ class Engine:
         outputs: list[list[Output]] = [[] for _ in items]
         work: list[_Work | None] = []
         ats: list[int] = []
+        self._batch += 1
         self._queues = {}
         self._routes = {}
         route = self._route
@@ -501,8 +509,8 @@ class Engine:
                 horizon = min(marks.values()) - 2 * seconds_to_micros(plan.spec.labels.ttl)
             else:
                 horizon = -(2**62)
-            for request_id in model.joins.expire(horizon, model.counters):
-                part.dirty.add(join_state_key(model.model_id, request_id))
+            for page in model.joins.expire(horizon, model.counters):
+                part.dirty.add(page_state_key(model.model_id, page))
                 part.dirty.add(_model_key("model", model.model_id))
         work = _Work(part, model, plan, model.version or "")
         if isinstance(event, PredictionEvent):
@@ -554,11 +562,13 @@ class Engine:
                 "features": {k: features.get(k) for k in plan.error_segment_features},
                 "origin": [origin.topic, origin.offset],
             }
+            seq = part.next_seq()
             entry, joined, evicted = model.joins.add_prediction(
                 event.request_id,
                 event.variant,
                 record,
-                seq=part.next_seq(),
+                seq=seq,
+                page=self._join_page(model, seq),
                 ttl=seconds_to_micros(plan.spec.labels.ttl),
                 max_pending=plan.spec.labels.max_pending,
                 classification=plan.spec.classification,
@@ -580,11 +590,13 @@ class Engine:
         if not plan.needs_join:
             self.stats["labels_unused"] += 1
             return
+        seq = part.next_seq()
         entry, joined, evicted = model.joins.add_label(
             event.request_id,
             event.label,
             at,
-            seq=part.next_seq(),
+            seq=seq,
+            page=self._join_page(model, seq),
             ttl=seconds_to_micros(plan.spec.labels.ttl),
             max_pending=plan.spec.labels.max_pending,
             classification=plan.spec.classification,
@@ -592,11 +604,18 @@ class Engine:
         )
         self._joined(entry, joined, evicted, origin, at, plan, part, model, work, i)
 
+    def _join_page(self, model: ModelState, seq: int) -> int:
+        """The page this batch's new requests of ``model`` go to (numbered by the
+        touch counter of the first one, so pages never collide)."""
+        if model.join_page_batch != self._batch:
+            model.join_page, model.join_page_batch = seq, self._batch
+        return model.join_page
+
     def _joined(
         self,
         entry: JoinEntry,
         joined: list[Joined],
-        evicted: list[str],
+        evicted: list[int],
         origin: Origin,
         at: int,
         plan: ModelPlan,
@@ -606,10 +625,10 @@ class Engine:
         i: int,
     ) -> None:
         model_id = model.model_id
-        part.dirty.add(join_state_key(model_id, entry.request_id))
+        part.dirty.add(page_state_key(model_id, entry.page))
         part.dirty.add(_model_key("model", model_id))
-        for request_id in evicted:
-            part.dirty.add(join_state_key(model_id, request_id))
+        for page in evicted:
+            part.dirty.add(page_state_key(model_id, page))
         for j in joined:
             context = {
                 "request_id": entry.request_id,
@@ -994,7 +1013,7 @@ class Engine:
         names = ["meta"]
         for model in part.models.values():
             names.append(_model_key("model", model.model_id))
-            names.extend(join_state_key(model.model_id, r) for r in model.joins.entries)
+            names.extend(page_state_key(model.model_id, page) for page in model.joins.pages)
             names.extend(
                 _model_key(c, model.model_id) for c in _COMPONENTS if getattr(model, c) is not None
             )
@@ -1041,8 +1060,15 @@ class Engine:
                 model.seq = int(state["seq"])
                 model.version = None if state["version"] is None else str(state["version"])
                 model.counters = {str(k): int(v) for k, v in state["counters"].items()}
-            elif prefix == "join":
-                joins.setdefault(model.model_id, []).append(JoinEntry.from_state(state))
+            elif prefix == "join" and type(parts[1]) is int:
+                joins.setdefault(model.model_id, []).extend(
+                    JoinEntry.from_state(e, page=parts[1]) for e in state["entries"]
+                )
+            elif prefix == "join":  # one request's entry (the layout before pages)
+                entry = JoinEntry.from_state(state, page=int(state["seq"]))
+                joins.setdefault(model.model_id, []).append(entry)
+                part.dirty.add(text)  # deleted,
+                part.dirty.add(page_state_key(model.model_id, entry.page))  # rewritten
             elif prefix == "policy":
                 model.policy = PolicyState.from_state(state)
             elif prefix == "shadow":
@@ -1056,7 +1082,7 @@ class Engine:
         for model_id, items in joins.items():
             buffer = part.models[model_id].joins
             for item in sorted(items, key=lambda e: e.seq):
-                buffer.entries[item.request_id] = item
+                buffer.add(item)
         for model in sorted(part.models.values(), key=lambda m: m.seq):
             if not model.known:
                 part.unknown[model.model_id] = model

@@ -18,8 +18,12 @@ within ``2 x ttl``), ``orphan`` (a label whose prediction was never seen while i
 waited), ``unlabeled`` (a prediction whose label never came), ``evicted`` (pushed out
 by the size bound), ``duplicate_labels``.
 
-Every request is its own state entry (``join:["model","request"]``), so the
-changelog carries only the requests a batch touched.
+State entries are pages of requests (``join:["model",page]``): the requests a model
+first saw in one batch share a page, so a batch of n predictions writes one changelog
+record per model instead of n, and a page is written again only when one of its
+requests changes (a label joins, a request expires). Processed one record at a time,
+every request is a page of its own. (Older per-request entries,
+``join:["model","request"]``, still restore: see ``Engine.restore``.)
 """
 
 from __future__ import annotations
@@ -31,13 +35,18 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JoinBuffer", "JoinEntry", "Joined", "error_of", "join_state_key"]
+__all__ = ["JoinBuffer", "JoinEntry", "Joined", "error_of", "join_state_key", "page_state_key"]
 
 COUNTERS = ("joined", "late", "orphan", "unlabeled", "evicted", "duplicate_labels")
 
 
 def join_state_key(model_id: str, request_id: str) -> str:
+    """The key of a single request's entry (the layout before pages; restore only)."""
     return "join:" + orjson.dumps([model_id, request_id]).decode()
+
+
+def page_state_key(model_id: str, page: int) -> str:
+    return "join:" + orjson.dumps([model_id, page]).decode()
 
 
 def _category(value: object) -> str:
@@ -75,6 +84,8 @@ class JoinEntry:
     """{"label", "at"}"""
     errors: dict[str, float] = field(default_factory=dict)
     paired: bool = False
+    page: int = -1
+    """The state entry (page) this request is written in."""
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -88,8 +99,9 @@ class JoinEntry:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> JoinEntry:
+    def from_state(cls, state: dict[str, Any], page: int) -> JoinEntry:
         return cls(
+            page=page,
             request_id=str(state["request_id"]),
             at=int(state["at"]),
             seq=int(state["seq"]),
@@ -117,22 +129,43 @@ class JoinBuffer:
 
     def __init__(self) -> None:
         self.entries: OrderedDict[str, JoinEntry] = OrderedDict()
+        self.pages: dict[int, dict[str, None]] = {}
+        """Page -> its request ids, in order."""
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def expire(self, horizon: int, counters: dict[str, int]) -> list[str]:
-        """Drop requests first seen before ``horizon``; their ids."""
-        dropped = []
+    def add(self, entry: JoinEntry) -> None:
+        """Append ``entry`` (newest) to the buffer and to its page."""
+        self.entries[entry.request_id] = entry
+        self.pages.setdefault(entry.page, {})[entry.request_id] = None
+
+    def _remove(self, entry: JoinEntry) -> None:
+        del self.entries[entry.request_id]
+        page = self.pages[entry.page]
+        del page[entry.request_id]
+        if not page:
+            del self.pages[entry.page]
+
+    def page_state(self, page: int) -> dict[str, Any] | None:
+        """A page's state entry; None once all its requests are gone."""
+        ids = self.pages.get(page)
+        if ids is None:
+            return None
+        return {"entries": [self.entries[r].to_state() for r in ids]}
+
+    def expire(self, horizon: int, counters: dict[str, int]) -> list[int]:
+        """Drop requests first seen before ``horizon``; the pages that changed."""
+        pages = []
         entries = self.entries
         while entries:
             entry = next(iter(entries.values()))
             if entry.at >= horizon:
                 break
-            del entries[entry.request_id]
+            self._remove(entry)
             self._count_unjoined(entry, counters)
-            dropped.append(entry.request_id)
-        return dropped
+            pages.append(entry.page)
+        return pages
 
     @staticmethod
     def _count_unjoined(entry: JoinEntry, counters: dict[str, int]) -> None:
@@ -142,17 +175,25 @@ class JoinBuffer:
             counters["unlabeled"] += 1
 
     def _entry(
-        self, request_id: str, at: int, seq: int, max_pending: int, counters: dict[str, int]
-    ) -> tuple[JoinEntry, list[str]]:
+        self,
+        request_id: str,
+        at: int,
+        seq: int,
+        page: int | None,
+        max_pending: int,
+        counters: dict[str, int],
+    ) -> tuple[JoinEntry, list[int]]:
         entry = self.entries.get(request_id)
-        evicted: list[str] = []
+        evicted: list[int] = []
         if entry is None:
             while len(self.entries) >= max_pending:
-                _, old = self.entries.popitem(last=False)
+                old = next(iter(self.entries.values()))
+                self._remove(old)
                 counters["evicted"] += 1
                 self._count_unjoined(old, counters)
-                evicted.append(old.request_id)
-            entry = self.entries[request_id] = JoinEntry(request_id, at, seq)
+                evicted.append(old.page)
+            entry = JoinEntry(request_id, at, seq, page=seq if page is None else page)
+            self.add(entry)
         return entry, evicted
 
     def add_prediction(
@@ -166,9 +207,12 @@ class JoinBuffer:
         max_pending: int,
         classification: bool | None,
         counters: dict[str, int],
-    ) -> tuple[JoinEntry, list[Joined], list[str]]:
-        """Remember a prediction; join it when its label is already here."""
-        entry, evicted = self._entry(request_id, record["at"], seq, max_pending, counters)
+        page: int | None = None,
+    ) -> tuple[JoinEntry, list[Joined], list[int]]:
+        """Remember a prediction; join it when its label is already here. Returns the
+        request's entry, the joins, the pages of requests pushed out; a new request
+        goes to ``page`` (default: a page of its own, numbered ``seq``)."""
+        entry, evicted = self._entry(request_id, record["at"], seq, page, max_pending, counters)
         joined: list[Joined] = []
         if variant in entry.predictions:
             return entry, joined, evicted  # a redelivered prediction: the first one counts
@@ -190,9 +234,11 @@ class JoinBuffer:
         max_pending: int,
         classification: bool | None,
         counters: dict[str, int],
-    ) -> tuple[JoinEntry, list[Joined], list[str]]:
-        """Remember a label; join it to every prediction of the request seen so far."""
-        entry, evicted = self._entry(request_id, at, seq, max_pending, counters)
+        page: int | None = None,
+    ) -> tuple[JoinEntry, list[Joined], list[int]]:
+        """Remember a label; join it to every prediction of the request seen so far
+        (returns as :meth:`add_prediction`)."""
+        entry, evicted = self._entry(request_id, at, seq, page, max_pending, counters)
         joined: list[Joined] = []
         if entry.label is not None:
             counters["duplicate_labels"] += 1

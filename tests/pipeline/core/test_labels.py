@@ -197,3 +197,57 @@ class TestTopicSkew:
         _feed(engine, events)
         assert _counters(engine)["joined"] == 0
         assert len(engine.partitions[0].models["m"].joins) <= 12
+
+
+class TestJoinPages:
+    """Pending requests are written as pages: one per model and batch."""
+
+    def test_a_batch_of_predictions_writes_one_page(self) -> None:
+        engine = _engine()
+        _feed(engine, [prediction(t=i * 0.01, request_id=f"r{i}") for i in range(200)])
+        joins = {k: v for k, v in engine.changed_state(0).items() if k.startswith("join:")}
+        (page,) = joins.values()
+        assert [e["request_id"] for e in page["entries"]] == [f"r{i}" for i in range(200)]
+
+    def test_one_event_at_a_time_every_request_is_its_own_page(self) -> None:
+        engine = _engine()
+        for i in range(5):
+            _feed(engine, [prediction(t=i * 0.01, request_id=f"r{i}")])
+        joins = [k for k in engine.changed_state(0) if k.startswith("join:")]
+        assert len(joins) == 5
+
+    def test_a_label_rewrites_only_its_page_and_an_emptied_page_is_deleted(self) -> None:
+        engine = _engine(ttl="1s", max_pending=1000)
+        _feed(engine, [prediction(t=i * 0.01, request_id=f"a{i}") for i in range(50)])
+        _feed(engine, [prediction(t=1 + i * 0.01, request_id=f"b{i}") for i in range(50)])
+        pages = [k for k in engine.changed_state(0) if k.startswith("join:")]
+        assert len(pages) == 2
+        _feed(engine, [label("b3", "approve", 1.2)])
+        changed = engine.changed_state(0)
+        assert [k for k in changed if k.startswith("join:")] == [pages[1]]
+        # 2 x ttl later every request of both pages has expired: both are deleted.
+        _feed(engine, [prediction(t=10, request_id="c0"), label("c0", "approve", 10)])
+        changed = engine.changed_state(0)
+        assert changed[pages[0]] is None and changed[pages[1]] is None
+
+    def test_entries_of_the_per_request_layout_restore_and_are_rewritten(self) -> None:
+        first = _engine()
+        _feed(first, [prediction(t=i * 0.01, request_id=f"r{i}") for i in range(20)])
+        entries = first.state_entries(0)
+        (page_key,) = [k for k in entries if k.startswith("join:")]
+        legacy = {k: v for k, v in entries.items() if k != page_key}
+        for entry in entries[page_key]["entries"]:
+            legacy[f'join:["m","{entry["request_id"]}"]'] = entry
+        second = _engine()
+        second.restore(0, legacy)
+        assert list(second.partitions[0].models["m"].joins.entries) == [f"r{i}" for i in range(20)]
+        changed = second.changed_state(0)
+        assert all(changed[f'join:["m","r{i}"]'] is None for i in range(20))
+        rewritten = [
+            e for k, v in changed.items() if v and k.startswith("join:") for e in v["entries"]
+        ]
+        assert sorted(e["request_id"] for e in rewritten) == sorted(f"r{i}" for i in range(20))
+        # Both go on joining the same way.
+        for engine in (first, second):
+            _feed(engine, [label("r5", "approve", 0.5)])
+        assert _counters(first) == _counters(second) and _counters(first)["joined"] == 1
