@@ -23,6 +23,7 @@ import numpy as np
 
 import detectors
 from benchmarks.harness import machine_info, markdown_table, median_seconds
+from detectors.adwin import NATIVE, PythonADWIN
 
 # -- streams ---------------------------------------------------------------------------
 
@@ -108,12 +109,19 @@ def _river() -> Any:
 
 ENTRIES: list[BenchEntry] = [
     BenchEntry(
-        "adwin",
+        "adwin (native)" if NATIVE else "adwin (pure Python: native core NOT built)",
         lambda: detectors.ADWIN(),
         river=lambda: _river().ADWIN(),
         river_label="ADWIN",
         max_event_ratio=1.5,
         min_batch_speedup=2.0,
+    ),
+    # the reference engine, for comparison (the fallback without a compiler)
+    BenchEntry(
+        "adwin (pure Python)",
+        lambda: PythonADWIN(),
+        river=lambda: _river().ADWIN(),
+        river_label="ADWIN",
     ),
     BenchEntry(
         "page_hinkley",

@@ -171,8 +171,11 @@ insert(Core *s, double x)
     if (push(&s->levels[0], x, 0.0) < 0) {
         return -1;
     }
-    double n1 = 1.0; /* 2**level */
-    for (int level = 0; s->levels[level].len > s->max_buckets; level++, n1 *= 2.0) {
+    /* a / 2**level is computed as a * 2**-level: both are the correctly rounded
+       value of the same real number, so the results are identical */
+    double n1 = 1.0, inv = 1.0; /* 2**level, 2**-level */
+    for (int level = 0; s->levels[level].len > s->max_buckets;
+         level++, n1 *= 2.0, inv *= 0.5) {
         Level *l = &s->levels[level];
         Py_ssize_t mask = l->cap - 1;
         double a = l->t[l->head], va = l->v[l->head];
@@ -180,7 +183,7 @@ insert(Core *s, double x)
         pop_oldest(l);
         pop_oldest(l);
         double h = n1 * 0.5;
-        double d = a / n1 - b / n1;
+        double d = a * inv - b * inv;
         double t = a + b;
         double v = va + vb + h * d * d;
         if (level + 1 == s->nlevels && add_level(s) < 0) {
