@@ -43,8 +43,10 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from pipeline.replay import replay
+    from pipeline.runtime.gc_tuning import tune_for_throughput
 
     settings = load_settings(args.config)
+    tune_for_throughput()
     stats = replay(
         settings,
         inputs=[Path(p) for p in args.input],
@@ -60,6 +62,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.runtime.gc_tuning import tune_for_throughput
     from pipeline.runtime.sidecar import run_sidecar
 
     stop = threading.Event()
@@ -72,7 +75,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck sidecar waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    run_sidecar(load_settings(args.config), stop)
+    settings = load_settings(args.config)
+    tune_for_throughput()
+    run_sidecar(settings, stop)
     return 0
 
 

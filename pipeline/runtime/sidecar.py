@@ -28,6 +28,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -105,6 +106,7 @@ class Sidecar:
         self._unassigned_since: float | None = None
         self._warned_at = 0.0
         self._ever_assigned = False
+        self._gauges_due = 0.0
 
     # ------------------------------------------------------------------ setup
     def _kafka_kwargs(self) -> dict[str, Any]:
@@ -311,20 +313,25 @@ class Sidecar:
         records = self._poll_batch()
         self.metrics.mark_progress(time.time())
         self._warn_if_unassigned()
-        self._export_gauges()
+        if time.monotonic() >= self._gauges_due:
+            # Lag asks the broker, statistics walk every key: once per interval, not
+            # per batch (they are scraped every few seconds at best).
+            self._gauges_due = time.monotonic() + GAUGE_INTERVAL_S
+            self._export_gauges()
         if not records:
             return
         started = time.perf_counter()
         outputs = self.processor.process_batch(records)
         self._checkpoint(records, outputs)
-        now = time.time()
+        now_ms = time.time() * 1000
         self.metrics.processing_seconds.observe(time.perf_counter() - started)
+        per_topic = Counter(record.topic for record in records)
+        for topic, count in per_topic.items():
+            self.metrics.events.labels(topic).inc(count)
+        observe = self.metrics.end_to_end_lag_seconds.observe
         for record in records:
-            self.metrics.events.labels(record.topic).inc()
             if record.timestamp_ms is not None and record.timestamp_ms > 0:
-                self.metrics.end_to_end_lag_seconds.observe(
-                    max(0.0, now - record.timestamp_ms / 1000)
-                )
+                observe(max(0.0, now_ms - record.timestamp_ms) / 1000)
         self.metrics.batches.inc()
         self.stats.batches += 1
         self.stats.events += len(records)
@@ -519,6 +526,8 @@ class Sidecar:
 
 
 STALL_EXIT_CODE = 3
+GAUGE_INTERVAL_S = 1.0
+"""Consumer lag, live keys and detector statistics are refreshed at most this often."""
 
 
 def _watch_for_stalls(metrics: Metrics, limit_s: float, done: threading.Event) -> None:
