@@ -731,27 +731,15 @@ Core_get_width(Core *s, void *Py_UNUSED(closure))
     return PyLong_FromDouble(s->width);
 }
 
-static PyObject *
-Core_get_total(Core *s, void *Py_UNUSED(closure))
-{
-    return PyFloat_FromDouble(s->total);
-}
-
-static PyObject *
-Core_get_variance(Core *s, void *Py_UNUSED(closure))
-{
-    return PyFloat_FromDouble(s->variance);
-}
-
 static PyGetSetDef Core_getset[] = {
     {"width", (getter)Core_get_width, NULL, "Number of values in the window.", NULL},
-    {"total", (getter)Core_get_total, NULL, "Sum of the values in the window.", NULL},
-    {"variance", (getter)Core_get_variance, NULL,
-     "Sum of squared deviations from the mean in the window (river's ``variance``).", NULL},
     {NULL},
 };
 
 static PyMemberDef Core_members[] = {
+    {"total", T_DOUBLE, offsetof(Core, total), READONLY, "Sum of the values in the window."},
+    {"variance", T_DOUBLE, offsetof(Core, variance), READONLY,
+     "Sum of squared deviations from the mean in the window (river's ``variance``)."},
     {"drift_detected", T_BOOL, offsetof(Core, drift_detected), 0,
      "Whether the last update detected drift."},
     {"warning_detected", T_BOOL, offsetof(Core, warning_detected), 0,
