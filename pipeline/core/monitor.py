@@ -305,10 +305,15 @@ class KeyState:
     window_first: list[Any] | None = None
     """[topic, offset] of the window's first event."""
     window_events: int = 0
+    saved: bytes | None = None
+    """The detector's snapshot as JSON bytes while it is unchanged since then (not
+    state): ``feed_column`` puts the detector back from it when a batch fires."""
 
     def to_state(self) -> dict[str, Any]:
+        detector = dict(self.detector.to_state())
+        self.saved = orjson.dumps(detector)
         return {
-            "detector": dict(self.detector.to_state()),
+            "detector": detector,
             "last_seen": self.last_seen,
             "seq": self.seq,
             "window_start": self.window_start,
@@ -458,8 +463,10 @@ def feed_column(
         and state.spec.severity.warning is None
         and _overrides_update_many(state.detector)
     ):
-        # A deep, JSON-only copy (detector snapshots are plain JSON by contract).
-        saved = orjson.loads(orjson.dumps(state.detector.to_state()))
+        # A JSON copy (detector snapshots are plain JSON by contract); the
+        # changelog's, when the detector has not changed since it was taken.
+        saved = state.saved or orjson.dumps(state.detector.to_state())
+        state.saved = None
         try:
             hits = state.detector.update_many(values)
         except (TypeError, ValueError):
@@ -471,7 +478,7 @@ def feed_column(
                 state.window_first = [origin.topic, origin.offset]
             state.window_events += len(values)
             return []
-        state.detector = detectors.get(state.spec.detector).from_state(saved)
+        state.detector = detectors.get(state.spec.detector).from_state(orjson.loads(saved))
     return _one_by_one(state, values, where, stats, observer)
 
 
@@ -483,6 +490,7 @@ def _one_by_one(
     observer: Observer | None,
 ) -> list[tuple[int, Finding]]:
     """``update`` per value; ``where`` is only asked where something happens."""
+    state.saved = None
     found: list[tuple[int, Finding]] = []
     detector = state.detector
     warnings = state.spec.severity.warning is not None
