@@ -20,6 +20,11 @@ Variants, each a process of its own (every one gets its own topics):
   detection through a plain producer;
 * (b') exactly-once with an explicit monitor set doing the same detection work as (d)
   (Page-Hinkley per numeric feature and on confidence, categorical drift of the class);
+* (d-ks) naive with the kind of test the default monitor set runs: (d) with one
+  ``river.drift.KSWIN`` per numeric feature (1,200 values: 1,000 older against the
+  latest 200, as the default KS windows) instead of Page-Hinkley. It keeps up with
+  only a few hundred events/s, so it is timed over the first ``NAIVE_KS_EVENTS`` of
+  the backlog (steady state) and has no paced phase;
 * (b) with ``runtime.max_batch_events`` 100 and 2000 (500 is (b)): the cost of commit
   batching.
 
@@ -153,6 +158,7 @@ VARIANTS = {
         Variant("b", "(b) driftline exactly-once", "driftline"),
         Variant("c", "(c) driftline at-least-once", "driftline", mode="at_least_once"),
         Variant("d", "(d) naive: json.loads + pydantic + river, auto-commit", "naive"),
+        Variant("d-ks", "(d-ks) naive, river KSWIN per numeric feature", "naive-ks"),
         Variant("b-ph", "(b') driftline exactly-once, explicit PH set", "driftline", monitors="ph"),
         Variant("b-100", "(b) max_batch_events=100", "driftline", max_batch_events=100),
         Variant("b-2000", "(b) max_batch_events=2000", "driftline", max_batch_events=2000),
@@ -304,6 +310,7 @@ class Run:
                 self._alive()
             r = json.loads(line)
             self.load.append(os.getloadavg()[0])
+            n = r["n"]
             return (
                 (n - r["c0"]) / (r["t_end"] - r["t_first"]),
                 (r["cpu_end"] - r["cpu_first"]) / (n - r["c0"]) * 1e6,
@@ -385,7 +392,7 @@ class Run:
             assert self.proc is not None
             eps, cpu_us, startup = self.throughput(progress)
             result = Result(self.variant.key, self.rep, eps, cpu_us, startup)
-            if self.variant.kind != "floor":
+            if self.variant.kind not in ("floor", "naive-ks"):
                 result.alerts, result.p50_ms, result.p99_ms, result.rate = self.latency(
                     progress, paced
                 )
@@ -459,10 +466,16 @@ def _floor_worker(args: argparse.Namespace, stop: threading.Event) -> None:
 class _NaiveModel:
     """What a hand-written monitor would keep per model."""
 
-    def __init__(self, chi2_critical: float) -> None:
-        from river.drift import PageHinkley
+    def __init__(self, chi2_critical: float, ks: bool = False) -> None:
+        from river.drift import KSWIN, PageHinkley
 
-        self.features = {n: PageHinkley(**_ph_params(n)) for n in NUMERIC}
+        self.features: dict[str, Any] = {n: PageHinkley(**_ph_params(n)) for n in NUMERIC}
+        if ks:
+            self.features = {
+                n: KSWIN(alpha=1e-6, window_size=1200, stat_size=200, seed=k)
+                for k, n in enumerate(NUMERIC)
+            }
+        self.detector = "ks_window" if ks else "page_hinkley"
         self.confidence = PageHinkley(**CONFIDENCE_PH)
         self.reference: Counter[str] = Counter()
         self.window: Counter[str] = Counter()
@@ -476,7 +489,7 @@ class _NaiveModel:
                 continue
             detector.update(value)
             if detector.drift_detected:
-                fired.append((f"feature:{name}", "page_hinkley", None))
+                fired.append((f"feature:{name}", self.detector, None))
         if event.confidence is not None:
             self.confidence.update(event.confidence)
             if self.confidence.drift_detected:
@@ -525,7 +538,7 @@ def _naive_worker(args: argparse.Namespace, stop: threading.Event) -> None:
                 continue
             model = models.get(event.model_id)
             if model is None:
-                model = models[event.model_id] = _NaiveModel(critical)
+                model = models[event.model_id] = _NaiveModel(critical, ks=args.worker == "naive-ks")
             for signal_name, detector, statistic in model.update(event):
                 alert = {
                     "alert_id": f"{event.model_id}:{signal_name}:{msg.partition}:{msg.offset}",
@@ -547,7 +560,9 @@ def _naive_worker(args: argparse.Namespace, stop: threading.Event) -> None:
             n += 1
             if first is None:
                 first = (time.monotonic(), time.process_time())
-            if not reported and n >= args.events:
+            if not reported and n >= (
+                min(args.events, NAIVE_KS_EVENTS) if args.worker == "naive-ks" else args.events
+            ):
                 _report(1, first, n)
                 reported = True
             if stop.is_set():
@@ -564,6 +579,10 @@ def _worker(args: argparse.Namespace) -> None:
         _floor_worker(args, stop)
     else:
         _naive_worker(args, stop)
+
+
+NAIVE_KS_EVENTS = 3000
+"""(d-ks) is timed over this many events of the backlog."""
 
 
 # ---------------------------------------------------------------------- profile
@@ -766,7 +785,9 @@ def report(results: list[Result], args: argparse.Namespace, broker_facts: str) -
         "(b)/(c): the default monitor set (the config names models, features, classes): "
         "KS window per numeric feature, categorical drift per categorical feature and on "
         "the class, class entropy, rolling threshold on confidence. (b') and (d): "
-        "Page-Hinkley per numeric feature and on confidence + class mix.\n",
+        "Page-Hinkley per numeric feature and on confidence + class mix. (d-ks): (d) with "
+        f"river KSWIN (1,000 against 200) per numeric feature, timed over {NAIVE_KS_EVENTS:,} "
+        "events, no paced phase.\n",
     ]
     headers = (
         "variant",
@@ -777,10 +798,15 @@ def report(results: list[Result], args: argparse.Namespace, broker_facts: str) -
         "p99 alert latency ms",
         "peak RSS MiB",
     )
-    main_keys = [k for k in ("a", "b", "c", "d", "b-ph") if k in by]
+    main_keys = [k for k in ("a", "b", "c", "d", "d-ks", "b-ph") if k in by]
     out.append(markdown_table(headers, [_row(k, by[k]) for k in main_keys]))
     out.append("\n(±: half the min-max spread over the repeats, relative to the median)\n")
-    for num, den, target in (("b", "a", 0.5), ("b", "d", 3.0), ("b-ph", "d", 3.0)):
+    for num, den, target in (
+        ("b", "a", 0.5),
+        ("b", "d", 3.0),
+        ("b", "d-ks", 3.0),
+        ("b-ph", "d", 3.0),
+    ):
         if num in by and den in by:
             eps = _ratio(by, num, den, "events_per_s")
             cpu = _ratio(by, num, den, "cpu_us", invert=True)
@@ -860,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, help="paced phase length (30; --quick 10)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
-        "--variants", default="a,b,c,d,b-ph,b-100,b-2000", help="comma-separated keys"
+        "--variants", default="a,b,c,d,d-ks,b-ph,b-100,b-2000", help="comma-separated keys"
     )
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--profile-out", help="also dump the cProfile stats to PATH.<variant>")
@@ -868,7 +894,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", help="also write the report (markdown) here")
     parser.add_argument("--seed", type=int, default=7)
     # internal: the worker processes of (a) and (d)
-    parser.add_argument("--worker", choices=("floor", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("floor", "naive", "naive-ks"), help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--alerts-topic", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
