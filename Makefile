@@ -14,7 +14,7 @@ help:
 	@echo "make test          lint, type-check, unit and integration tests (starts the broker)"
 	@echo "make bench         performance harness (benchmarks/)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py detectors/_adwin_core.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,parquet]"
