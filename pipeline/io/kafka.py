@@ -281,15 +281,23 @@ class TransactionalKafkaSink(KafkaSink):
         self._producer.begin_transaction()
         self.in_transaction = True
 
-    def commit(self, offsets: Mapping[TopicPartition, int], group_metadata: Any) -> None:
-        """Flush, add the consumer offsets to the transaction, commit it."""
+    def add_offsets(self, offsets: Mapping[TopicPartition, int], group_metadata: Any) -> None:
+        """Add the consumer offsets to the open transaction (two broker round trips:
+        the sidecar runs this beside the batch's processing)."""
+        if offsets:
+            self._producer.send_offsets_to_transaction(_offset_map(offsets), group_metadata)
+
+    def commit(
+        self, offsets: Mapping[TopicPartition, int] | None = None, group_metadata: Any = None
+    ) -> None:
+        """Flush, add the consumer offsets (unless ``add_offsets`` did), commit."""
         self._producer.flush()
         pending, self._pending = self._pending, []
         for future in pending:
             if future.failed():
                 raise SinkError(f"producing failed: {future.exception}")
         if offsets:
-            self._producer.send_offsets_to_transaction(_offset_map(offsets), group_metadata)
+            self.add_offsets(offsets, group_metadata)
         self._producer.commit_transaction()
         self.in_transaction = False
 

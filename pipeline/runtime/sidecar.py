@@ -30,6 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,6 +108,7 @@ class Sidecar:
         self._warned_at = 0.0
         self._ever_assigned = False
         self._gauges_due = 0.0
+        self._offsets_worker: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ setup
     def _kafka_kwargs(self) -> dict[str, Any]:
@@ -280,6 +282,7 @@ class Sidecar:
             transactional_id=self.settings.kafka.transactional_id if self.exactly_once else None,
             topics=sorted(self.settings.topics.inputs()),
         )
+        self._offsets_worker = ThreadPoolExecutor(1, thread_name_prefix="driftline-offsets")
         try:
             while not self.stop.is_set():
                 try:
@@ -300,6 +303,8 @@ class Sidecar:
                 f"fenced: another sidecar with transactional id {tid!r} is active"
             ) from exc
         finally:
+            self._offsets_worker.shutdown(wait=True)
+            self._offsets_worker = None
             self._close_clients()
         log.info(
             "sidecar_stopped",
@@ -321,8 +326,16 @@ class Sidecar:
         if not records:
             return
         started = time.perf_counter()
-        outputs = self.processor.process_batch(records)
-        self._checkpoint(records, outputs)
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            offsets[(record.topic, record.partition)] = record.offset + 1
+        offsets_added = self._begin(offsets)
+        try:
+            outputs = self.processor.process_batch(records)
+            self._checkpoint(records, outputs, offsets, offsets_added)
+        finally:
+            if offsets_added is not None:
+                offsets_added.exception()  # on failure: settled before any abort
         now_ms = time.time() * 1000
         self.metrics.processing_seconds.observe(time.perf_counter() - started)
         per_topic = Counter(record.topic for record in records)
@@ -359,18 +372,35 @@ class Sidecar:
             log.warning("no_partitions_assigned", group_id=self.settings.kafka.group_id)
             self._warned_at = now
 
-    def _checkpoint(self, records: list[Record], outputs: list[list[Message]]) -> None:
+    def _begin(self, offsets: dict[TopicPartition, int]) -> Future[None] | None:
+        """Exactly-once: open the batch's transaction and add its consumer offsets to
+        it on the side, so that those round trips overlap the batch's processing.
+        (No poll runs until the transaction is committed or aborted: a rebalance
+        cannot come in between.)"""
+        sink = self.sink
+        if not isinstance(sink, TransactionalKafkaSink):
+            return None
+        assert self.source is not None
+        sink.begin()
+        assert self._offsets_worker is not None
+        return self._offsets_worker.submit(sink.add_offsets, offsets, self.source.group_metadata())
+
+    def _checkpoint(
+        self,
+        records: list[Record],
+        outputs: list[list[Message]],
+        offsets: dict[TopicPartition, int],
+        offsets_added: Future[None] | None,
+    ) -> None:
         assert self.source is not None and self.sink is not None
         sink = self.sink
-        offsets: dict[TopicPartition, int] = {}
         touched: dict[int, None] = {}
         for record in records:
-            offsets[(record.topic, record.partition)] = record.offset + 1
             touched[record.partition] = None
             self.positions.setdefault(record.partition, {})[record.topic] = record.offset + 1
         transaction = sink if isinstance(sink, TransactionalKafkaSink) else None
-        if transaction is not None:
-            transaction.begin()
+        if offsets_added is not None:
+            offsets_added.result()  # the producer is not used from two threads at once
         alerts: list[Message] = []
         failed_at = _now().isoformat().encode()
         for record, messages in zip(records, outputs, strict=True):
@@ -399,7 +429,7 @@ class Sidecar:
             sink.send(Message("state", k, v, partition=partition))
             state_records += 1
         if transaction is not None:
-            transaction.commit(offsets, self.source.group_metadata())
+            transaction.commit()
         else:
             sink.flush()
             self.source.commit(offsets)
