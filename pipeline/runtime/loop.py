@@ -16,17 +16,13 @@ from datetime import datetime
 from pipeline.config import RuntimeSettings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Message, Record
-from pipeline.errors import DriftlineError
 from pipeline.io.base import Sink, Source, TopicPartition
 from pipeline.logs import get_logger
+from pipeline.runtime.dead_letters import FailFastError, check_dead_letter, stamped
 
 __all__ = ["FailFastError", "RunStats", "Runtime"]
 
 log = get_logger("driftline.runtime")
-
-
-class FailFastError(DriftlineError):
-    """A bad record arrived and ``runtime.fail_fast`` is set."""
 
 
 @dataclass
@@ -87,29 +83,14 @@ class Runtime:
 
     def _publish(self, record: Record, message: Message) -> None:
         if message.kind == "dead_letter":
-            reason = dict(message.headers).get("dl_reason", b"").decode()
-            log.warning(
-                "dead_letter",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                reason=reason,
-                detail=dict(message.headers).get("dl_detail", b"").decode("utf-8", "replace"),
-            )
-            if self.settings.fail_fast:
+            try:
+                check_dead_letter(record, message, fail_fast=self.settings.fail_fast)
+            except FailFastError:
                 self.sink.flush()
-                raise FailFastError(
-                    f"bad record at {record.topic}[{record.partition}]@{record.offset}: {reason}"
-                )
+                raise
             self.stats.dead_letters += 1
             if self.clock is not None:
-                stamp = self.clock().isoformat().encode()
-                message = Message(
-                    message.kind,
-                    message.key,
-                    message.value,
-                    (*message.headers, ("dl_failed_at", stamp)),
-                )
+                message = stamped(message, self.clock().isoformat().encode())
         elif message.kind == "alert":
             self.stats.alerts += 1
         self.sink.send(message)

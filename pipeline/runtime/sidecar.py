@@ -52,8 +52,9 @@ from pipeline.io.kafka import (
 )
 from pipeline.logs import get_logger
 from pipeline.runtime.cloudevents import with_cloudevent_headers
+from pipeline.runtime.dead_letters import FailFastError, check_dead_letter, stamped
 from pipeline.runtime.http import HealthServer, liveness
-from pipeline.runtime.loop import FailFastError, RunStats
+from pipeline.runtime.loop import RunStats
 from pipeline.runtime.metrics import Metrics
 from pipeline.state.changelog import decode_changelog, encode_entry, encode_position
 
@@ -86,6 +87,12 @@ def _fenced(exc: BaseException) -> bool:
             pending.extend(item.args)
             pending.extend(x for x in (item.__cause__, item.__context__) if x is not None)
     return False
+
+
+def _raise_if_fenced(exc: BaseException) -> None:
+    """A fenced producer (we are a zombie) is final: never retried."""
+    if _fenced(exc):
+        raise ProducerFencedError(str(exc)) from exc
 
 
 class Sidecar:
@@ -291,8 +298,7 @@ class Sidecar:
                     self._abort_quietly()
                     raise
                 except _RETRYABLE as exc:
-                    if _fenced(exc):
-                        raise ProducerFencedError(str(exc)) from exc
+                    _raise_if_fenced(exc)
                     log.warning("checkpoint_failed", error=str(exc) or type(exc).__name__)
                     self._recover()
         except ProducerFencedError as exc:
@@ -407,12 +413,7 @@ class Sidecar:
             for message in messages:
                 if message.kind == "dead_letter":
                     self._dead_letter(record, message)
-                    message = Message(
-                        message.kind,
-                        message.key,
-                        message.value,
-                        (*message.headers, ("dl_failed_at", failed_at)),
-                    )
+                    message = stamped(message, failed_at)
                 elif message.kind in ("alert", "rollback"):
                     alerts.append(message)
                 sink.send(with_cloudevent_headers(message))
@@ -439,20 +440,7 @@ class Sidecar:
             self._count_output(message)
 
     def _dead_letter(self, record: Record, message: Message) -> None:
-        headers = dict(message.headers)
-        reason = headers.get("dl_reason", b"").decode()
-        log.warning(
-            "dead_letter",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=reason,
-            detail=headers.get("dl_detail", b"").decode("utf-8", "replace"),
-        )
-        if self.settings.runtime.fail_fast:
-            raise FailFastError(
-                f"bad record at {record.topic}[{record.partition}]@{record.offset}: {reason}"
-            )
+        reason = check_dead_letter(record, message, fail_fast=self.settings.runtime.fail_fast)
         self.metrics.dead_letters.labels(reason).inc()
         self.stats.dead_letters += 1
 
@@ -528,8 +516,7 @@ class Sidecar:
                 log.info("recovered", owned=sorted(self.owned))
                 return
             except _RETRYABLE as exc:
-                if _fenced(exc):
-                    raise ProducerFencedError(str(exc)) from exc
+                _raise_if_fenced(exc)
                 log.warning(
                     "recovery_failed", error=str(exc) or type(exc).__name__, retry_in_s=delay
                 )
@@ -546,8 +533,7 @@ class Sidecar:
             except ProducerFencedError:
                 raise
             except Exception as exc:  # the producer is unusable: a new one fences it
-                if _fenced(exc):
-                    raise ProducerFencedError(str(exc)) from exc
+                _raise_if_fenced(exc)
                 log.warning("abort_failed", error=str(exc) or type(exc).__name__)
         if sink is not None:
             sink.close()

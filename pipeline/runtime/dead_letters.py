@@ -1,0 +1,43 @@
+"""What both runtimes (replay's loop and the sidecar) do with a dead letter: log it
+with where it came from, stop when ``fail_fast`` says so, stamp when it failed."""
+
+from __future__ import annotations
+
+from pipeline.core.records import Message, Record
+from pipeline.errors import DriftlineError
+from pipeline.logs import get_logger
+
+__all__ = ["FailFastError", "check_dead_letter", "stamped"]
+
+log = get_logger("driftline.runtime")
+
+
+class FailFastError(DriftlineError):
+    """A bad record arrived and ``runtime.fail_fast`` is set."""
+
+
+def check_dead_letter(record: Record, message: Message, *, fail_fast: bool) -> str:
+    """Log the dead letter ``record`` caused; its reason. Raises ``FailFastError``
+    instead when ``fail_fast``."""
+    headers = dict(message.headers)
+    reason = headers.get("dl_reason", b"").decode()
+    log.warning(
+        "dead_letter",
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        reason=reason,
+        detail=headers.get("dl_detail", b"").decode("utf-8", "replace"),
+    )
+    if fail_fast:
+        raise FailFastError(
+            f"bad record at {record.topic}[{record.partition}]@{record.offset}: {reason}"
+        )
+    return reason
+
+
+def stamped(message: Message, failed_at: bytes) -> Message:
+    """The dead letter with a ``dl_failed_at`` header."""
+    return Message(
+        message.kind, message.key, message.value, (*message.headers, ("dl_failed_at", failed_at))
+    )
