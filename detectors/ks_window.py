@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import bisect
 import math
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain, islice
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
-from detectors._numeric import get_bool, get_float_list, get_int
+from detectors._numeric import FloatArray, get_bool, get_float_list, get_int
 from detectors.base import DriftDetector, register, require
 
 __all__ = ["KSWindow", "kolmogorov_sf"]
 
 Mode = Literal["fixed", "sliding"]
 _MODES = ("fixed", "sliding")
-IntArray = npt.NDArray[np.int64]
+IntArray = npt.NDArray[np.signedinteger[Any]]
+_PIECE = 1024
+"""Most observations ``update_many`` takes into its buffers at once."""
 
 
 def kolmogorov_sf(x: float) -> float:
@@ -159,6 +162,17 @@ class KSWindow(DriftDetector[float]):
         self._scale = math.sqrt(m * self.window_size / (m + self.window_size))
         self._critical = self._critical_count()
         self._step = m if mode == "fixed" else m + self.window_size
+        # counts reach +-2*m*n: 32 bits sort faster where they suffice
+        self._int = np.int32 if 2 * m * self.window_size < 2**31 else np.int64
+        n = self.window_size
+        k = np.arange(n, dtype=self._int)
+        self._scales: IntArray = np.array([[n], [-n]], dtype=self._int)
+        self._offsets: IntArray = np.stack((-m * k, m * (k + 1)))
+        # update_many's buffers (allocated on first use, kept across resets)
+        self._ranks: IntArray | None = None
+        self._windows: IntArray | None = None  # view of _ranks: [c] = _ranks[:, c : c + n]
+        self._values: FloatArray | None = None
+        self._hi = 0
         self.reset()
 
     def _critical_count(self) -> int:
@@ -180,37 +194,48 @@ class KSWindow(DriftDetector[float]):
     def reset(self) -> None:
         self.drift_detected = False
         self.warning_detected = False
-        self._ref: deque[float] = deque()
+        # arrival order; the maxlen drops the oldest value on append
+        self._ref: deque[float] = deque(maxlen=self._m)
         self._ref_sorted: list[float] = []
-        self._win: deque[float] = deque()
+        self._win: deque[float] = deque(maxlen=self.window_size)
         self._win_sorted: list[float] = []
         self._since_test = 0
         self._budget = 0
         self._steady = False
-        self._ref_cache: tuple[npt.NDArray[np.float64], IntArray, IntArray] | None = None
+        self._ref_arr: FloatArray | None = None
+        self._ref_ends: tuple[FloatArray, IntArray] | None = None
+        self._ref_list: list[float] | None = None
+        self._lazy = False
+        self._g_end: int | None = None
         if self.baseline is not None:
             self._ref.extend(self.baseline)
             self._ref_sorted = sorted(self.baseline)
 
     def _restart(self) -> None:
-        cache = self._ref_cache if self.baseline is not None else None
+        if self.baseline is None:
+            self.reset()
+            return
+        cache = self._ref_arr, self._ref_ends
         self.reset()
-        self._ref_cache = cache
+        self._ref_arr, self._ref_ends = cache
 
     # -- per-event path ----------------------------------------------------
     def update(self, x: float) -> KSWindow:
         x = float(x)
         if x - x != 0.0:
             raise ValueError(f"x must be a finite number, got {x!r}")
+        if self._lazy:
+            self._unlazy()
         if self.drift_detected:
             self._restart()
         elif self._steady:
             # fixed reference and full window: the common case, inlined
             win = self._win
             ws = self._win_sorted
-            win.append(x)
+            old = win[0]
+            win.append(x)  # drops ``old``
             insort(ws, x)
-            del ws[bisect_left(ws, win.popleft())]
+            del ws[bisect_left(ws, old)]
             budget = self._budget
             if budget > 0:
                 self._budget = budget = budget - 1
@@ -240,19 +265,18 @@ class KSWindow(DriftDetector[float]):
         if self.mode == "fixed":
             if len(ref) < m:
                 ref.append(x)
-                bisect.insort(self._ref_sorted, x)
+                insort(self._ref_sorted, x)
                 return
             self._push(x)
         else:
             old = self._push(x)
             if old is not None:
-                ref.append(old)
-                bisect.insort(self._ref_sorted, old)
-                if len(ref) > m:
-                    gone = ref.popleft()
-                    rs = self._ref_sorted
-                    del rs[bisect.bisect_left(rs, gone)]
-                self._ref_cache = None
+                rs = self._ref_sorted
+                if len(ref) == m:
+                    del rs[bisect_left(rs, ref[0])]
+                ref.append(old)  # drops ref[0] when full
+                insort(rs, old)
+                self._ref_arr = None
             if len(ref) < m:
                 return
         if len(self._win) < self.window_size:
@@ -268,35 +292,265 @@ class KSWindow(DriftDetector[float]):
     def _push(self, x: float) -> float | None:
         """Add ``x`` to the window; return the value that left it, if any."""
         win = self._win
-        win.append(x)
-        bisect.insort(self._win_sorted, x)
-        if len(win) > self.window_size:
-            old = win.popleft()
-            ws = self._win_sorted
-            del ws[bisect.bisect_left(ws, old)]
+        ws = self._win_sorted
+        old = win[0] if len(win) == self.window_size else None
+        win.append(x)  # drops ``old``
+        insort(ws, x)
+        if old is not None:
+            del ws[bisect_left(ws, old)]
             if self._budget > 0:
                 self._budget -= 1
-            return old
-        return None
+        return old
 
-    def _reference_arrays(self) -> tuple[npt.NDArray[np.float64], IntArray, IntArray]:
-        cache = self._ref_cache
-        if cache is None:
-            r = np.array(self._ref_sorted, dtype=np.float64)
-            n = self.window_size
-            le = n * np.searchsorted(r, r, side="right").astype(np.int64)
-            lt = n * np.searchsorted(r, r, side="left").astype(np.int64)
-            cache = self._ref_cache = (r, le, lt)
-        return cache
+    # -- batch path --------------------------------------------------------
+    def update_many(self, values: Iterable[float]) -> list[int]:
+        """Consume ``values`` in order; return the indices of the detections.
+
+        Equal to ``update`` on each value in turn (same detections, same state),
+        in pieces: the window's values are appended in bulk and the test runs only
+        at the observations where ``update`` would run it (see the class notes).
+        """
+        seq = values if isinstance(values, (list, tuple, np.ndarray)) else list(values)
+        arr = _float_array(seq)
+        if arr is None:  # not plainly numeric: one by one, as ``update`` takes them
+            return super().update_many(seq)
+        floats: list[float] = arr.tolist()
+        bad = len(floats)
+        total = sum(floats)
+        if total - total != 0.0:  # a NaN or an infinity, or a sum that overflowed
+            finite = np.isfinite(arr)
+            if not finite.all():
+                bad = int(np.argmin(finite))
+        hits = self._run(arr[:bad], floats[:bad]) if bad else []
+        if bad < len(arr):  # consume what precedes it, then refuse it as ``update`` does
+            hits += [bad + i for i in super().update_many(seq[bad:])]
+        return hits
+
+    def _run(self, arr: FloatArray, floats: list[float]) -> list[int]:
+        hits: list[int] = []
+        i, total, m = 0, len(floats), self._m
+        while i < total:
+            if self.drift_detected:
+                self._restart()
+            if len(self._ref) < m and self.mode == "fixed":
+                # the first observations of an epoch become the reference
+                take = floats[i : i + m - len(self._ref)]
+                self._ref.extend(take)
+                self._ref_sorted.extend(take)
+                self._ref_sorted.sort()
+                i += len(take)
+                continue
+            k = min(_PIECE, total - i)
+            j = self._chunk(arr[i : i + k], floats[i : i + k])
+            if j < 0:
+                i += k
+            else:
+                hits.append(i + j)
+                i += j + 1
+        return hits
+
+    def _chunk(self, arr: FloatArray, floats: list[float]) -> int:
+        """Feed ``floats`` (``arr``), the reference of a fixed mode being full; stop
+        after a detection and return its index, else return -1."""
+        if not self._lazy:
+            self._enter_lazy()
+        n, m, k = self.window_size, self._m, len(floats)
+        win, hi = self._win, self._hi
+        counts: Callable[[int, list[int]], list[int]]
+        if self.mode == "fixed":
+            assert self._ranks is not None
+            held, need = len(win), n
+            if hi + k > self._ranks.shape[1]:
+                self._ranks[:, :held] = self._ranks[:, hi - held : hi]
+                hi = held
+            self._write_ranks(arr, hi)
+            counts = self._counts_ranks
+        else:
+            assert self._values is not None
+            held, need = len(self._ref) + len(win), m + n
+            if hi + k > len(self._values):
+                self._values[:held] = self._values[hi - held : hi]
+                hi = held
+            self._values[hi : hi + k] = arr
+            counts = self._counts_values
+        j = self._scan(k, max(0, need - held - 1), lambda js: counts(hi + 1, js))
+        used = k if j < 0 else j + 1
+        self._hi = hi + used
+        new = floats if j < 0 else floats[:used]
+        if self.mode == "sliding":
+            leaving = len(win) + used - n
+            if leaving > 0:  # what leaves the window enters the reference
+                self._ref.extend(islice(chain(win, new), leaving))
+        win.extend(new)
+        self._steady = self.mode == "fixed" and len(win) == n and not self.drift_detected
+        return j
+
+    def _scan(self, k: int, first: int, counts: Callable[[list[int]], list[int]]) -> int:
+        """Find the first detection among ``k`` observations, both samples full
+        from the ``first``; return its index, or -1.
+
+        ``counts(js)`` gives m*n*D after each observation j in ``js`` (a batch, one
+        vectorised computation). m*n*D moves by at most ``step`` per observation,
+        so exact values at a few grid points bound it everywhere between them;
+        observations where the bound reaches the critical count are computed
+        exactly. Only due observations (every ``stride``) can detect, as in
+        ``update``; its budget (observations that cannot reach the critical
+        count) is honoured and left sound.
+        """
+        if k <= first:
+            return -1
+        stride, critical, step = self.stride, self._critical, self._step
+        since = self._since_test
+        start = max(first, self._budget)  # before it nothing can detect
+        if start >= k:
+            self._since_test = (since + k - first) % stride
+            self._budget -= k
+            self._g_end = None
+            return -1
+        anchor = self._g_end if first == 0 else None  # m*n*D before the first
+        if anchor is None:
+            left, slack = start, critical - 1  # left is a grid point
+            points = [start]
+        else:
+            left, slack = -1, critical - 1 - anchor
+            points = []
+        span = k - 1 - left
+        if span > 0:
+            parts = min(span, -(-span * 2 * step // max(3 * slack, step)))  # ~1.5 slack/step
+            points += [left + (span * i) // parts for i in range(1, parts + 1)]
+        values = counts(points)
+        if anchor is None:
+            left_g, values = values[0], values[1:]
+            points = points[1:]
+            if (start - first + since) % stride == 0 and left_g >= critical:
+                return self._detected(start, first, since)
+        else:
+            left_g = anchor
+        for point, g in zip(points, values, strict=True):
+            # between left and point, only where neither end's bound clears it
+            lo = max(start, left + max(1, -((left_g - critical) // step)))
+            hi = point - max(1, -((g - critical) // step))
+            lo += (first - since - lo) % stride  # due
+            while lo <= hi:
+                batch = list(range(lo, min(hi + 1, lo + 16 * stride), stride))
+                for j, gj in zip(batch, counts(batch), strict=True):
+                    if gj >= critical:
+                        return self._detected(j, first, since)
+                lo = batch[-1] + stride
+            if g >= critical and point >= start and (point - first + since) % stride == 0:
+                return self._detected(point, first, since)
+            left, left_g = point, g
+        self._since_test = (since + k - first) % stride
+        self._budget = max(0, (critical - 1 - left_g) // step)
+        self._g_end = left_g
+        return -1
+
+    def _detected(self, j: int, first: int, since: int) -> int:
+        self.drift_detected = True
+        self._since_test = (since + j - first + 1) % self.stride
+        self._budget = 0
+        self._g_end = None
+        return j
+
+    def _enter_lazy(self) -> None:
+        """Put the held samples in the batch path's buffer; the sorted lists of the
+        per-event path go stale until ``_unlazy``."""
+        n, m = self.window_size, self._m
+        if self.mode == "fixed":
+            if self._ranks is None:
+                self._ranks = np.empty((2, n + _PIECE), dtype=self._int)
+                self._windows = sliding_window_view(self._ranks, n, axis=1).transpose(1, 0, 2)
+            held = len(self._win)
+            self._write_ranks(np.fromiter(self._win, dtype=np.float64, count=held), 0)
+        else:
+            if self._values is None:
+                self._values = np.empty(m + n + _PIECE, dtype=np.float64)
+            held = len(self._ref) + len(self._win)
+            self._values[:held] = np.fromiter(
+                chain(self._ref, self._win), dtype=np.float64, count=held
+            )
+            self._ref_sorted = []
+        self._win_sorted = []
+        self._hi = held
+        self._g_end = None
+        self._lazy = True
+
+    def _unlazy(self) -> None:
+        self._win_sorted = sorted(self._win)
+        if self.mode == "sliding":
+            self._ref_sorted = sorted(self._ref)
+            self._ref_arr = None
+        self._lazy = False
+        self._g_end = None
+
+    def _write_ranks(self, values: FloatArray, start: int) -> None:
+        """Columns ``start...`` of the rank buffer: c_R(< v) and c_R(<= v)."""
+        if not len(values):
+            return
+        assert self._ranks is not None
+        r, stop = self._ref_array(), start + len(values)
+        if self._ref_ends is None:
+            # padded with +inf; ends[i] = c_R(<= r[i]): c_R(<= v) without a second search
+            self._ref_ends = np.append(r, math.inf), np.append(r.searchsorted(r, "right"), len(r))
+        padded, ends = self._ref_ends
+        below = r.searchsorted(values, "left")
+        self._ranks[0, start:stop] = below
+        self._ranks[1, start:stop] = np.where(padded[below] == values, ends[below], below)
+
+    # -- the statistic -----------------------------------------------------
+    def _ref_array(self) -> FloatArray:
+        r = self._ref_arr
+        if r is None:
+            r = self._ref_arr = np.array(self._ref_sorted, dtype=np.float64)
+        return r
 
     def _count_statistic(self) -> int:
         """m*n*D for the current samples (both full)."""
-        r, n_le, n_lt = self._reference_arrays()
-        w = np.array(self._win_sorted, dtype=np.float64)
-        m = self._m
-        up = int((n_le - m * np.searchsorted(w, r, side="right")).max())
-        down = int((m * np.searchsorted(w, r, side="left") - n_lt).max())
-        return max(up, down, 0)
+        if self._lazy:
+            if self.mode == "fixed":
+                return self._counts_ranks(self._hi, [0])[0]
+            return self._count_values(self._hi)
+        return self._count_sorted(self._ref_array(), np.array(self._win_sorted, dtype=np.float64))
+
+    def _count_sorted(self, ref: FloatArray, win: FloatArray) -> int:
+        """m*n*D of a sorted reference and a sorted window."""
+        pair = np.empty((2, self.window_size), dtype=self._int)
+        pair[0] = ref.searchsorted(win, "left")
+        pair[1] = ref.searchsorted(win, "right")
+        return self._count_pair(pair)
+
+    def _count_values(self, end: int) -> int:
+        """m*n*D of the sliding samples that end before ``end`` in the value buffer."""
+        assert self._values is not None
+        n, m = self.window_size, self._m
+        ref, win = self._values[end - n - m : end - n], self._values[end - n : end]
+        return self._count_sorted(np.sort(ref), np.sort(win))
+
+    def _counts_ranks(self, offset: int, js: list[int]) -> list[int]:
+        """m*n*D of the windows that end before columns ``offset + j`` of the rank
+        buffer, for each j in ``js``, in one vectorised computation (as ``_count_pair``)."""
+        if not js:
+            return []
+        assert self._windows is not None
+        start = offset - self.window_size
+        pairs = self._windows[[start + j for j in js]]  # (len(js), 2, n)
+        pairs.sort(axis=2)
+        pairs *= self._scales
+        pairs += self._offsets
+        counts: list[int] = pairs.reshape(len(js), -1).max(axis=1).tolist()
+        return counts
+
+    def _counts_values(self, offset: int, js: list[int]) -> list[int]:
+        return [self._count_values(offset + j) for j in js]
+
+    def _count_pair(self, pair: IntArray) -> int:
+        """m*n*D from row 0 = c_R(< w_k) and row 1 = c_R(<= w_k), k = 0..n-1, of the
+        sorted window w_0 <= ... <= w_(n-1): the largest of n*c_R(< w_k) - m*k (the
+        reference's CDF above the window's just below w_k) and m*(k+1) - n*c_R(<= w_k)
+        (the window's above the reference's at w_k)."""
+        pair *= self._scales
+        pair += self._offsets
+        return int(pair.max())
 
     def _full(self) -> bool:
         return len(self._ref) == self._m and len(self._win) == self.window_size
@@ -325,8 +579,18 @@ class KSWindow(DriftDetector[float]):
         }
 
     def _get_state(self) -> dict[str, Any]:
+        reference: list[float] | None = None
+        if self.baseline is not None:
+            pass
+        elif self.mode == "fixed" and len(self._ref) == self._m:
+            # fixed until the next detection: listed once, copied (not shared) per snapshot
+            if self._ref_list is None:
+                self._ref_list = list(self._ref)
+            reference = self._ref_list.copy()
+        else:
+            reference = list(self._ref)
         return {
-            "reference": None if self.baseline is not None else list(self._ref),
+            "reference": reference,
             "window": list(self._win),
             "since_test": self._since_test,
             "drift_detected": self.drift_detected,
@@ -349,15 +613,27 @@ class KSWindow(DriftDetector[float]):
         if self.mode == "sliding" and ref and len(window) < self.window_size:
             raise ValueError("the reference fills only after the window")
         self.reset()
-        self._ref = deque(ref)
+        self._ref.extend(ref)
         self._ref_sorted = sorted(ref)
-        self._win = deque(window)
+        self._win.extend(window)
         self._win_sorted = sorted(window)
         self._since_test = since
         self.drift_detected = drift
         self._steady = (
             self.mode == "fixed" and len(ref) == self._m and len(window) == self.window_size
         ) and not drift
+
+
+def _float_array(values: Sequence[Any] | npt.NDArray[Any]) -> FloatArray | None:
+    """``values`` as float64, or None unless they are plainly numbers (bool, int,
+    float), whose conversion by numpy is exactly ``float``'s."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if arr.ndim != 1 or arr.dtype.kind not in "biuf":
+        return None
+    return arr.astype(np.float64, copy=False)
 
 
 def _check_int(value: Any, name: str) -> None:

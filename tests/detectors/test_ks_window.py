@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,3 +112,285 @@ class TestKSWindow:
         assert math.isnan(ks.statistic) and ks.p_value is None
         assert ks.threshold == ks.alpha
         assert KSWindow.threshold_increases_run_length is False
+
+
+# -- the batch path: update_many in pieces == update one by one ----------------
+
+
+@st.composite
+def ks_params(draw: st.DrawFn) -> dict[str, Any]:
+    """Small windows, every reference mode, strides up to 4."""
+    n, m = draw(st.integers(1, 20), label="n"), draw(st.integers(1, 25), label="m")
+    params: dict[str, Any] = {
+        "alpha": draw(st.sampled_from([0.3, 0.05, 0.01, 1e-3])),
+        "window_size": n,
+        "stride": draw(st.integers(1, 4)),
+    }
+    reference = draw(st.sampled_from(["first", "baseline", "sliding"]))
+    if reference == "baseline":
+        params["baseline"] = draw(st.lists(st.integers(-3, 3).map(float), min_size=m, max_size=m))
+    else:
+        params["reference_size"] = m
+        params["mode"] = "sliding" if reference == "sliding" else "fixed"
+    return params
+
+
+@st.composite
+def ks_stream(draw: st.DrawFn) -> list[float]:
+    """Ties, constant runs, a shift at a drawn point, plain floats, or a slow creep
+    that keeps the statistic near the critical value for long stretches."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="seed"))
+    length = draw(st.integers(0, 300), label="length")
+    kind = draw(st.sampled_from(["ties", "constant", "shift", "floats", "creep"]))
+    if kind == "ties":
+        values = rng.integers(-2, 3, length).astype(float)
+    elif kind == "constant":
+        values = np.full(length, draw(st.sampled_from([0.0, -1.5, 1e300])))
+    elif kind == "shift":  # by 2 sd, or far out (the statistic then climbs at its fastest)
+        cut = draw(st.integers(0, length), label="cut")
+        to = draw(st.sampled_from([2.0, 50.0]))
+        values = np.concatenate([rng.normal(0, 1, cut), rng.normal(to, 1, length - cut)]).round(1)
+    elif kind == "floats":
+        values = rng.normal(0, 1, length)
+    else:
+        values = rng.normal(0, 1, length) + np.cumsum(rng.normal(0, 0.05, length))
+    return values.tolist()  # type: ignore[no-any-return]
+
+
+def sequential(params: dict[str, Any], values: list[float]) -> tuple[list[int], KSWindow]:
+    ks = KSWindow(**params)
+    return [i for i, x in enumerate(values) if ks.update(x).drift_detected], ks
+
+
+def restored(ks: KSWindow) -> KSWindow:
+    return KSWindow.from_state(json.loads(json.dumps(ks.to_state())))
+
+
+class TestBatchPath:
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(params=ks_params(), values=ks_stream(), data=st.data())
+    def test_pieces_equal_one_by_one(
+        self, params: dict[str, Any], values: list[float], data: st.DataObject
+    ) -> None:
+        expected, whole = sequential(params, values)
+        ks, hits, i = KSWindow(**params), [], 0
+        while i < len(values):
+            size = data.draw(st.one_of(st.integers(0, 6), st.integers(0, 80)), label="piece")
+            piece = values[i : i + size]
+            how = data.draw(st.sampled_from(["many", "many", "array", "events", "snapshot"]))
+            if how == "events":  # the per-event path between batches
+                found = [j for j, x in enumerate(piece) if ks.update(x).drift_detected]
+            else:
+                if how == "snapshot":
+                    ks = restored(ks)
+                found = ks.update_many(np.array(piece) if how == "array" else piece)
+            hits += [i + j for j in found]
+            i += len(piece)
+            part = sequential(params, values[:i])[1]
+            assert ks.to_state() == part.to_state()
+            assert ks.drift_detected == part.drift_detected
+            if data.draw(st.booleans(), label="look"):
+                assert ks.statistic == part.statistic or math.isnan(part.statistic)
+                assert ks.p_value == part.p_value
+        assert hits == expected
+        assert ks.to_state() == whole.to_state()
+
+    @settings(max_examples=100, deadline=None, derandomize=True)
+    @given(params=ks_params(), values=ks_stream())
+    def test_one_call_equals_one_by_one(self, params: dict[str, Any], values: list[float]) -> None:
+        expected, whole = sequential(params, values)
+        ks = KSWindow(**params)
+        assert ks.update_many(values) == expected
+        assert ks.to_state() == whole.to_state()
+        # and the per-event path picks up where the batch path left off
+        more = values[::-1]
+        assert [i for i, x in enumerate(more) if ks.update(x).drift_detected] == [
+            i for i, x in enumerate(more) if whole.update(x).drift_detected
+        ]
+        assert ks.to_state() == whole.to_state()
+
+    @pytest.mark.parametrize("block", range(4))
+    def test_seeded_random_pieces(self, block: int) -> None:
+        """Many short seeded runs: jumps far out (the statistic climbs by its bound,
+        1/n, at every observation), creeps and ties, pieces mostly shorter than the
+        observations a test can skip, per-event updates and snapshots between them."""
+        for seed in range(block * 500, (block + 1) * 500):
+            rng = np.random.default_rng(seed)
+            n, m = int(rng.integers(1, 16)), int(rng.integers(1, 20))
+            params: dict[str, Any] = {
+                "alpha": float(rng.choice([0.3, 0.05, 0.01, 1e-3])),
+                "window_size": n,
+                "stride": int(rng.choice([1, 1, 2, 3])),
+                "mode": "sliding" if rng.random() < 0.25 else "fixed",
+            }
+            if params["mode"] == "fixed" and rng.random() < 0.25:
+                params["baseline"] = rng.normal(0, 1, m).round(1).tolist()
+            else:
+                params["reference_size"] = m
+            length, cut = int(rng.integers(20, 200)), int(rng.integers(0, 200))
+            kind = rng.integers(3)
+            if kind == 0:
+                values = np.where(np.arange(length) < cut, 0.0, 50.0) + rng.normal(0, 1, length)
+            elif kind == 1:
+                values = rng.normal(0, 1, length) + np.linspace(0, rng.uniform(0, 4), length)
+            else:
+                values = (rng.integers(0, 3, length) + (np.arange(length) >= cut)).astype(float)
+            stream = values.round(1).tolist()
+            expected, whole = sequential(params, stream)
+            ks, hits, i = KSWindow(**params), [], 0
+            while i < length:
+                size = int(rng.integers(0, 7) if rng.random() < 0.7 else rng.integers(0, 60))
+                piece = stream[i : i + size]
+                if rng.random() < 0.05:
+                    found = [j for j, x in enumerate(piece) if ks.update(x).drift_detected]
+                else:
+                    found = ks.update_many(piece)
+                hits += [i + j for j in found]
+                if rng.random() < 0.05:
+                    ks = restored(ks)
+                if rng.random() < 0.1:
+                    part = sequential(params, stream[: i + len(piece)])[1]
+                    assert ks.statistic == part.statistic or math.isnan(part.statistic)
+                i += len(piece)
+            assert hits == expected, (seed, params)
+            assert ks.to_state() == whole.to_state(), (seed, params)
+
+    @pytest.mark.parametrize("mode", ["fixed", "sliding"])
+    def test_long_epochs(self, mode: str) -> None:
+        """Thousands of observations between detections, in short pieces: the batch
+        buffers wrap with the window straddling the wrap."""
+        rng = np.random.default_rng(5)
+        values = np.concatenate([rng.normal(0, 1, 9000), rng.normal(3, 1, 500)]).round(2)
+        params: dict[str, Any] = {"alpha": 1e-4, "window_size": 20, "reference_size": 30}
+        params["mode"] = mode
+        expected, whole = sequential(params, values.tolist())
+        assert expected and expected[0] > 9000
+        ks, lockstep, hits, i = KSWindow(**params), KSWindow(**params), [], 0
+        while i < len(values):
+            size = int(rng.integers(0, 25))
+            hits += [i + j for j in ks.update_many(values[i : i + size])]
+            sequential_hits = [x for x in values[i : i + size] if lockstep.update(x).drift_detected]
+            assert ks.statistic == lockstep.statistic or sequential_hits or not lockstep._full()
+            i += size
+        assert hits == expected
+        assert ks.to_state() == whole.to_state()
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    @pytest.mark.parametrize("piece", [1, 7, 40, 125, 170, 5000])
+    def test_sidecar_setting(self, seed: int, piece: int) -> None:
+        """The default monitor set's KSWindow on slowly drifting data, whose statistic
+        creeps up to the critical value, and on abrupt changes."""
+        rng = np.random.default_rng(seed)
+        creep = rng.normal(0, 1, 6000) + np.linspace(0, 1.5, 6000)
+        jumps = np.repeat(rng.normal(0, 2, 6), 1500) + rng.normal(0, 1, 9000)
+        values = np.concatenate([creep, jumps]).round(2).tolist()  # some ties
+        params: dict[str, Any] = {"window_size": 200, "reference_size": 1000, "alpha": 1e-6}
+        expected, whole = sequential(params, values)
+        assert len(expected) >= 3
+        ks, hits = KSWindow(**params), []
+        for i in range(0, len(values), piece):
+            hits += [i + j for j in ks.update_many(values[i : i + piece])]
+        assert hits == expected
+        assert ks.to_state() == whole.to_state()
+        assert ks.statistic == whole.statistic
+
+    @pytest.mark.filterwarnings("ignore:ks_2samp:RuntimeWarning")
+    @settings(max_examples=40, deadline=None, derandomize=True)
+    @given(reference=small_values, window=small_values)
+    def test_statistic_after_a_batch_is_exact(
+        self, reference: list[float], window: list[float]
+    ) -> None:
+        ks = KSWindow(alpha=1e-9, window_size=len(window), reference_size=len(reference))
+        ks.update_many(reference + window)
+        assert ks.statistic == pytest.approx(stats.ks_2samp(reference, window).statistic, abs=1e-12)
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+    @pytest.mark.parametrize("mode", ["fixed", "sliding"])
+    def test_non_finite_value_mid_batch(self, bad: float, mode: str) -> None:
+        """What precedes it is consumed, as one by one; then ValueError."""
+        values = np.random.default_rng(0).normal(0, 1, 60).tolist()
+        params: dict[str, Any] = {"alpha": 0.05, "window_size": 5, "reference_size": 8}
+        params["mode"] = mode
+        ks = KSWindow(**params)
+        with pytest.raises(ValueError, match="finite"):
+            ks.update_many([*values[:40], bad, *values[40:]])
+        assert ks.to_state() == sequential(params, values[:40])[1].to_state()
+
+    def test_sum_overflow_is_not_a_non_finite_value(self) -> None:
+        values = [1e308, 1e308, -1e308, 5.0] * 10
+        params: dict[str, Any] = {"alpha": 0.05, "window_size": 4, "reference_size": 6}
+        expected, whole = sequential(params, values)
+        ks = KSWindow(**params)
+        assert ks.update_many(values) == expected
+        assert ks.to_state() == whole.to_state()
+
+    @pytest.mark.parametrize(
+        "values",
+        [
+            [1, 2, 3, True, 2**63, -(2**62)] * 6,  # ints and bools: float() of each
+            np.arange(30, dtype=np.float32) / 7,
+            [Decimal("0.1"), "2.5", 3] * 10,  # not plainly numeric: one by one
+            (x / 3 for x in range(30)),  # an iterator
+        ],
+    )
+    def test_other_inputs_as_update_takes_them(self, values: Any) -> None:
+        values = list(values)
+        params: dict[str, Any] = {"alpha": 0.2, "window_size": 4, "reference_size": 5}
+        expected, whole = sequential(params, values)
+        ks = KSWindow(**params)
+        assert ks.update_many(iter(values)) == expected
+        state = ks.to_state()
+        assert state == whole.to_state()
+        assert all(type(x) is float for x in state["state"]["window"] + state["state"]["reference"])
+
+    def test_refuses_what_update_refuses(self) -> None:
+        ks = KSWindow(window_size=3, reference_size=3)
+        with pytest.raises((TypeError, ValueError)):
+            ks.update_many([1.0, 2.0, None])  # type: ignore[list-item]
+        assert ks.to_state() == sequential(ks._get_params(), [1.0, 2.0])[1].to_state()
+
+
+class TestSnapshots:
+    def test_the_fixed_reference_is_not_shared_between_snapshots(self) -> None:
+        ks = KSWindow(window_size=4, reference_size=6)
+        ks.update_many(range(12))
+        first = ks.to_state()
+        first["state"]["reference"].append(99.0)
+        first["state"]["reference"][0] = -1.0
+        assert ks.to_state()["state"]["reference"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+    def test_reference_follows_a_detection(self) -> None:
+        ks = KSWindow(alpha=0.01, window_size=5, reference_size=6)
+        values = [0.0] * 6 + [9.0] * 5 + [float(i) for i in range(6)]
+        assert ks.update_many(values) == [10]
+        assert ks.to_state()["state"]["reference"] == [float(i) for i in range(6)]
+
+    def test_a_snapshot_of_the_earlier_code_restores(self) -> None:
+        """Written by the per-event implementation before update_many had its own
+        path; the format is unchanged."""
+        snapshot = {
+            "detector": "ks_window",
+            "version": 1,
+            "params": {
+                "alpha": 0.05,
+                "window_size": 3,
+                "reference_size": 4,
+                "mode": "fixed",
+                "baseline": None,
+                "stride": 2,
+            },
+            "state": {
+                "reference": [0.5, -1.0, 2.0, 0.0],
+                "window": [1.0, 0.25, -0.5],
+                "since_test": 1,
+                "drift_detected": False,
+            },
+        }
+        ks = KSWindow.from_state(snapshot)
+        assert ks.to_state() == snapshot
+        again = KSWindow.from_state(snapshot)
+        values = [0.1, 5.0, 6.0, 7.0, 0.3, -0.2, 8.0, 9.0, 9.5, 10.0]
+        assert ks.update_many(values) == [
+            i for i, x in enumerate(values) if again.update(x).drift_detected
+        ]
+        assert ks.to_state() == again.to_state()

@@ -1,0 +1,157 @@
+"""KSWindow as the sidecar runs it: the default monitor set's setting (window 200,
+reference the first 1,000 observations, alpha 1e-6, stride 1), fed through
+``update_many`` in chunks of 125 values (a typical poll batch per detector), with a
+``to_state()`` + ``orjson.dumps`` per batch as the engine's snapshot and changelog
+take it.
+
+Run: ``python -m benchmarks.ks_hotpath [--quick]``; ``python -m benchmarks.detectors``
+prints the same table after its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+import orjson
+
+from benchmarks.harness import machine_info, markdown_table, median_seconds
+from detectors import KSWindow
+
+__all__ = ["CHUNK", "HEADERS", "SIDECAR", "rows", "table"]
+
+SIDECAR: dict[str, Any] = {"window_size": 200, "reference_size": 1000, "alpha": 1e-6}
+"""The default monitor set's KSWindow parameters (pipeline/config.py)."""
+
+CHUNK = 125
+"""Values per ``update_many`` call: a typical poll batch for one detector."""
+
+HEADERS = [
+    "KSWindow setting",
+    "stream",
+    "detections",
+    "ns/update",
+    f"ns/obs update_many (chunks of {CHUNK})",
+    "ns/obs update_many (one call)",
+    "µs to_state",
+    "µs to_state + orjson.dumps",
+    "KiB dumped",
+]
+
+
+def stationary(n: int, seed: int = 0) -> np.ndarray:
+    """N(0, 1) noise: the common case, no drift."""
+    return np.random.default_rng(seed).normal(0.0, 1.0, n)
+
+
+def steps(n: int, seed: int = 0) -> np.ndarray:
+    """N(0, 0.25^2) noise whose mean steps by 1 every 20,000 values (as
+    ``benchmarks.detectors.numeric_stream``): detections, then refills."""
+    rng = np.random.default_rng(seed)
+    return (np.arange(n) // 20_000 % 2).astype(np.float64) + rng.normal(0.0, 0.25, n)
+
+
+def _chunks(values: list[float]) -> list[list[float]]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+def _per_event(detector: KSWindow, values: list[float]) -> None:
+    update = detector.update
+    for x in values:
+        update(x)
+
+
+def _chunked(detector: KSWindow, chunks: list[list[float]]) -> None:
+    for chunk in chunks:
+        detector.update_many(chunk)
+
+
+def _snapshot_cost(
+    make: Callable[[], KSWindow], chunks: list[list[float]], repeats: int
+) -> tuple[float, float, float]:
+    """Median (over repeats) mean µs of ``to_state()`` alone (after even chunks) and
+    of ``to_state()`` + ``orjson.dumps`` (after odd chunks), and the mean KiB dumped."""
+    plain, dumped, sizes = [], [], []
+    clock = time.process_time_ns
+    for _ in range(repeats):
+        detector = make()
+        t_plain = t_dumped = size = 0
+        for i, chunk in enumerate(chunks):
+            detector.update_many(chunk)
+            started = clock()
+            if i % 2:
+                size += len(orjson.dumps(detector.to_state()))
+                t_dumped += clock() - started
+            else:
+                detector.to_state()
+                t_plain += clock() - started
+        half = max(1, len(chunks) // 2)
+        plain.append(t_plain / half / 1e3)
+        dumped.append(t_dumped / half / 1e3)
+        sizes.append(size / half / 1024)
+    return statistics.median(plain), statistics.median(dumped), statistics.median(sizes)
+
+
+def rows(n: int, repeats: int) -> list[list[object]]:
+    out: list[list[object]] = []
+    settings: Sequence[tuple[str, dict[str, Any]]] = [
+        ("sidecar: 200/1000 first-N, alpha 1e-6", SIDECAR),
+    ]
+    streams = [("stationary N(0,1)", stationary), ("mean steps", steps)]
+    for label, params in settings:
+        for stream_label, stream in streams:
+
+            def make(params: dict[str, Any] = params) -> KSWindow:
+                return KSWindow(**params)
+
+            values = stream(n).tolist()
+            chunks = _chunks(values)
+            detections = len(make().update_many(values))
+            event = median_seconds(partial(_per_event, values=values), make, repeats)
+            chunked = median_seconds(partial(_chunked, chunks=chunks), make, repeats)
+            whole = median_seconds(partial(KSWindow.update_many, values=values), make, repeats)
+            plain, dumped, kib = _snapshot_cost(make, chunks, repeats)
+            out.append(
+                [
+                    label,
+                    stream_label,
+                    detections,
+                    f"{event / n * 1e9:,.0f}",
+                    f"{chunked / n * 1e9:,.0f}",
+                    f"{whole / n * 1e9:,.0f}",
+                    f"{plain:,.1f}",
+                    f"{dumped:,.1f}",
+                    f"{kib:,.1f}",
+                ]
+            )
+    return out
+
+
+def table(n: int, repeats: int) -> str:
+    title = (
+        f"## KSWindow in the sidecar hot path (median CPU time of {repeats} repeats, "
+        f"{n} observations)\n\n"
+    )
+    return title + markdown_table(HEADERS, rows(n, repeats))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer events and repeats")
+    parser.add_argument("--events", type=int, default=None, help="observations per run")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args(argv)
+    n = args.events or (20_000 if args.quick else 100_000)
+    repeats = args.repeats or (3 if args.quick else 5)
+    print(", ".join(f"{k}: {v}" for k, v in machine_info().items()) + "\n")
+    print(table(n, repeats))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
