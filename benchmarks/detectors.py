@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import detectors
+from benchmarks import ks_hotpath
 from benchmarks.harness import machine_info, markdown_table, median_seconds
 from detectors.adwin import NATIVE, PythonADWIN
 
@@ -315,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(bench(entry, n // 10 if small else n, repeats))
         print(f"  measured {entry.label}", file=sys.stderr, flush=True)
     print(markdown_table(HEADERS, rows))
+    if not args.only or any(o.startswith("ks") for o in args.only):
+        # KSWindow as the sidecar runs it: chunks of 125, a snapshot per chunk
+        print("\n" + ks_hotpath.table(n, repeats))
     return 0
 
 

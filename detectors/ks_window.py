@@ -85,14 +85,26 @@ class KSWindow(DriftDetector[float]):
 
     Notes
     -----
-    Memory: O(``reference_size`` + ``window_size``) floats. Both samples are kept
-    sorted, updated by insertion and removal; a test evaluates
-    :math:`mn\,D = \max_r \max(n\,c_R(\le r) - m\,c_W(\le r),\ m\,c_W(< r) - n\,c_R(< r))`
-    over the reference values r with a few vectorised binary searches. Between
-    tests :math:`mn\,D` moves by at most m (fixed) or m + n (sliding) per
-    observation, so after a test far below the critical value the next tests that
-    cannot reach it are skipped; ``statistic`` and ``p_value`` are computed on
-    demand for the current samples (NaN / None until both are full).
+    Memory: O(``reference_size`` + ``window_size``) floats, plus ``update_many``'s
+    buffer of at most 1,024 observations (ranks or values) beyond them.
+
+    With the window sorted, :math:`w_0 \le \dots \le w_{n-1}`, a test evaluates
+    :math:`mn\,D = \max_k \max(n\,c_R(< w_k) - m\,k,\ m\,(k+1) - n\,c_R(\le w_k))`,
+    c_R counting reference values, with two vectorised binary searches of the window
+    in the sorted reference. Between tests :math:`mn\,D` moves by at most m (fixed)
+    or m + n (sliding) per observation, so after a test far below the critical
+    value the next tests that cannot reach it are skipped.
+
+    ``update`` keeps both samples sorted, by insertion and removal. ``update_many``
+    (same detections, same state) appends whole pieces instead: against a fixed
+    reference each value's two counts are found once, when it arrives, and the
+    statistic of any window is then a sort of its 2n counts; it evaluates the
+    statistic exactly at a few observations of a piece at once (one vectorised
+    sort), the bound above clears every observation whose distance to them leaves
+    the critical value out of reach from both sides, and only the due observations
+    where it could be reached are tested exactly, so the first detection is the one
+    ``update`` finds. ``statistic`` and ``p_value`` are computed on demand for the
+    current samples (NaN / None until both are full).
 
     Examples
     --------
@@ -307,8 +319,9 @@ class KSWindow(DriftDetector[float]):
         """Consume ``values`` in order; return the indices of the detections.
 
         Equal to ``update`` on each value in turn (same detections, same state),
-        in pieces: the window's values are appended in bulk and the test runs only
-        at the observations where ``update`` would run it (see the class notes).
+        in pieces (see the class notes): values are appended in bulk, and only the
+        due observations where the statistic could reach the critical value are
+        tested exactly.
         """
         seq = values if isinstance(values, (list, tuple, np.ndarray)) else list(values)
         arr = _float_array(seq)
