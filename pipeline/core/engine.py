@@ -256,20 +256,49 @@ _EMPTY: Final[dict[str, Any]] = {}
 
 @dataclass(slots=True)
 class _Queue:
-    """The values routed to one detector during a batch, in event order."""
+    """The values routed to one detector during a batch: those queued one by one
+    here, and column ``j`` of each route it is in."""
 
     state: KeyState
     values: list[Any] = field(default_factory=list)
     refs: list[int] = field(default_factory=list)
     contexts: dict[int, dict[str, Any]] | None = None
-    """Position -> extra evidence (label join, training run) of that value."""
+    """Reference -> extra evidence (label join, training run) of that value."""
+    routes: list[tuple[_Route, int]] = field(default_factory=list)
+
+    def column(self) -> tuple[list[Any], list[int]]:
+        """All the values, in event order, and their references."""
+        parts = [(self.values, self.refs)] if self.values else []
+        for route, j in self.routes:
+            if route.refs:
+                parts.append(([row[j] for row in route.rows], [r + j for r in route.refs]))
+        if len(parts) == 1:
+            return parts[0]
+        merged = sorted(
+            (
+                (ref, value)
+                for values, refs in parts
+                for value, ref in zip(values, refs, strict=True)
+            ),
+            key=lambda item: item[0],
+        )
+        return [value for _, value in merged], [ref for ref, _ in merged]
+
+    def push(self, value: Any, ref: int, context: dict[str, Any] | None) -> None:
+        self.values.append(value)
+        self.refs.append(ref)
+        if context is not None:
+            if self.contexts is None:
+                self.contexts = {}
+            self.contexts[ref] = context
 
     def locate(
-        self, position: int, ats: list[int], origins: list[Origin]
+        self, position: int, refs: list[int], ats: list[int], origins: list[Origin]
     ) -> tuple[int, Origin, dict[str, Any] | None]:
         """Event time, origin and extra evidence of the value at ``position``."""
-        i = self.refs[position] >> _SLOT_BITS
-        context = None if self.contexts is None else self.contexts.get(position)
+        ref = refs[position]
+        i = ref >> _SLOT_BITS
+        context = None if self.contexts is None else self.contexts.get(ref)
         return ats[i], origins[i], context
 
 
@@ -277,20 +306,26 @@ class _Route:
     """The detectors that one shape of event reaches in a partition (same model,
     version, variant, segments and present values), resolved once per batch.
 
-    Touching a route costs one append per detector; the bookkeeping a touch implies
-    (each key's touch counter, last-seen time, place in the LRU order) is deferred
-    and applied by ``Engine._settle`` before anything reads it, with exactly the
-    values one-at-a-time processing would have left.
+    Touching a route appends the event's values as one row (a detector's values
+    are a column of the rows, see ``_Queue.column``); the bookkeeping a touch
+    implies (each key's touch counter, last-seen time, place in the LRU order) is
+    deferred and applied by ``Engine._settle`` before anything reads it, with
+    exactly the values one-at-a-time processing would have left.
     """
 
-    __slots__ = ("base", "last_at", "part", "queues")
+    __slots__ = ("base", "last_at", "part", "queues", "refs", "rows")
 
     def __init__(self, part: Partition, queues: list[_Queue]) -> None:
         self.part = part
         self.queues = queues
+        self.rows: list[list[Any]] = []
+        self.refs: list[int] = []
+        """Per row: ``event index << _SLOT_BITS | slot`` of its first value."""
         self.base = -1
         """The partition's touch counter before the latest deferred touch (-1: none)."""
         self.last_at = _NEVER
+        for j, queue in enumerate(queues):
+            queue.routes.append((self, j))
 
 
 class Engine:
@@ -381,11 +416,12 @@ class Engine:
         found: dict[int, list[tuple[int, Finding | Checkpoint]]] = {}
         mismatches: dict[str, int] = {}
         for queue in queues:
-            where = functools.partial(queue.locate, ats=ats, origins=origins)
+            values, refs = queue.column()
+            where = functools.partial(queue.locate, refs=refs, ats=ats, origins=origins)
             for position, finding in feed_column(
-                queue.state, queue.values, where, mismatches, self.observer
+                queue.state, values, where, mismatches, self.observer
             ):
-                ref = queue.refs[position]
+                ref = refs[position]
                 found.setdefault(ref >> _SLOT_BITS, []).append(
                     (ref & ((1 << _SLOT_BITS) - 1), finding)
                 )
@@ -829,35 +865,33 @@ class Engine:
         route = self._routes.get(shape)
         if route is None:  # first of its shape: watch by watch, then remember the route
             built: list[_Queue] = []
-            cacheable = True
+            taken: list[Any] = []
             present = iter(values)
             for n, watch in enumerate(watches):
                 if absent is not None and absent[n]:
                     continue
-                queue = self._enqueue(
-                    part, model, plan, watch, watch.signal, next(present), scope, at, None, work, i
-                )
-                if queue is None:  # refused (caps): counted per event, so never cached
-                    cacheable = False
-                else:
+                value = next(present)
+                queue = self._touch(part, model, plan, watch, watch.signal, scope, at)
+                if queue is not None:
                     built.append(queue)
-            if cacheable:
-                self._routes[shape] = _Route(part, built)
-            return
-        queues = route.queues
-        if not queues:
-            return
-        if route.base < 0:
-            self._deferred.append(route)
-        route.base = part.seq
-        part.seq += len(queues)
-        if at > route.last_at:
-            route.last_at = at
-        ref = (i << _SLOT_BITS) + work.slots
-        for slot, (queue, value) in enumerate(zip(queues, values, strict=True)):
-            queue.values.append(value)
-            queue.refs.append(ref + slot)
-        work.slots += len(queues)
+                    taken.append(value)
+            if len(built) < len(values):  # refused (caps): counted per event, never cached
+                for queue, value in zip(built, taken, strict=True):
+                    queue.push(value, (i << _SLOT_BITS) + work.next_slot(), None)
+                return
+            route = self._routes[shape] = _Route(part, built)
+        else:
+            if not route.queues:
+                return
+            if route.base < 0:
+                self._deferred.append(route)
+            route.base = part.seq
+            part.seq += len(route.queues)
+            if at > route.last_at:
+                route.last_at = at
+        route.rows.append(values)
+        route.refs.append((i << _SLOT_BITS) + work.slots)
+        work.slots += len(values)
 
     def _enqueue(
         self,
@@ -872,9 +906,24 @@ class Engine:
         context: dict[str, Any] | None,
         work: _Work,
         i: int,
+    ) -> None:
+        """Queue one value for its detector (unless no detector takes it)."""
+        queue = self._touch(part, model, plan, watch, signal, scope, at)
+        if queue is not None:
+            queue.push(value, (i << _SLOT_BITS) + work.next_slot(), context)
+
+    def _touch(
+        self,
+        part: Partition,
+        model: ModelState,
+        plan: ModelPlan,
+        watch: Watch,
+        signal: str,
+        scope: tuple[str, str, dict[str, Any] | None],
+        at: int,
     ) -> _Queue | None:
-        """Queue one value for its detector, creating the key if need be (None: no
-        detector takes it)."""
+        """Find (or create) the key ``signal`` of ``watch`` reaches and record the
+        touch now; its queue, or None when no detector takes the value (caps)."""
         if watch.wildcard and (signal, watch.id) in plan.exact:
             return None  # an explicit monitor of the same id covers this signal
         version, variant, features = scope
@@ -899,12 +948,6 @@ class Engine:
         queue = self._queues.get(id(state))
         if queue is None:
             queue = self._queues[id(state)] = _Queue(state)
-        if context is not None:
-            if queue.contexts is None:
-                queue.contexts = {}
-            queue.contexts[len(queue.values)] = context
-        queue.values.append(value)
-        queue.refs.append((i << _SLOT_BITS) + work.next_slot())
         return queue
 
     def _create(
