@@ -227,10 +227,14 @@ class RuntimeSettings(_Strict):
     """exactly_once: outputs, state and offsets in one Kafka transaction per batch.
     at_least_once: flush outputs, then state, then commit offsets (duplicates
     after a crash carry the same ids)."""
-    max_batch_events: int = Field(500, ge=1, le=100_000)
-    """Events per batch (= per transaction)."""
+    max_batch_events: int = Field(2000, ge=1, le=100_000)
+    """Events per batch (= per transaction). Each batch costs a few broker round trips
+    and rewrites the snapshots of the detectors it touched, whatever its size: larger
+    batches raise throughput under backlog (benchmarks/e2e.py: 500 -> 2000 gave ~20 %)
+    at the price of alert latency while catching up."""
     max_batch_ms: int = Field(100, ge=0, le=60_000)
-    """Milliseconds a batch may wait to fill up before it is processed and committed."""
+    """Milliseconds a batch may wait to fill up before it is processed and committed
+    (a batch at least half full goes as soon as nothing more is fetched)."""
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     max_event_bytes: int = Field(1_048_576, ge=256)
     fail_fast: bool = False

@@ -266,10 +266,18 @@ class Sidecar:
         batch: list[Record] = []
         deadline = time.monotonic() + rt.max_batch_ms / 1000
         while len(batch) < rt.max_batch_events and not self.stop.is_set():
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            timeout = (
-                rt.poll_timeout_ms if not batch else max(0, min(rt.poll_timeout_ms, remaining_ms))
-            )
+            # A batch closes when full, after max_batch_ms, or, once half full, when
+            # the client has nothing more fetched: waiting to fill it would stall on a
+            # fetch round trip each time a partition's buffer runs dry, while a poll
+            # that returns at once sends that fetch, and the response arrives during
+            # the batch's processing. (Small batches do wait: every batch rewrites the
+            # snapshots of the detectors it touched.)
+            if not batch:
+                timeout = rt.poll_timeout_ms
+            elif 2 * len(batch) >= rt.max_batch_events:
+                timeout = 0
+            else:
+                timeout = max(0, min(rt.poll_timeout_ms, int((deadline - time.monotonic()) * 1000)))
             polled = self.source.poll(rt.max_batch_events - len(batch), timeout)
             self._apply_rebalance()
             # Records of partitions revoked or lost meanwhile are not ours to process.
