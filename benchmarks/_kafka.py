@@ -18,6 +18,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
+from pipeline.io.kafka import produce_all
+
 __all__ = [
     "AlertCollector",
     "GroupProgress",
@@ -118,18 +120,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 # --------------------------------------------------------------------- producing
 def produce(bootstrap: str, topic: str, items: Iterable[tuple[str, bytes]]) -> int:
     """Bulk-produce keyed values (key = model_id), wait for every ack."""
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024
-    )
-    count = 0
-    try:
-        for key, value in items:
-            producer.send(topic, key=key.encode(), value=value)
-            count += 1
-        producer.flush()
-    finally:
-        producer.close()
-    return count
+    return produce_all(bootstrap, topic, items)
 
 
 def _stamp(stamps: dict[tuple[int, int], int], metadata: Any) -> None:

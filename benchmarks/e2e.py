@@ -80,6 +80,7 @@ from benchmarks._kafka import (
     vm_hwm_kib,
 )
 from benchmarks.harness import machine_info, markdown_table
+from pipeline.config import TopicSettings
 from pipeline.generate import (
     CATEGORICAL,
     CLASSES,
@@ -208,16 +209,7 @@ def workload(backlog: int, paced: int, seed: int) -> list[tuple[str, bytes]]:
 
 
 def topic_names(prefix: str) -> dict[str, str]:
-    return {
-        "predictions": f"{prefix}.predictions",
-        "features": f"{prefix}.features",
-        "labels": f"{prefix}.labels",
-        "training": f"{prefix}.training",
-        "alerts": f"{prefix}.alerts",
-        "rollback_commands": f"{prefix}.rollback-commands",
-        "dlq": f"{prefix}.dlq",
-        "state": f"{prefix}.state",
-    }
+    return TopicSettings.prefixed(prefix)
 
 
 def sidecar_config(variant: Variant, prefix: str, bootstrap: str) -> dict[str, Any]:

@@ -212,6 +212,15 @@ class TopicSettings(_Strict):
     dlq: str = "driftline.dlq"
     state: str = "driftline.state"
 
+    @classmethod
+    def prefixed(cls, prefix: str) -> dict[str, str]:
+        """Every topic under its default name with ``prefix`` for ``driftline``: the
+        per-run topics of tests, benchmarks and measurements."""
+        return {
+            name: f"{prefix}.{default.removeprefix('driftline.')}"
+            for name, default in cls().model_dump().items()
+        }
+
     def inputs(self) -> dict[str, str]:
         """Input topic -> event kind."""
         return {

@@ -26,6 +26,7 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from pipeline.config import TopicSettings
 from pipeline.generate import DriftSpec, GeneratorConfig, generate
 from pipeline.io.kafka import ensure_topics, produce_all
 
@@ -86,16 +87,7 @@ def main() -> int:
         },
         "classes": ["approve", "review", "decline"],
     }
-    topics = {
-        "predictions": topic,
-        "features": f"{prefix}.features",
-        "labels": f"{prefix}.labels",
-        "training": f"{prefix}.training",
-        "alerts": f"{prefix}.alerts",
-        "rollback_commands": f"{prefix}.rollback-commands",
-        "dlq": f"{prefix}.dlq",
-        "state": f"{prefix}.state",
-    }
+    topics = {**TopicSettings.prefixed(prefix), "predictions": topic}
     config = {
         "kafka": {"bootstrap_servers": args.bootstrap_servers, "group_id": prefix},
         "topics": topics,

@@ -376,11 +376,13 @@ def partitions_of(
         consumer.close()
 
 
-def produce_all(bootstrap_servers: str, topic: str, records: Iterable[tuple[str, bytes]]) -> int:
-    """Produce ``(key, value)`` pairs to ``topic``, wait for every ack, return the count."""
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20, batch_size=256 * 1024
-    )
+def produce_all(
+    bootstrap_servers: str, topic: str, records: Iterable[tuple[str, bytes]], **options: Any
+) -> int:
+    """Produce ``(key, value)`` pairs to ``topic``, wait for every ack, return the count.
+    ``options`` override the producer's settings (e.g. ``max_request_size``)."""
+    settings: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024}
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **(settings | options))
     count = 0
     try:
         for key, value in records:

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, TopicSettings, load_settings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Record
+from pipeline.io.kafka import produce_all
 from pipeline.runtime.sidecar import STALL_EXIT_CODE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,16 +72,7 @@ def deploy(
 ) -> Deployment:
     """Create uniquely named topics and write a sidecar config for them."""
     prefix = f"it-{uuid.uuid4().hex[:10]}"
-    topics = {
-        "predictions": f"{prefix}.predictions",
-        "features": f"{prefix}.features",
-        "labels": f"{prefix}.labels",
-        "training": f"{prefix}.training",
-        "alerts": f"{prefix}.alerts",
-        "rollback_commands": f"{prefix}.rollback-commands",
-        "dlq": f"{prefix}.dlq",
-        "state": f"{prefix}.state",
-    }
+    topics = TopicSettings.prefixed(prefix)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics(
@@ -176,19 +168,9 @@ class SidecarProcess:
 
 
 def produce(bootstrap: str, topic: str, items: Iterable[tuple[str, bytes]]) -> int:
-    """Produce keyed values (key = model_id, so a model stays on one partition)."""
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_request_size=4 << 20
-    )
-    count = 0
-    try:
-        for key, value in items:
-            producer.send(topic, key=key.encode(), value=value)
-            count += 1
-        producer.flush()
-    finally:
-        producer.close()
-    return count
+    """Produce keyed values (key = model_id, so a model stays on one partition); the
+    bad-input corpus holds 1 MB messages."""
+    return produce_all(bootstrap, topic, items, linger_ms=10, max_request_size=4 << 20)
 
 
 def read_topic(bootstrap: str, topic: str, *, committed_only: bool = True) -> list[Any]:

@@ -262,3 +262,15 @@ class TestMonitorConfig:
         with pytest.raises(ConfigError) as info:
             parse_settings(data, environ={})
         assert names.split(": ")[0] in str(info.value)
+
+
+def test_prefixed_topics_follow_the_default_names() -> None:
+    from pipeline.config import TopicSettings
+
+    topics = TopicSettings.prefixed("run-1")
+    assert topics == {
+        name: default.replace("driftline.", "run-1.", 1)
+        for name, default in TopicSettings().model_dump().items()
+    }
+    assert topics["rollback_commands"] == "run-1.rollback-commands"
+    assert TopicSettings(**topics).inputs()["run-1.predictions"] == "prediction"
