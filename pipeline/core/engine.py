@@ -10,7 +10,7 @@ A. **Routing**, event by event, in order: advance the partition's event-time
    values are queued per detector; nothing here depends on what a detector says.
 B. **Detection**, detector by detector: each one consumes its queued values in
    order — column-wise through ``update_many`` when that is provably equivalent
-   (see :func:`pipeline.core.monitor.apply_updates`).
+   (see :func:`pipeline.core.monitor.feed_column`).
 C. **Policy**, event by event, in order: findings go through the alert chain, then
    the rollback rules; stable checkpoints enter the registry at their place in the
    stream, so a rollback sees the registry as of its own event.
@@ -555,7 +555,7 @@ class Engine:
             self._watch(
                 plan.feature, plan.feature_slots, "f", event,
                 (event.model_version, "production", event.features),
-                part, model, plan, at, origin, work, i,
+                part, model, plan, at, work, i,
             )  # fmt: skip
         elif isinstance(event, LabelEvent):
             self._label(event, origin, at, plan, part, model, work, i)
@@ -587,7 +587,7 @@ class Engine:
         scope = (event.model_version, event.variant, event.features)
         self._watch(
             plan.prediction, plan.prediction_slots, "p", event, scope,
-            part, model, plan, at, origin, work, i,
+            part, model, plan, at, work, i,
         )  # fmt: skip
         if plan.needs_join and event.request_id is not None:
             features = event.features or {}
@@ -839,7 +839,6 @@ class Engine:
         model: ModelState,
         plan: ModelPlan,
         at: int,
-        origin: Origin,
         work: _Work,
         i: int,
     ) -> None:

@@ -35,14 +35,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JoinBuffer", "JoinEntry", "Joined", "error_of", "join_state_key", "page_state_key"]
+__all__ = ["JoinBuffer", "JoinEntry", "Joined", "error_of", "page_state_key"]
 
 COUNTERS = ("joined", "late", "orphan", "unlabeled", "evicted", "duplicate_labels")
-
-
-def join_state_key(model_id: str, request_id: str) -> str:
-    """The key of a single request's entry (the layout before pages; restore only)."""
-    return "join:" + orjson.dumps([model_id, request_id]).decode()
 
 
 def page_state_key(model_id: str, page: int) -> str:

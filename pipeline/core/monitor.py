@@ -3,7 +3,7 @@
 :class:`ModelPlan` compiles a model's monitor specs once: which monitors look at
 which event kind, and how a key maps back to its spec. :class:`KeyState` is one
 live detector with the bookkeeping an alert needs about its current window.
-:func:`apply_updates` feeds the values routed to one detector during a batch —
+:func:`feed_column` feeds the values routed to one detector during a batch —
 column-wise through ``update_many`` when that is provably the same as feeding them
 one by one, else one by one — and returns the findings at the positions where the
 detector fired.
@@ -38,7 +38,6 @@ __all__ = [
     "Slots",
     "Update",
     "Watch",
-    "apply_updates",
     "feed_column",
     "segment_label",
 ]
@@ -147,10 +146,9 @@ class Slots:
     event's values are one list and the detectors they reach are known from the
     route (model, version, variant, segments, which values are present) alone."""
 
-    __slots__ = ("reads", "segment_names", "watches")
+    __slots__ = ("reads", "segment_names")
 
     def __init__(self, watches: Sequence[Watch]) -> None:
-        self.watches = tuple(watches)
         self.reads = tuple(
             (True, w.signal.removeprefix("feature:"))
             if w.signal.startswith("feature:")
@@ -520,22 +518,6 @@ def _one_by_one(
         elif warnings and detector.warning_detected:
             found.append((position, _finding(state, Update(value, *where(position)), "warning")))
     return found
-
-
-def apply_updates(
-    state: KeyState,
-    updates: Sequence[Update],
-    stats: dict[str, int],
-    observer: Observer | None = None,
-) -> None:
-    """:func:`feed_column` over ``Update`` objects, setting each one's finding."""
-
-    def where(position: int) -> tuple[int, Origin, dict[str, Any] | None]:
-        u = updates[position]
-        return u.at, u.origin, u.context
-
-    for position, finding in feed_column(state, [u.value for u in updates], where, stats, observer):
-        updates[position].finding = finding
 
 
 def window_bounds(finding: Finding) -> tuple[Any, Any]:

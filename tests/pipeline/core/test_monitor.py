@@ -18,13 +18,25 @@ from pipeline.core.monitor import (
     MonitorKey,
     Origin,
     Update,
-    apply_updates,
+    feed_column,
 )
 from pipeline.core.processor import Processor
 from pipeline.core.records import Record
 from pipeline.events import LabelEvent
 from pipeline.generate import DriftSpec, GeneratorConfig
 from tests.pipeline.core.helpers import T0, feed, flat, prediction, records, run, settings
+
+
+def apply_updates(state: KeyState, updates: list[Update], stats: dict[str, int]) -> None:
+    """Feed ``updates`` through :func:`feed_column`, setting each one's finding."""
+    found = feed_column(
+        state,
+        [u.value for u in updates],
+        lambda k: (updates[k].at, updates[k].origin, updates[k].context),
+        stats,
+    )
+    for position, finding in found:
+        updates[position].finding = finding
 
 
 class TestRouting:
