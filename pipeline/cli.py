@@ -52,6 +52,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         inputs=[Path(p) for p in args.input],
         output=Path(args.output),
         dead_letters=Path(args.dead_letters) if args.dead_letters else None,
+        config_files=[Path(args.config)],
     )
     print(
         f"replayed {stats.events} events: {stats.alerts} alerts, "
@@ -95,6 +96,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         drifts=tuple(parse_drift(d) for d in args.drift),
         bad_every=args.bad_every,
     )
+    from pipeline.io.paths import FilePlan
+
+    plan = FilePlan().output("--truth", args.truth)
+    if not args.topic:
+        plan.output("--output", args.output)
+    plan.check()
     started = time.perf_counter()
     if args.topic:
         from pipeline.io.kafka import produce_all

@@ -31,6 +31,7 @@ from pipeline.core.processor import Processor
 from pipeline.core.records import Message, Record
 from pipeline.io.base import Sink, Source, TopicPartition
 from pipeline.io.files import JsonlSink, JsonlSource
+from pipeline.io.paths import FilePlan
 from pipeline.logs import get_logger
 from pipeline.runtime.loop import RunStats, Runtime
 from pipeline.state.file_store import Snapshot
@@ -197,15 +198,18 @@ def replay(
     inputs: Sequence[Path],
     output: Path,
     dead_letters: Path | None = None,
+    config_files: Sequence[Path] = (),
 ) -> RunStats:
-    """Replay ``inputs`` in order; alerts and rollback commands go to ``output``."""
-    sink = JsonlSink(
-        {
-            "alert": output,
-            "rollback": output,
-            "dead_letter": dead_letters or default_dead_letter_path(output),
-        }
-    )
+    """Replay ``inputs`` in order; alerts and rollback commands go to ``output`` (one
+    file, in the order they were produced), dead letters to their own file.
+
+    Raises ``ConfigError`` before anything is opened when an output would overwrite
+    another output or an input (``config_files``: the config it was read from).
+    """
+    dead_letters = dead_letters or default_dead_letter_path(output)
+    plan = FilePlan().inputs("--config", config_files).inputs("--input", inputs)
+    plan.output("--output", output).output("--dead-letters", dead_letters).check()
+    sink = JsonlSink({"alert": output, "rollback": output, "dead_letter": dead_letters})
     try:
         outcome = run_replay(settings, (JsonlSource(path) for path in inputs), sink, topic_kinds={})
     finally:

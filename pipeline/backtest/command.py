@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.backtest.sources import InputSpec
+    from pipeline.io.paths import FilePlan
 
 __all__ = ["add_parser", "run_command"]
 
@@ -58,6 +63,27 @@ def _alerts_path(base: Path, index: int, count: int) -> Path:
     return base if count == 1 else base.with_name(f"{base.stem}.{index}{base.suffix}")
 
 
+def _file_plan(args: argparse.Namespace, inputs: list[InputSpec], configs: int) -> FilePlan:
+    """Every file this run reads or writes, derived names included."""
+    from pipeline.io.paths import FilePlan
+    from pipeline.replay import default_dead_letter_path
+
+    plan = FilePlan().inputs("--config", args.config)
+    plan.inputs("--input", [spec.path for spec in inputs])
+    plan.inputs("--truth", [args.truth]).inputs("--state-in", [args.state_in])
+    plan.output("--report", args.report).output("--json", args.json_out)
+    plan.output("--state-out", args.state_out).directory("--png-dir", args.png_dir)
+    # --state-out may replace --state-in: it is read at start and replaced atomically
+    plan.allow("--state-in", "--state-out")
+    if args.alerts:
+        for i in range(configs):
+            alerts = _alerts_path(Path(args.alerts), i, configs)
+            which = "--alerts" if configs == 1 else f"--alerts (config {i + 1}: {alerts.name})"
+            plan.output(which, alerts)
+            plan.output(f"{which} dead letters", default_dead_letter_path(alerts))
+    return plan
+
+
 def run_command(args: argparse.Namespace) -> int:
     from pipeline.backtest.report import summary_json, write_pngs, write_report
     from pipeline.backtest.run import Backtest, ConfigSource, run_backtest
@@ -86,6 +112,7 @@ def run_command(args: argparse.Namespace) -> int:
     ]
     if (args.start or args.end) and not any(i.kind == "kafka" for i in inputs):
         raise ConfigError("--from/--to apply to kafka:TOPIC inputs only")
+    _file_plan(args, inputs, len(args.config)).check()
     truth = load_truth(args.truth) if args.truth else None
     initial = FileStateStore(args.state_in).load() if args.state_in else None
     configs = []

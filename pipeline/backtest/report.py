@@ -149,6 +149,22 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
+def _unique_slugs(texts: Sequence[str]) -> list[str]:
+    """``_slug`` of each text, numbered (``-2``, ``-3``) where two texts slug alike
+    (``feature:a b`` and ``feature:a/b``), so no plot file or figure id is overwritten."""
+    used: set[str] = set()
+    out = []
+    for text in texts:
+        base = candidate = _slug(text)
+        n = 1
+        while candidate in used:
+            n += 1
+            candidate = f"{base}-{n}"
+        used.add(candidate)
+        out.append(candidate)
+    return out
+
+
 def _key_label(key: TraceKey) -> str:
     return " · ".join(part for part in key if part)
 
@@ -341,8 +357,7 @@ def plot_scenes(run: BacktestRun) -> list[tuple[TraceKey, Scene]]:
     return cached
 
 
-def _figure(run_index: int, key: TraceKey, scene: Scene, score: KeyScore) -> str:
-    fig_id = f"plot-{run_index}-{_slug('-'.join(key))}"
+def _figure(fig_id: str, key: TraceKey, scene: Scene, score: KeyScore) -> str:
     points = json.dumps(scene.hover, separators=(",", ":"))
     return (
         f'<figure class="timeline" id="{fig_id}" data-key="{escape(_key_label(key))}" '
@@ -383,8 +398,10 @@ def _run_section(bt: Backtest, index: int, run: BacktestRun) -> str:
         parts.append('<h3>Changes no detector watches</h3><ul class="note">' + items + "</ul>")
     parts.append("<h3>Timelines</h3>")
     scores = {s.key: s for s in run.scores}
-    for key, scene in plot_scenes(run):
-        parts.append(_figure(index, key, scene, scores[key]))
+    scenes = plot_scenes(run)
+    slugs = _unique_slugs(["-".join(key) for key, _scene in scenes])
+    for slug, (key, scene) in zip(slugs, scenes, strict=True):
+        parts.append(_figure(f"plot-{index}-{slug}", key, scene, scores[key]))
     parts.append(
         '<h3>Config used</h3><p class="note">Effective settings (file plus DRIFTLINE_* '
         "overrides; secrets redacted; rollbacks forced to dry run).</p><pre>"
@@ -438,8 +455,12 @@ def write_pngs(bt: Backtest, directory: Path) -> list[Path]:
     written = []
     stems = _config_stems(bt.runs)
     for stem, run in zip(stems, bt.runs, strict=True):
-        for key, scene in plot_scenes(run):
-            path = directory / (_slug("__".join([stem, *(part for part in key if part)])) + ".png")
+        scenes = plot_scenes(run)
+        names = _unique_slugs(
+            ["__".join([stem, *(part for part in key if part)]) for key, _ in scenes]
+        )
+        for name, (_key, scene) in zip(names, scenes, strict=True):
+            path = directory / (name + ".png")
             write_png(scene, path)
             written.append(path)
     return written

@@ -13,6 +13,7 @@ import orjson
 from pipeline.core.records import Message, Record
 from pipeline.errors import SinkError, SourceError
 from pipeline.io.base import TopicPartition
+from pipeline.io.paths import same_file_key
 
 __all__ = ["JsonlSink", "JsonlSource", "dead_letter_json"]
 
@@ -83,15 +84,32 @@ def dead_letter_json(message: Message) -> bytes:
 
 
 class JsonlSink:
-    """Writes each message kind to its own JSONL file; a kind without a path is an
-    error, so nothing is dropped silently."""
+    """Writes each message kind to its JSONL file; a kind without a path is an error,
+    so nothing is dropped silently.
+
+    Kinds given the same file (alerts and rollback commands in one output) share one
+    handle, so their lines stay whole and in the order they were sent.
+    """
 
     def __init__(self, paths: Mapping[str, str | Path]) -> None:
         self._files: dict[str, IO[bytes]] = {}
-        for kind, path in paths.items():
-            p = Path(path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            self._files[kind] = p.open("wb")
+        self._handles: list[IO[bytes]] = []
+        by_file: dict[tuple[int, int] | str, IO[bytes]] = {}
+        try:
+            for kind, path in paths.items():
+                p = Path(path)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                key = same_file_key(p)
+                out = by_file.get(key)
+                if out is None:
+                    out = p.open("wb")
+                    self._handles.append(out)
+                    # the file exists now: later paths to it (links, ./x) find its inode
+                    by_file[key] = by_file[same_file_key(p)] = out
+                self._files[kind] = out
+        except OSError as exc:
+            self.close()
+            raise SinkError(f"cannot open {path}: {exc.strerror}") from None
 
     def send(self, message: Message) -> None:
         out = self._files.get(message.kind)
@@ -106,9 +124,9 @@ class JsonlSink:
         out.write(line + b"\n")
 
     def flush(self) -> None:
-        for out in self._files.values():
+        for out in self._handles:
             out.flush()
 
     def close(self) -> None:
-        for out in self._files.values():
+        for out in self._handles:
             out.close()

@@ -52,3 +52,34 @@ class TestJsonlSink:
         sink = JsonlSink({"alert": tmp_path / "a.jsonl"})
         with pytest.raises(SinkError):
             sink.send(Message("rollback", None, b"{}"))
+
+
+class TestJsonlSinkSharedFile:
+    """Kinds routed to one file share its handle: whole lines, in send order."""
+
+    @pytest.mark.parametrize("spelling", ["same", "dotted", "symlink"])
+    def test_two_kinds_one_file(self, tmp_path: Path, spelling: str) -> None:
+        out = tmp_path / "out.jsonl"
+        other: Path = out
+        if spelling == "dotted":
+            other = tmp_path / "." / "sub" / ".." / "out.jsonl"
+            (tmp_path / "sub").mkdir()
+        elif spelling == "symlink":
+            out.touch()
+            other = tmp_path / "link.jsonl"
+            other.symlink_to(out)
+        sink = JsonlSink({"alert": out, "rollback": other})
+        sent = [
+            Message("alert", b"m", b'{"n":1,"text":"' + b"a" * 300 + b'"}'),
+            Message("rollback", b"m", b'{"n":2}'),
+            Message("alert", b"m", b'{"n":3}'),
+        ]
+        for message in sent:
+            sink.send(message)
+        sink.close()
+        assert [orjson.loads(line)["n"] for line in out.read_bytes().splitlines()] == [1, 2, 3]
+
+    def test_an_unopenable_path_is_a_sink_error_naming_it(self, tmp_path: Path) -> None:
+        (tmp_path / "a-dir.jsonl").mkdir()
+        with pytest.raises(SinkError, match=r"a-dir\.jsonl"):
+            JsonlSink({"alert": tmp_path / "ok.jsonl", "rollback": tmp_path / "a-dir.jsonl"})
