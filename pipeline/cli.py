@@ -22,9 +22,11 @@ log = get_logger("driftline.cli")
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from pipeline.core.monitor_set import check_monitors
+
     settings = load_settings(args.config)
+    monitors = check_monitors(settings)  # what the engine resolves when it starts
     models = ", ".join(sorted(settings.models)) or "(none)"
-    monitors = sum(len(m.monitors) for m in settings.models.values())
     print(f"{args.config}: OK — models: {models}; {monitors} monitors")
     return 0
 

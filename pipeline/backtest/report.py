@@ -22,6 +22,7 @@ from pipeline.backtest.plot import Scene, timeline, to_svg
 from pipeline.backtest.run import Backtest, BacktestRun
 from pipeline.backtest.scoring import KeyScore, Totals, as_mapping
 from pipeline.backtest.trace import Series, TraceKey
+from pipeline.core.monitor_set import monitor_set
 
 __all__ = ["plot_scenes", "render_html", "summary_json", "write_pngs", "write_report"]
 
@@ -178,9 +179,7 @@ def _params(run: BacktestRun, key: TraceKey) -> str:
     spec = run.config.settings.spec_for(model)
     if spec is None:
         return ""
-    effective = getattr(spec, "effective_monitors", None)
-    monitors = effective() if callable(effective) else spec.monitors
-    for m in monitors:
+    for m in monitor_set(spec, f"models.{model}"):
         pattern = m.signal
         matches = pattern == signal or (pattern.endswith("*") and signal.startswith(pattern[:-1]))
         if matches and m.detector == detector:

@@ -341,11 +341,12 @@ class Engine:
         self.observer: Observer | None = None
         """Optional, pure: called after every detector update (backtest traces)."""
         self._plans: dict[str, ModelPlan] = {
-            model_id: ModelPlan(spec, known=True) for model_id, spec in settings.models.items()
+            model_id: ModelPlan(spec, known=True, where=f"models.{model_id}")
+            for model_id, spec in settings.models.items()
         }
         self._default: ModelPlan | None = None
         if settings.default_model is not None and settings.unknown_models == "monitor":
-            self._default = ModelPlan(settings.default_model, known=False)
+            self._default = ModelPlan(settings.default_model, known=False, where="default_model")
         elif settings.unknown_models == "monitor":
             self._default = ModelPlan(ModelSpec(default_monitors=False), known=False)
         self._keep_recent: dict[int, int] = {}

@@ -22,8 +22,9 @@ import orjson
 
 import detectors
 from detectors import DriftDetector
-from pipeline.config import ModelSpec, MonitorSpec
+from pipeline.config import ModelSpec
 from pipeline.core.eventtime import from_micros
+from pipeline.core.monitor_set import Monitor, monitor_set
 from pipeline.core.signals import extractor_for
 from pipeline.events import Severity
 
@@ -111,7 +112,7 @@ def segment_label(name: str, value: object) -> str:
 
 
 class Watch:
-    """A monitor spec compiled for the hot path."""
+    """A monitor compiled for the hot path."""
 
     __slots__ = (
         "extract",
@@ -124,7 +125,7 @@ class Watch:
         "wildcard",
     )
 
-    def __init__(self, spec: MonitorSpec) -> None:
+    def __init__(self, spec: Monitor) -> None:
         self.spec = spec
         self.signal = spec.signal
         self.id = spec.id
@@ -169,18 +170,20 @@ class Slots:
 
 
 class ModelPlan:
-    """A model's monitor specs, grouped by the event kind that carries their signal."""
+    """A model's monitor set (resolved once, see :mod:`pipeline.core.monitor_set`),
+    grouped by the event kind that carries their signal. ``where`` is the model's
+    place in the config, for the errors of monitors that cannot run."""
 
-    def __init__(self, spec: ModelSpec, *, known: bool) -> None:
+    def __init__(self, spec: ModelSpec, *, known: bool, where: str = "model") -> None:
         self.spec = spec
         self.known = known
-        self.monitors = spec.effective_monitors()
+        self.monitors = monitor_set(spec, where)
         self.feature: list[Watch] = []
         self.prediction: list[Watch] = []
         self.training: list[Watch] = []
         self.error: list[Watch] = []
-        self.exact: dict[tuple[str, str], MonitorSpec] = {}
-        self._wild: dict[tuple[str, str], MonitorSpec] = {}
+        self.exact: dict[tuple[str, str], Monitor] = {}
+        self._wild: dict[tuple[str, str], Monitor] = {}
         for m in self.monitors:
             s = m.signal
             watch = Watch(m)
@@ -204,7 +207,7 @@ class ModelPlan:
         self.prediction_slots = Slots.compile(self.prediction)
         self.feature_slots = Slots.compile(self.feature)
 
-    def resolve(self, signal: str, monitor_id: str) -> MonitorSpec | None:
+    def resolve(self, signal: str, monitor_id: str) -> Monitor | None:
         """The spec a key of ``signal`` / ``monitor_id`` was created from."""
         exact = self.exact.get((signal, monitor_id))
         if exact is not None:
@@ -292,7 +295,7 @@ class KeyState:
     """A detector plus the bookkeeping an alert needs about its current window."""
 
     key: MonitorKey
-    spec: MonitorSpec
+    spec: Monitor
     detector: DriftDetector[Any]
     known: bool
     groups: tuple[tuple[str, ...], ...]
@@ -323,7 +326,7 @@ class KeyState:
     def from_state(
         cls,
         key: MonitorKey,
-        spec: MonitorSpec,
+        spec: Monitor,
         state: dict[str, Any],
         *,
         known: bool,

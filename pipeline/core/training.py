@@ -7,7 +7,7 @@ processor still knows where to roll back to.
 
 The training-side *signals* (validation/training loss divergence, forgetting on
 legacy data, gradient-norm spikes) are ordinary monitors on ``training.*`` and
-``grad_norm:*`` signals (see pipeline.core.signals and config.default_monitors).
+``grad_norm:*`` signals (see pipeline.core.signals and pipeline.core.monitor_set).
 """
 
 from __future__ import annotations

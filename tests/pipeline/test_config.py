@@ -58,29 +58,13 @@ class TestLoadSettings:
                                 {
                                     "signal": "confidence",
                                     "detector": "page_hinkley",
-                                    "params": {"threshold": -1},
-                                }
-                            ]
-                        }
-                    }
-                },
-                "threshold",
-            ),
-            (
-                {
-                    "models": {
-                        "fraud": {
-                            "monitors": [
-                                {
-                                    "signal": "confidence",
-                                    "detector": "page_hinkley",
                                     "params": {"colour": 1},
                                 }
                             ]
                         }
                     }
                 },
-                "colour",
+                "models.fraud.monitors[0]: params.colour: not a parameter of page_hinkley",
             ),
         ],
     )
@@ -114,63 +98,17 @@ class TestMonitorConfig:
         assert settings.models
         assert settings.policy.maintenance
         assert any(s.rollback is not None for s in settings.models.values())
-        assert any(
-            m.calibration is not None
-            for s in settings.models.values()
-            for m in s.effective_monitors()
+        (calibrated,) = [
+            m for s in settings.models.values() for m in s.monitors if m.calibrate is not None
+        ]
+        reference = calibrated.calibrate.reference if calibrated.calibrate else None
+        assert reference == str(
+            REPO / "deploy" / "examples" / "reference" / "confidence-stable.json"
         )
-
-    def test_features_alone_give_a_reasonable_monitor_set(self) -> None:
-        settings = parse_settings(
-            _model(
-                features={"amount": "numeric", "age": "numeric", "country": "categorical"},
-                classes=["approve", "decline"],
-                text=True,
-            ),
-            environ={},
-        )
-        monitors = {(m.signal, m.detector) for m in settings.models["fraud"].effective_monitors()}
-        assert {
-            ("feature:amount", "ks_window"),
-            ("feature:age", "ks_window"),
-            ("feature:country", "categorical_drift"),
-            ("prediction", "categorical_drift"),
-            ("prediction", "entropy"),
-            ("confidence", "rolling_threshold"),
-            ("output_text", "output_diversity"),
-            ("token_logprobs", "token_entropy"),
-            ("error", "adwin"),
-            ("training.divergence", "cusum"),
-            ("training.legacy_val_loss", "cusum"),
-            ("grad_norm:*", "cusum"),
-        } <= monitors
 
     def test_a_feature_list_means_numeric_features(self) -> None:
         settings = parse_settings(_model(features=["amount"]), environ={})
         assert settings.models["fraud"].features == {"amount": "numeric"}
-
-    def test_explicit_monitors_replace_their_default(self) -> None:
-        settings = parse_settings(
-            _model(
-                features=["amount"],
-                default_monitors=True,
-                monitors=[
-                    {"signal": "feature:amount", "detector": "ks_window", "params": {"alpha": 0.01}}
-                ],
-            ),
-            environ={},
-        )
-        (amount,) = [
-            m for m in settings.models["fraud"].effective_monitors() if m.signal == "feature:amount"
-        ]
-        assert amount.params == {"alpha": 0.01}
-
-    def test_explicit_monitors_alone_turn_defaults_off(self) -> None:
-        settings = parse_settings(
-            _model(features=["amount"], monitors=[{"signal": "confidence", "detector": "adwin"}]),
-            environ={},
-        )
-        assert [m.signal for m in settings.models["fraud"].effective_monitors()] == ["confidence"]
 
     def test_severity_shorthand_and_mapping(self) -> None:
         settings = parse_settings(
@@ -190,21 +128,23 @@ class TestMonitorConfig:
         assert (first.severity.drift, first.severity.warning) == ("critical", None)
         assert (second.severity.drift, second.severity.warning) == ("critical", "warning")
 
-    def test_calibration_target_sets_the_threshold(self) -> None:
-        import numpy as np
-
-        values = np.random.default_rng(0).beta(23, 2, size=1500).round(4).tolist()
+    def test_loading_reads_no_calibration_reference(self, tmp_path: Path) -> None:
         monitor = {
             "signal": "confidence",
-            "detector": "rolling_threshold",
-            "params": {"window_size": 50, "reference_size": 300, "patience": 1},
-            "calibrate": {"target_arl0": 500, "values": values, "n_runs": 40},
+            "detector": "page_hinkley",
+            "calibrate": {"target_arl0": 500, "reference": "missing.json"},
         }
-        settings = parse_settings(_model(monitors=[monitor]), environ={})
+        settings = parse_settings(_model(monitors=[monitor]), environ={}, base_dir=tmp_path)
         (spec,) = settings.models["fraud"].monitors
-        assert spec.calibration is not None
-        assert spec.params["k"] == spec.calibration["threshold"] != 5.0
-        assert 250 < spec.calibration["estimated_arl0"] < 1000
+        assert spec.calibrate is not None
+        assert spec.calibrate.reference == str(tmp_path / "missing.json")
+
+    def test_a_second_monitor_of_a_signal_needs_a_name_with_derived_monitors_on(self) -> None:
+        twice = [{"signal": "confidence", "detector": "adwin"}] * 2
+        with pytest.raises(ConfigError, match=r"monitors\[1\]: a second adwin on confidence"):
+            parse_settings(
+                _model(features=["amount"], default_monitors=True, monitors=twice), environ={}
+            )
 
     def test_durations(self) -> None:
         settings = parse_settings(

@@ -20,6 +20,7 @@ from pipeline.core.monitor import (
     Update,
     feed_column,
 )
+from pipeline.core.monitor_set import resolve
 from pipeline.core.processor import Processor
 from pipeline.core.records import Record
 from pipeline.events import LabelEvent
@@ -229,8 +230,9 @@ class TestBounds:
 class TestColumnwise:
     @staticmethod
     def _state(spec: MonitorSpec) -> KeyState:
-        key = MonitorKey("m", "1", "production", spec.signal, spec.id)
-        return KeyState(key, spec, spec.build(), True, ())
+        monitor = resolve(spec, "test")
+        key = MonitorKey("m", "1", "production", monitor.signal, monitor.id)
+        return KeyState(key, monitor, monitor.build(), True, ())
 
     @hsettings(max_examples=25, deadline=None)
     @given(

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_settings, parse_settings
+from pipeline.core.monitor_set import check_monitors, derived_monitors, monitor_set
+from pipeline.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _model(**spec: object) -> dict[str, object]:
+    return {"models": {"fraud": spec}}
+
+
+class TestMonitorSet:
+    def test_features_alone_give_a_reasonable_monitor_set(self) -> None:
+        settings = parse_settings(
+            _model(
+                features={"amount": "numeric", "age": "numeric", "country": "categorical"},
+                classes=["approve", "decline"],
+                text=True,
+            ),
+            environ={},
+        )
+        monitors = {(m.signal, m.detector) for m in monitor_set(settings.models["fraud"])}
+        assert {
+            ("feature:amount", "ks_window"),
+            ("feature:age", "ks_window"),
+            ("feature:country", "categorical_drift"),
+            ("prediction", "categorical_drift"),
+            ("prediction", "entropy"),
+            ("confidence", "rolling_threshold"),
+            ("output_text", "output_diversity"),
+            ("token_logprobs", "token_entropy"),
+            ("error", "adwin"),
+            ("training.divergence", "cusum"),
+            ("training.legacy_val_loss", "cusum"),
+            ("grad_norm:*", "cusum"),
+        } <= monitors
+
+    def test_every_derived_monitor_runs(self) -> None:
+        settings = parse_settings(
+            _model(features={"a": "numeric", "b": "categorical"}, classes=["x"], text=True,
+                   embedding=True),
+            environ={},
+        )  # fmt: skip
+        derived = derived_monitors(settings.models["fraud"])
+        assert len(derived) == 12
+        for monitor in monitor_set(settings.models["fraud"]):
+            monitor.build()  # the tuned parameters are accepted
+
+    def test_explicit_monitors_replace_their_default(self) -> None:
+        settings = parse_settings(
+            _model(
+                features=["amount"],
+                default_monitors=True,
+                monitors=[
+                    {"signal": "feature:amount", "detector": "ks_window", "params": {"alpha": 0.01}}
+                ],
+            ),
+            environ={},
+        )
+        (amount,) = [
+            m for m in monitor_set(settings.models["fraud"]) if m.signal == "feature:amount"
+        ]
+        assert amount.params == {"alpha": 0.01}
+
+    def test_explicit_monitors_alone_turn_defaults_off(self) -> None:
+        settings = parse_settings(
+            _model(features=["amount"], monitors=[{"signal": "confidence", "detector": "adwin"}]),
+            environ={},
+        )
+        assert [m.signal for m in monitor_set(settings.models["fraud"])] == ["confidence"]
+
+    def test_a_parameter_value_the_detector_refuses_names_the_key(self) -> None:
+        monitor = {"signal": "confidence", "detector": "page_hinkley", "params": {"threshold": -1}}
+        settings = parse_settings(_model(monitors=[monitor]), environ={})  # names are fine
+        with pytest.raises(ConfigError, match=r"^models\.fraud\.monitors\[0\]\.params\.threshold"):
+            check_monitors(settings)
+
+    def test_check_config_resolves_the_monitor_set(self, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+        from pipeline.cli import main
+
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(
+            "default_model:\n  monitors:\n"
+            "    - {signal: confidence, detector: page_hinkley, params: {threshold: -1}}\n"
+        )
+        assert main(["check-config", str(bad)]) == 2
+        assert "default_model.monitors[0].params.threshold" in capsys.readouterr().err
+
+
+class TestCalibration:
+    def test_calibration_target_sets_the_threshold(self) -> None:
+        import numpy as np
+
+        values = np.random.default_rng(0).beta(23, 2, size=1500).round(4).tolist()
+        monitor = {
+            "signal": "confidence",
+            "detector": "rolling_threshold",
+            "params": {"window_size": 50, "reference_size": 300, "patience": 1},
+            "calibrate": {"target_arl0": 500, "values": values, "n_runs": 40},
+        }
+        settings = parse_settings(_model(monitors=[monitor]), environ={})
+        (resolved,) = monitor_set(settings.models["fraud"])
+        assert resolved.calibration is not None
+        assert resolved.params["k"] == resolved.calibration["threshold"] != 5.0
+        assert 250 < resolved.calibration["estimated_arl0"] < 1000
+        assert settings.models["fraud"].monitors[0].params.get("k") is None  # config unchanged
+
+    def test_the_full_example_calibrates_from_its_reference_file(self) -> None:
+        settings = load_settings(REPO / "deploy" / "examples" / "full.yaml", environ={})
+        assert any(
+            m.calibration is not None
+            for name, spec in settings.models.items()
+            for m in monitor_set(spec, f"models.{name}")
+        )
+
+    def test_an_unreadable_reference_names_the_key(self, tmp_path: Path) -> None:
+        monitor = {
+            "signal": "confidence",
+            "detector": "page_hinkley",
+            "calibrate": {"target_arl0": 500, "reference": "missing.json"},
+        }
+        settings = parse_settings(_model(monitors=[monitor]), environ={}, base_dir=tmp_path)
+        with pytest.raises(
+            ConfigError, match=r"^models\.fraud\.monitors\[0\]\.calibrate\.reference"
+        ):
+            check_monitors(settings)
