@@ -12,9 +12,21 @@ followed by validation of the resulting dicts.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AlertEvent",
@@ -43,10 +55,98 @@ MAX_VECTOR: Final = 8192
 MAX_TEXT: Final = 65536
 MAX_NAME: Final = 256
 
+MAX_CATEGORY: Final = 1024
+MAX_MAGNITUDE: Final = 1e100
+"""Numbers beyond it are refused: squares and sums of them overflow a float inside the
+detectors (``1e200 ** 2``), while every detector is tested up to this magnitude."""
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
+"""Event time is kept as integer microseconds since the epoch; a timestamp outside
+[EARLIEST, LATEST) is dead-lettered as ``timestamp_out_of_range``."""
+
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
-FeatureValue = float | str | bool | None
+Category = Annotated[str, StringConstraints(max_length=MAX_CATEGORY)]
+
+
+def _bounded(value: float) -> float:
+    if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:
+        raise PydanticCustomError(
+            "value_out_of_range", "magnitude must be at most {limit}", {"limit": "1e+100"}
+        )
+    return value
+
+
+Number = Annotated[
+    float,
+    AfterValidator(_bounded),
+    Field(json_schema_extra={"minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}),
+]
+
+
+def _value_kind(value: Any) -> str | None:
+    """Which member of a number | string | flag | missing union a JSON value is
+    (``bool`` first: it is an ``int`` in Python), so an error names only that member."""
+    if isinstance(value, bool):
+        return "flag"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "category"
+    if value is None:
+        return "missing"
+    return None
+
+
+def _outcome_kind(value: Any) -> str | None:
+    return None if value is None else _value_kind(value)
+
+
+_FEATURE_KIND = Discriminator(
+    _value_kind,
+    custom_error_type="value_type",
+    custom_error_message="Input should be a number, a string, a boolean or null",
+)
+_OUTCOME_KIND = Discriminator(
+    _outcome_kind,
+    custom_error_type="value_type",
+    custom_error_message="Input should be a number, a string or a boolean",
+)
+FeatureValue = Annotated[
+    Annotated[Number, Tag("number")]
+    | Annotated[Category, Tag("category")]
+    | Annotated[bool, Tag("flag")]
+    | Annotated[None, Tag("missing")],
+    _FEATURE_KIND,
+]
 """A feature is a number, a category, a flag, or missing."""
+Outcome = Annotated[
+    Annotated[Number, Tag("number")]
+    | Annotated[Category, Tag("category")]
+    | Annotated[bool, Tag("flag")],
+    _OUTCOME_KIND,
+]
+"""A prediction or a label: a number, a class, or a flag."""
+VALUE_TAGS: Final = frozenset({"number", "category", "flag", "missing"})
+"""The member tags above: an error inside a member ends its location with one, which
+error messages leave out (``features.a.number`` -> ``features.a``)."""
+
+
+def _in_time_range(value: datetime) -> datetime:
+    try:
+        ok = EARLIEST <= value < LATEST
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        ok = False
+    if not ok:
+        raise PydanticCustomError(
+            "timestamp_out_of_range",
+            "event time must be from {earliest} up to (not including) {latest}",
+            {"earliest": EARLIEST.isoformat(), "latest": LATEST.isoformat()},
+        )
+    return value
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_in_time_range)]
 Severity = Literal["warning", "drift", "critical"]
 
 
@@ -74,10 +174,10 @@ class FeatureEvent(_Event):
     event_id: Identifier
     model_id: Identifier
     model_version: Identifier
-    timestamp: AwareDatetime
+    timestamp: EventTime
     request_id: Identifier | None = None
     features: dict[Name, FeatureValue] = Field(max_length=MAX_FEATURES)
-    embedding: list[float] | None = Field(None, max_length=MAX_VECTOR)
+    embedding: list[Number] | None = Field(None, max_length=MAX_VECTOR)
 
 
 class PredictionEvent(_Event):
@@ -88,17 +188,17 @@ class PredictionEvent(_Event):
     model_id: Identifier
     model_version: Identifier
     variant: Identifier = "production"
-    timestamp: AwareDatetime
+    timestamp: EventTime
     request_id: Identifier | None = None
-    prediction: float | str | bool
+    prediction: Outcome
     probabilities: dict[Name, Annotated[float, Field(ge=0.0, le=1.0)]] | None = Field(
         None, max_length=MAX_FEATURES
     )
     confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     features: dict[Name, FeatureValue] | None = Field(None, max_length=MAX_FEATURES)
-    embedding: list[float] | None = Field(None, max_length=MAX_VECTOR)
+    embedding: list[Number] | None = Field(None, max_length=MAX_VECTOR)
     output_text: str | None = Field(None, max_length=MAX_TEXT)
-    token_logprobs: list[Annotated[float, Field(le=0.0)]] | None = Field(
+    token_logprobs: list[Annotated[Number, Field(le=0.0)]] | None = Field(
         None, max_length=MAX_VECTOR
     )
     golden: bool = False
@@ -112,8 +212,8 @@ class LabelEvent(_Event):
     event_id: Identifier
     model_id: Identifier
     request_id: Identifier
-    label: float | str | bool
-    timestamp: AwareDatetime
+    label: Outcome
+    timestamp: EventTime
 
 
 class TrainingEvent(_Event):
@@ -125,9 +225,9 @@ class TrainingEvent(_Event):
     run_id: Identifier
     checkpoint_id: Identifier
     step: Annotated[int, Field(ge=0)]
-    timestamp: AwareDatetime
-    metrics: dict[Name, float] = Field(max_length=MAX_FEATURES)
-    grad_norms: dict[Name, Annotated[float, Field(ge=0.0)]] | None = Field(
+    timestamp: EventTime
+    metrics: dict[Name, Number] = Field(max_length=MAX_FEATURES)
+    grad_norms: dict[Name, Annotated[Number, Field(ge=0.0)]] | None = Field(
         None, max_length=MAX_FEATURES
     )
     checkpoint_stable: bool | None = None

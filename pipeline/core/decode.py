@@ -8,6 +8,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from pipeline.errors import DecodeError
 from pipeline.events import (
+    VALUE_TAGS,
     FeatureEvent,
     InputEvent,
     LabelEvent,
@@ -32,8 +33,12 @@ _ANY: Final[TypeAdapter[Any]] = TypeAdapter(
 )
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
+def _location(loc: tuple[int | str, ...], kind: str) -> str:
     parts = [str(p) for p in loc if not str(p).startswith("driftline.")]
+    # an error inside a tagged member: features.a.number -> features.a (a value of the
+    # wrong type never reached a member, so its last part is the field's own name)
+    if kind != "value_type" and len(parts) > 1 and parts[-1] in VALUE_TAGS:
+        parts.pop()
     return ".".join(parts) or "(event)"
 
 
@@ -44,13 +49,15 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
     kind = first["type"]
     if kind == "json_invalid":
         return "malformed_json", first["msg"]
-    if kind in ("union_tag_invalid", "union_tag_not_found") or (
+    if (kind in ("union_tag_invalid", "union_tag_not_found") and not first["loc"]) or (
         kind == "literal_error" and first["loc"] and first["loc"][-1] == "schema"
     ):
         return "unknown_schema", first["msg"]
-    detail = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in errors[:5])
+    detail = "; ".join(f"{_location(e['loc'], e['type'])}: {e['msg']}" for e in errors[:5])
     if kind == "finite_number":
         return "non_finite", detail
+    if kind == "timestamp_out_of_range":
+        return "timestamp_out_of_range", detail
     return "schema_violation", detail
 
 
