@@ -20,7 +20,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from detectors._numeric import FloatArray
+from detectors._parse import FloatArray
 
 __all__ = ["PyAdwinCore", "canonical_counts"]
 

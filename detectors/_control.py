@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from detectors._numeric import get_float, get_float_list
+from detectors._parse import get_float, get_float_list, is_finite_number
 from detectors.base import require
 
 __all__ = ["Baseline", "CLIP"]
@@ -18,11 +18,7 @@ CLIP = 1e100
 def _optional_number(value: Any, name: str, positive: bool) -> float | None:
     if value is None:
         return None
-    require(
-        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-        name,
-        f"must be a finite number or None, got {value!r}",
-    )
+    require(is_finite_number(value), name, f"must be a finite number or None, got {value!r}")
     require(not positive or value > 0, name, f"must be > 0, got {value!r}")
     return float(value)
 

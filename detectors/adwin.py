@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from detectors._adwin_reference import PyAdwinCore, canonical_counts
-from detectors._numeric import (
+from detectors._parse import (
     FloatArray,
     as_float_array,
     get_bool,
@@ -53,6 +53,7 @@ class _ADWINBase(DriftDetector[float]):
     """The detector protocol over an ADWIN engine (a base placed before this one)."""
 
     name: ClassVar[str] = "adwin"
+    column_path: ClassVar[bool] = True
     input_kind = "numeric"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "delta"

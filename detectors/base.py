@@ -9,6 +9,7 @@ Two additions make detectors usable in a fault-tolerant stream processor:
 * ``update_many(values)`` is the batch path. It must return exactly the indices at
   which feeding the same values one by one would have set ``drift_detected``, and
   leave the detector in the same state. Subclasses override it only to go faster.
+  ``column_path`` tells the engine to feed a batch's values through it in one call.
 * ``to_state()`` / ``from_state()`` give a versioned, plain-JSON snapshot
   (parameters + summary statistics). State is read back from a Kafka topic that
   anyone with write access could fill, so it is never pickled and ``from_state``
@@ -67,8 +68,8 @@ def check_finite(x: float, name: str = "x") -> float:
 class DriftDetector(ABC, Generic[T]):
     """Base class of every detector.
 
-    Subclasses set ``name`` (the registry key), ``input_kind``, ``state_version``
-    and, where one hyperparameter is the alarm threshold, ``threshold_param`` and
+    Subclasses set ``name`` (the registry key), ``input_kind``, ``state_version``,
+    ``column_path`` and, where one hyperparameter is the alarm threshold, ``threshold_param`` and
     ``threshold_increases_run_length`` (True when a larger value means fewer alarms);
     ``detectors.calibrate`` uses those two.
     """
@@ -78,6 +79,13 @@ class DriftDetector(ABC, Generic[T]):
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = None
     threshold_increases_run_length: ClassVar[bool] = True
+    column_path: ClassVar[bool] = False
+    """The engine feeds the values a batch routes to this detector through one
+    ``update_many`` call, and only when that call detects drift puts the detector
+    back (from its snapshot) and feeds them one by one to locate the evidence. Worth
+    it where drift is rare and ``update_many`` (vectorised, or the plain loop below)
+    costs less than the engine's per-value bookkeeping; otherwise values go one by
+    one."""
 
     drift_detected: bool
     warning_detected: bool
@@ -97,8 +105,9 @@ class DriftDetector(ABC, Generic[T]):
         Equal, by contract, to calling ``update`` on each value in turn.
         """
         detections = []
+        update = self.update
         for i, x in enumerate(values):
-            self.update(x)
+            update(x)
             if self.drift_detected:
                 detections.append(i)
         return detections

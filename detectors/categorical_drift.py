@@ -7,12 +7,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from detectors._common import (
+from detectors._parse import (
     category_key,
     check_fraction,
     check_positive_float,
     check_positive_int,
-    state_int,
+    get_int,
 )
 from detectors._stats import chi2_isf, chi2_sf
 from detectors.base import DriftDetector, InputKind, register, require
@@ -54,7 +54,7 @@ class CategoricalDrift(DriftDetector[Any]):
     distinct unseen keys, at most 10).
 
     Categories are ``str``, ``int`` or ``bool`` (and whole floats), counted by the
-    key of :func:`detectors._common.category_key`.
+    key of :func:`detectors._parse.category_key`.
 
     Memory: O(window_size + R), R the number of distinct reference categories (at
     most ``reference_size`` when learned; the top ``max_categories`` get counters, the
@@ -97,6 +97,7 @@ class CategoricalDrift(DriftDetector[Any]):
     """
 
     name: ClassVar[str] = "categorical_drift"
+    column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "categorical"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "alpha"
@@ -231,15 +232,6 @@ class CategoricalDrift(DriftDetector[Any]):
         n = self.window_size
         return (self._critical + n) * n * _SCALE
 
-    def update_many(self, values: Iterable[Any]) -> list[int]:
-        detections = []
-        update = self.update
-        for i, x in enumerate(values):
-            update(x)
-            if self.drift_detected:
-                detections.append(i)
-        return detections
-
     # -- evidence -------------------------------------------------------------
     def _evidence_counts(self) -> list[int] | None:
         if len(self._window) == self.window_size:
@@ -367,7 +359,7 @@ class CategoricalDrift(DriftDetector[Any]):
         }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        ref_n = state_int(state, "ref_n")
+        ref_n = get_int(state, "ref_n")
         ref_counts: dict[str, int] = {}
         for key, c in state["ref_counts"]:
             if not isinstance(key, str) or isinstance(c, bool) or not isinstance(c, int) or c < 1:
@@ -425,8 +417,8 @@ class CategoricalDrift(DriftDetector[Any]):
             if not ok or sum(checked[:-1]) != self.window_size:
                 raise ValueError("checked must be the counts of one full window")
         self._checked = None if checked is None else list(checked)
-        self._checked_unseen = state_int(state, "checked_unseen")
-        self._unseen_total = state_int(state, "unseen_total")
+        self._checked_unseen = get_int(state, "checked_unseen")
+        self._unseen_total = get_int(state, "unseen_total")
         recent = state["unseen_recent"]
         if not isinstance(recent, list) or not all(isinstance(k, str) for k in recent):
             raise ValueError("unseen_recent must be a list of str")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from detectors._control import CLIP, Baseline
-from detectors._numeric import FloatArray, as_float_array, get_bool, get_float, get_int
+from detectors._parse import (
+    FloatArray,
+    as_float_array,
+    get_bool,
+    get_float,
+    get_int,
+    is_finite_number,
+)
 from detectors.base import DriftDetector, register, require
 
 __all__ = ["CUSUM"]
@@ -67,6 +73,7 @@ class CUSUM(DriftDetector[float]):
     """
 
     name: ClassVar[str] = "cusum"
+    column_path: ClassVar[bool] = True
     input_kind = "numeric"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "h"
@@ -81,8 +88,8 @@ class CUSUM(DriftDetector[float]):
         warmup: int = 30,
     ) -> None:
         super().__init__()
-        require(_num(k) and k >= 0, "k", f"must be a finite number >= 0, got {k!r}")
-        require(_num(h) and h > 0, "h", f"must be a finite number > 0, got {h!r}")
+        require(is_finite_number(k) and k >= 0, "k", f"must be a finite number >= 0, got {k!r}")
+        require(is_finite_number(h) and h > 0, "h", f"must be a finite number > 0, got {h!r}")
         self._baseline = Baseline(target, scale, warmup)
         self.k = float(k)
         self.h = float(h)
@@ -233,7 +240,3 @@ class CUSUM(DriftDetector[float]):
         self._baseline.set_state(baseline)
         self._st = st
         self.drift_detected = drift
-
-
-def _num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

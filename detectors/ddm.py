@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from detectors._numeric import binary_value, get_bool, get_float, get_int
+from detectors._parse import binary_value, get_bool, get_float, get_int, is_finite_number
 from detectors.base import DriftDetector, register, require
 
 __all__ = ["DDM"]
@@ -74,12 +74,12 @@ class DDM(DriftDetector[float]):
             f"must be an integer >= 0, got {warm_start!r}",
         )
         require(
-            _num(warning_threshold) and warning_threshold > 0,
+            is_finite_number(warning_threshold) and warning_threshold > 0,
             "warning_threshold",
             f"must be a finite number > 0, got {warning_threshold!r}",
         )
         require(
-            _num(drift_threshold) and drift_threshold >= warning_threshold,
+            is_finite_number(drift_threshold) and drift_threshold >= warning_threshold,
             "drift_threshold",
             f"must be a finite number >= warning_threshold, got {drift_threshold!r}",
         )
@@ -153,7 +153,3 @@ class DDM(DriftDetector[float]):
             self._s_i = math.sqrt(p * (1 - p) / n)
         self.drift_detected = drift
         self.warning_detected = warning
-
-
-def _num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -6,18 +6,18 @@ import json
 import math
 import os
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from detectors._common import (
+from detectors._parse import (
     check_positive_float,
     check_positive_int,
+    get_float_or_nan,
+    get_int,
     json_float,
-    state_float,
-    state_int,
 )
 from detectors.base import DriftDetector, InputKind, register, require
 
@@ -167,6 +167,7 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
     """
 
     name: ClassVar[str] = "embedding_drift"
+    column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "vector"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "max_distance"
@@ -312,15 +313,6 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         self._baseline = baseline
         self._baseline_norm = 0.0 if baseline is None else math.sqrt(float(baseline @ baseline))
 
-    def update_many(self, values: Iterable[Sequence[float]]) -> list[int]:
-        detections = []
-        update = self.update
-        for i, x in enumerate(values):
-            update(x)
-            if self.drift_detected:
-                detections.append(i)
-        return detections
-
     # -- evidence -------------------------------------------------------------
     @property
     def statistic(self) -> float:
@@ -377,7 +369,7 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
     def _set_state(self, state: Mapping[str, Any]) -> None:
         dim = state["dim"]
         if dim is not None:
-            dim = state_int(state, "dim", minimum=1)
+            dim = get_int(state, "dim", minimum=1)
         if self._dim is not None and dim != self._dim:
             raise ValueError(f"dim {dim!r} does not match {self._dim}")
 
@@ -387,7 +379,7 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
                 raise ValueError(f"{what} has {v.size} dimensions, expected {dim}")
             return v
 
-        ref_n = state_int(state, "ref_n")
+        ref_n = get_int(state, "ref_n")
         ref_sum = None if state["ref_sum"] is None else vec(state["ref_sum"], "ref_sum")
         learned = state["learned_baseline"]
         baseline = self._baseline
@@ -404,7 +396,7 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         if not isinstance(blocks, list) or len(blocks) > self.n_blocks:
             raise ValueError("too many blocks")
         block_size = self.window_size // self.n_blocks
-        open_n = state_int(state, "open_n")
+        open_n = get_int(state, "open_n")
         if open_n >= block_size or (open_n > 0) != (state["open"] is not None):
             raise ValueError("open block is inconsistent")
         if (blocks or open_n) and baseline is None:
@@ -418,7 +410,7 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
             b, c = item
             self._blocks.append((vec(b, "block"), float(c)))
         self._open = None if state["open"] is None else vec(state["open"], "open")
-        self._open_cos = state_float(state, "open_cos")
+        self._open_cos = get_float_or_nan(state, "open_cos")
         self._open_n = open_n
-        self._centroid_cos = state_float(state, "centroid_cos")
-        self._mean_cos = state_float(state, "mean_cos")
+        self._centroid_cos = get_float_or_nan(state, "centroid_cos")
+        self._mean_cos = get_float_or_nan(state, "mean_cos")

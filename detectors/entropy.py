@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from detectors._common import (
+from detectors._parse import (
     Direction,
     category_key,
     check_direction,
     check_positive_float,
     check_positive_int,
     exceedance,
+    get_float_or_nan,
+    get_int,
     json_float,
-    state_float,
-    state_int,
 )
 from detectors.base import DriftDetector, InputKind, register, require
 
@@ -63,7 +63,7 @@ class EntropyTracker(DriftDetector[Any]):
     the reference too.
 
     Categories are ``str``, ``int`` or ``bool`` (and whole floats); they are counted
-    by the key of :func:`detectors._common.category_key`, so ``1`` and ``"1"`` are one
+    by the key of :func:`detectors._parse.category_key`, so ``1`` and ``"1"`` are one
     category. Entropies are in nats.
 
     Memory: O(window_size) for the window, its counts and the ``n ln n`` table, plus
@@ -104,6 +104,7 @@ class EntropyTracker(DriftDetector[Any]):
     """
 
     name: ClassVar[str] = "entropy"
+    column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "categorical"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "k"
@@ -192,15 +193,6 @@ class EntropyTracker(DriftDetector[Any]):
                 self._clear_window()
         return self
 
-    def update_many(self, values: Iterable[Any]) -> list[int]:
-        detections = []
-        update = self.update
-        for i, x in enumerate(values):
-            update(x)
-            if self.drift_detected:
-                detections.append(i)
-        return detections
-
     # -- evidence -------------------------------------------------------------
     @property
     def statistic(self) -> float:
@@ -277,7 +269,7 @@ class EntropyTracker(DriftDetector[Any]):
         }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        ref_n = state_int(state, "ref_n")
+        ref_n = get_int(state, "ref_n")
         require(ref_n <= self.reference_size, "ref_n", "exceeds reference_size")
         ref_counts: dict[str, int] = {}
         for key, c in state["ref_counts"]:
@@ -291,13 +283,13 @@ class EntropyTracker(DriftDetector[Any]):
             raise ValueError("window must be a list of str")
         if len(window) > self.window_size or (window and ref_n < self.reference_size):
             raise ValueError("window is too long or present while learning")
-        center, scale = state_float(state, "center"), state_float(state, "scale")
+        center, scale = get_float_or_nan(state, "center"), get_float_or_nan(state, "scale")
         learned = ref_n == self.reference_size
         if learned != (math.isfinite(center) and math.isfinite(scale) and scale > 0):
             raise ValueError("center/scale must be set exactly when the reference is learned")
         self._ref_n = ref_n
         self._ref_counts = ref_counts
-        self._ref_entropy = state_float(state, "ref_entropy")
+        self._ref_entropy = get_float_or_nan(state, "ref_entropy")
         self._center = center
         self._scale = scale
         self._clear_window()
@@ -306,5 +298,5 @@ class EntropyTracker(DriftDetector[Any]):
             self._counts[key] = c + 1
             self._sum += self._table[c + 1] - self._table[c]
         self._window.extend(window)
-        self._entropy = state_float(state, "entropy")
-        self._z = state_float(state, "z")
+        self._entropy = get_float_or_nan(state, "entropy")
+        self._z = get_float_or_nan(state, "z")

@@ -10,7 +10,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from detectors._control import CLIP, Baseline
-from detectors._numeric import FloatArray, as_float_array, get_bool, get_float, get_int
+from detectors._parse import (
+    FloatArray,
+    as_float_array,
+    get_bool,
+    get_float,
+    get_int,
+    is_finite_number,
+)
 from detectors.base import DriftDetector, register, require
 from detectors.page_hinkley import anchor_period
 
@@ -77,6 +84,7 @@ class EWMA(DriftDetector[float]):
     """
 
     name: ClassVar[str] = "ewma"
+    column_path: ClassVar[bool] = True
     input_kind = "numeric"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "L"
@@ -91,8 +99,10 @@ class EWMA(DriftDetector[float]):
         warmup: int = 30,
     ) -> None:
         super().__init__()
-        require(_num(lam) and 0 < lam < 1, "lam", f"must be a number in (0, 1), got {lam!r}")
-        require(_num(L) and L > 0, "L", f"must be a finite number > 0, got {L!r}")
+        require(
+            is_finite_number(lam) and 0 < lam < 1, "lam", f"must be a number in (0, 1), got {lam!r}"
+        )
+        require(is_finite_number(L) and L > 0, "L", f"must be a finite number > 0, got {L!r}")
         self._baseline = Baseline(target, scale, warmup)
         self.lam = float(lam)
         self.L = float(L)
@@ -247,7 +257,3 @@ class EWMA(DriftDetector[float]):
         self._baseline.set_state(baseline)
         self._st = st
         self.drift_detected = drift
-
-
-def _num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

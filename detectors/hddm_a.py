@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from detectors._numeric import binary_value, get_bool, get_float, get_int
+from detectors._parse import binary_value, get_bool, get_float, get_int
 from detectors.base import DriftDetector, register, require
 
 __all__ = ["HDDM_A"]

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from detectors._numeric import FloatArray, get_bool, get_float_list, get_int
+from detectors._parse import FloatArray, get_bool, get_float_list, get_int
 from detectors.base import DriftDetector, register, require
 
 __all__ = ["KSWindow", "kolmogorov_sf"]
@@ -121,6 +121,7 @@ class KSWindow(DriftDetector[float]):
     """
 
     name: ClassVar[str] = "ks_window"
+    column_path: ClassVar[bool] = True
     input_kind = "numeric"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "alpha"

@@ -8,14 +8,14 @@ import itertools
 import math
 import unicodedata
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from detectors._common import check_fraction, check_positive_int, json_float, state_float
+from detectors._parse import check_fraction, check_positive_int, get_float_or_nan, json_float
 from detectors.base import DriftDetector, InputKind, register, require
 
 __all__ = ["OutputDiversity", "normalize_text"]
@@ -175,6 +175,7 @@ class OutputDiversity(DriftDetector[str]):
     """
 
     name: ClassVar[str] = "output_diversity"
+    column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "text"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "max_duplicate_rate"
@@ -327,15 +328,6 @@ class OutputDiversity(DriftDetector[str]):
         self._n_exact -= slot.exact_dup
         self._n_near -= slot.near_dup
 
-    def update_many(self, values: Iterable[str]) -> list[int]:
-        detections = []
-        update = self.update
-        for i, x in enumerate(values):
-            update(x)
-            if self.drift_detected:
-                detections.append(i)
-        return detections
-
     # -- evidence -------------------------------------------------------------
     def _live(self) -> bool:
         return len(self._window) == self.window_size or self._checked is None
@@ -439,5 +431,5 @@ class OutputDiversity(DriftDetector[str]):
         else:
             if not isinstance(checked, list) or len(checked) != 4:
                 raise ValueError("checked must be four numbers")
-            values = [state_float({"v": v}, "v") for v in checked]
+            values = [get_float_or_nan({"v": v}, "v") for v in checked]
             self._checked = (values[0], values[1], values[2], values[3])

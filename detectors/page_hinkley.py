@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from detectors._numeric import FloatArray, as_float_array, get_bool, get_float, get_int
+from detectors._parse import FloatArray, as_float_array, get_bool, get_float, get_int
 from detectors.base import DriftDetector, register, require
 
 __all__ = ["PageHinkley"]
@@ -82,6 +82,7 @@ class PageHinkley(DriftDetector[float]):
     """
 
     name: ClassVar[str] = "page_hinkley"
+    column_path: ClassVar[bool] = True
     input_kind = "numeric"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "threshold"

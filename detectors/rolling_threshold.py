@@ -5,19 +5,19 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from detectors._common import (
+from detectors._parse import (
     Direction,
     check_direction,
     check_fraction,
     check_positive_float,
     check_positive_int,
     exceedance,
+    get_float_or_nan,
+    get_int,
     json_float,
-    state_float,
-    state_int,
 )
 from detectors.base import DriftDetector, InputKind, check_finite, register, require
 
@@ -106,6 +106,7 @@ class RollingThreshold(DriftDetector[float]):
     """
 
     name: ClassVar[str] = "rolling_threshold"
+    column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "numeric"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "k"
@@ -230,15 +231,6 @@ class RollingThreshold(DriftDetector[float]):
             self._consecutive = 0
         return self
 
-    def update_many(self, values: Iterable[float]) -> list[int]:
-        detections = []
-        update = self.update
-        for i, x in enumerate(values):
-            update(x)
-            if self.drift_detected:
-                detections.append(i)
-        return detections
-
     # -- evidence -------------------------------------------------------------
     @property
     def z_score(self) -> float:
@@ -319,35 +311,35 @@ class RollingThreshold(DriftDetector[float]):
         }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        ref_n = state_int(state, "ref_n")
+        ref_n = get_int(state, "ref_n")
         require(ref_n <= self.reference_size, "ref_n", "exceeds reference_size")
         learning = ref_n < self.reference_size
         ref_values = [check_finite(v, "ref_values") for v in state["ref_values"]]
         expected = ref_n if learning and self.aggregate == "quantile" else 0
         if len(ref_values) != expected:
             raise ValueError("ref_values do not match ref_n")
-        band = [state_float(state, key) for key in ("center", "lower", "upper")]
+        band = [get_float_or_nan(state, key) for key in ("center", "lower", "upper")]
         if learning == all(math.isfinite(b) for b in band):
             raise ValueError("the band must be set exactly when the reference is learned")
         window = [check_finite(v, "window") for v in state["window"]]
         if len(window) > self.window_size or (window and learning):
             raise ValueError("window is too long or present while learning")
-        since_fsum = state_int(state, "since_fsum")
-        since_check = state_int(state, "since_check")
-        consecutive = state_int(state, "consecutive")
+        since_fsum = get_int(state, "since_fsum")
+        since_check = get_int(state, "since_check")
+        consecutive = get_int(state, "consecutive")
         if since_fsum >= self.window_size or since_check >= self.check_every:
             raise ValueError("counters out of range")
         self._ref_n = ref_n
-        self._ref_mean = state_float(state, "ref_mean")
-        self._ref_m2 = state_float(state, "ref_m2")
+        self._ref_mean = get_float_or_nan(state, "ref_mean")
+        self._ref_m2 = get_float_or_nan(state, "ref_m2")
         self._ref_values = ref_values
         self._center, self._lower, self._upper = band
-        self._value = state_float(state, "value")
+        self._value = get_float_or_nan(state, "value")
         self._clear_window()
         self._window.extend(window)
         if self.aggregate == "quantile":
             self._sorted = sorted(window)
-        self._sum = state_float(state, "sum")
+        self._sum = get_float_or_nan(state, "sum")
         self._since_fsum = since_fsum
         self._since_check = since_check
         self._consecutive = consecutive

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from detectors._common import (
+from detectors._parse import (
     Direction,
     check_direction,
     check_positive_float,
     check_positive_int,
+    get_float_or_nan,
+    get_int,
     json_float,
-    state_float,
-    state_int,
 )
 from detectors.base import DriftDetector, InputKind, register, require
 
@@ -114,6 +114,7 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
     """
 
     name: ClassVar[str] = "token_entropy"
+    column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "logprobs"
     state_version: ClassVar[int] = 1
     threshold_param: ClassVar[str | None] = "h"
@@ -178,15 +179,6 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
             self._lower = 0.0
         return self
 
-    def update_many(self, values: Iterable[Sequence[float]]) -> list[int]:
-        detections = []
-        update = self.update
-        for i, x in enumerate(values):
-            update(x)
-            if self.drift_detected:
-                detections.append(i)
-        return detections
-
     # -- evidence -------------------------------------------------------------
     @property
     def statistic(self) -> float:
@@ -247,19 +239,19 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        n = state_int(state, "n")
+        n = get_int(state, "n")
         require(n <= self.reference_size, "n", "exceeds reference_size")
-        mu, sigma = state_float(state, "mu"), state_float(state, "sigma")
+        mu, sigma = get_float_or_nan(state, "mu"), get_float_or_nan(state, "sigma")
         learned = n == self.reference_size
         if learned != (math.isfinite(mu) and math.isfinite(sigma) and sigma > 0):
             raise ValueError("mu/sigma must be set exactly when the reference is learned")
-        upper, lower = state_float(state, "upper"), state_float(state, "lower")
+        upper, lower = get_float_or_nan(state, "upper"), get_float_or_nan(state, "lower")
         if not (upper >= 0 and lower >= 0 and math.isfinite(upper) and math.isfinite(lower)):
             raise ValueError("CUSUM sums must be finite and >= 0")
         self._n = n
-        self._mean = state_float(state, "mean")
-        self._m2 = state_float(state, "m2")
+        self._mean = get_float_or_nan(state, "mean")
+        self._m2 = get_float_or_nan(state, "m2")
         self._mu, self._sigma = mu, sigma
         self._upper, self._lower = upper, lower
-        self._last = state_float(state, "last")
-        self._stat = state_float(state, "stat")
+        self._last = get_float_or_nan(state, "last")
+        self._stat = get_float_or_nan(state, "stat")

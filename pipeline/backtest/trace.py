@@ -1,7 +1,8 @@
 """A pure observer of every detector update: what the report plots and scores.
 
-``Tracer`` is installed as ``Monitor.observer``; it reads the watched value, the
-detector's statistic and threshold after each update and never changes anything.
+``Tracer`` is installed as the engine's ``observer`` (``Processor.monitor.observer``);
+it reads the watched value, the detector's statistic and threshold after each update
+and never changes anything.
 Memory is bounded per series whatever the length of the replay:
 
 * the plot series is downsampled as it arrives: at most ``2 * max_points``

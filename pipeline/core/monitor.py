@@ -361,10 +361,6 @@ class Update:
     finding: Finding | None = None
 
 
-def _overrides_update_many(detector: DriftDetector[Any]) -> bool:
-    return type(detector).update_many is not DriftDetector.update_many
-
-
 def _summary(
     state: KeyState, level: Level, statistic: float | None, threshold: float | None
 ) -> str:
@@ -450,8 +446,8 @@ def feed_column(
 ) -> list[tuple[int, Finding]]:
     """Feed ``values`` to ``state``'s detector in order; the findings by position.
 
-    Column-wise (``update_many``) when the detector has a batch path, the column is
-    long enough and detector warnings are not mapped to alerts: if no drift shows
+    Column-wise (``update_many``) when the detector asks for it (``column_path``),
+    the column is long enough and detector warnings are not mapped to alerts: if no drift shows
     up, the window bookkeeping follows from the count alone and ``where`` is asked
     about the first value only. Otherwise — a drift (whose evidence is the
     detector's state *at* that event) or a value the detector refuses — the
@@ -462,7 +458,7 @@ def feed_column(
         observer is None
         and len(values) >= COLUMN_MIN
         and state.spec.severity.warning is None
-        and _overrides_update_many(state.detector)
+        and state.detector.column_path
     ):
         # A JSON copy (detector snapshots are plain JSON by contract); the
         # changelog's, when the detector has not changed since it was taken.

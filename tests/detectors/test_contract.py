@@ -111,6 +111,9 @@ class TestContract:
             detector = case_for(name).factory()
             assert cls.threshold_param in detector.to_state()["params"]
             assert isinstance(detector.threshold, float)
+        assert isinstance(cls.column_path, bool)
+        if cls.update_many is not DriftDetector.update_many:  # a batch path of its own
+            assert cls.column_path, f"{name} has a batch path the engine never uses"
 
     def test_case_stream_fires(self, name: str) -> None:
         case = case_for(name)

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -277,6 +278,26 @@ class TestColumnwise:
         assert stats == {"signal_type_mismatch:confidence": 1}
         assert state.window_events == 19
         assert isinstance(state.detector, detectors.get("cusum"))
+
+    @pytest.mark.parametrize(("detector", "calls"), [("page_hinkley", 1), ("ddm", 0)])
+    def test_column_path_decides_whether_update_many_is_called(
+        self, detector: str, calls: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        spec = MonitorSpec(signal="error", detector=detector)
+        state = self._state(spec)
+        cls = type(state.detector)
+        seen: list[int] = []
+        real = cls.update_many
+
+        def spy(self: Any, values: Any) -> list[int]:
+            seen.append(len(values))
+            return real(self, values)
+
+        monkeypatch.setattr(cls, "update_many", spy)
+        values = [i % 2 for i in range(3 * COLUMN_MIN)]
+        apply_updates(state, [Update(v, i, Origin("t", 0, i)) for i, v in enumerate(values)], {})
+        assert len(seen) == calls
+        assert state.window_events == len(values)
 
     def test_a_processor_batch_reports_findings_at_their_records(
         self, make_settings: Callable[..., Settings], make_records: Callable[..., list[Record]]

@@ -1,0 +1,200 @@
+"""What a detector is given, checked in one place: hyperparameters (``check_*``),
+observations (``as_float_array``, ``binary_value``, ``category_key``) and snapshot
+fields (``get_*``; their errors become a ``StateError`` in ``from_state``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.base import require
+
+__all__ = [
+    "Direction",
+    "FloatArray",
+    "as_binary_array",
+    "as_float_array",
+    "binary_value",
+    "category_key",
+    "check_direction",
+    "check_fraction",
+    "check_positive_float",
+    "check_positive_int",
+    "exceedance",
+    "get_bool",
+    "get_float",
+    "get_float_list",
+    "get_float_or_nan",
+    "get_int",
+    "is_finite_number",
+    "json_float",
+]
+
+FloatArray = npt.NDArray[np.float64]
+Direction = Literal["lower", "upper", "both"]
+_DIRECTIONS = ("lower", "upper", "both")
+
+
+# ------------------------------------------------------------- hyperparameters
+def is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        name,
+        f"must be an integer >= {minimum}, got {value!r}",
+    )
+    return int(value)
+
+
+def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    ok = is_finite_number(value) and (value >= 0 if allow_zero else value > 0)
+    bound = ">= 0" if allow_zero else "> 0"
+    require(ok, name, f"must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def check_fraction(value: Any, name: str) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    require(ok and 0.0 < value < 1.0, name, f"must be in (0, 1), got {value!r}")
+    return float(value)
+
+
+def check_direction(value: Any, name: str = "direction") -> Direction:
+    require(value in _DIRECTIONS, name, f"must be one of {_DIRECTIONS}, got {value!r}")
+    direction: Direction = value
+    return direction
+
+
+def exceedance(z: float, direction: Direction) -> float:
+    """A signed deviation turned into 'how far towards an alarm': larger is worse."""
+    if direction == "lower":
+        return -z
+    if direction == "upper":
+        return z
+    return abs(z)
+
+
+# ----------------------------------------------------------------- observations
+def as_float_array(values: Iterable[Any]) -> FloatArray:
+    """``values`` as a 1-d float64 array, refusing NaN and infinities (ValueError).
+
+    The batch paths validate everything before consuming anything, so an invalid
+    batch leaves the detector untouched.
+    """
+    if isinstance(values, np.ndarray):
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    else:
+        arr = np.asarray(list(values), dtype=np.float64).reshape(-1)
+    if arr.size and not np.isfinite(arr).all():
+        bad = arr[~np.isfinite(arr)][0]
+        raise ValueError(f"x must be a finite number, got {bad!r}")
+    return arr
+
+
+def binary_value(x: Any) -> float:
+    """0/1 (bool, int or float) as a float; anything else raises ValueError."""
+    if x == 1:
+        return 1.0
+    if x == 0:
+        return 0.0
+    raise ValueError(f"x must be 0 or 1 (1 = the model was wrong), got {x!r}")
+
+
+def as_binary_array(values: Iterable[Any]) -> FloatArray:
+    arr = as_float_array(values)
+    if arr.size and not np.isin(arr, (0.0, 1.0)).all():
+        bad = arr[~np.isin(arr, (0.0, 1.0))][0]
+        raise ValueError(f"x must be 0 or 1 (1 = the model was wrong), got {bad!r}")
+    return arr
+
+
+def category_key(x: object) -> str:
+    """The key under which a categorical observation is counted.
+
+    ``str`` values are used as they are; ``bool`` becomes ``"true"`` / ``"false"``
+    (their JSON spelling); ``int`` becomes its decimal string; a float that is a
+    whole number (``3.0``, as JSON decoders often produce) becomes the int's string.
+    So ``1``, ``1.0`` and ``"1"`` are the same category. NaN and infinities raise
+    ``ValueError``; other floats and other types raise ``TypeError``.
+    """
+    if isinstance(x, str):
+        return x
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise ValueError(f"categorical value must be finite, got {x!r}")
+        if x.is_integer():
+            return str(int(x))
+        raise TypeError(f"categorical value must be str, int, bool or a whole float, got {x!r}")
+    # numpy scalars and friends
+    item = getattr(x, "item", None)
+    if callable(item):
+        value = item()
+        if isinstance(value, (str, bool, int, float)):
+            return category_key(value)
+    raise TypeError(f"categorical value must be str, int or bool, got {type(x).__name__}")
+
+
+# -------------------------------------------------------------------- snapshots
+def get_float(state: Mapping[str, Any], key: str, *, finite: bool = True) -> float:
+    value = state[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{key} must be a number, got {type(value).__name__}")
+    out = float(value)
+    if finite and not math.isfinite(out):
+        raise ValueError(f"{key} must be finite, got {value!r}")
+    return out
+
+
+def get_float_or_nan(state: Mapping[str, Any], key: str) -> float:
+    """A float that may be undefined (``None`` stands for NaN, which JSON lacks)."""
+    if state[key] is None:
+        return math.nan
+    return get_float(state, key, finite=False)
+
+
+def json_float(value: float) -> float | None:
+    """A float for a snapshot: NaN becomes ``None`` (read back by ``get_float_or_nan``)."""
+    return None if math.isnan(value) else value
+
+
+def get_int(state: Mapping[str, Any], key: str, minimum: int = 0) -> int:
+    value = state[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{key} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{key} must be >= {minimum}, got {value}")
+    return value
+
+
+def get_bool(state: Mapping[str, Any], key: str) -> bool:
+    value = state[key]
+    if not isinstance(value, bool):
+        raise TypeError(f"{key} must be a boolean, got {type(value).__name__}")
+    return value
+
+
+def get_float_list(state: Mapping[str, Any], key: str) -> list[float]:
+    value = state[key]
+    if not isinstance(value, list):
+        raise TypeError(f"{key} must be a list, got {type(value).__name__}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{key} must hold numbers, got {type(v).__name__}")
+        f = float(v)
+        if not math.isfinite(f):
+            raise ValueError(f"{key} must hold finite numbers, got {v!r}")
+        out.append(f)
+    return out
