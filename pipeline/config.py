@@ -207,6 +207,12 @@ class RuntimeSettings(Strict):
     (a batch at least half full goes as soon as nothing more is fetched)."""
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     max_event_bytes: int = Field(1_048_576, ge=256)
+    max_dead_letter_bytes: int = Field(1_000_000, ge=16_384)
+    """Largest dead letter written (key, value and headers): the value of a larger one
+    is cut to fit, with ``dl_truncated`` (its original length) and ``dl_sha256`` (of the
+    original value) headers, so one record the broker accepted on the input topic can
+    never wedge the batch that dead-letters it. Keep it at or below the producer's
+    ``max_request_size`` (1 MiB) and the dead-letter topic's ``max.message.bytes``."""
     fail_fast: bool = False
     http_host: str = "0.0.0.0"
     http_port: int | None = Field(8080, ge=0, le=65535)

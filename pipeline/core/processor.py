@@ -7,9 +7,10 @@ the same for one record (the property tests hold the two equal).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from pipeline.config import Settings
 from pipeline.core.decode import Decoder
@@ -22,20 +23,37 @@ from pipeline.events import AlertEvent, InputEvent, RollbackCommand
 __all__ = ["Processor", "alert_message", "dead_letter", "rollback_message"]
 
 
-def dead_letter(record: Record, reason: str, detail: str) -> Message:
-    """The original bytes, untouched, with where and why as headers."""
-    return Message(
-        kind="dead_letter",
-        key=record.key,
-        value=record.value,
-        headers=(
-            ("dl_reason", reason.encode()),
-            ("dl_detail", detail[:2000].encode("utf-8", "replace")),
-            ("dl_topic", record.topic.encode()),
-            ("dl_partition", str(record.partition).encode()),
-            ("dl_offset", str(record.offset).encode()),
-        ),
-    )
+DEAD_LETTER_HEADROOM: Final = 4096
+"""Bytes kept free for the headers added after the processor (``dl_failed_at``, the
+CloudEvents attributes, whose ``ce_source`` is bounded) and the record's framing."""
+MAX_DEAD_LETTER_KEY: Final = 1024
+
+
+def dead_letter(record: Record, reason: str, detail: str, *, max_bytes: int = 1_000_000) -> Message:
+    """The original bytes, untouched, with where and why as headers — cut to fit
+    ``max_bytes`` when they would not (``dl_truncated`` gives the original lengths,
+    ``dl_sha256`` the hash of the original value)."""
+    headers: list[tuple[str, bytes]] = [
+        ("dl_reason", reason.encode()),
+        ("dl_detail", detail[:2000].encode("utf-8", "replace")),
+        ("dl_topic", record.topic.encode()),
+        ("dl_partition", str(record.partition).encode()),
+        ("dl_offset", str(record.offset).encode()),
+    ]
+    key, value = record.key, record.value
+    cut: list[str] = []
+    if key is not None and len(key) > MAX_DEAD_LETTER_KEY:
+        cut.append(f"key={len(key)}")
+        key = key[:MAX_DEAD_LETTER_KEY]
+    used = sum(len(n) + len(v) for n, v in headers) + len(key or b"") + DEAD_LETTER_HEADROOM
+    room = max(max_bytes - used - 128, 0)  # 128: the two headers added below
+    if value is not None and len(value) > room:
+        cut.append(f"value={len(value)}")
+        headers.append(("dl_sha256", hashlib.sha256(value).hexdigest().encode()))
+        value = value[:room]
+    if cut:
+        headers.append(("dl_truncated", ",".join(cut).encode()))
+    return Message(kind="dead_letter", key=key, value=value, headers=tuple(headers))
 
 
 def alert_message(alert: AlertEvent) -> Message:
@@ -67,6 +85,7 @@ class Processor:
         self.settings = settings
         self.topic_kinds = dict(topic_kinds or {})
         self.decoder = Decoder(settings.runtime.max_event_bytes)
+        self._dl_max = settings.runtime.max_dead_letter_bytes
         self.engine = Engine(settings)
         self.monitor = self.engine
         """The engine under the name the runtime and backtests use (``observer``,
@@ -98,7 +117,7 @@ class Processor:
                 event = self.decoder.decode(record.value, self.topic_kinds.get(record.topic))
             except DecodeError as exc:
                 self._stats[f"dead_letter:{exc.reason}"] += 1
-                out[i].append(dead_letter(record, exc.reason, exc.detail))
+                out[i].append(dead_letter(record, exc.reason, exc.detail, max_bytes=self._dl_max))
                 continue
             index.append(i)
             items.append((event, Origin(record.topic, record.partition, record.offset)))
@@ -109,7 +128,7 @@ class Processor:
     def _encode(self, record: Record, output: Output) -> Message:
         if isinstance(output, Refused):
             self._stats[f"dead_letter:{output.reason}"] += 1
-            return dead_letter(record, output.reason, output.detail)
+            return dead_letter(record, output.reason, output.detail, max_bytes=self._dl_max)
         if isinstance(output, RollbackCommand):
             self._stats["rollbacks"] += 1
             return rollback_message(output)

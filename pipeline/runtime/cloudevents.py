@@ -17,12 +17,14 @@ byte-identical headers:
 ``ce_type``         ``dev.driftline.alert.v1``, ``dev.driftline.rollback-command.v1``,
                     ``dev.driftline.dead-letter.v1``
 ``ce_source``       ``driftline/<model_id>`` (``source`` template; ``{model_id}`` is
-                    percent-encoded; a dead letter's model is its Kafka key, if readable)
+                    percent-encoded; a dead letter's model is its Kafka key, if readable
+                    and no longer than a model id may be, else ``unknown``)
 ``ce_time``         the event time of the payload (``detected_at`` / ``issued_at``); for a
                     dead letter its ``dl_failed_at`` header
 ``ce_subject``      the alert's ``signal``, the command's ``to_checkpoint``, the dead
                     letter's ``dl_reason``
-``content-type``    ``application/json`` (alerts, rollback commands)
+``content-type``    ``application/json`` (alerts, rollback commands),
+                    ``application/octet-stream`` (dead letters: the original bytes)
 ==================  =====================================================================
 
 State changelog records are internal and get no CloudEvents headers.
@@ -37,6 +39,7 @@ import orjson
 
 from pipeline.core.ids import stable_id
 from pipeline.core.records import Headers, Message
+from pipeline.events import MAX_NAME
 
 __all__ = [
     "CE_TYPES",
@@ -65,7 +68,9 @@ _PAYLOAD_FIELDS: Final[dict[str, tuple[str, str, str]]] = {
 
 
 def _source(template: str, model_id: str | None) -> str:
-    model = quote(model_id, safe="-._~") if model_id else "unknown"
+    # a model id is at most MAX_NAME characters; a longer key is not one
+    known = model_id is not None and 0 < len(model_id) <= MAX_NAME
+    model = quote(model_id, safe="-._~") if known and model_id else "unknown"
     return template.replace("{model_id}", model)
 
 
@@ -120,7 +125,8 @@ def cloudevent_headers(message: Message, *, source: str = DEFAULT_SOURCE) -> Hea
             "time": header("dl_failed_at"),
             "subject": header("dl_reason"),
         }
-        content_type = None
+        # the original bytes, whatever they are: a CloudEvents SDK must not parse them
+        content_type = "application/octet-stream"
     else:
         id_field, time_field, subject_field = _PAYLOAD_FIELDS[message.kind]
         try:

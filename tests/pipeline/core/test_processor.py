@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from typing import Any
 
@@ -18,7 +19,12 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from pipeline.core.processor import Processor
+from pipeline.core.processor import (
+    DEAD_LETTER_HEADROOM,
+    MAX_DEAD_LETTER_KEY,
+    Processor,
+    dead_letter,
+)
 from pipeline.core.records import Message, Record
 from tests.pipeline.core.helpers import FULL_CONFIG, flat, full_records, settings
 
@@ -235,3 +241,52 @@ def test_outputs_do_not_depend_on_the_batch_size(batch: int) -> None:
     for k in range(0, len(recs), batch):
         got.extend(tuple(m) for m in processor.process_batch(recs[k : k + batch]))
     assert tuple(got) == _reference()
+
+
+class TestDeadLetterBounds:
+    """A dead letter always fits the producer's and broker's limits, whatever it holds."""
+
+    def _size(self, message: Message) -> int:
+        headers = sum(len(n) + len(v) for n, v in message.headers)
+        return len(message.key or b"") + len(message.value or b"") + headers
+
+    def test_small_records_keep_their_bytes(self) -> None:
+        record = Record("t", 0, 5, b"{bad json", b"fraud")
+        message = dead_letter(record, "malformed_json", "x")
+        assert message.value == b"{bad json" and message.key == b"fraud"
+        names = {n for n, _ in message.headers}
+        assert "dl_truncated" not in names and "dl_sha256" not in names
+
+    def test_a_value_over_the_limit_is_cut_with_its_length_and_hash(self) -> None:
+        value = b"x" * 2_097_152
+        message = dead_letter(Record("t", 0, 5, value, b"k"), "oversized", "big")
+        headers = dict(message.headers)
+        assert headers["dl_truncated"] == b"value=2097152"
+        assert headers["dl_sha256"] == hashlib.sha256(value).hexdigest().encode()
+        assert message.value == value[: len(message.value or b"")]
+        assert self._size(message) <= 1_000_000 - DEAD_LETTER_HEADROOM
+
+    def test_a_long_key_is_cut(self) -> None:
+        message = dead_letter(Record("t", 0, 5, b"v", b"k" * 10_000), "unknown_model", "")
+        assert message.key == b"k" * MAX_DEAD_LETTER_KEY
+        assert dict(message.headers)["dl_truncated"] == b"key=10000"
+
+    @given(
+        st.integers(0, 3_000_000),
+        st.integers(0, 20_000),
+        st.text(max_size=3000),
+        st.integers(16_384, 2_000_000),
+    )
+    @hsettings(max_examples=60, deadline=None)
+    def test_never_over_the_limit(
+        self, value_len: int, key_len: int, detail: str, limit: int
+    ) -> None:
+        record = Record("t" * 249, 2**31 - 1, 2**63 - 1, b"v" * value_len, b"k" * key_len)
+        message = dead_letter(record, "schema_violation", detail, max_bytes=limit)
+        assert self._size(message) <= limit - DEAD_LETTER_HEADROOM
+
+    def test_the_processor_uses_the_configured_limit(self) -> None:
+        processor = Processor(settings(runtime={"max_dead_letter_bytes": 20_000}))
+        (message,) = processor.process(Record("t", 0, 0, b"{" * 50_000))
+        assert self._size(message) <= 20_000 - DEAD_LETTER_HEADROOM
+        assert dict(message.headers)["dl_truncated"] == b"value=50000"

@@ -115,12 +115,12 @@ class TestDeadLetter:
         assert first["ce_time"] == "2024-05-01T12:31:00+00:00"
         assert first["ce_subject"] == "malformed_json"
         assert first["ce_source"] == "driftline/fraud"
-        assert "content-type" not in first
+        assert first["content-type"] == "application/octet-stream"  # never parsed as JSON
         assert first == _as_dict(cloudevent_headers(_dead_letter()))
         other = dead_letter(Record("driftline.predictions", 1, 78, b"x", b"fraud"), "r", "d")
         assert _as_dict(cloudevent_headers(other))["ce_id"] != first["ce_id"]
 
-    @pytest.mark.parametrize("key", [None, b"", b"\xff\xfe", b"a\nb"])
+    @pytest.mark.parametrize("key", [None, b"", b"\xff\xfe", b"a\nb", b"m" * 257])
     def test_unreadable_key_gives_a_generic_source(self, key: bytes | None) -> None:
         assert _as_dict(cloudevent_headers(_dead_letter(key)))["ce_source"] == "driftline/unknown"
 
