@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 
 .PHONY: help install demo demo-offline test unit integration lint typecheck schemas \
-        kafka-start kafka-stop kafka-status bench bench-e2e clean browser deploy-tools deploy-check
+        kafka-start kafka-stop kafka-status bench bench-e2e bench-emit clean browser deploy-tools deploy-check proto
 
 help:
 	@echo "make demo          end-to-end demo on the local Kafka broker"
@@ -85,6 +85,17 @@ bench: $(STAMP)
 # End to end on the real broker (starts it on KAFKA_PORT if it is not running); ARGS=--quick
 bench-e2e: $(STAMP)
 	$(BIN)/python -m benchmarks.e2e $(ARGS)
+
+# Regenerate the Open Inference Protocol classes from the committed .proto (Seldon Core 2's
+# v2_dataplane.proto, KServe's grpc_predict_v2.proto message for message). protoc comes from
+# grpcio-tools, pinned with the protobuf runtime it generates for (pyproject: protobuf>=7.35.1,<8).
+# The classes go to a private descriptor pool (the sed), so that an application that also
+# imports KServe's or Triton's generated "inference" package can load both.
+OIP := pipeline/formats/oip
+proto: $(STAMP)
+	$(BIN)/python -m pip install --quiet grpcio-tools==1.85.1
+	cd $(OIP) && ../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. v2_dataplane.proto
+	sed -i 's/_descriptor_pool.Default().AddSerializedFile/_descriptor_pool.DescriptorPool().AddSerializedFile/' $(OIP)/v2_dataplane_pb2.py
 
 clean:
 	-$(KAFKA) stop

@@ -47,6 +47,7 @@ from pydantic import AwareDatetime, Field, ValidationError, model_validator
 
 from pipeline.config_types import SEVERITY_RANK, Duration, Strict, parse_duration
 from pipeline.errors import ConfigError
+from pipeline.formats.specs import InputSpec
 from pipeline.model_spec import (
     SIGNAL_PATTERN,
     CalibrationSpec,
@@ -305,6 +306,23 @@ class Settings(Strict):
     unknown_models: Literal["monitor", "reject"] = "monitor"
     policy: PolicySettings = Field(default_factory=PolicySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    inputs: list[InputSpec] = Field(default_factory=list)
+    """More source topics, each with the format it carries (``driftline``,
+    ``kserve-cloudevents``, ``seldon-oip``): see :mod:`pipeline.formats`."""
+
+    @model_validator(mode="after")
+    def _inputs_distinct(self) -> Settings:
+        seen = set(self.topics.inputs())
+        for i, spec in enumerate(self.inputs):
+            for topic in spec.topics():
+                if topic in seen:
+                    raise ValueError(f"inputs[{i}]: topic {topic!r} is read twice")
+                seen.add(topic)
+        return self
+
+    def input_topics(self) -> list[str]:
+        """Every topic the sidecar reads: ``topics``' four and those of ``inputs``."""
+        return [*self.topics.inputs(), *(t for spec in self.inputs for t in spec.topics())]
 
     def spec_for(self, model_id: str) -> ModelSpec | None:
         """The monitors of ``model_id``; None when the model is unknown and unmonitored."""

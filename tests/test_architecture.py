@@ -47,7 +47,7 @@ RULES = [
     # (modules under, may not import, why)
     (("detectors",), ("pipeline",), "detectors are pure: no pipeline"),
     (
-        ("pipeline.core", "pipeline.state", "pipeline.config"),
+        ("pipeline.core", "pipeline.state", "pipeline.config", "pipeline.formats"),
         ("pipeline.io", *OUTER),
         "the pure core runs without a broker, a file or a clock",
     ),

@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from pipeline.config import Settings
-from pipeline.core.decode import Decoder
 from pipeline.core.engine import Engine, Output, Refused
 from pipeline.core.monitor import Origin
 from pipeline.core.records import Message, Record
 from pipeline.errors import DecodeError
 from pipeline.events import AlertEvent, InputEvent, RollbackCommand
+from pipeline.formats import RecordDecoder
 
 __all__ = ["Processor", "alert_message", "dead_letter", "rollback_message"]
 
@@ -79,12 +79,15 @@ def rollback_message(command: RollbackCommand) -> Message:
 
 class Processor:
     """Pure record processing. ``topic_kinds`` maps an input topic to its event
-    kind; a topic not in it is decoded by each event's ``schema`` tag."""
+    kind; a topic not in it is decoded by each event's ``schema`` tag, unless the
+    config's ``inputs`` give it a format (:mod:`pipeline.formats`)."""
 
     def __init__(self, settings: Settings, topic_kinds: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.topic_kinds = dict(topic_kinds or {})
-        self.decoder = Decoder(settings.runtime.max_event_bytes)
+        self.decoder = RecordDecoder(
+            settings.runtime.max_event_bytes, self.topic_kinds, settings.inputs
+        )
         self._dl_max = settings.runtime.max_dead_letter_bytes
         self.engine = Engine(settings)
         self.monitor = self.engine
@@ -100,6 +103,7 @@ class Processor:
         out = Counter(self._stats)
         out.update(self.engine.stats)
         out.update({f"labels:{k}": v for k, v in self.engine.label_counters().items()})
+        out.update({f"inputs:{k}": v for k, v in self.decoder.counters.items()})
         return out
 
     def process(self, record: Record) -> list[Message]:
@@ -107,20 +111,23 @@ class Processor:
 
     def process_batch(self, records: Sequence[Record]) -> list[list[Message]]:
         """The messages of each record, in order: one list per record, the same as
-        calling ``process`` on each in turn."""
+        calling ``process`` on each in turn. A record may carry several events (a
+        batched request) or none yet (half of a pair)."""
         out: list[list[Message]] = [[] for _ in records]
         index: list[int] = []
         items: list[tuple[InputEvent, Origin]] = []
         for i, record in enumerate(records):
             self._stats["events"] += 1
             try:
-                event = self.decoder.decode(record.value, self.topic_kinds.get(record.topic))
+                events = self.decoder.decode(record)
             except DecodeError as exc:
                 self._stats[f"dead_letter:{exc.reason}"] += 1
                 out[i].append(dead_letter(record, exc.reason, exc.detail, max_bytes=self._dl_max))
                 continue
-            index.append(i)
-            items.append((event, Origin(record.topic, record.partition, record.offset)))
+            origin = Origin(record.topic, record.partition, record.offset)
+            for event in events:
+                index.append(i)
+                items.append((event, origin))
         for i, outputs in zip(index, self.engine.process(items), strict=True):
             out[i].extend(self._encode(records[i], o) for o in outputs)
         return out
@@ -139,12 +146,13 @@ class Processor:
     def changed_state(self, partition: int) -> dict[str, dict[str, Any] | None]:
         """Snapshots of the state entries of ``partition`` changed since the last
         call (None: the entry was deleted)."""
-        return self.engine.changed_state(partition)
+        return {**self.engine.changed_state(partition), **self.decoder.changed_state(partition)}
 
     def restore(self, partition: int, entries: dict[str, dict[str, Any]]) -> None:
         """Load ``partition``'s state as read back from the changelog."""
-        self.engine.restore(partition, entries)
+        self.engine.restore(partition, self.decoder.restore(partition, entries))
 
     def drop(self, partition: int) -> None:
         """Forget ``partition``'s state (revoked or lost)."""
         self.engine.drop(partition)
+        self.decoder.drop(partition)

@@ -144,7 +144,7 @@ class Sidecar:
         t = self.settings.topics
         counts = partitions_of(
             self.settings.kafka.bootstrap_servers,
-            [*t.inputs(), t.state],
+            [*self.settings.input_topics(), t.state],
             self.settings.kafka.client_options(),
         )
         needed = max((n for name, n in counts.items() if name != t.state), default=1)
@@ -173,7 +173,7 @@ class Sidecar:
                 self._prepare_state_topic()
                 self.sink = self._make_sink()
                 self.source = KafkaSource(
-                    self.settings.topics.inputs(),
+                    self.settings.input_topics(),
                     group_id=self.settings.kafka.group_id,
                     client_id=self.settings.kafka.client_id,
                     auto_offset_reset=self.settings.kafka.auto_offset_reset,
@@ -295,7 +295,7 @@ class Sidecar:
             mode=self.settings.runtime.mode,
             group_id=self.settings.kafka.group_id,
             transactional_id=self.settings.kafka.transactional_id if self.exactly_once else None,
-            topics=sorted(self.settings.topics.inputs()),
+            topics=sorted(self.settings.input_topics()),
         )
         self._offsets_worker = ThreadPoolExecutor(1, thread_name_prefix="driftline-offsets")
         try:
