@@ -150,6 +150,7 @@ def _cmd_alerts_tail(args: argparse.Namespace) -> int:
         models=args.model or None,
         min_severity=args.severity,
         kinds=("alert", "rollback") if args.kind == "all" else (args.kind,),
+        statuses=None if args.status is None else (args.status,),
         follow=args.follow,
         start="beginning" if args.from_beginning else args.lines,
         bootstrap_servers=args.bootstrap_servers,
@@ -165,6 +166,10 @@ def _cmd_alerts_tail(args: argparse.Namespace) -> int:
                 else:
                     line = render_rollback(event)
                 print(line, flush=True)
+            if args.open:
+                print(f"{len(sub.open_incidents)} open incident(s)", flush=True)
+                for alert in sub.open_incidents.values():
+                    print("  " + render_alert(alert), flush=True)
     except BrokenPipeError:  # `| head`
         sys.stderr.close()
     finally:
@@ -244,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="only alerts at this severity or above (rollback commands always show)",
     )
     p.add_argument("--kind", choices=("all", "alert", "rollback"), default="all")
+    p.add_argument(
+        "--status",
+        choices=("firing", "resolved"),
+        help="only alerts that open (firing) or close (resolved) an incident",
+    )
+    p.add_argument(
+        "--open",
+        action="store_true",
+        help="at the end, list the incidents still open (those read and not resolved)",
+    )
     p.add_argument("-f", "--follow", action="store_true", help="wait for new events")
     p.add_argument("--json", action="store_true", help="one JSON event per line")
     p.add_argument("--from-beginning", action="store_true", help="read the topics from the start")

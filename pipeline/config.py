@@ -70,6 +70,7 @@ __all__ = [
     "EscalationSettings",
     "GoldenSpec",
     "HysteresisSettings",
+    "IncidentSettings",
     "KafkaSecurity",
     "KafkaSettings",
     "LabelSpec",
@@ -268,10 +269,31 @@ class MaintenanceWindow(Strict):
         return (self.models is None or model_id in self.models) and self.start <= at < self.end
 
 
+class IncidentSettings(Strict):
+    """One alert per incident. The first alert of a (model, version, variant, signal,
+    monitor, segment) opens an incident (``status: firing``, ``incident_id``); while it
+    is open, further detections of that key send nothing — unless the severity rises,
+    or ``renotify`` has passed since the last notice — and a ``resolved`` alert closes
+    it when the key's detector is back to normal: ``MonitorSpec.resolve_after``
+    observations of the key without a detection (see ``pipeline.core.monitor``)."""
+
+    enabled: bool = True
+    """False: the pre-incident behaviour, repeats only held back by ``cooldown``."""
+    renotify: Duration | None = None
+    """Send the firing alert again (same incident id) when the incident is still
+    open this long (event time) after the last notice; None: never."""
+
+
 class PolicySettings(Strict):
     cooldown: Duration = 900.0
     """After an alert on a (model, version, signal, segment), repeats of the same or a
-    lower severity are suppressed for this long (event time)."""
+    lower severity are suppressed for this long (event time). With incidents (the
+    default) it only applies to ``incidents.enabled: false``."""
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    alert_schema: Literal[1, 2] = 2
+    """Contract version of published alerts. 1 serves readers of ``alert.v1.json``:
+    firing alerts without ``status``/``incident_id`` (the id in ``evidence``) and no
+    resolved alerts."""
     hysteresis: HysteresisSettings = Field(default_factory=HysteresisSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Event contracts, version 1: every record driftline reads or writes.
+"""Event contracts: every record driftline reads or writes (version 1; alerts version 2).
 
 The models are strict on purpose: an inference service that sends a string where a
 number belongs, NaN, an unknown schema version or a 10 MB embedding gets a
@@ -30,6 +30,8 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AlertEvent",
+    "AlertEventV1",
+    "AlertStatus",
     "DeadLetterEvent",
     "DetectorInfo",
     "EVENT_MODELS",
@@ -44,9 +46,13 @@ __all__ = [
     "TrainingEvent",
     "WindowBounds",
     "schema_id",
+    "schema_version",
 ]
 
 SCHEMA_VERSION: Final = 1
+"""The contract version of every kind not listed in ``KIND_VERSIONS``."""
+KIND_VERSIONS: Final[dict[str, int]] = {"alert": 2}
+"""Kinds whose contract moved on: alerts gained incidents (status, incident_id) in v2."""
 
 # Bounds that keep one event from exhausting the sidecar. The byte limit on the
 # whole payload is applied before parsing (see pipeline.core.decode).
@@ -150,9 +156,14 @@ EventTime = Annotated[AwareDatetime, AfterValidator(_in_time_range)]
 Severity = Literal["warning", "drift", "critical"]
 
 
+def schema_version(kind: str) -> int:
+    """The current contract version of an event kind."""
+    return KIND_VERSIONS.get(kind, SCHEMA_VERSION)
+
+
 def schema_id(kind: str) -> str:
     """The ``schema`` tag of an event kind, e.g. ``driftline.prediction.v1``."""
-    return f"driftline.{kind}.v{SCHEMA_VERSION}"
+    return f"driftline.{kind}.v{schema_version(kind)}"
 
 
 class _Event(BaseModel):
@@ -265,13 +276,15 @@ class DetectorInfo(_Event):
         return dict(sorted(params.items()))
 
 
-class AlertEvent(_Event):
-    """A detector fired on a watched signal.
+class AlertEventV1(_Event):
+    """A detector fired on a watched signal (contract version 1, before incidents).
 
-    ``alert_id`` is derived from (model, version, signal, segment, detector,
-    source partition and offset), so replaying the same input yields the same id:
-    subscribers deduplicate on it.
+    Still published when ``policy.alert_schema`` is 1, for readers that validate
+    against ``schemas/alert.v1.json`` (it forbids unknown fields): one alert per
+    incident, the incident id in ``evidence.incident_id``, no resolved alerts.
     """
+
+    model_config = ConfigDict(title="AlertEvent")
 
     schema_: Literal["driftline.alert.v1"] = Field("driftline.alert.v1", alias="schema")
     alert_id: str
@@ -292,6 +305,59 @@ class AlertEvent(_Event):
     source: SourcePosition
     evidence: dict[str, Any] = Field(default_factory=dict)
     summary: str = ""
+
+
+AlertStatus = Literal["firing", "resolved"]
+
+
+class AlertEvent(_Event):
+    """A change on a watched signal opened (``firing``) or closed (``resolved``) an
+    incident (contract version 2).
+
+    An incident is one (model, version, variant, signal, monitor, segment) out of
+    normal: its first alert is ``firing`` and names it (``incident_id`` = that
+    alert's id); while it lasts no further alert is sent, except a higher severity
+    or an optional ``policy.incidents.renotify`` reminder (same ``incident_id``);
+    a ``resolved`` alert closes it. ``alert_id`` is derived from (model, version,
+    signal, segment, detector, source partition and offset, and the status), so
+    replaying the same input yields the same ids: subscribers deduplicate on it.
+    Version-1 records (no status, no incident) read as ``firing`` alerts.
+    """
+
+    schema_: Literal["driftline.alert.v2", "driftline.alert.v1"] = Field(
+        "driftline.alert.v2", alias="schema"
+    )
+    alert_id: str
+    status: AlertStatus = "firing"
+    incident_id: str | None = None
+    """The id of the alert that opened the incident (None in version-1 records)."""
+    model_id: str
+    model_version: str
+    variant: str = "production"
+    """Which deployment variant of the model the signal came from (``shadow``,
+    ``training`` for training runs, where ``model_version`` is the run id)."""
+    signal: str
+    segment: dict[str, str] | None = None
+    detector: DetectorInfo
+    severity: Severity
+    """For a resolved alert: the severity the incident had reached."""
+    statistic: float | None
+    threshold: float | None
+    p_value: float | None = None
+    window: WindowBounds
+    detected_at: AwareDatetime
+    source: SourcePosition
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    summary: str = ""
+
+    def as_v1(self) -> AlertEventV1:
+        """The version-1 shape of a firing alert (the incident id moves to evidence)."""
+        if self.status != "firing":
+            raise ValueError("a resolved alert has no version-1 form")
+        data = self.model_dump(exclude={"schema_", "status", "incident_id"})
+        if self.incident_id is not None:
+            data["evidence"] = {**data["evidence"], "incident_id": self.incident_id}
+        return AlertEventV1.model_validate(data, strict=False)
 
 
 class RollbackCommand(_Event):
@@ -341,4 +407,7 @@ EVENT_MODELS: Final[dict[str, type[_Event]]] = {
     "rollback-command": RollbackCommand,
     "dead-letter": DeadLetterEvent,
 }
-"""Event kind -> model; the CLI exports one JSON Schema per entry."""
+"""Event kind -> model of its current version; the CLI exports one JSON Schema per entry."""
+
+PREVIOUS_MODELS: Final[dict[str, dict[int, type[_Event]]]] = {"alert": {1: AlertEventV1}}
+"""Earlier versions still published on request (and exported as schemas)."""

@@ -17,10 +17,18 @@ def render_alert(alert: AlertEvent) -> str:
     thr = "" if alert.threshold is None else f" threshold={alert.threshold:.4g}"
     pval = "" if alert.p_value is None else f" p={alert.p_value:.3g}"
     segment = "".join(f"[{k}={v}]" for k, v in (alert.segment or {}).items())
+    incident = "" if alert.incident_id is None else f"  incident={alert.incident_id[:12]}"
+    if alert.status == "resolved":
+        return (
+            f"{_time(alert.detected_at)}  RESOLVED {alert.model_id} "
+            f"v{alert.model_version}  {alert.signal}{segment}  {alert.detector.name}"
+            f"  quiet for {alert.window.events} events{incident}  id={alert.alert_id[:12]}"
+        )
     return (
         f"{_time(alert.detected_at)}  {alert.severity.upper():8s} {alert.model_id} "
         f"v{alert.model_version}  {alert.signal}{segment}  {alert.detector.name}"
-        f"{stat}{thr}{pval}  window={alert.window.events} events  id={alert.alert_id[:12]}"
+        f"{stat}{thr}{pval}  window={alert.window.events} events{incident}"
+        f"  id={alert.alert_id[:12]}"
     )
 
 

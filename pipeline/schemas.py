@@ -5,20 +5,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.events import EVENT_MODELS, SCHEMA_VERSION
+from pydantic import BaseModel
+
+from pipeline.events import EVENT_MODELS, PREVIOUS_MODELS, schema_version
 
 __all__ = ["render_schemas", "write_schemas"]
 
 
 def render_schemas() -> dict[str, str]:
-    """File name -> JSON Schema text, for every event kind."""
+    """File name -> JSON Schema text, for every event kind (current version) and the
+    earlier versions still published on request."""
+    versions: list[tuple[str, int, type[BaseModel]]] = [
+        (kind, schema_version(kind), model) for kind, model in EVENT_MODELS.items()
+    ]
+    for kind, previous in PREVIOUS_MODELS.items():
+        versions.extend((kind, version, model) for version, model in previous.items())
     out = {}
-    for kind, model in EVENT_MODELS.items():
+    for kind, version, model in versions:
         schema = model.model_json_schema(by_alias=True, mode="serialization")
-        schema["$id"] = f"https://driftline.dev/schemas/{kind}.v{SCHEMA_VERSION}.json"
+        schema["$id"] = f"https://driftline.dev/schemas/{kind}.v{version}.json"
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        out[f"{kind}.v{SCHEMA_VERSION}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
-    return out
+        out[f"{kind}.v{version}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return dict(sorted(out.items()))
 
 
 def write_schemas(directory: Path, *, check: bool = False) -> list[str]:

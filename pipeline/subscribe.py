@@ -20,11 +20,17 @@ What a subscription guarantees:
 * **each alert once**: events are deduplicated by ``alert_id`` / ``command_id``
   (deterministic ids: an at-least-once sidecar that republished a batch after a crash
   publishes the same ids), remembering the last ``dedup_memory`` ids;
-* **typed**: every delivered event validates against the v1 contract
+* **typed**: every delivered event validates against the contract
   (``pipeline.events``; JSON Schemas in ``schemas/``). A record that does not is
   skipped and counted in ``stats["invalid"]`` (``errors="raise"`` raises instead);
 * **filters**: ``models`` (ids), ``min_severity`` (alerts at or above it; rollback
-  commands always pass), ``kinds`` (``alert``, ``rollback``);
+  commands always pass), ``kinds`` (``alert``, ``rollback``), ``statuses``
+  (``firing``, ``resolved``: e.g. only what opens a page);
+* **incidents**: an alert is ``firing`` (it opens an incident, or re-notifies one
+  whose severity rose) or ``resolved`` (it closes one); both carry ``incident_id``.
+  :attr:`Subscription.open_incidents` is the latest firing alert of every incident
+  delivered and not yet resolved. Version-1 alerts (older sidecars) read as firing,
+  with ``incident_id`` None;
 * **follow or stop**: ``follow=False`` stops once everything committed when the
   subscription started has been read; ``follow=True`` waits for new events until
   :meth:`Subscription.stop` is called (from another thread or a signal handler).
@@ -56,7 +62,7 @@ from pydantic import ValidationError
 from pipeline.config import SEVERITY_RANK
 from pipeline.core.records import Headers, Record
 from pipeline.errors import DecodeError
-from pipeline.events import AlertEvent, RollbackCommand, Severity
+from pipeline.events import AlertEvent, AlertStatus, RollbackCommand, Severity
 from pipeline.io.base import TopicPartition
 
 if TYPE_CHECKING:
@@ -78,6 +84,7 @@ Event = AlertEvent | RollbackCommand
 EventKind = Literal["alert", "rollback"]
 _SCHEMA_KINDS: dict[str, EventKind] = {
     "driftline.alert.v1": "alert",
+    "driftline.alert.v2": "alert",
     "driftline.rollback-command.v1": "rollback",
 }
 
@@ -128,10 +135,14 @@ class Filters:
     min_severity: Severity | None = None
     """Alerts at this severity or above; rollback commands always pass."""
     kinds: frozenset[EventKind] = frozenset(("alert", "rollback"))
+    statuses: frozenset[AlertStatus] | None = None
+    """Alerts of these statuses (``firing``, ``resolved``); None: both."""
 
     def accepts(self, event: Event) -> bool:
         if isinstance(event, AlertEvent):
             if "alert" not in self.kinds:
+                return False
+            if self.statuses is not None and event.status not in self.statuses:
                 return False
             if (
                 self.min_severity is not None
@@ -199,6 +210,9 @@ class Subscription:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._stop = threading.Event()
         self._handled: dict[TopicPartition, int] = {}
+        self.open_incidents: OrderedDict[str, AlertEvent] = OrderedDict()
+        """incident id -> its latest firing alert, for the incidents delivered and
+        not yet resolved (bounded by ``dedup_memory``)."""
 
     # -- control ------------------------------------------------------------
     def stop(self) -> None:
@@ -264,6 +278,14 @@ class Subscription:
             self.stats["filtered"] += 1
             return None
         self.stats["delivered"] += 1
+        if isinstance(event, AlertEvent) and event.incident_id is not None:
+            if event.status == "resolved":
+                self.open_incidents.pop(event.incident_id, None)
+            else:
+                self.open_incidents[event.incident_id] = event
+                self.open_incidents.move_to_end(event.incident_id)
+                if len(self.open_incidents) > self._dedup_memory:
+                    self.open_incidents.popitem(last=False)
         return Delivery(event, record.topic, record.partition, record.offset, record.headers)
 
 
@@ -273,6 +295,7 @@ def subscribe(
     models: Collection[str] | None = None,
     min_severity: Severity | None = None,
     kinds: Collection[EventKind] = ("alert", "rollback"),
+    statuses: Collection[AlertStatus] | None = None,
     follow: bool = False,
     start: Start = "beginning",
     group_id: str | None = None,
@@ -308,6 +331,7 @@ def subscribe(
             models=frozenset(models) if models is not None else None,
             min_severity=min_severity,
             kinds=wanted,
+            statuses=frozenset(statuses) if statuses is not None else None,
         ),
         follow=follow,
         dedup_memory=dedup_memory,

@@ -64,6 +64,8 @@ class CollectingSink:
                     offset=a["source"]["offset"],
                     statistic=a.get("statistic"),
                     threshold=a.get("threshold"),
+                    status=a.get("status", "firing"),
+                    incident_id=a.get("incident_id"),
                     scope=scope_of(
                         a.get("variant", "production"),
                         ",".join(f"{k}={v}" for k, v in sorted((a.get("segment") or {}).items())),

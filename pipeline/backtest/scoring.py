@@ -8,17 +8,22 @@ series, see ``trace``):
   series) or in event time;
 * the first alert inside a change's window *detects* it: the delay is the number
   of observations from the change to the alert, and the event time between them;
-  further alerts inside the window are *repeats* (the same incident again);
-* an alert outside every window is a *false alarm*; a change without an alert in
-  its window is *missed*;
-* precision = detected changes / alerts (repeats count against it), recall =
-  detected changes / changes, F1 their harmonic mean;
+  further alerts inside the window are *repeats* (the same incident again), and so
+  is any alert of an incident already counted (a ``renotify`` reminder or a rise in
+  severity carries the incident id of the alert that opened it), wherever it falls;
+* an alert outside every window that opens an incident is a *false alarm*; a change
+  without an alert in its window is *missed*; ``resolved`` alerts close incidents
+  and are listed, never scored;
+* precision = detected changes / incidents opened (detections + false alarms;
+  repeats are shown, not counted against it), recall = detected changes / changes,
+  F1 their harmonic mean;
 * the *stable stretches* are all observations outside the detection windows; the
   mean number of events between false alarms is their length divided by the
   false alarms.
 
 Changes the replay never reached (after the end of the input) are listed but not
-scored.
+scored. The totals count each change once per (model, signal): detected when any of
+the signal's series (detectors, scopes) detected it.
 """
 
 from __future__ import annotations
@@ -97,6 +102,9 @@ class AlertRef:
     threshold: float | None = None
     scope: str = ""
     """Non-production variant and/or segment, as in ``trace.scope_of``."""
+    status: str = "firing"
+    incident_id: str | None = None
+    """The alert that opened the incident (None for version-1 alerts)."""
 
     @property
     def key(self) -> TraceKey:
@@ -152,9 +160,12 @@ class KeyScore:
     false_alarms: list[Detection]
     """Alerts outside every detection window."""
     repeats: list[Detection]
-    """Alerts inside a window that an earlier alert already detected."""
+    """Alerts inside a window that an earlier alert already detected, and further
+    alerts of an incident already counted."""
     stable_events: int
     has_truth: bool
+    resolutions: list[Detection] = field(default_factory=list)
+    """``resolved`` alerts (incidents closed); not scored."""
 
     @property
     def scored_changes(self) -> list[ChangeOutcome]:
@@ -170,7 +181,8 @@ class KeyScore:
 
     @property
     def precision(self) -> float | None:
-        return _ratio(self.hits, len(self.detections)) if self.has_truth else None
+        opened = self.hits + len(self.false_alarms)
+        return _ratio(self.hits, opened) if self.has_truth else None
 
     @property
     def recall(self) -> float | None:
@@ -211,7 +223,8 @@ class KeyScore:
 
 @dataclass
 class Totals:
-    """Micro-averaged over every series with ground truth."""
+    """Over every series with ground truth: each change counted once per (model,
+    signal), alerts, false alarms and repeats summed over the series."""
 
     changes: int = 0
     hits: int = 0
@@ -227,7 +240,7 @@ class Totals:
 
     @property
     def precision(self) -> float | None:
-        return _ratio(self.hits, self.detections)
+        return _ratio(self.hits, self.hits + self.false_alarms)
 
     @property
     def recall(self) -> float | None:
@@ -284,9 +297,11 @@ def score_key(
     """Score one series: its alerts against its (model, signal)'s change points."""
     n = series.n
     detections = []
+    resolutions = []
     for alert in alerts:
         firing = series.firings.get((alert.topic, alert.partition, alert.offset))
-        detections.append(Detection(alert, None if firing is None else firing.index))
+        placed = Detection(alert, None if firing is None else firing.index)
+        (resolutions if alert.status == "resolved" else detections).append(placed)
     detections.sort(key=lambda d: (d.index if d.index is not None else n, d.alert.alert_id))
 
     located = sorted(((_change_index(series, c), c) for c in changes), key=lambda x: x[0])
@@ -310,7 +325,14 @@ def score_key(
     matched: dict[int, Detection] = {}
     false_alarms: list[Detection] = []
     repeats: list[Detection] = []
+    counted: set[str] = set()
     for det in detections:
+        incident = det.alert.incident_id
+        if incident is not None and incident in counted:
+            repeats.append(det)
+            continue
+        if incident is not None:
+            counted.add(incident)
         slot = None
         inside_any = False
         if det.index is not None:
@@ -347,6 +369,7 @@ def score_key(
         repeats=repeats,
         stable_events=n - covered,
         has_truth=has_truth,
+        resolutions=resolutions,
     )
 
 
@@ -364,6 +387,8 @@ def score_run(
     scores: list[KeyScore] = []
     totals = Totals()
     watched = set()
+    changes_seen: dict[tuple[str, str, str], bool] = {}
+    """(model, signal, change) -> detected by any series of the signal."""
     for key in sorted(set(tracer.series) | set(by_key)):
         series = tracer.series.get(key) or Series(key)
         key_changes = grouped.get(key[:2], [])
@@ -373,12 +398,15 @@ def score_run(
         )
         scores.append(s)
         if changes is not None:
-            totals.changes += len(s.scored_changes)
-            totals.hits += s.hits
+            for c in s.scored_changes:
+                change = (key[0], key[1], c.change.label())
+                changes_seen[change] = changes_seen.get(change, False) or c.detection is not None
             totals.detections += len(s.detections)
             totals.false_alarms += len(s.false_alarms)
             totals.stable_events += s.stable_events
             totals.repeats += len(s.repeats)
+    totals.changes = len(changes_seen)
+    totals.hits = sum(changes_seen.values())
     totals.unmonitored = [c for k, cs in sorted(grouped.items()) if k not in watched for c in cs]
     return scores, totals
 
@@ -398,6 +426,7 @@ def as_mapping(score: KeyScore, margin: Margin) -> Mapping[str, object]:
         "missed": score.missed,
         "false_alarms": len(score.false_alarms),
         "repeats": len(score.repeats),
+        "resolved": len(score.resolutions),
         "precision": score.precision,
         "recall": score.recall,
         "f1": score.f1,

@@ -48,7 +48,9 @@ COLUMN_MIN: Final = 8
 
 OTHER_SEGMENT: Final = "__other__"
 MISSING_SEGMENT: Final = "__missing__"
-Level = Literal["warning", "drift"]
+Level = Literal["warning", "drift", "resolved"]
+"""What a finding reports: the detector's warning zone, a detection, or a key that
+fired being back to normal (``MonitorSpec.resolve_after`` quiet observations)."""
 
 
 class MonitorKey(NamedTuple):
@@ -306,6 +308,9 @@ class KeyState:
     window_first: list[Any] | None = None
     """[topic, offset] of the window's first event."""
     window_events: int = 0
+    open: bool = False
+    """The detector fired and its key has not been quiet for ``resolve_after``
+    observations since: an incident may be open on it."""
     saved: bytes | None = None
     """The detector's snapshot as JSON bytes while it is unchanged since then (not
     state): ``feed_column`` puts the detector back from it when a batch fires."""
@@ -320,6 +325,7 @@ class KeyState:
             "window_start": self.window_start,
             "window_first": self.window_first,
             "window_events": self.window_events,
+            "open": self.open,
         }
 
     @classmethod
@@ -346,6 +352,7 @@ class KeyState:
             window_start=None if start is None else int(start),
             window_first=None if first is None else [str(first[0]), int(first[1])],
             window_events=int(state["window_events"]),
+            open=bool(state.get("open", False)),
         )
 
 
@@ -375,6 +382,11 @@ def _summary(
     else:
         where = f"{key.model_id} v{key.model_version} [{key.variant}]"
     segment = f" [{key.segment}]" if key.segment else ""
+    if level == "resolved":
+        return (
+            f"{where}: {key.signal}{segment} back to normal: no detection by "
+            f"{state.spec.detector} in {state.window_events} observations"
+        )
     return (
         f"{where}: {key.signal}{segment} {level} by "
         f"{state.spec.detector}{comparison} after {state.window_events} events"
@@ -386,7 +398,7 @@ def _finding(state: KeyState, update: Update, level: Level) -> Finding:
     spec = state.spec
     statistic = _finite(detector.statistic)
     threshold = _finite(detector.threshold)
-    severity = spec.severity.drift if level == "drift" else spec.severity.warning
+    severity = spec.severity.warning if level == "warning" else spec.severity.drift
     assert severity is not None
     evidence: dict[str, Any] = {}
     if isinstance(update.value, int | float | str) and not isinstance(update.value, bool):
@@ -447,7 +459,8 @@ def feed_column(
     """Feed ``values`` to ``state``'s detector in order; the findings by position.
 
     Column-wise (``update_many``) when the detector asks for it (``column_path``),
-    the column is long enough and detector warnings are not mapped to alerts: if no drift shows
+    the column is long enough, detector warnings are not mapped to alerts and no
+    open key reaches ``resolve_after`` quiet observations within the column: if no drift shows
     up, the window bookkeeping follows from the count alone and ``where`` is asked
     about the first value only. Otherwise — a drift (whose evidence is the
     detector's state *at* that event) or a value the detector refuses — the
@@ -459,6 +472,7 @@ def feed_column(
         and len(values) >= COLUMN_MIN
         and state.spec.severity.warning is None
         and state.detector.column_path
+        and not (state.open and state.window_events + len(values) >= state.spec.resolve_after)
     ):
         # A JSON copy (detector snapshots are plain JSON by contract); the
         # changelog's, when the detector has not changed since it was taken.
@@ -486,7 +500,14 @@ def _one_by_one(
     stats: dict[str, int],
     observer: Observer | None,
 ) -> list[tuple[int, Finding]]:
-    """``update`` per value; ``where`` is only asked where something happens."""
+    """``update`` per value; ``where`` is only asked where something happens.
+
+    A key that fired is *open* until ``resolve_after`` observations pass without a
+    detection; then a ``resolved`` finding says it is back to normal. Detectors that
+    keep their reference fire again within a window or two while a change lasts, so
+    quiet means back to the reference; detectors that restart after a detection
+    (KS window, ADWIN, Page-Hinkley, CUSUM...) have by then learned the new regime and
+    tested it, so quiet means stable again — in the old regime or a new one."""
     state.saved = None
     found: list[tuple[int, Finding]] = []
     detector = state.detector
@@ -514,6 +535,10 @@ def _one_by_one(
             state.window_start = None
             state.window_first = None
             state.window_events = 0
+            state.open = True
+        elif state.open and state.window_events >= state.spec.resolve_after:
+            found.append((position, _finding(state, Update(value, *where(position)), "resolved")))
+            state.open = False
         elif warnings and detector.warning_detected:
             found.append((position, _finding(state, Update(value, *where(position)), "warning")))
     return found

@@ -41,6 +41,8 @@ class Monitor:
     else its detector's name."""
     calibration: dict[str, Any] | None = None
     """What calibration found (threshold, estimated ARL0), when it was used."""
+    resolve_after: int = 2000
+    """Quiet observations after which an open incident of a key resolves."""
 
     @property
     def wildcard(self) -> bool:
@@ -76,6 +78,7 @@ def resolve(spec: MonitorSpec, where: str) -> Monitor:
         max_signals=spec.max_signals,
         id=spec.id,
         calibration=calibration,
+        resolve_after=spec.resolve_after,
     )
 
 

@@ -10,12 +10,23 @@ processors), each ``step(ctx, draft) -> draft | None`` (None: suppressed):
    mapped severity; warnings of a key already in drift are noise;
 3. :func:`escalate` — when ``signals`` distinct signals of one model alert at drift
    or above within ``within``, the alert completing the set becomes critical;
-4. :func:`apply_cooldown` — repeats of the same or a lower severity on one key are
-   dropped for ``cooldown``;
+4. :func:`track_incident` — the first alert of a key opens an incident (its id is
+   the alert's); while the incident is open further detections of the key are held
+   back unless the severity rises or ``incidents.renotify`` has passed since the
+   last notice (with ``incidents.enabled: false``, :func:`apply_cooldown` instead
+   drops repeats of the same or a lower severity for ``cooldown``);
 5. :func:`deduplicate` — an alert id already emitted is never emitted again.
 
+A ``resolved`` finding (the key's detector is back to normal, see
+``pipeline.core.monitor``) closes the key's open incident with a ``resolved`` alert
+carrying the incident's id and severity; without an open incident it is dropped.
+Escalation and rollback rules count the signals with an open incident at the
+required severity as well as the alerts of their window: a change that lasts keeps
+counting although it is alerted once.
+
 Alert ids are derived from (model, version, variant, signal, segment, monitor,
-source topic/partition/offset): no clock is read, a replay yields the same ids.
+source topic/partition/offset, and ``resolved`` for a resolution): no clock is read,
+a replay yields the same ids.
 
 The rollback policy then looks at each emitted alert: when one of the model's
 rules holds (and the alert takes part in it), a :class:`RollbackCommand` targets the
@@ -63,10 +74,17 @@ __all__ = [
     "apply_cooldown",
     "apply_hysteresis",
     "deduplicate",
+    "resolve_incident",
+    "track_incident",
     "escalate",
     "evaluate_rollback",
     "suppress_maintenance",
 ]
+
+
+_SEVERITY_OF_RANK: Final[dict[int, Severity]] = {1: "warning", 2: "drift", 3: "critical"}
+MAX_OPEN_INCIDENTS: Final = 4096
+"""Open incidents remembered per model; beyond it the oldest is forgotten (counted)."""
 
 
 def alert_id_for(f: Finding) -> str:
@@ -83,6 +101,8 @@ def alert_id_for(f: Finding) -> str:
     ]
     if f.variant != "production":
         parts.insert(3, f.variant)
+    if f.level == "resolved":
+        parts.append("resolved")
     return stable_id(*parts)
 
 
@@ -101,6 +121,9 @@ class PolicyState:
     """the last emitted alert ids (deduplication)"""
     incident: dict[str, Any] | None = None
     """the last rollback: {"at", "command_id", "rule", "checkpoint"}"""
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """cooldown key -> the open incident {"id", "signal", "opened", "notified", "rank",
+    "held"} (held: detections not sent while it was open)"""
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -109,6 +132,7 @@ class PolicyState:
             "recent": self.recent,
             "ids": self.ids,
             "incident": self.incident,
+            "incidents": self.incidents,
         }
 
     @classmethod
@@ -119,6 +143,7 @@ class PolicyState:
             recent=[dict(r) for r in state["recent"]],
             ids=[str(i) for i in state["ids"]],
             incident=None if state["incident"] is None else dict(state["incident"]),
+            incidents={str(k): dict(v) for k, v in state.get("incidents", {}).items()},
         )
 
 
@@ -131,6 +156,7 @@ class Draft:
     alert_id: str
     evidence: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    incident_id: str | None = None
 
     @property
     def rank(self) -> int:
@@ -207,6 +233,18 @@ def _prune_recent(ctx: PolicyContext, now: int) -> None:
         ctx.state.recent = [r for r in recent if int(r["at"]) >= horizon]
 
 
+def _active(state: PolicyState, horizon: int, floor: int) -> dict[str, str]:
+    """Signal -> an alert id, for the alerts since ``horizon`` and the open incidents
+    at ``floor`` severity or above (a lasting change is alerted once but still counts)."""
+    out = {
+        str(i["signal"]): str(i["id"]) for i in state.incidents.values() if int(i["rank"]) >= floor
+    }
+    for r in state.recent:
+        if int(r["at"]) >= horizon and int(r["rank"]) >= floor:
+            out[str(r["signal"])] = str(r["alert_id"])
+    return out
+
+
 def escalate(ctx: PolicyContext, draft: Draft) -> Draft | None:
     settings = ctx.settings.escalation
     if not settings.enabled or draft.rank < SEVERITY_RANK["drift"] or draft.severity == "critical":
@@ -214,9 +252,7 @@ def escalate(ctx: PolicyContext, draft: Draft) -> Draft | None:
     f = draft.finding
     _prune_recent(ctx, f.at)
     horizon = f.at - seconds_to_micros(settings.within)
-    signals = sorted(
-        {str(r["signal"]) for r in ctx.state.recent if int(r["at"]) >= horizon} | {f.signal}
-    )
+    signals = sorted(set(_active(ctx.state, horizon, SEVERITY_RANK["drift"])) | {f.signal})
     if len(signals) >= settings.signals:
         draft.severity = "critical"
         draft.evidence["escalation"] = {"signals": signals, "within_s": settings.within}
@@ -242,6 +278,68 @@ def apply_cooldown(ctx: PolicyContext, draft: Draft) -> Draft | None:
     return draft
 
 
+def track_incident(ctx: PolicyContext, draft: Draft) -> Draft | None:
+    """Open an incident, or hold a repeat of an open one back (see the module doc)."""
+    if not ctx.settings.incidents.enabled:
+        return apply_cooldown(ctx, draft)
+    f = draft.finding
+    key = f.cooldown_key
+    now = f.at
+    incidents = ctx.state.incidents
+    incident = incidents.get(key)
+    if incident is None:
+        if len(incidents) >= MAX_OPEN_INCIDENTS:
+            oldest = min(incidents, key=lambda k: int(incidents[k]["opened"]))
+            del incidents[oldest]
+            ctx.stats["incidents:forgotten"] += 1
+        incidents[key] = {
+            "id": draft.alert_id,
+            "signal": f.signal,
+            "opened": now,
+            "notified": now,
+            "rank": draft.rank,
+            "held": 0,
+        }
+        draft.incident_id = draft.alert_id
+        ctx.stats["incidents:opened"] += 1
+        return draft
+    draft.incident_id = str(incident["id"])
+    info = {"opened_at": from_micros(int(incident["opened"])).isoformat(), "held": incident["held"]}
+    if draft.rank > int(incident["rank"]):
+        incident.update(rank=draft.rank, notified=now)
+        draft.notes.append("incident still open, severity rose")
+        draft.evidence["incident"] = {**info, "reason": "severity_rose"}
+        return draft
+    renotify = ctx.settings.incidents.renotify
+    if renotify is not None and now - int(incident["notified"]) >= seconds_to_micros(renotify):
+        incident["notified"] = now
+        draft.notes.append(f"incident still open (renotify every {renotify:g}s)")
+        draft.evidence["incident"] = {**info, "reason": "renotify"}
+        return draft
+    incident["held"] = int(incident["held"]) + 1
+    ctx.stats["suppressed:incident_open"] += 1
+    return None
+
+
+def resolve_incident(ctx: PolicyContext, draft: Draft) -> Draft | None:
+    """Close the key's open incident: the resolved alert, or None without one."""
+    f = draft.finding
+    incident = ctx.state.incidents.pop(f.cooldown_key, None)
+    if incident is None or not ctx.settings.incidents.enabled:
+        ctx.stats["resolved:no_incident"] += 1
+        return None
+    rank = int(incident["rank"])
+    draft.severity = _SEVERITY_OF_RANK[rank]
+    draft.incident_id = str(incident["id"])
+    draft.evidence["incident"] = {
+        "opened_at": from_micros(int(incident["opened"])).isoformat(),
+        "held": incident["held"],
+        "quiet_observations": f.window_events,
+    }
+    ctx.stats["incidents:resolved"] += 1
+    return draft
+
+
 def deduplicate(ctx: PolicyContext, draft: Draft) -> Draft | None:
     if draft.alert_id in ctx.state.ids:
         ctx.stats["suppressed:duplicate"] += 1
@@ -255,7 +353,7 @@ CHAIN: Final[tuple[Step, ...]] = (
     suppress_maintenance,
     apply_hysteresis,
     escalate,
-    apply_cooldown,
+    track_incident,
     deduplicate,
 )
 
@@ -284,6 +382,9 @@ class AlertPolicy:
             alert_id=alert_id_for(finding),
             evidence=dict(finding.evidence),
         )
+        if finding.level == "resolved":
+            assert draft is not None
+            return deduplicate(ctx, draft) if resolve_incident(ctx, draft) else None
         for step in self.chain:
             assert draft is not None
             draft = step(ctx, draft)
@@ -313,6 +414,8 @@ def to_alert(draft: Draft) -> AlertEvent:
         )
     return AlertEvent(
         alert_id=draft.alert_id,
+        status="resolved" if f.level == "resolved" else "firing",
+        incident_id=draft.incident_id,
         model_id=f.model_id,
         model_version=f.model_version,
         variant=f.variant,
@@ -349,10 +452,11 @@ def _rule_holds(rule: RollbackRule, draft: Draft, state: PolicyState) -> list[st
     if draft.rank < floor or not _matches(rule, f.signal):
         return None
     horizon = f.at - seconds_to_micros(rule.within)
-    by_signal: dict[str, str] = {}
-    for r in state.recent:
-        if int(r["at"]) >= horizon and int(r["rank"]) >= floor and _matches(rule, str(r["signal"])):
-            by_signal[str(r["signal"])] = str(r["alert_id"])
+    by_signal = {
+        signal: alert_id
+        for signal, alert_id in _active(state, horizon, floor).items()
+        if _matches(rule, signal)
+    }
     by_signal[f.signal] = draft.alert_id
     if len(by_signal) < rule.k:
         return None
@@ -371,6 +475,8 @@ def evaluate_rollback(
     """The rollback command ``draft`` (just emitted) triggers, if any; the draft's
     evidence and notes record the decision either way."""
     f = draft.finding
+    if f.level == "resolved":
+        return None
     dry_run = spec.dry_run or force_dry_run
     for rule in spec.rules:
         alert_ids = _rule_holds(rule, draft, state)

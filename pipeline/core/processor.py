@@ -20,7 +20,7 @@ from pipeline.errors import DecodeError
 from pipeline.events import AlertEvent, InputEvent, RollbackCommand
 from pipeline.formats import RecordDecoder
 
-__all__ = ["Processor", "alert_message", "dead_letter", "rollback_message"]
+__all__ = ["Processor", "alert_message", "alert_message_v1", "dead_letter", "rollback_message"]
 
 
 DEAD_LETTER_HEADROOM: Final = 4096
@@ -56,12 +56,22 @@ def dead_letter(record: Record, reason: str, detail: str, *, max_bytes: int = 1_
     return Message(kind="dead_letter", key=key, value=value, headers=tuple(headers))
 
 
+def alert_message_v1(alert: AlertEvent) -> Message | None:
+    """The alert for readers of ``alert.v1.json`` (``policy.alert_schema: 1``); a
+    resolved alert has no version-1 form: None."""
+    if alert.status != "firing":
+        return None
+    body = alert.as_v1().model_dump_json(by_alias=True).encode()
+    return Message("alert", alert.model_id.encode(), body, (("schema", b"driftline.alert.v1"),))
+
+
 def alert_message(alert: AlertEvent) -> Message:
+    """The alert as published (contract version 2)."""
     return Message(
         kind="alert",
         key=alert.model_id.encode(),
         value=alert.model_dump_json(by_alias=True).encode(),
-        headers=(("schema", b"driftline.alert.v1"),),
+        headers=(("schema", b"driftline.alert.v2"),),
     )
 
 
@@ -129,18 +139,30 @@ class Processor:
                 index.append(i)
                 items.append((event, origin))
         for i, outputs in zip(index, self.engine.process(items), strict=True):
-            out[i].extend(self._encode(records[i], o) for o in outputs)
+            for o in outputs:
+                message = self._encode(records[i], o)
+                if message is not None:
+                    out[i].append(message)
         return out
 
-    def _encode(self, record: Record, output: Output) -> Message:
+    def _encode(self, record: Record, output: Output) -> Message | None:
         if isinstance(output, Refused):
             self._stats[f"dead_letter:{output.reason}"] += 1
             return dead_letter(record, output.reason, output.detail, max_bytes=self._dl_max)
         if isinstance(output, RollbackCommand):
             self._stats["rollbacks"] += 1
             return rollback_message(output)
+        if self.settings.policy.alert_schema == 1:
+            message = alert_message_v1(output)
+        else:
+            message = alert_message(output)
+        if message is None:
+            self._stats["alerts:resolved_not_published_v1"] += 1
+            return None
         self._stats["alerts"] += 1
-        return alert_message(output)
+        if output.status == "resolved":
+            self._stats["alerts:resolved"] += 1
+        return message
 
     # -- state, per source partition (the runtime owns when it is saved) ---------
     def changed_state(self, partition: int) -> dict[str, dict[str, Any] | None]:

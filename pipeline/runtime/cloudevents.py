@@ -14,8 +14,8 @@ byte-identical headers:
 ``ce_specversion``  ``1.0``
 ``ce_id``           ``alert_id`` / ``command_id``; for a dead letter a stable id of the
                     source topic, partition and offset
-``ce_type``         ``dev.driftline.alert.v1``, ``dev.driftline.rollback-command.v1``,
-                    ``dev.driftline.dead-letter.v1``
+``ce_type``         ``dev.driftline.alert.v2`` (``.v1`` for a version-1 alert),
+                    ``dev.driftline.rollback-command.v1``, ``dev.driftline.dead-letter.v1``
 ``ce_source``       ``driftline/<model_id>`` (``source`` template; ``{model_id}`` is
                     percent-encoded; a dead letter's model is its Kafka key, if readable
                     and no longer than a model id may be, else ``unknown``)
@@ -54,7 +54,7 @@ DEFAULT_SOURCE: Final = "driftline/{model_id}"
 """``ce_source`` template; ``{model_id}`` is replaced by the percent-encoded model id."""
 
 CE_TYPES: Final[dict[str, str]] = {
-    "alert": "dev.driftline.alert.v1",
+    "alert": "dev.driftline.alert.v2",
     "rollback": "dev.driftline.rollback-command.v1",
     "dead_letter": "dev.driftline.dead-letter.v1",
 }
@@ -110,6 +110,8 @@ def cloudevent_headers(message: Message, *, source: str = DEFAULT_SOURCE) -> Hea
     ce_type = CE_TYPES.get(message.kind)
     if ce_type is None:
         return ()
+    if (message.kind == "alert") and ("schema", b"driftline.alert.v1") in message.headers:
+        ce_type = "dev.driftline.alert.v1"
     attributes: dict[str, str | None]
     if message.kind == "dead_letter":
         headers = dict(message.headers)

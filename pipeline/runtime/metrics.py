@@ -44,7 +44,10 @@ class Metrics:
             registry=r,
         )
         self.alerts = Counter(
-            "driftline_alerts", "Alerts published.", ["severity", "model"], registry=r
+            "driftline_alerts",
+            "Alerts published (status firing: an incident opened or re-notified; resolved).",
+            ["severity", "model", "status"],
+            registry=r,
         )
         self.rollbacks = Counter(
             "driftline_rollback_commands", "Rollback commands published.", ["model"], registry=r

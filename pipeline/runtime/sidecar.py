@@ -466,7 +466,9 @@ class Sidecar:
             offset=source.get("offset"),
         )
         if message.kind == "alert":
-            self.metrics.alerts.labels(str(body.get("severity", "")), model).inc()
+            self.metrics.alerts.labels(
+                str(body.get("severity", "")), model, str(body.get("status", "firing"))
+            ).inc()
             self.stats.alerts += 1
             context.info(
                 "alert_published",

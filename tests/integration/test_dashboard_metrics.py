@@ -130,7 +130,7 @@ class TestDashboardMetrics:
         # The scenario exercised what the dashboard is about.
         for name, labels in {
             "driftline_events_total": {"topic"},
-            "driftline_alerts_total": {"severity", "model"},
+            "driftline_alerts_total": {"severity", "model", "status"},
             "driftline_rollback_commands_total": {"model"},
             "driftline_dead_letters_total": {"reason"},
             "driftline_transactions_total": {"outcome"},

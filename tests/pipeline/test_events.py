@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from pipeline.events import EVENT_MODELS, FeatureEvent, PredictionEvent, TrainingEvent
+from pipeline.events import (
+    EVENT_MODELS,
+    FeatureEvent,
+    PredictionEvent,
+    TrainingEvent,
+    schema_id,
+)
 
 GOOD = (
     b'{"schema":"driftline.prediction.v1","event_id":"e1","model_id":"m","model_version":"3",'
@@ -78,4 +84,5 @@ class TestOtherKinds:
 
     def test_every_kind_has_a_schema_tag(self) -> None:
         for kind, model in EVENT_MODELS.items():
-            assert model.model_fields["schema_"].default == f"driftline.{kind}.v1"
+            assert model.model_fields["schema_"].default == schema_id(kind)
+            assert schema_id(kind).endswith(".v2" if kind == "alert" else ".v1")

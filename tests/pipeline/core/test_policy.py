@@ -182,8 +182,19 @@ class TestRollbackRules:
         spec = RollbackSpec(rules=[{"signals": ["feature:*", "error"], "k": 2, "within": "60s"}])
         state = PolicyState()
         emitted(finding("feature:amount", t=0), state)
+        emitted(finding("feature:amount", t=30, level="resolved"), state)
         late = emitted(finding("error", t=120), state)
         assert evaluate_rollback(spec, late, state, registry("c1"), "1") is None
+
+    def test_an_open_incident_counts_after_the_window(self) -> None:
+        # Intended with incidents: a lasting change is alerted once, and still counts.
+        spec = RollbackSpec(rules=[{"signals": ["feature:*", "error"], "k": 2, "within": "60s"}])
+        state = PolicyState()
+        first = emitted(finding("feature:amount", t=0), state)
+        late = emitted(finding("error", t=120), state)
+        command = evaluate_rollback(spec, late, state, registry("c1"), "1")
+        assert command is not None
+        assert sorted(command.alert_ids) == sorted([first.alert_id, late.alert_id])
 
     def test_never_twice_for_one_incident(self) -> None:
         spec = RollbackSpec(rules=[{"when": "critical"}], cooldown="1h")
@@ -193,7 +204,8 @@ class TestRollbackRules:
         d2 = emitted(finding("error", t=600, severity="critical"), state)
         assert evaluate_rollback(spec, d2, state, registry("c1"), "1") is None
         assert d2.evidence["rollback"]["status"] == "incident_open"
-        d3 = emitted(finding("error", t=4000, severity="critical"), state)
+        # (another signal: "error" is still an open incident, its repeats are held back)
+        d3 = emitted(finding("confidence", t=4000, severity="critical"), state)
         assert evaluate_rollback(spec, d3, state, registry("c1"), "1") is not None
 
     def test_no_rollback_without_a_stable_checkpoint_and_the_alert_says_so(self) -> None:
@@ -227,7 +239,9 @@ FORGETTING = {
             "rollback": {"rules": [{"when": "forgetting"}], "cooldown": "1h"},
         }
     },
-    "policy": {"cooldown": "10s"},
+    # renotify: the open incident is alerted again, so the rollback cooldown is what
+    # keeps it to one command
+    "policy": {"cooldown": "10s", "incidents": {"renotify": "10s"}},
 }
 
 

@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.core.processor import alert_message, dead_letter, rollback_message
+from pipeline.core.processor import (
+    alert_message,
+    alert_message_v1,
+    dead_letter,
+    rollback_message,
+)
 from pipeline.core.records import Message, Record
 from pipeline.events import AlertEvent, DetectorInfo, RollbackCommand, SourcePosition, WindowBounds
 from pipeline.runtime.cloudevents import (
@@ -70,12 +75,17 @@ class TestAlert:
         assert h == {
             "ce_specversion": "1.0",
             "ce_id": "a" * 32,
-            "ce_type": "dev.driftline.alert.v1",
+            "ce_type": "dev.driftline.alert.v2",
             "ce_source": "driftline/fraud",
             "ce_time": "2024-05-01T12:30:00Z",
             "ce_subject": "feature:amount",
             "content-type": "application/json",
         }
+
+    def test_a_version_1_alert_keeps_its_v1_type(self) -> None:
+        message = alert_message_v1(_alert())
+        assert message is not None
+        assert _as_dict(cloudevent_headers(message))["ce_type"] == "dev.driftline.alert.v1"
 
     def test_time_is_rfc3339_and_parses_back_to_detected_at(self) -> None:
         h = _as_dict(cloudevent_headers(alert_message(_alert())))
@@ -149,7 +159,7 @@ class TestWithCloudeventHeaders:
         once = with_cloudevent_headers(message)
         twice = with_cloudevent_headers(once)
         assert once == twice
-        assert once.headers[0] == ("schema", b"driftline.alert.v1")
+        assert once.headers[0] == ("schema", b"driftline.alert.v2")
         assert len(once.headers) == 1 + len(cloudevent_headers(message))
 
     def test_state_message_unchanged(self) -> None:
