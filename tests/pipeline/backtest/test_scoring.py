@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -58,9 +59,10 @@ class TestScoreKey:
         assert [d.alert.alert_id for d in s.repeats] == ["a1060"]
         assert [c.delay_events for c in s.changes] == [40, None, 99]
         assert [c.delay_seconds for c in s.changes] == [40.0, None, 99.0]
-        assert s.precision == pytest.approx(2 / 5)
+        # precision: detections over incidents opened (the repeat is shown, not counted)
+        assert s.precision == pytest.approx(2 / 4)
         assert s.recall == pytest.approx(2 / 3)
-        assert s.f1 == pytest.approx(2 * (0.4 * 2 / 3) / (0.4 + 2 / 3))
+        assert s.f1 == pytest.approx(2 * (0.5 * 2 / 3) / (0.5 + 2 / 3))
         assert s.stable_events == 4000 - 300
         assert s.events_between_false_alarms == pytest.approx(3700 / 2)
         assert s.median_delay_events == 69.5
@@ -89,6 +91,23 @@ class TestScoreKey:
         assert [c.reached for c in s.changes] == [True, False]
         assert s.recall == 1.0 and s.missed == 0
 
+    def test_an_incident_detects_once_and_its_reminders_are_repeats(self) -> None:
+        margin = Margin(events=100)
+        changes = [change(1000)]
+        series, alerts = build(4000, [1040, 1500, 1800, 2500], changes, margin)
+        incident = alerts[0].alert_id
+        # 1500: a renotify of the incident (outside the margin: still not a false
+        # alarm); 1800: its resolution (listed, not scored); 2500: a new incident.
+        alerts[1] = replace(alerts[1], incident_id=incident)
+        alerts[2] = replace(alerts[2], incident_id=incident, status="resolved")
+        alerts[0] = replace(alerts[0], incident_id=incident)
+        s = score_key(series, alerts, changes, margin)
+        assert s.hits == 1
+        assert [d.alert.alert_id for d in s.repeats] == ["a1500"]
+        assert [d.alert.alert_id for d in s.resolutions] == ["a1800"]
+        assert [d.alert.alert_id for d in s.false_alarms] == ["a2500"]
+        assert s.precision == pytest.approx(1 / 2)
+
     def test_stable_series_without_alerts(self) -> None:
         series, alerts = build(100, [], [], Margin(events=10))
         s = score_key(series, alerts, [], Margin(events=10))
@@ -107,6 +126,22 @@ class TestScoreRun:
         assert len(scores) == 1
         assert (totals.changes, totals.hits, totals.false_alarms) == (1, 1, 1)
         assert [c.signal for c in totals.unmonitored] == ["feature:y"]
+
+    def test_a_change_counts_once_per_signal_in_the_totals(self) -> None:
+        # Two detectors on one signal, both detect the change: one change detected.
+        margin = Margin(events=50)
+        changes = [change(100)]
+        tracer = Tracer()
+        alerts = []
+        for detector, fire in (("det", 120), ("other", 140)):
+            series, found = build(200, [fire], changes, margin)
+            key = ("m", "feature:x", detector, "")
+            series.key = key
+            tracer.series[key] = series
+            alerts += [replace(a, detector=detector) for a in found]
+        scores, totals = score_run(tracer, alerts, changes, margin)
+        assert len(scores) == 2 and all(s.hits == 1 for s in scores)
+        assert (totals.changes, totals.hits, totals.detections) == (1, 1, 2)
 
     def test_no_truth_means_nothing_is_scored(self) -> None:
         series, alerts = build(200, [120], [], Margin(events=50))
