@@ -296,8 +296,8 @@ def score_key(
 ) -> KeyScore:
     """Score one series: its alerts against its (model, signal)'s change points."""
     n = series.n
-    detections = []
-    resolutions = []
+    detections: list[Detection] = []
+    resolutions: list[Detection] = []
     for alert in alerts:
         firing = series.firings.get((alert.topic, alert.partition, alert.offset))
         placed = Detection(alert, None if firing is None else firing.index)

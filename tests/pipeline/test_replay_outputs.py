@@ -50,10 +50,10 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def _check_order(events: list[dict[str, Any]]) -> None:
     kinds = [e["schema"] for e in events]
     assert "driftline.rollback-command.v1" in kinds, kinds
-    assert "driftline.alert.v1" in kinds
+    assert "driftline.alert.v2" in kinds
     seen_alerts: set[str] = set()
     for event in events:
-        if event["schema"] == "driftline.alert.v1":
+        if event["schema"] == "driftline.alert.v2":
             seen_alerts.add(event["alert_id"])
         else:  # a command comes after every alert it names
             assert set(event["alert_ids"]) <= seen_alerts

@@ -224,3 +224,39 @@ class TestDecodeOutput:
     def test_unknown_schema(self) -> None:
         with pytest.raises(DecodeError, match="unknown schema"):
             decode_output(b'{"schema": "driftline.alert.v9"}')
+
+
+class TestIncidents:
+    def _incident(self) -> list[AlertEvent]:
+        opened = alert(1).model_copy(update={"incident_id": "alert-1"})
+        worse = alert(2, severity="critical").model_copy(update={"incident_id": "alert-1"})
+        closed = alert(3).model_copy(update={"incident_id": "alert-1", "status": "resolved"})
+        other = alert(4, model="churn").model_copy(update={"incident_id": "alert-4"})
+        return [opened, worse, closed, other]
+
+    def test_open_incidents_follow_firing_and_resolved(self) -> None:
+        opened, worse, closed, other = self._incident()
+        sub = subscription([wire(opened), wire(worse)])
+        assert list(sub) == [opened, worse]
+        assert dict(sub.open_incidents) == {"alert-1": worse}
+        sub = subscription([wire(e) for e in (opened, worse, closed, other)])
+        list(sub)
+        assert dict(sub.open_incidents) == {"alert-4": other}
+
+    def test_status_filter(self) -> None:
+        events = self._incident()
+        sub = subscription(
+            [wire(e) for e in events], filters=Filters(statuses=frozenset({"resolved"}))
+        )
+        assert [e.alert_id for e in sub if isinstance(e, AlertEvent)] == ["alert-3"]
+        assert sub.stats["filtered"] == 3
+
+    def test_a_version_1_alert_reads_as_firing(self) -> None:
+        v1 = alert(1).as_v1().model_dump_json(by_alias=True).encode()
+        (event,) = list(subscription([(ALERTS, v1)]))
+        assert isinstance(event, AlertEvent)
+        assert (event.schema_, event.status, event.incident_id) == (
+            "driftline.alert.v1",
+            "firing",
+            None,
+        )

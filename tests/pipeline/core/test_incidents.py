@@ -70,7 +70,9 @@ class TestPolicy:
 
     def test_resolved_without_an_open_incident_is_dropped(self) -> None:
         policy = AlertPolicy(
-            PolicySettings(maintenance=[{"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}])
+            PolicySettings(
+                maintenance=[{"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}]
+            )
         )
         state = PolicyState()
         assert decide(policy, state, t=0) is None  # maintenance: no incident opened
@@ -111,9 +113,7 @@ def stream(seed: int = 3, **drift: Any) -> GeneratorConfig:
 # A shift of one feature that comes and goes, watched by a KS window against a fixed
 # baseline: a detector that keeps its reference, so it fires again and again while
 # the shift lasts (held back: one incident) and is quiet once it is over (resolved).
-_BASELINE = [
-    orjson.loads(r.value)["features"]["amount"] for r in records(stream(seed=99))[:300]
-]
+_BASELINE = [orjson.loads(r.value)["features"]["amount"] for r in records(stream(seed=99))[:300]]
 LASTING = {
     "models": {
         "model-0": {
