@@ -43,6 +43,7 @@ import argparse
 import math
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,7 @@ class Kind:
     target: float
     """The effect size the issue sets a target for."""
     unit: str
+    """How an effect reads: a format of ``effect`` (e.g. ``KS distance {effect:g}``)."""
     events: Callable[[np.random.Generator, str, int, int | None, float], Iterator[list[bytes]]]
     """(rng, model id, length, change index or None, effect) -> the events of each step."""
 
@@ -217,7 +219,7 @@ KINDS: dict[str, Kind] = {
             ("feature:amount",),
             (0.05, 0.10, 0.20),
             0.10,
-            "KS distance",
+            "KS distance {effect:g}",
             _numeric,
         ),
         Kind(
@@ -226,7 +228,7 @@ KINDS: dict[str, Kind] = {
             ("confidence",),
             (0.02, 0.04, 0.08),
             0.04,
-            "mean drop",
+            "mean drop {effect:g}",
             _classifier("confidence"),
         ),
         Kind(
@@ -235,7 +237,7 @@ KINDS: dict[str, Kind] = {
             ("error",),
             (0.03, 0.06, 0.12),
             0.06,
-            "error-rate rise from 0.08",
+            "error rate 0.08 -> {rate:.2f}",
             _classifier("error"),
         ),
         Kind(
@@ -244,7 +246,7 @@ KINDS: dict[str, Kind] = {
             ("prediction",),
             (0.05, 0.10, 0.20),
             0.10,
-            "TV distance",
+            "TV distance {effect:g}",
             _classifier("class_mix"),
         ),
         Kind(
@@ -253,7 +255,7 @@ KINDS: dict[str, Kind] = {
             ("output_text", "token_logprobs"),
             (0.10, 0.25, 0.40),
             0.25,
-            "canned share",
+            "{effect:.0%} canned",
             _text,
         ),
     )
@@ -354,18 +356,21 @@ def _firing(alerts: Sequence[tuple[int, str, str]]) -> list[tuple[int, str, str]
     return [a for a in alerts if a[2] != "resolved"]
 
 
-def score(result: KindResult) -> list[Row]:
-    kind = result.kind
-    false_alarms = 0
+def false_alarms_by_signal(result: KindResult) -> tuple[Counter[str], int]:
+    """Firing alerts of stable stretches per signal, and the stable steps per model."""
+    by_signal: Counter[str] = Counter()
     stable_steps = 0
     for s in result.series:
-        firing = _firing(s.alerts)
-        if s.change is None:
-            false_alarms += len(firing)
-            stable_steps += s.length
-        else:
-            false_alarms += sum(1 for a in firing if a[0] < s.change)
-            stable_steps += s.change
+        end = s.length if s.change is None else s.change
+        by_signal.update(a[1] for a in _firing(s.alerts) if a[0] < end)
+        stable_steps += end
+    return by_signal, stable_steps
+
+
+def score(result: KindResult) -> list[Row]:
+    kind = result.kind
+    by_signal, stable_steps = false_alarms_by_signal(result)
+    false_alarms = sum(by_signal.values())
     fa_events = 1e4 * false_alarms / stable_steps if stable_steps else math.nan
     fa_series = fa_events / result.watched
     rows: list[Row] = []
@@ -392,7 +397,8 @@ def score(result: KindResult) -> list[Row]:
         rows.append(
             Row(
                 kind=kind.name,
-                effect=f"{kind.unit} {effect:g}" + (" (target)" if target else ""),
+                effect=kind.unit.format(effect=effect, rate=0.08 + effect)
+                + (" (target)" if target else ""),
                 series=len(changed),
                 recall=recall,
                 median_delay=float(statistics.median(delays)) if delays else None,
@@ -429,6 +435,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     stable = max(1, round(args.stable * args.scale))
     rows: list[Row] = []
     timing: list[str] = []
+    noisy: list[str] = []
     for name in args.kinds.split(","):
         result = run_kind(
             KINDS[name.strip()],
@@ -440,6 +447,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             seed=args.seed,
         )
         rows.extend(score(result))
+        by_signal, steps = false_alarms_by_signal(result)
+        noisy.extend(
+            f"{name} {signal}: {count} in {steps:,} stable observations"
+            for signal, count in sorted(by_signal.items())
+        )
         timing.append(
             f"{name}: {result.events:,} events in {result.seconds:.1f}s, "
             f"{result.watched} watched series per model"
@@ -484,6 +496,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             ],
         )
     )
+    print()
+    print("false alarms by signal: " + ("; ".join(noisy) if noisy else "none"))
     targets = [r for r in rows if r.met]
     hits = sum(1 for r in targets if r.met == "met")
     print()
