@@ -97,6 +97,10 @@ proto: $(STAMP)
 	cd $(OIP) && ../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. v2_dataplane.proto
 	sed -i 's/_descriptor_pool.Default().AddSerializedFile/_descriptor_pool.DescriptorPool().AddSerializedFile/' $(OIP)/v2_dataplane_pb2.py
 
+# What Emitter.predict adds per call and per FastAPI request, on the real broker; ARGS=--quick
+bench-emit: $(STAMP)
+	$(BIN)/python -m benchmarks.emit $(ARGS)
+
 clean:
 	-$(KAFKA) stop
 	rm -rf $(VENV) deploy/kafka/target deploy/kafka/var .pytest_cache .mypy_cache .ruff_cache
