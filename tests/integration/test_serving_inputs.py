@@ -78,7 +78,7 @@ def _normalised(alerts: Iterable[bytes], prefix: str) -> list[str]:
         if not body.get("model_id", "").startswith(prefix) or "alert_id" not in body:
             continue
         body["model_id"] = body["model_id"][len(prefix) :]
-        for name in ("alert_id", "source", "summary"):
+        for name in ("alert_id", "incident_id", "source", "summary"):
             body.pop(name, None)
         body["window"] = {"events": body["window"]["events"]}
         body["evidence"].pop("offsets", None)

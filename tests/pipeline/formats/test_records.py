@@ -52,7 +52,7 @@ def _detections(outputs: list[list[Message]]) -> list[dict[str, Any]]:
         for m in messages:
             if m.kind == "alert":
                 body = orjson.loads(m.value or b"")
-                for name in ("alert_id", "source", "summary"):
+                for name in ("alert_id", "incident_id", "source", "summary"):
                     body.pop(name, None)
                 body["window"] = {"events": body["window"]["events"]}
                 body["evidence"].pop("offsets", None)
