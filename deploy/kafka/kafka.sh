@@ -12,11 +12,22 @@
 #   deploy/kafka/kafka.sh jars      only resolve the jars (e.g. to warm a CI cache)
 #   deploy/kafka/kafka.sh reset     stop and delete all data (next start formats afresh)
 #   deploy/kafka/kafka.sh bootstrap print the client bootstrap address
+#   deploy/kafka/kafka.sh client-config USER   (secured mode) print USER's kafka-python settings
+#
+# Secured mode (KAFKA_SECURE=1): one SASL_SSL listener with SCRAM-SHA-512 on KAFKA_PORT, a
+# self-signed CA and a broker certificate for 127.0.0.1/localhost made with keytool at the first
+# start, SCRAM users created when the storage is formatted, StandardAuthorizer with ACLs created
+# by acls.py after every start. Users (passwords random per data dir, in secure/users.json):
+#   admin    super user (the broker itself, topic set-up in tests)
+#   driftline  the sidecar: only the ACLs it needs (README "Secured Kafka"), nothing else
+#   reader   alerts tail, pipeline.subscribe and backtests: READ on the topics, no group
+# Client settings per user: $KAFKA_DATA_DIR/secure/USER.json (kafka-python keyword arguments).
 #
 # Environment:
 #   KAFKA_PORT             client listener on 127.0.0.1 (39092)
 #   KAFKA_CONTROLLER_PORT  KRaft controller listener on 127.0.0.1 (39093)
-#   KAFKA_DATA_DIR         data, config, pid and log (deploy/kafka/var)
+#   KAFKA_DATA_DIR         data, config, pid and log (deploy/kafka/var; secured: var-secure)
+#   KAFKA_SECURE           1: the secured broker described above (0)
 #   KAFKA_START_TIMEOUT    seconds to wait for the first round trip (90)
 #   KAFKA_STOP_TIMEOUT     seconds between SIGTERM and SIGKILL (30)
 #   KAFKA_HEAP_OPTS        JVM heap flags (-Xms256m -Xmx512m)
@@ -33,7 +44,12 @@ REPO="$(cd "$HERE/../.." && pwd)"
 
 KAFKA_PORT="${KAFKA_PORT:-39092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-39093}"
-KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$HERE/var}"
+KAFKA_SECURE="${KAFKA_SECURE:-0}"
+if [[ "$KAFKA_SECURE" == 1 ]]; then
+  KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$HERE/var-secure}"
+else
+  KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$HERE/var}"
+fi
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
@@ -53,6 +69,8 @@ PID_FILE="$KAFKA_DATA_DIR/kafka.pid"
 LOG_FILE="$KAFKA_DATA_DIR/kafka.log"
 LOG_DIRS="$KAFKA_DATA_DIR/data"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+SECURE_DIR="$KAFKA_DATA_DIR/secure"
+SECURE_USERS=(admin driftline reader)
 
 say() { printf 'kafka.sh: %s\n' "$*"; }
 err() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -91,6 +109,7 @@ roundtrip() { # roundtrip TIMEOUT [PID]
     return 2
   fi
   local args=(--bootstrap "$BOOTSTRAP" --timeout "$1" --quiet)
+  [[ "$KAFKA_SECURE" == 1 ]] && args+=(--client-config "$SECURE_DIR/admin.json")
   [[ -n "${2:-}" ]] && args+=(--pid "$2")
   "$PYTHON" "$HERE/roundtrip.py" "${args[@]}"
 }
@@ -133,17 +152,121 @@ ensure_jars() {
   say "jars ready in $(since "$t0")s ($(find "$LIB_DIR" -name '*.jar' | wc -l) in ${LIB_DIR#"$REPO"/})"
 }
 
-write_config() {
-  cat >"$CONF" <<EOF
-# Written by deploy/kafka/kafka.sh on each start; edit the script, not this file.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+# ---------------------------------------------------------------------------------------------
+# Secured mode: keystores, users and client settings, made once per data dir.
+password() { head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+
+user_password() { # user_password USER (from secure/users.json)
+  "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+    "$SECURE_DIR/users.json" "$1"
+}
+
+# A CA and a broker certificate (SAN 127.0.0.1 and localhost) with keytool only (it comes with
+# Java; openssl is not needed). The CA's certificate is what clients trust (secure/ca.pem).
+ensure_keystores() {
+  [[ -s "$SECURE_DIR/broker.p12" && -s "$SECURE_DIR/truststore.p12" ]] && return 0
+  command -v keytool >/dev/null 2>&1 || { err "keytool (from the JDK) not found"; return 1; }
+  local t0 sp d="$SECURE_DIR" kt=(keytool -noprompt -storetype PKCS12)
+  t0="$(now)"
+  rm -f "$d"/*.p12 "$d"/*.pem "$d"/*.csr "$d/store.password"
+  sp="$(password)"
+  (umask 077 && printf '%s' "$sp" >"$d/store.password")
+  {
+    "${kt[@]}" -genkeypair -alias ca -dname "CN=driftline local dev CA" -keyalg RSA -keysize 2048 \
+      -validity 3650 -ext bc:c -keystore "$d/ca.p12" -storepass "$sp"
+    "${kt[@]}" -exportcert -rfc -alias ca -keystore "$d/ca.p12" -storepass "$sp" -file "$d/ca.pem"
+    "${kt[@]}" -genkeypair -alias broker -dname "CN=localhost" -keyalg RSA -keysize 2048 \
+      -validity 3650 -keystore "$d/broker.p12" -storepass "$sp"
+    "${kt[@]}" -certreq -alias broker -keystore "$d/broker.p12" -storepass "$sp" -file "$d/broker.csr"
+    "${kt[@]}" -gencert -rfc -alias ca -keystore "$d/ca.p12" -storepass "$sp" -validity 3650 \
+      -ext "SAN=ip:127.0.0.1,dns:localhost" -infile "$d/broker.csr" -outfile "$d/broker.pem"
+    "${kt[@]}" -importcert -alias ca -file "$d/ca.pem" -keystore "$d/broker.p12" -storepass "$sp"
+    "${kt[@]}" -importcert -alias broker -file "$d/broker.pem" -keystore "$d/broker.p12" -storepass "$sp"
+    "${kt[@]}" -importcert -alias ca -file "$d/ca.pem" -keystore "$d/truststore.p12" -storepass "$sp"
+  } >"$d/keytool.log" 2>&1 || { err "keytool failed:"; sed 's/^/    /' "$d/keytool.log" >&2; return 1; }
+  chmod 600 "$d"/*.p12
+  say "made a CA and the broker certificate in $(since "$t0")s (${d#"$REPO"/})"
+}
+
+# users.json (passwords) and USER.json (kafka-python settings) for every user, 0600.
+ensure_users() {
+  [[ -s "$SECURE_DIR/users.json" ]] && return 0
+  local u first=1
+  (
+    umask 077
+    {
+      printf '{'
+      for u in "${SECURE_USERS[@]}"; do
+        [[ $first == 1 ]] || printf ', '
+        first=0
+        printf '"%s": "%s"' "$u" "$(password)"
+      done
+      printf '}\n'
+    } >"$SECURE_DIR/users.json"
+    for u in "${SECURE_USERS[@]}"; do
+      cat >"$SECURE_DIR/$u.json" <<EOF
+{"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+ "sasl_plain_username": "$u", "sasl_plain_password": "$(user_password "$u")",
+ "ssl_cafile": "$SECURE_DIR/ca.pem", "ssl_check_hostname": true}
+EOF
+    done
+  )
+}
+
+ensure_secure() {
+  [[ "$KAFKA_SECURE" == 1 ]] || return 0
+  mkdir -p "$SECURE_DIR"
+  chmod 700 "$SECURE_DIR"
+  ensure_keystores
+  ensure_users
+}
+
+listener_config() {
+  if [[ "$KAFKA_SECURE" != 1 ]]; then
+    cat <<EOF
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+EOF
+    return 0
+  fi
+  local sp
+  sp="$(cat "$SECURE_DIR/store.password")"
+  # The controller listener stays PLAINTEXT on 127.0.0.1: the broker reaches its own controller
+  # there as ANONYMOUS, which must therefore be a super user (clients use the SASL_SSL listener).
+  cat <<EOF
+listeners=SASL_SSL://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_SSL://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(user_password admin)";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$SECURE_DIR/broker.p12
+ssl.keystore.password=$sp
+ssl.key.password=$sp
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$SECURE_DIR/truststore.p12
+ssl.truststore.password=$sp
+ssl.endpoint.identification.algorithm=https
+ssl.client.auth=none
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+EOF
+}
+
+write_config() {
+  (umask 077 && cat >"$CONF" <<EOF
+# Written by deploy/kafka/kafka.sh on each start; edit the script, not this file.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+$(listener_config)
 log.dirs=$LOG_DIRS
 
 # single node: every internal topic with one replica
@@ -181,6 +304,7 @@ log.cleaner.dedupe.buffer.size=16777216
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
+  )
 }
 
 ensure_formatted() {
@@ -196,9 +320,16 @@ ensure_formatted() {
   done
   t0="$(now)"
   mkdir -p "$LOG_DIRS"
+  local scram=() u
+  if [[ "$KAFKA_SECURE" == 1 ]]; then  # SCRAM users go into the metadata log at format time
+    for u in "${SECURE_USERS[@]}"; do
+      scram+=(--add-scram "SCRAM-SHA-512=[name=$u,password=$(user_password "$u")]")
+    done
+  fi
   if ! "$JAVA" -cp "$LIB_DIR/*" -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
       -Ddriftline.kafka.loglevel=WARN kafka.tools.StorageTool format \
-      --config "$CONF" --cluster-id "$cid" --ignore-formatted >"$KAFKA_DATA_DIR/format.log" 2>&1; then
+      --config "$CONF" --cluster-id "$cid" --ignore-formatted "${scram[@]}" \
+      >"$KAFKA_DATA_DIR/format.log" 2>&1; then
     err "formatting storage failed:"
     sed 's/^/    /' "$KAFKA_DATA_DIR/format.log" >&2
     return 1
@@ -287,6 +418,7 @@ cmd_start() {
     return 1
   fi
   ensure_jars
+  ensure_secure
   write_config
   ensure_formatted
   launch
@@ -302,6 +434,11 @@ cmd_start() {
     show_log_tail 60
     stop_pid "$pid" >/dev/null 2>&1 || true
     rm -f "$PID_FILE"
+    return 1
+  fi
+  if [[ "$KAFKA_SECURE" == 1 ]] && ! "$PYTHON" "$HERE/acls.py" --bootstrap "$BOOTSTRAP" \
+      --client-config "$SECURE_DIR/admin.json"; then
+    err "creating the ACLs failed"
     return 1
   fi
   say "started (pid $pid) in $(since "$t0")s; log: $LOG_FILE"
@@ -375,7 +512,7 @@ cmd_logs() {
 
 cmd_reset() {
   cmd_stop
-  rm -rf "$LOG_DIRS" "$CONF" "$LOG_FILE" "$LOG_FILE.1" "$KAFKA_DATA_DIR/format.log"
+  rm -rf "$LOG_DIRS" "$CONF" "$LOG_FILE" "$LOG_FILE.1" "$KAFKA_DATA_DIR/format.log" "$SECURE_DIR"
   say "data removed ($LOG_DIRS)"
 }
 
@@ -388,6 +525,9 @@ case "${1:-}" in
   jars) lock; ensure_jars ;;
   reset) cmd_reset ;;
   bootstrap) echo "$BOOTSTRAP" ;;
+  client-config)
+    [[ "$KAFKA_SECURE" == 1 ]] || { err "client-config: only in secured mode (KAFKA_SECURE=1)"; exit 2; }
+    cat "$SECURE_DIR/${2:-driftline}.json" ;;
   *)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
     [[ "${1:-}" == "-h" || "${1:-}" == "--help" || "${1:-}" == "help" ]] && exit 0

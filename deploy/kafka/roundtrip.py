@@ -4,6 +4,7 @@ Used by deploy/kafka/kafka.sh (`start` waits on it, `status` runs it once). Retr
 succeeds or the deadline passes, so that the interpreter and kafka-python are loaded once.
 
     python deploy/kafka/roundtrip.py --bootstrap 127.0.0.1:39092 --timeout 90 [--pid 1234]
+        [--client-config admin.json]   (secured broker: kafka-python settings as JSON)
 
 Exit codes: 0 round trip done; 1 deadline passed; 2 kafka-python missing; 3 the broker
 process given by --pid died while waiting; 4 a client-side error that retrying cannot fix.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -40,7 +42,7 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
-def attempt(bootstrap: str, attempt_timeout_s: float) -> str:
+def attempt(bootstrap: str, attempt_timeout_s: float, options: dict[str, object]) -> str:
     """One round trip; returns a short description, raises on any failure."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient
@@ -54,6 +56,7 @@ def attempt(bootstrap: str, attempt_timeout_s: float) -> str:
         bootstrap_timeout_ms=ms,
         reconnect_backoff_ms=100,
         reconnect_backoff_max_ms=500,
+        **options,
     )
 
     admin = KafkaAdminClient(client_id="driftline-healthcheck", **common)
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=90.0, help="overall deadline, seconds")
     ap.add_argument("--pid", type=int, default=None, help="give up when this process dies")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--client-config", default=None, help="JSON file of kafka-python settings")
     ap.add_argument("--verbose", action="store_true", help="show kafka-python's logging")
     args = ap.parse_args(argv)
 
@@ -109,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print(f"roundtrip.py: kafka-python is not installed for {sys.executable}", file=sys.stderr)
         return 2
+
+    options: dict[str, object] = {}
+    if args.client_config:
+        with open(args.client_config, encoding="utf-8") as fh:
+            options = json.load(fh)
 
     deadline = time.monotonic() + args.timeout
     last_error: BaseException | None = None
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if remaining <= 0:
             break
         try:
-            where = attempt(args.bootstrap, max(1.0, min(10.0, remaining)))
+            where = attempt(args.bootstrap, max(1.0, min(10.0, remaining)), options)
         except (KafkaConfigurationError, TypeError, ImportError) as exc:
             # A bug here or an incompatible kafka-python, not a broker that is still starting.
             print(f"roundtrip.py: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -1,6 +1,11 @@
 """The sidecar's HTTP endpoint: /metrics, /healthz (the loop makes progress) and
 /readyz (the process is up and configured — never tied to Kafka: an unready
-sidecar would take its inference pod out of service)."""
+sidecar would take its inference pod out of service).
+
+Bounded, so that idle or slow clients cannot exhaust the process: at most
+``max_connections`` are served at once (one thread each; a connection beyond that is
+answered ``503`` and closed at once), every socket operation times out after
+``timeout_s``, and one request is served per connection (HTTP/1.0, no keep-alive)."""
 
 from __future__ import annotations
 
@@ -8,12 +13,45 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pipeline.runtime.metrics import Metrics
 
-__all__ = ["HealthServer"]
+__all__ = ["HealthServer", "liveness"]
+
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # listen backlog: a burst waits to be accepted (then served or 503)
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.setblocking(False)
+                request.send(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class HealthServer:
@@ -27,10 +65,14 @@ class HealthServer:
         port: int,
         alive: Callable[[], bool],
         ready: Callable[[], bool],
+        max_connections: int = 16,
+        timeout_s: float = 5.0,
     ) -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = timeout_s  # applied to the socket: reads and writes both
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
@@ -51,15 +93,22 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (TimeoutError, ConnectionError):
+                    self.close_connection = True
+
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self.alive = alive
         self.ready = ready
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((host, port), Handler, max_connections)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="driftline-http", daemon=True
+        )
 
     def start(self) -> HealthServer:
         self._thread.start()

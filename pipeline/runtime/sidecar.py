@@ -594,8 +594,10 @@ def run_sidecar(settings: Settings, stop: threading.Event) -> RunStats:
             port=rt.http_port,
             alive=liveness(metrics, rt.liveness_timeout_s),
             ready=lambda: True,
+            max_connections=rt.http_max_connections,
+            timeout_s=rt.http_timeout_s,
         ).start()
-        log.info("http_listening", port=server.port)
+        log.info("http_listening", host=rt.http_host, port=server.port)
     try:
         return sidecar.run()
     finally:

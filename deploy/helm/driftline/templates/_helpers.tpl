@@ -41,14 +41,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/*
-The driftline config file: .Values.config, plus what the kafka.* values imply (SASL
-mechanism, TLS file paths) and runtime.http_port. Credentials never go in here: they
-come from the Secret through DRIFTLINE_KAFKA__SECURITY__* environment variables.
+security.protocol from kafka.sasl.enabled and kafka.tls.enabled.
+*/}}
+{{- define "driftline.protocol" -}}
+{{- printf "%s%s" (ternary "SASL_" "" .Values.kafka.sasl.enabled) (ternary "SSL" "PLAINTEXT" .Values.kafka.tls.enabled) -}}
+{{- end -}}
+
+{{/*
+The driftline config file: .Values.config, plus what the kafka.* values imply (protocol,
+SASL mechanism, TLS file paths) and runtime.http_host/http_port. Credentials never go in
+here: they come from Secrets through DRIFTLINE_KAFKA__SECURITY__* environment variables,
+and a key that names a password, secret or credential anywhere in it fails the rendering.
 */}}
 {{- define "driftline.config" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- $kafka := default dict (get $config "kafka") -}}
 {{- $security := default dict (get $kafka "security") -}}
+{{- $protocol := include "driftline.protocol" . -}}
+{{- with (get $security "protocol") -}}
+{{- if ne . $protocol -}}
+{{- fail (printf "config.kafka.security.protocol: %s contradicts kafka.sasl.enabled=%v and kafka.tls.enabled=%v (which give %s); remove it or change those" . $.Values.kafka.sasl.enabled $.Values.kafka.tls.enabled $protocol) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $security "protocol" $protocol -}}
 {{- with .Values.kafka.sasl -}}
 {{- if .enabled -}}
 {{- $_ := set $security "sasl_mechanism" .mechanism -}}
@@ -69,9 +84,14 @@ come from the Secret through DRIFTLINE_KAFKA__SECURITY__* environment variables.
 {{- $_ := set $kafka "security" $security -}}
 {{- $_ := set $config "kafka" $kafka -}}
 {{- $runtime := default dict (get $config "runtime") -}}
+{{- $_ := set $runtime "http_host" .Values.httpHost -}}
 {{- $_ := set $runtime "http_port" (int .Values.httpPort) -}}
 {{- $_ := set $config "runtime" $runtime -}}
-{{- toYaml $config -}}
+{{- $yaml := toYaml $config -}}
+{{- range regexFindAll "(?im)^\\s*(- )?[\"']?[\\w.-]*(password|passwd|secret|credential)[\\w.-]*[\"']?\\s*:" $yaml -1 -}}
+{{- fail (printf "config: %s a secret may not go into the ConfigMap; give it through a Secret (kafka.sasl, kafka.tls.keyPassword or extraEnv with secretKeyRef)" (trim .)) -}}
+{{- end -}}
+{{- $yaml -}}
 {{- end -}}
 
 {{/*
@@ -106,6 +126,13 @@ env:
       secretKeyRef:
         name: {{ include "driftline.saslSecretName" . }}
         key: {{ .Values.kafka.sasl.passwordKey }}
+  {{- end }}
+  {{- if .Values.kafka.tls.keyPassword.existingSecret }}
+  - name: DRIFTLINE_KAFKA__SECURITY__SSL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.kafka.tls.keyPassword.existingSecret }}
+        key: {{ .Values.kafka.tls.keyPassword.key }}
   {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
