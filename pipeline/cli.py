@@ -106,9 +106,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     plan.check()
     started = time.perf_counter()
     if args.topic:
+        from pipeline.config import parse_settings
         from pipeline.io.kafka import produce_all
 
-        count = produce_all(args.bootstrap_servers, args.topic, generate(config))
+        kafka = (load_settings(args.config) if args.config else parse_settings({})).kafka
+        bootstrap = args.bootstrap_servers or kafka.bootstrap_servers
+        count = produce_all(bootstrap, args.topic, generate(config), **kafka.client_options())
         where = f"topic {args.topic}"
     else:
         out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
@@ -227,7 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", default="-", help="JSONL file, or - for stdout")
     p.add_argument("--topic", help="produce to this Kafka topic instead of a file")
-    p.add_argument("--bootstrap-servers", default="127.0.0.1:39092")
+    p.add_argument(
+        "--config",
+        help="with --topic: Kafka address and security from this config file (else the "
+        "defaults and DRIFTLINE_KAFKA__* environment overrides)",
+    )
+    p.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
     p.add_argument("--truth", help="write the ground truth (JSON) here")
     p.set_defaults(func=_cmd_generate)
 

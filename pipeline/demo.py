@@ -82,8 +82,11 @@ def _offline(workdir: Path) -> list[AlertEvent]:
 
 
 def _online(bootstrap_servers: str) -> list[AlertEvent]:
-
+    """Kafka security (if any) from ``DRIFTLINE_KAFKA__SECURITY__*``, as for the sidecar
+    this starts (it inherits the environment)."""
     from pipeline.io.kafka import ensure_topics, produce_all
+
+    options = load_settings(DEMO_CONFIG).kafka.client_options()
 
     run = uuid.uuid4().hex[:8]
     topics = {
@@ -100,6 +103,7 @@ def _online(bootstrap_servers: str) -> list[AlertEvent]:
         bootstrap_servers,
         {name: 1 for name in topics.values()},
         compacted=[topics["STATE"]],
+        extra=options,
     )
     env = dict(os.environ)
     env.update({f"DRIFTLINE_TOPICS__{k}": v for k, v in topics.items()})
@@ -113,10 +117,12 @@ def _online(bootstrap_servers: str) -> list[AlertEvent]:
     )  # fmt: skip
     try:
         started = time.monotonic()
-        count = produce_all(bootstrap_servers, topics["PREDICTIONS"], generate(DEMO_STREAM))
+        count = produce_all(
+            bootstrap_servers, topics["PREDICTIONS"], generate(DEMO_STREAM), **options
+        )
         print(f"produced {count} prediction events in {time.monotonic() - started:.1f}s")
         expected = len(truth(DEMO_STREAM)["changes"])
-        return _collect_alerts(bootstrap_servers, topics["ALERTS"], expected, sidecar)
+        return _collect_alerts(bootstrap_servers, topics["ALERTS"], expected, sidecar, options)
     finally:
         sidecar.send_signal(signal.SIGTERM)
         try:
@@ -126,11 +132,17 @@ def _online(bootstrap_servers: str) -> list[AlertEvent]:
 
 
 def _collect_alerts(
-    bootstrap_servers: str, topic: str, expected: int, sidecar: subprocess.Popen[bytes]
+    bootstrap_servers: str,
+    topic: str,
+    expected: int,
+    sidecar: subprocess.Popen[bytes],
+    options: dict[str, Any],
 ) -> list[AlertEvent]:
     """Read committed alerts until ``expected`` arrived and the topic stayed quiet
     for a few seconds (late false alarms would show), or 90 s passed."""
     from kafka import KafkaConsumer
+
+    from pipeline.io.client_options import client_options
 
     consumer = KafkaConsumer(
         topic,
@@ -139,6 +151,7 @@ def _collect_alerts(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        **client_options(options),
     )
     alerts: list[AlertEvent] = []
     deadline = time.monotonic() + 90

@@ -120,7 +120,7 @@ def open_source(
         start=start,
         end=spec.end,
         client_id=f"{settings.kafka.client_id}-backtest",
-        extra=settings.kafka.extra,
+        extra=settings.kafka.client_options(),
     )
 
 

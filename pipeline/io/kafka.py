@@ -25,6 +25,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.core.records import Message, Record
 from pipeline.errors import SinkError, SourceError
 from pipeline.io.base import TopicPartition
+from pipeline.io.client_options import client_options, connect_error
 from pipeline.io.consumer_records import to_record
 
 __all__ = [
@@ -86,7 +87,7 @@ class _Recorder(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _client_settings(extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    return dict(extra or {})
+    return client_options(extra)
 
 
 class KafkaSource:
@@ -119,7 +120,7 @@ class KafkaSource:
                 **_client_settings(extra),
             )
         except KafkaError as exc:
-            raise SourceError(f"cannot connect to Kafka at {bootstrap_servers}: {exc}") from exc
+            raise SourceError(connect_error(bootstrap_servers, extra or {}, exc)) from exc
         self._recorder = _Recorder()
         self._consumer.subscribe(list(topics), listener=self._recorder)
 
@@ -235,7 +236,7 @@ class KafkaSink:
         try:
             self._producer = KafkaProducer(**settings)
         except KafkaError as exc:
-            raise SinkError(f"cannot connect to Kafka at {bootstrap_servers}: {exc}") from exc
+            raise SinkError(connect_error(bootstrap_servers, extra or {}, exc)) from exc
         self._pending: list[Any] = []
 
     def send(self, message: Message) -> None:
@@ -274,7 +275,13 @@ class TransactionalKafkaSink(KafkaSink):
     def __init__(self, topics: Mapping[str, str], *, transactional_id: str, **kwargs: Any) -> None:
         super().__init__(topics, transactional_id=transactional_id, **kwargs)
         self.transactional_id = transactional_id
-        self._producer.init_transactions()
+        try:
+            self._producer.init_transactions()
+        except BaseException:
+            # Not ours to keep: a caller that retries must not leak a producer (its
+            # sender thread and sockets) per attempt.
+            self.close()
+            raise
         self.in_transaction = False
 
     def begin(self) -> None:
@@ -382,7 +389,9 @@ def produce_all(
     """Produce ``(key, value)`` pairs to ``topic``, wait for every ack, return the count.
     ``options`` override the producer's settings (e.g. ``max_request_size``)."""
     settings: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024}
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **(settings | options))
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, **(settings | client_options(options))
+    )
     count = 0
     try:
         for key, value in records:

@@ -33,6 +33,7 @@ from kafka.errors import KafkaError
 from pipeline.core.records import Record
 from pipeline.errors import SourceError
 from pipeline.io.base import TopicPartition
+from pipeline.io.client_options import client_options, connect_error
 from pipeline.io.consumer_records import to_record
 
 __all__ = ["Bound", "KafkaRangeSource"]
@@ -66,10 +67,10 @@ class KafkaRangeSource:
                 enable_auto_commit=False,
                 isolation_level="read_committed",
                 auto_offset_reset="earliest",
-                **dict(extra or {}),
+                **client_options(extra),
             )
         except KafkaError as exc:
-            raise SourceError(f"cannot connect to Kafka at {bootstrap_servers}: {exc}") from exc
+            raise SourceError(connect_error(bootstrap_servers, extra or {}, exc)) from exc
         try:
             self._setup(start, end, metadata_timeout_s)
         except KafkaError as exc:

@@ -28,6 +28,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.core.records import Record
 from pipeline.errors import SourceError
 from pipeline.io.base import TopicPartition
+from pipeline.io.client_options import client_options, connect_error
 from pipeline.io.consumer_records import to_record
 from pipeline.logs import get_logger
 
@@ -68,10 +69,10 @@ class OutputTopicReader:
                 auto_offset_reset="latest" if start == "end" else "earliest",
                 isolation_level="read_committed",
                 max_partition_fetch_bytes=4 * 1024 * 1024,
-                **dict(extra or {}),
+                **client_options(extra),
             )
         except KafkaError as exc:
-            raise SourceError(f"cannot connect to Kafka at {bootstrap_servers}: {exc}") from exc
+            raise SourceError(connect_error(bootstrap_servers, extra or {}, exc)) from exc
         try:
             if group_id is None:
                 self._assign_all()

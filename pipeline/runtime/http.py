@@ -1,6 +1,7 @@
 """The sidecar's HTTP endpoint: /metrics, /healthz (the loop makes progress) and
 /readyz (the process is up and configured — never tied to Kafka: an unready
-sidecar would take its inference pod out of service).
+sidecar would take its inference pod out of service). /healthz also fails, naming it,
+while Kafka refuses the configuration or an ACL is missing (retrying cannot fix that).
 
 Bounded, so that idle or slow clients cannot exhaust the process: at most
 ``max_connections`` are served at once (one thread each; a connection beyond that is
@@ -65,6 +66,7 @@ class HealthServer:
         port: int,
         alive: Callable[[], bool],
         ready: Callable[[], bool],
+        problem: Callable[[], str | None] = lambda: None,
         max_connections: int = 16,
         timeout_s: float = 5.0,
     ) -> None:
@@ -78,8 +80,11 @@ class HealthServer:
                 if path == "/metrics":
                     self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
-                    ok = outer.alive()
-                    self._reply(200 if ok else 503, b"ok\n" if ok else b"stalled\n")
+                    if (trouble := problem()) is not None:
+                        self._reply(503, f"{trouble}\n".encode())
+                    else:
+                        ok = outer.alive()
+                        self._reply(200 if ok else 503, b"ok\n" if ok else b"stalled\n")
                 elif path == "/readyz":
                     ok = outer.ready()
                     self._reply(200 if ok else 503, b"ready\n" if ok else b"starting\n")

@@ -54,6 +54,7 @@ from pipeline.logs import get_logger
 from pipeline.runtime.cloudevents import with_cloudevent_headers
 from pipeline.runtime.dead_letters import FailFastError, check_dead_letter, stamped
 from pipeline.runtime.http import HealthServer, liveness
+from pipeline.runtime.kafka_trouble import KafkaTrouble
 from pipeline.runtime.loop import RunStats
 from pipeline.runtime.metrics import Metrics
 from pipeline.state.changelog import decode_changelog, encode_entry, encode_position
@@ -116,6 +117,7 @@ class Sidecar:
         self._ever_assigned = False
         self._gauges_due = 0.0
         self._offsets_worker: ThreadPoolExecutor | None = None
+        self.trouble = KafkaTrouble(settings)
 
     # ------------------------------------------------------------------ setup
     def _kafka_kwargs(self) -> dict[str, Any]:
@@ -184,13 +186,9 @@ class Sidecar:
                 )
                 return True
             except _RETRYABLE as exc:
-                log.warning(
-                    "kafka_unavailable",
-                    bootstrap_servers=self.settings.kafka.bootstrap_servers,
-                    error=str(exc) or type(exc).__name__,
-                    retry_in_s=delay,
-                )
                 self._close_clients()
+                if self.trouble.failed(exc, stage="connect"):
+                    delay = max(delay, 5.0)
                 self.stop.wait(delay)
                 delay = min(delay * 2, 30.0)
         return False
@@ -302,12 +300,15 @@ class Sidecar:
             while not self.stop.is_set():
                 try:
                     self._cycle()
+                    if self.trouble.problem is not None:
+                        self.trouble.cleared()
                 except FailFastError:
                     self._abort_quietly()
                     raise
                 except _RETRYABLE as exc:
                     _raise_if_fenced(exc)
-                    log.warning("checkpoint_failed", error=str(exc) or type(exc).__name__)
+                    if self.trouble.failed(exc, stage="checkpoint"):
+                        self.stop.wait(5.0)  # an ACL is missing: no tight retry loop
                     self._recover()
         except ProducerFencedError as exc:
             # Another instance took over our transactional id: we are the zombie.
@@ -527,9 +528,8 @@ class Sidecar:
                 return
             except _RETRYABLE as exc:
                 _raise_if_fenced(exc)
-                log.warning(
-                    "recovery_failed", error=str(exc) or type(exc).__name__, retry_in_s=delay
-                )
+                if self.trouble.failed(exc, stage="recovery"):
+                    delay = max(delay, 5.0)
                 self.metrics.mark_progress(time.time())
                 self.stop.wait(delay)
                 delay = min(delay * 2, 10.0)
@@ -594,6 +594,7 @@ def run_sidecar(settings: Settings, stop: threading.Event) -> RunStats:
             port=rt.http_port,
             alive=liveness(metrics, rt.liveness_timeout_s),
             ready=lambda: True,
+            problem=lambda: sidecar.trouble.problem,
             max_connections=rt.http_max_connections,
             timeout_s=rt.http_timeout_s,
         ).start()
