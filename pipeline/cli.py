@@ -9,12 +9,13 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import load_settings
 from pipeline.errors import DriftlineError
-from pipeline.logs import configure_logging, get_logger
+from pipeline.logs import configure_logging, get_logger, scrub
 
 __all__ = ["main"]
 
@@ -26,8 +27,19 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     monitors = check_monitors(settings)  # what the engine resolves when it starts
+    if missing := settings.kafka.security.missing_files():
+        print(f"{args.config}: " + "; ".join(missing), file=sys.stderr)
+        return 2
+    if args.connect:
+        from pipeline.io.diagnose import diagnose
+
+        found = diagnose(settings.kafka.bootstrap_servers, settings.kafka.client_options())
+        if found is not None:
+            print(f"{args.config}: Kafka refuses this config: {found}", file=sys.stderr)
+            return 2
     models = ", ".join(sorted(settings.models)) or "(none)"
-    print(f"{args.config}: OK — models: {models}; {monitors} monitors")
+    reached = f"; Kafka at {settings.kafka.bootstrap_servers} accepts it" if args.connect else ""
+    print(f"{args.config}: OK — models: {models}; {monitors} monitors{reached}")
     return 0
 
 
@@ -206,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("config")
+    p.add_argument(
+        "--connect",
+        action="store_true",
+        help="also connect to the first bootstrap server (TLS, SASL) and name what it refuses",
+    )
     p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("schema", help="write the JSON Schema of every event kind")
@@ -293,10 +310,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except DriftlineError as exc:
-        print(f"driftline: {exc}", file=sys.stderr)
+        print(f"driftline: {scrub(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # A client library's message may quote a setting (kafka-python's "Unrecognized
+        # configs" prints values): the traceback goes out without the secrets.
+        print(scrub(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

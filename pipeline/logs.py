@@ -20,7 +20,14 @@ from typing import Any
 
 import structlog
 
-__all__ = ["RateLimiter", "StdlibBridge", "configure_logging", "get_logger", "redact"]
+__all__ = [
+    "RateLimiter",
+    "StdlibBridge",
+    "configure_logging",
+    "get_logger",
+    "redact",
+    "scrub",
+]
 
 _SECRETS: set[str] = set()
 _SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL")
@@ -33,6 +40,7 @@ def redact(values: Iterable[str | None]) -> None:
 
 
 def scrub(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "***")

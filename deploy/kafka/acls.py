@@ -22,14 +22,19 @@ OUTPUTS = ("alerts", "rollback-commands", "dlq")
 STATE = "state"
 
 # (user, resource type, pattern type, resource name, operation)
-ACLS: tuple[tuple[str, str, str, str, str], ...] = (
-    # the sidecar, exactly-once (at-least-once: the same without the transactional id)
+SIDECAR_AT_LEAST_ONCE: tuple[tuple[str, str, str, str, str], ...] = (
     *(("driftline", "TOPIC", "LITERAL", f"{PREFIX}.{t}", "READ") for t in INPUTS),
     ("driftline", "GROUP", "LITERAL", PREFIX, "READ"),
     *(("driftline", "TOPIC", "LITERAL", f"{PREFIX}.{t}", "WRITE") for t in OUTPUTS),
     ("driftline", "TOPIC", "LITERAL", f"{PREFIX}.{STATE}", "READ"),
     ("driftline", "TOPIC", "LITERAL", f"{PREFIX}.{STATE}", "WRITE"),
+)
+ACLS: tuple[tuple[str, str, str, str, str], ...] = (
+    # the sidecar, exactly-once: the at-least-once set and the transactional id
+    *SIDECAR_AT_LEAST_ONCE,
     ("driftline", "TRANSACTIONAL_ID", "PREFIXED", f"{PREFIX}-", "WRITE"),
+    # the sidecar, at-least-once: no transactional id
+    *(("driftline-alo", *acl[1:]) for acl in SIDECAR_AT_LEAST_ONCE),
     # alerts tail, pipeline.subscribe (no group) and backtests of the input topics
     *(
         ("reader", "TOPIC", "LITERAL", f"{PREFIX}.{t}", "READ")

@@ -20,6 +20,7 @@
 # by acls.py after every start. Users (passwords random per data dir, in secure/users.json):
 #   admin    super user (the broker itself, topic set-up in tests)
 #   driftline  the sidecar: only the ACLs it needs (README "Secured Kafka"), nothing else
+#   driftline-alo  the sidecar in at-least-once mode: the same without the transactional id
 #   reader   alerts tail, pipeline.subscribe and backtests: READ on the topics, no group
 # Client settings per user: $KAFKA_DATA_DIR/secure/USER.json (kafka-python keyword arguments).
 #
@@ -70,7 +71,7 @@ LOG_FILE="$KAFKA_DATA_DIR/kafka.log"
 LOG_DIRS="$KAFKA_DATA_DIR/data"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 SECURE_DIR="$KAFKA_DATA_DIR/secure"
-SECURE_USERS=(admin driftline reader)
+SECURE_USERS=(admin driftline driftline-alo reader)
 
 say() { printf 'kafka.sh: %s\n' "$*"; }
 err() { printf 'kafka.sh: %s\n' "$*" >&2; }

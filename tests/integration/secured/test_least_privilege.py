@@ -5,6 +5,7 @@ missing ACL cause are named, reflected by /healthz and leak nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -181,12 +182,51 @@ def test_sidecar_tail_and_backtest_with_least_privilege(
     assert (tmp_path / "bt.jsonl").read_text().count("feature:amount") >= 1
 
     assert sidecar.stop() == 0
-    log = sidecar.log.read_text()
-    assert not [e for e in sidecar.events() if e.get("event", "").startswith("kafka_not")]
     assert produced == STREAM.events
-    for secret in (broker.password("driftline"), broker.password("reader")):
-        for text in (log, tail.stdout, tail.stderr, backtest.stdout, backtest.stderr):
-            assert secret not in text
+
+    # At-least-once: the same ACLs without the transactional id (user driftline-alo).
+    later = dataclasses.replace(STREAM, seed=6, models=2)
+    produce_all(
+        broker.bootstrap, "driftline.predictions", generate(later), **broker.options("admin")
+    )
+    alo = Sidecar(
+        config,
+        {**env_for(broker, "driftline-alo"), "DRIFTLINE_RUNTIME__MODE": "at_least_once"},
+        tmp_path / "alo.log",
+        _free_port(),
+    )
+    sidecars.append(alo)
+    alo.wait_for("sidecar_started")
+    more: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    while len(more) <= len(alerts) and time.monotonic() < deadline:
+        tail = driftline(
+            "alerts", "tail", "--config", str(config), "--from-beginning", "--json", env=reader
+        )
+        more = [json.loads(line) for line in tail.stdout.splitlines()]
+        time.sleep(1)
+    assert any(a["model_id"] == "model-1" for a in more), more
+    assert alo.stop() == 0
+
+    for process in (sidecar, alo):
+        assert not [e for e in process.events() if e.get("event", "").startswith("kafka_")]
+    logs = sidecar.log.read_text() + alo.log.read_text()
+    for user in ("driftline", "driftline-alo", "reader"):
+        for text in (logs, tail.stdout, tail.stderr, backtest.stdout, backtest.stderr):
+            assert broker.password(user) not in text
+
+
+def test_check_config_connect(secured_broker: SecuredBroker, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "driftline.yaml", secured_broker)
+    ok = driftline("check-config", "--connect", str(config), env=env_for(secured_broker, "reader"))
+    assert ok.returncode == 0, ok.stderr
+    assert "accepts it" in ok.stdout
+    bad = driftline(
+        "check-config", "--connect", str(config),
+        env={**env_for(secured_broker, "reader"), "DRIFTLINE_KAFKA__SECURITY__SASL_MECHANISM": "SCRAM-SHA-256"},
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "sasl_mechanism: SCRAM-SHA-256 is not enabled" in bad.stderr
 
 
 def test_wrong_password_is_named_and_fails_healthz(
