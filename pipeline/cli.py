@@ -112,7 +112,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     )
     from pipeline.io.paths import FilePlan
 
-    plan = FilePlan().output("--truth", args.truth)
+    plan = FilePlan().inputs("--config", [args.config]).output("--truth", args.truth)
     if not args.topic:
         plan.output("--output", args.output)
     plan.check()

@@ -371,7 +371,9 @@ def partitions_of(
     bootstrap_servers: str, topics: Iterable[str], extra: Mapping[str, Any] | None = None
 ) -> dict[str, int]:
     """Partition count per existing topic (missing topics are left out)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, **_client_settings(extra))
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **_client_settings(extra)
+    )
     try:
         counts = {}
         for topic in topics:

@@ -23,12 +23,13 @@ OTHER = "other"
 
 OPTIONS: dict[str, dict[str, set[str]]] = {
     "run": {INPUTS: {"--config"}},
-    "check-config": {INPUTS: {"config"}},
+    "check-config": {INPUTS: {"config"}, OTHER: {"--connect"}},
     "alerts": {OTHER: {"alerts_command"}},
     "demo": {OTHER: {"--offline", "--bootstrap-servers"}},
     "schema": {DIRS: {"--out"}, OTHER: {"--check"}},
     "replay": {INPUTS: {"--config", "--input"}, OUTPUTS: {"--output", "--dead-letters"}},
     "generate": {
+        INPUTS: {"--config"},
         OUTPUTS: {"--output", "--truth"},
         OTHER: {
             "--events",
