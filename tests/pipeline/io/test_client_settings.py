@@ -31,6 +31,7 @@ CONSTRUCTION_SITES = {
     "pipeline/io/kafka_range.py": ["KafkaConsumer"],
     "pipeline/io/subscriber.py": ["KafkaConsumer"],
     "pipeline/demo.py": ["KafkaConsumer"],
+    "pipeline/io/emit_transport.py": ["KafkaProducer"],  # Emitter(producer_options=...)
     "deploy/examples/orchestrator.py": ["KafkaProducer", "KafkaConsumer", "KafkaAdminClient",
                                         "KafkaConsumer"],
 }  # fmt: skip
@@ -117,6 +118,11 @@ class TestEveryClientGoesThroughTheGate:
         for key, value in SECURE.items():
             monkeypatch.setenv(f"DRIFTLINE_KAFKA__SECURITY__{key.upper()}", value)
         refused(lambda: demo._online("127.0.0.1:9"))
+
+    def test_emitter(self, settings: Settings) -> None:
+        from pipeline.emit import Emitter
+
+        refused(lambda: Emitter("127.0.0.1:9", producer_options=settings.kafka.client_options()))
 
     def test_orchestrator(self, settings: Settings) -> None:
         import importlib.util
