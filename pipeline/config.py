@@ -258,7 +258,7 @@ class RuntimeSettings(Strict):
     (a batch at least half full goes as soon as nothing more is fetched)."""
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     max_event_bytes: int = Field(1_048_576, ge=256)
-    max_dead_letter_bytes: int = Field(1_000_000, ge=16_384)
+    max_dead_letter_bytes: int = Field(1_040_384, ge=16_384)
     """Largest dead letter written (key, value and headers): the value of a larger one
     is cut to fit, with ``dl_truncated`` (its original length) and ``dl_sha256`` (of the
     original value) headers, so one record the broker accepted on the input topic can

@@ -29,7 +29,7 @@ CloudEvents attributes, whose ``ce_source`` is bounded) and the record's framing
 MAX_DEAD_LETTER_KEY: Final = 1024
 
 
-def dead_letter(record: Record, reason: str, detail: str, *, max_bytes: int = 1_000_000) -> Message:
+def dead_letter(record: Record, reason: str, detail: str, *, max_bytes: int = 1_040_384) -> Message:
     """The original bytes, untouched, with where and why as headers — cut to fit
     ``max_bytes`` when they would not (``dl_truncated`` gives the original lengths,
     ``dl_sha256`` the hash of the original value)."""

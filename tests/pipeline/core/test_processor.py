@@ -264,7 +264,7 @@ class TestDeadLetterBounds:
         assert headers["dl_truncated"] == b"value=2097152"
         assert headers["dl_sha256"] == hashlib.sha256(value).hexdigest().encode()
         assert message.value == value[: len(message.value or b"")]
-        assert self._size(message) <= 1_000_000 - DEAD_LETTER_HEADROOM
+        assert self._size(message) <= 1_040_384 - DEAD_LETTER_HEADROOM
 
     def test_a_long_key_is_cut(self) -> None:
         message = dead_letter(Record("t", 0, 5, b"v", b"k" * 10_000), "unknown_model", "")
