@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help install demo demo-offline test unit integration lint typecheck schemas \
+.PHONY: help install demo demo-kserve demo-offline test unit integration lint typecheck schemas \
         kafka-start kafka-stop kafka-status bench bench-e2e bench-emit clean browser deploy-tools deploy-check proto
 
 help:
 	@echo "make demo          end-to-end demo on the local Kafka broker"
+	@echo "make demo-kserve   the same stream as KServe logger CloudEvents on Kafka"
 	@echo "make demo-offline  the same through 'driftline replay' (no broker, no Java)"
 	@echo "make test          lint, type-check, unit and integration tests (starts the broker)"
 	@echo "make bench         performance harness (benchmarks/)"
@@ -26,6 +27,14 @@ demo: $(STAMP)
 	@was_running=0; PYTHON=$(BIN)/python $(KAFKA) status >/dev/null 2>&1 && was_running=1; \
 	PYTHON=$(BIN)/python $(KAFKA) start || exit 1; \
 	$(BIN)/driftline --log-level warning demo --bootstrap-servers 127.0.0.1:$${KAFKA_PORT:-39092}; rc=$$?; \
+	[ $$was_running = 1 ] || PYTHON=$(BIN)/python $(KAFKA) stop; \
+	exit $$rc
+
+# The same stream as KServe's inference logger writes it (CloudEvents through a Knative broker).
+demo-kserve: $(STAMP)
+	@was_running=0; PYTHON=$(BIN)/python $(KAFKA) status >/dev/null 2>&1 && was_running=1; \
+	PYTHON=$(BIN)/python $(KAFKA) start || exit 1; \
+	$(BIN)/driftline --log-level warning demo --format kserve --bootstrap-servers 127.0.0.1:$${KAFKA_PORT:-39092}; rc=$$?; \
 	[ $$was_running = 1 ] || PYTHON=$(BIN)/python $(KAFKA) stop; \
 	exit $$rc
 

@@ -143,7 +143,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(offline=args.offline, bootstrap_servers=args.bootstrap_servers)
+    return run_demo(offline=args.offline, bootstrap_servers=args.bootstrap_servers, fmt=args.format)
 
 
 def _count(text: str) -> int:
@@ -300,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the end-to-end demo (`make demo`)")
     p.add_argument("--offline", action="store_true", help="replay only: no broker, no Java")
     p.add_argument("--bootstrap-servers", default="127.0.0.1:39092")
+    p.add_argument(
+        "--format",
+        choices=["driftline", "kserve"],
+        default="driftline",
+        help="kserve: the stream as KServe logger CloudEvents, read as a kserve-cloudevents input",
+    )
     p.set_defaults(func=_cmd_demo)
     return parser
 

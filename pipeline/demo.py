@@ -4,6 +4,11 @@ Online: topics on the local broker, the sidecar as a subprocess (`driftline run`
 the generator producing to the predictions topic, and the alerts read back from
 the alert topic with ``read_committed``. Offline: the same stream through
 `driftline replay`. Either way the alerts are printed next to the ground truth.
+
+``--format kserve`` (`make demo-kserve`) sends the same predictions as KServe's
+inference logger would through a Knative Kafka Broker: a request and a response
+CloudEvent per prediction (binary mode, V1 bodies) on one topic, which the sidecar
+reads as a ``kserve-cloudevents`` input (``inputs`` set from the environment).
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_settings
-from pipeline.events import AlertEvent
-from pipeline.generate import DriftSpec, GeneratorConfig, generate, truth
+from pipeline.events import AlertEvent, PredictionEvent
+from pipeline.formats.samples import kserve_records
+from pipeline.generate import CLASSES, DriftSpec, GeneratorConfig, generate, truth
 from pipeline.render import render_alert
 
 __all__ = ["DEMO_CONFIG", "DEMO_STREAM", "run_demo"]
@@ -37,6 +44,10 @@ DEMO_STREAM = GeneratorConfig(
     drifts=(DriftSpec(signal="feature:amount", kind="abrupt", at=4_000, magnitude=2.0,
                       model="model-0"),),
 )  # fmt: skip
+
+
+_FEATURES = ["amount", "age", "tenure_days", "sessions", "country", "device"]
+"""DEMO_STREAM's features, in the order a KServe V1 request lists them."""
 
 
 def _explain(alerts: list[AlertEvent], ground_truth: dict[str, Any]) -> int:
@@ -81,10 +92,25 @@ def _offline(workdir: Path) -> list[AlertEvent]:
     return [AlertEvent.model_validate_json(line) for line in alerts_path.read_bytes().splitlines()]
 
 
-def _online(bootstrap_servers: str) -> list[AlertEvent]:
+def _kserve_input(topic: str) -> str:
+    """The ``inputs`` entry for the KServe topic, as a ``DRIFTLINE_INPUTS`` value."""
+    return (
+        f"[{{topic: {topic}, format: kserve-cloudevents, features: [{', '.join(_FEATURES)}], "
+        f"classes: [{', '.join(CLASSES)}]}}]"
+    )
+
+
+def _kserve_records(topic: str) -> Iterator[tuple[str, None, bytes, list[tuple[str, bytes]], int]]:
+    for _model, value in generate(DEMO_STREAM):
+        event = PredictionEvent.model_validate_json(value)
+        for sample in kserve_records(event, features=_FEATURES, classes=CLASSES):
+            yield topic, None, sample.value, sample.headers, sample.timestamp_ms
+
+
+def _online(bootstrap_servers: str, fmt: str = "driftline") -> list[AlertEvent]:
     """Kafka security (if any) from ``DRIFTLINE_KAFKA__SECURITY__*``, as for the sidecar
     this starts (it inherits the environment)."""
-    from pipeline.io.kafka import ensure_topics, produce_all
+    from pipeline.io.kafka import ensure_topics, produce_all, produce_records
 
     options = load_settings(DEMO_CONFIG).kafka.client_options()
 
@@ -99,9 +125,10 @@ def _online(bootstrap_servers: str) -> list[AlertEvent]:
         "DLQ": f"demo-{run}.dlq",
         "STATE": f"demo-{run}.state",
     }
+    kserve_topic = f"demo-{run}.kserve"
     ensure_topics(
         bootstrap_servers,
-        {name: 1 for name in topics.values()},
+        {name: 1 for name in [*topics.values(), kserve_topic]},
         compacted=[topics["STATE"]],
         extra=options,
     )
@@ -109,6 +136,8 @@ def _online(bootstrap_servers: str) -> list[AlertEvent]:
     env.update({f"DRIFTLINE_TOPICS__{k}": v for k, v in topics.items()})
     env["DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap_servers
     env["DRIFTLINE_KAFKA__GROUP_ID"] = f"demo-{run}"
+    if fmt == "kserve":
+        env["DRIFTLINE_INPUTS"] = _kserve_input(kserve_topic)
     print(f"starting the sidecar (topics demo-{run}.*)")
     sidecar = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "--log-level", "warning", "run",
@@ -117,10 +146,17 @@ def _online(bootstrap_servers: str) -> list[AlertEvent]:
     )  # fmt: skip
     try:
         started = time.monotonic()
-        count = produce_all(
-            bootstrap_servers, topics["PREDICTIONS"], generate(DEMO_STREAM), **options
-        )
-        print(f"produced {count} prediction events in {time.monotonic() - started:.1f}s")
+        if fmt == "kserve":
+            count = produce_records(bootstrap_servers, _kserve_records(kserve_topic), **options)
+            print(
+                f"produced {count} KServe logger CloudEvents (a request and a response per "
+                f"prediction) to {kserve_topic} in {time.monotonic() - started:.1f}s"
+            )
+        else:
+            count = produce_all(
+                bootstrap_servers, topics["PREDICTIONS"], generate(DEMO_STREAM), **options
+            )
+            print(f"produced {count} prediction events in {time.monotonic() - started:.1f}s")
         expected = len(truth(DEMO_STREAM)["changes"])
         return _collect_alerts(bootstrap_servers, topics["ALERTS"], expected, sidecar, options)
     finally:
@@ -170,7 +206,7 @@ def _collect_alerts(
     return alerts
 
 
-def run_demo(*, offline: bool, bootstrap_servers: str) -> int:
+def run_demo(*, offline: bool, bootstrap_servers: str, fmt: str = "driftline") -> int:
     ground_truth = truth(DEMO_STREAM)
     change = ground_truth["changes"][0]
     print(
@@ -179,8 +215,11 @@ def run_demo(*, offline: bool, bootstrap_servers: str) -> int:
         f"{change['model_id']} at stream position {change['position']}"
     )
     if offline:
+        if fmt != "driftline":
+            print("--format kserve needs the broker (CloudEvents travel in Kafka headers)")
+            return 2
         with tempfile.TemporaryDirectory() as tmp:
             alerts = _offline(Path(tmp))
     else:
-        alerts = _online(bootstrap_servers)
+        alerts = _online(bootstrap_servers, fmt)
     return _explain(alerts, ground_truth)

@@ -92,13 +92,17 @@ class RecordDecoder:
 
     @property
     def counters(self) -> Counter[str]:
-        """Per adapter (``<state key>:<counter>``): paired, expired_request,
+        """Per input (``<topic>:<counter>``): paired, expired_request,
         expired_response, evicted, duplicate, skipped_*."""
         out: Counter[str] = Counter()
         for name, adapter in self.named.items():
             for counter, value in (adapter.pairs.counters + adapter.counters).items():
-                out[f"{name}:{counter}"] = value
+                out[f"{name.removeprefix(STATE_PREFIX)}:{counter}"] = value
         return out
+
+    def pending(self) -> dict[str, int]:
+        """Halves waiting per input (over every partition held)."""
+        return {name: adapter.pairs.pending_total() for name, adapter in self.named.items()}
 
     # -- state ---------------------------------------------------------------------
     def changed_state(self, partition: int) -> dict[str, dict[str, Any] | None]:

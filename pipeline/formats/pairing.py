@@ -83,6 +83,9 @@ class PairBuffer:
             else:
                 self.counters["evicted"] += 1
 
+    def pending_total(self) -> int:
+        return sum(len(scope.pending) for scope in self._scopes.values())
+
     def pending(self, partition: int) -> int:
         scope = self._scopes.get(partition)
         return 0 if scope is None else len(scope.pending)

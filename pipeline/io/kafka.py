@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "ensure_topics",
     "partitions_of",
     "produce_all",
+    "produce_records",
     "read_partition",
 ]
 
@@ -448,3 +449,25 @@ def ensure_topics(
         return [t.name for t in new]
     finally:
         admin.close()
+
+
+def produce_records(
+    bootstrap_servers: str,
+    records: Iterable[tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes]], int | None]],
+    **options: Any,
+) -> int:
+    """Produce ``(topic, key, value, headers, timestamp_ms)`` records in order, wait for
+    every ack, return the count (records as another system wrote them: headers, times)."""
+    settings: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024}
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **(settings | options))
+    count = 0
+    try:
+        for topic, key, value, headers, timestamp_ms in records:
+            producer.send(
+                topic, key=key, value=value, headers=list(headers), timestamp_ms=timestamp_ms
+            )
+            count += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return count

@@ -7,7 +7,7 @@ cap values are folded into ``model="other"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -97,6 +97,20 @@ class Metrics:
         self.progress_at = 0.0
         self._models: set[str] = set()
         self._series: set[tuple[str, str, str]] = set()
+        self.input_halves = Counter(
+            "driftline_input_halves",
+            "Request/response halves of a serving-stack input (pipeline/formats) by outcome: "
+            "paired, expired_request, expired_response, evicted, duplicate, skipped_*.",
+            ["input", "outcome"],
+            registry=r,
+        )
+        self.input_pending = Gauge(
+            "driftline_input_pending_halves",
+            "Halves waiting for their other half, per serving-stack input.",
+            ["input"],
+            registry=r,
+        )
+        self._input_counts: dict[tuple[str, str], int] = {}
 
     def mark_progress(self, now: float) -> None:
         """The poll loop completed an iteration (or a connection attempt)."""
@@ -110,6 +124,18 @@ class Metrics:
             self._models.add(model)
             return model
         return "other"
+
+    def observe_inputs(self, counters: Mapping[str, int], pending: Mapping[str, int]) -> None:
+        """The input decoder's cumulative counters (``<input>:<outcome>``) as counter
+        increments, and its waiting halves per input. Labels come from the config."""
+        for name, value in counters.items():
+            source, _, outcome = name.rpartition(":")
+            seen = self._input_counts.get((source, outcome), 0)
+            if value > seen:
+                self.input_halves.labels(source, outcome).inc(value - seen)
+                self._input_counts[(source, outcome)] = value
+        for source, count in pending.items():
+            self.input_pending.labels(source).set(count)
 
     def observe_statistics(self, rows: Iterable[tuple[str, str, str, float, float]]) -> None:
         """Record (model, signal, detector, statistic, threshold) rows, capped."""

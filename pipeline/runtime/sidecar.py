@@ -492,6 +492,9 @@ class Sidecar:
             self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
         self.metrics.live_keys.set(self.processor.monitor.live_keys())
         self.metrics.observe_statistics(self._statistics())
+        self.metrics.observe_inputs(
+            self.processor.decoder.counters, self.processor.decoder.pending()
+        )
 
     def _statistics(self) -> Iterable[tuple[str, str, str, float, float]]:
         for scope in list(self.processor.monitor.scopes.values()):

@@ -25,7 +25,7 @@ OPTIONS: dict[str, dict[str, set[str]]] = {
     "run": {INPUTS: {"--config"}},
     "check-config": {INPUTS: {"config"}, OTHER: {"--connect"}},
     "alerts": {OTHER: {"alerts_command"}},
-    "demo": {OTHER: {"--offline", "--bootstrap-servers"}},
+    "demo": {OTHER: {"--offline", "--bootstrap-servers", "--format"}},
     "schema": {DIRS: {"--out"}, OTHER: {"--check"}},
     "replay": {INPUTS: {"--config", "--input"}, OUTPUTS: {"--output", "--dead-letters"}},
     "generate": {

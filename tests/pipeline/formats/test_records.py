@@ -127,8 +127,8 @@ class TestBadRecords:
         processor = Processor(_settings("kserve-v1"))
         assert processor.process(Record(TOPIC, 0, 0, request.value, headers=other)) == []
         assert processor.process(Record(TOPIC, 0, 1, request.value, headers=transformer)) == []
-        assert processor.stats[f"inputs:pairs:{TOPIC}:skipped_type"] == 1
-        assert processor.stats[f"inputs:pairs:{TOPIC}:skipped_component"] == 1
+        assert processor.stats[f"inputs:{TOPIC}:skipped_type"] == 1
+        assert processor.stats[f"inputs:{TOPIC}:skipped_component"] == 1
 
     def test_a_row_count_mismatch_dead_letters_the_second_half(self) -> None:
         request, response = sorted(
