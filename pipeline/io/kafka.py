@@ -391,14 +391,30 @@ def produce_all(
 ) -> int:
     """Produce ``(key, value)`` pairs to ``topic``, wait for every ack, return the count.
     ``options`` override the producer's settings (e.g. ``max_request_size``)."""
+    return produce_records(
+        bootstrap_servers,
+        ((topic, key.encode(), value, (), None) for key, value in records),
+        **options,
+    )
+
+
+def produce_records(
+    bootstrap_servers: str,
+    records: Iterable[tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes]], int | None]],
+    **options: Any,
+) -> int:
+    """Produce ``(topic, key, value, headers, timestamp_ms)`` records in order, wait for
+    every ack, return the count (records as another system wrote them: headers, times)."""
     settings: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024}
     producer = KafkaProducer(
         bootstrap_servers=bootstrap_servers, **(settings | client_options(options))
     )
     count = 0
     try:
-        for key, value in records:
-            producer.send(topic, key=key.encode(), value=value)
+        for topic, key, value, headers, timestamp_ms in records:
+            producer.send(
+                topic, key=key, value=value, headers=list(headers), timestamp_ms=timestamp_ms
+            )
             count += 1
         producer.flush()
     finally:
@@ -449,25 +465,3 @@ def ensure_topics(
         return [t.name for t in new]
     finally:
         admin.close()
-
-
-def produce_records(
-    bootstrap_servers: str,
-    records: Iterable[tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes]], int | None]],
-    **options: Any,
-) -> int:
-    """Produce ``(topic, key, value, headers, timestamp_ms)`` records in order, wait for
-    every ack, return the count (records as another system wrote them: headers, times)."""
-    settings: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024}
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **(settings | options))
-    count = 0
-    try:
-        for topic, key, value, headers, timestamp_ms in records:
-            producer.send(
-                topic, key=key, value=value, headers=list(headers), timestamp_ms=timestamp_ms
-            )
-            count += 1
-        producer.flush()
-    finally:
-        producer.close()
-    return count
