@@ -52,6 +52,11 @@ RULES = [
         "the pure core runs without a broker, a file or a clock",
     ),
     (("pipeline.io",), OUTER, "io is a seam below the runtime"),
+    (
+        ("pipeline.emit",),
+        ("pipeline.core", "pipeline.config", "pipeline.formats", "detectors", *OUTER),
+        "the emitter a service imports stays light",
+    ),
 ]
 
 

@@ -153,3 +153,19 @@ class TestThreads:
             t.join()
         emitter.close()
         assert len(transport.sent) == 16_000 and emitter.stats()["dropped"] == {}
+
+
+class TestLight:
+    def test_importing_the_emitter_pulls_in_no_detector_machinery(self) -> None:
+        import subprocess
+        import sys
+
+        heavy = ["numpy", "river", "detectors", "pipeline.core.engine", "pipeline.config", "yaml"]
+        code = (
+            "import sys, pipeline.emit, pipeline.io.emit_transport; "
+            f"print([m for m in {heavy!r} if m in sys.modules])"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == "[]"
