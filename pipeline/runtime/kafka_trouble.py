@@ -35,7 +35,7 @@ class KafkaTrouble:
         self._window_s = window_s
 
     def _log(self, level: str, event: str, **fields: Any) -> None:
-        held_back = self._limiter.allow((event, tuple(sorted(fields.items()))))
+        held_back = self._limiter.allow((event, repr(sorted(fields.items()))))
         if held_back is None:
             return
         if held_back:
@@ -58,6 +58,16 @@ class KafkaTrouble:
             )
         return "nothing at cluster level is needed: check the broker's authorizer"
 
+    def lacking(self, missing: list[str]) -> bool:
+        """Report the ACLs the principal lacks (from the broker's own answer); True if any."""
+        if not missing:
+            if self.problem is not None and self.problem.startswith("not authorized"):
+                self.cleared()
+            return False
+        self.problem = "not authorized: the principal lacks " + "; ".join(missing)
+        self._log("error", "kafka_not_authorized", stage="connect", missing=missing)
+        return True
+
     def failed(self, exc: BaseException, *, stage: str) -> bool:
         """Report ``exc`` from ``stage`` (connect | checkpoint | recovery); True when it is
         a configuration or ACL problem (the caller backs off)."""
@@ -79,24 +89,33 @@ class KafkaTrouble:
         self._log("warning", f"{stage}_failed", error=str(exc) or type(exc).__name__)
         return False
 
-    def _connect_failed(self, exc: BaseException) -> bool:
+    def misconfigured(self) -> bool:
+        """Probe the broker before the clients are built (at most every 30 s): True, and
+        reported, when it refuses the configuration; an outage is left to the clients."""
         now = time.monotonic()
-        if now - self._diagnosed_at >= min(self._window_s, 30.0):
-            self._diagnosed_at = now
-            found = diagnose(
-                self.settings.kafka.bootstrap_servers, self.settings.kafka.client_options()
-            )
-            if found is not None and found.is_config:
-                self.problem = f"kafka misconfigured: {found}"
-                self._log(
-                    "error",
-                    "kafka_misconfigured",
-                    cause=found.cause,
-                    setting=found.setting,
-                    detail=found.message,
-                )
-                return True
-            self.problem = None
+        if now - self._diagnosed_at < min(self._window_s, 30.0):
+            return self.problem is not None and self.problem.startswith("kafka misconfigured")
+        self._diagnosed_at = now
+        found = diagnose(
+            self.settings.kafka.bootstrap_servers, self.settings.kafka.client_options()
+        )
+        if found is None or not found.is_config:
+            if self.problem is not None and self.problem.startswith("kafka misconfigured"):
+                self.cleared()
+            return False
+        self.problem = f"kafka misconfigured: {found}"
+        self._log(
+            "error",
+            "kafka_misconfigured",
+            cause=found.cause,
+            setting=found.setting,
+            detail=found.message,
+        )
+        return True
+
+    def _connect_failed(self, exc: BaseException) -> bool:
+        if self.misconfigured():
+            return True
         self._log(
             "warning",
             "kafka_unavailable",

@@ -50,6 +50,7 @@ from pipeline.io.kafka import (
     partitions_of,
     read_partition,
 )
+from pipeline.io.permissions import missing_permissions
 from pipeline.logs import get_logger
 from pipeline.runtime.cloudevents import with_cloudevent_headers
 from pipeline.runtime.dead_letters import FailFastError, check_dead_letter, stamped
@@ -142,6 +143,20 @@ class Sidecar:
             )
         return KafkaSink(topics, client_id=k.client_id, **self._kafka_kwargs())
 
+    def _missing_permissions(self) -> list[str]:
+        """The ACLs this sidecar needs (README "Secured Kafka") that it lacks."""
+        t = self.settings.topics
+        need: dict[str, set[str]] = {topic: {"READ"} for topic in self.settings.input_topics()}
+        for topic in (t.alerts, t.rollback_commands, t.dlq):
+            need.setdefault(topic, set()).add("WRITE")
+        need.setdefault(t.state, set()).update({"READ", "WRITE"})
+        return missing_permissions(
+            self.settings.kafka.bootstrap_servers,
+            self.settings.kafka.client_options(),
+            topics=need,
+            group=self.settings.kafka.group_id,
+        )
+
     def _prepare_state_topic(self) -> None:
         t = self.settings.topics
         counts = partitions_of(
@@ -171,7 +186,15 @@ class Sidecar:
         delay = 0.5
         while not self.stop.is_set():
             self.metrics.mark_progress(time.time())
+            if self.trouble.misconfigured():  # named in a second, not after a 30 s timeout
+                self.stop.wait(max(delay, 5.0))
+                delay = min(delay * 2, 30.0)
+                continue
             try:
+                if self.trouble.lacking(self._missing_permissions()):
+                    self.stop.wait(max(delay, 5.0))
+                    delay = min(delay * 2, 30.0)
+                    continue
                 self._prepare_state_topic()
                 self.sink = self._make_sink()
                 self.source = KafkaSource(

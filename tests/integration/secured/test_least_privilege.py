@@ -258,16 +258,19 @@ def test_wrong_password_is_named_and_fails_healthz(
     assert canary not in tail.stdout + tail.stderr
 
 
-def test_missing_acls_are_named_and_leak_nothing(
+def test_missing_transactional_id_acl_is_named_and_leaks_nothing(
     secured_broker: SecuredBroker, tmp_path: Path, sidecars: list[Sidecar]
 ) -> None:
-    """The read-only user as a sidecar: no group, no write, no transactional id."""
+    """The at-least-once user in exactly-once mode: every ACL but the transactional id's.
+    Each attempt to start a transaction fails; none may leave a producer behind."""
     config = write_config(tmp_path / "driftline.yaml", secured_broker)
-    sidecar = Sidecar(config, env_for(secured_broker, "reader"), tmp_path / "s.log", _free_port())
+    sidecar = Sidecar(
+        config, env_for(secured_broker, "driftline-alo"), tmp_path / "s.log", _free_port()
+    )
     sidecars.append(sidecar)
     event = sidecar.wait_for("kafka_not_authorized")
-    assert event["resource"] in ("TransactionalId", "Group", "Topic")
-    assert "ALLOW" in event["needs"]
+    assert event["resource"] == "TransactionalId"
+    assert event["needs"].startswith("ALLOW Write on TransactionalId 'driftline-it'")
     status, body = sidecar.healthz()
     assert status == 503 and "not authorized" in body
     samples = []
@@ -281,3 +284,55 @@ def test_missing_acls_are_named_and_leak_nothing(
     lines = len(sidecar.log.read_text().splitlines())
     assert lines < 60, f"{lines} log lines in ~35 s: retries are not rate-limited"
     sidecar.stop()
+
+
+def test_missing_read_on_state_and_input_is_named_before_anything_runs(
+    secured_broker: SecuredBroker, tmp_path: Path, sidecars: list[Sidecar]
+) -> None:
+    """Without Read on the state topic a first start would restore nothing and look
+    fine; without Read on an input its partitions would never be assigned. Both are
+    named at start from the broker's own account of the principal's permissions."""
+    from kafka.admin import (
+        ACL,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        KafkaAdminClient,
+        ResourcePattern,
+        ResourceType,
+    )
+
+    acls = [
+        ACL(
+            principal="User:driftline-alo",
+            host="*",
+            operation=ACLOperation.READ,
+            permission_type=ACLPermissionType.ALLOW,
+            resource_pattern=ResourcePattern(
+                ResourceType.TOPIC, topic, ACLResourcePatternType.LITERAL
+            ),
+        )
+        for topic in ("driftline.state", "driftline.labels")
+    ]
+    admin = KafkaAdminClient(
+        bootstrap_servers=secured_broker.bootstrap, **secured_broker.options("admin")
+    )
+    admin.delete_acls(acls)
+    try:
+        config = write_config(tmp_path / "driftline.yaml", secured_broker, mode="at_least_once")
+        sidecar = Sidecar(
+            config, env_for(secured_broker, "driftline-alo"), tmp_path / "s.log", _free_port()
+        )
+        sidecars.append(sidecar)
+        event = sidecar.wait_for("kafka_not_authorized")
+        assert sorted(event["missing"]) == [
+            "Topic driftline.labels: Read",
+            "Topic driftline.state: Read",
+        ]
+        status, body = sidecar.healthz()
+        assert status == 503 and "driftline.state: Read" in body
+        assert not [e for e in sidecar.events() if e.get("event") == "state_restored"]
+        sidecar.stop()
+    finally:
+        admin.create_acls(acls)
+        admin.close()

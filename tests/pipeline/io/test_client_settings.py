@@ -32,6 +32,7 @@ CONSTRUCTION_SITES = {
     "pipeline/io/subscriber.py": ["KafkaConsumer"],
     "pipeline/demo.py": ["KafkaConsumer"],
     "pipeline/io/emit_transport.py": ["KafkaProducer"],  # Emitter(producer_options=...)
+    "pipeline/io/permissions.py": ["KafkaAdminClient"],  # the sidecar's ACL check
     "deploy/examples/orchestrator.py": ["KafkaProducer", "KafkaConsumer", "KafkaAdminClient",
                                         "KafkaConsumer"],
 }  # fmt: skip
@@ -96,6 +97,7 @@ class TestEveryClientGoesThroughTheGate:
         refused(lambda: sidecar._restore_scope(0))  # state restore (consumer)
         refused(lambda: ensure_topics(**sidecar._kafka_kwargs(), topics={"t": 1}))  # admin
         refused(lambda: KafkaSource(["t"], group_id="g", **sidecar._kafka_kwargs()))
+        refused(sidecar._missing_permissions)  # admin, asking for the principal's ACLs
 
     def test_sidecar_connect_stops_instead_of_retrying(self, settings: Settings) -> None:
         from pipeline.runtime.sidecar import Sidecar
