@@ -42,15 +42,17 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 OUTER = ("pipeline.runtime", "pipeline.replay", "pipeline.backtest", "pipeline.cli")
+CONFIG = ("pipeline.config", "pipeline.model_spec", "pipeline.config_types")
 
 RULES = [
     # (modules under, may not import, why)
     (("detectors",), ("pipeline",), "detectors are pure: no pipeline"),
     (
-        ("pipeline.core", "pipeline.state", "pipeline.config", "pipeline.formats"),
+        ("pipeline.core", "pipeline.state", "pipeline.formats", *CONFIG),
         ("pipeline.io", *OUTER),
         "the pure core runs without a broker, a file or a clock",
     ),
+    (CONFIG, ("pipeline.core",), "config is data: the core reads it, never the reverse"),
     (("pipeline.io",), OUTER, "io is a seam below the runtime"),
     (
         ("pipeline.emit",),

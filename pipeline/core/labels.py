@@ -33,15 +33,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-__all__ = ["JoinBuffer", "JoinEntry", "Joined", "error_of", "page_state_key"]
+__all__ = ["JoinBuffer", "JoinEntry", "Joined", "error_of"]
 
 COUNTERS = ("joined", "late", "orphan", "unlabeled", "evicted", "duplicate_labels")
-
-
-def page_state_key(model_id: str, page: int) -> str:
-    return "join:" + orjson.dumps([model_id, page]).decode()
 
 
 def _category(value: object) -> str:

@@ -1,7 +1,7 @@
 """Detector instances keyed per (model, version, variant, signal, monitor, segment).
 
-:class:`ModelPlan` compiles a model's monitor specs once: which monitors look at
-which event kind, and how a key maps back to its spec. :class:`KeyState` is one
+:class:`ModelPlan` compiles a model's monitor set once: which monitors look at
+which event kind, and how a key maps back to its monitor. :class:`KeyState` is one
 live detector with the bookkeeping an alert needs about its current window.
 :func:`feed_column` feeds the values routed to one detector during a batch —
 column-wise through ``update_many`` when that is provably the same as feeding them
@@ -60,18 +60,16 @@ class MonitorKey(NamedTuple):
     model_version: str
     variant: str
     signal: str
-    monitor: str
+    monitor_id: str
+    """The monitor's id: its name, else its detector's name."""
     segment: str = ""
-
-    @property
-    def detector(self) -> str:
-        """The monitor's id: its detector's name unless the monitor is named."""
-        return self.monitor
 
     def __str__(self) -> str:
         variant = "" if self.variant == "production" else f"@{self.variant}"
         tail = f"[{self.segment}]" if self.segment else ""
-        return f"{self.model_id}/{self.model_version}{variant}/{self.signal}/{self.monitor}{tail}"
+        return (
+            f"{self.model_id}/{self.model_version}{variant}/{self.signal}/{self.monitor_id}{tail}"
+        )
 
     def state_key(self) -> str:
         """Unambiguous text form, used as the changelog key."""
@@ -121,21 +119,21 @@ class Watch:
         "id",
         "max_segments",
         "max_signals",
+        "monitor",
         "segment_by",
         "signal",
-        "spec",
         "wildcard",
     )
 
-    def __init__(self, spec: Monitor) -> None:
-        self.spec = spec
-        self.signal = spec.signal
-        self.id = spec.id
-        self.wildcard = spec.wildcard
-        self.segment_by = spec.segment_by
-        self.max_signals = spec.max_signals
-        self.max_segments = spec.max_segments
-        self.extract = extractor_for(spec.signal)
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.signal = monitor.signal
+        self.id = monitor.id
+        self.wildcard = monitor.wildcard
+        self.segment_by = monitor.segment_by
+        self.max_signals = monitor.max_signals
+        self.max_segments = monitor.max_segments
+        self.extract = extractor_for(monitor.signal)
 
 
 _ATTRIBUTE_SIGNALS: Final = frozenset(
@@ -210,7 +208,7 @@ class ModelPlan:
         self.feature_slots = Slots.compile(self.feature)
 
     def resolve(self, signal: str, monitor_id: str) -> Monitor | None:
-        """The spec a key of ``signal`` / ``monitor_id`` was created from."""
+        """The monitor a key of ``signal`` / ``monitor_id`` was created from."""
         exact = self.exact.get((signal, monitor_id))
         if exact is not None:
             return exact
@@ -297,7 +295,7 @@ class KeyState:
     """A detector plus the bookkeeping an alert needs about its current window."""
 
     key: MonitorKey
-    spec: Monitor
+    monitor: Monitor
     detector: DriftDetector[Any]
     known: bool
     groups: tuple[tuple[str, ...], ...]
@@ -332,18 +330,18 @@ class KeyState:
     def from_state(
         cls,
         key: MonitorKey,
-        spec: Monitor,
+        monitor: Monitor,
         state: dict[str, Any],
         *,
         known: bool,
         groups: tuple[tuple[str, ...], ...],
     ) -> KeyState:
-        detector = detectors.get(spec.detector).from_state(state["detector"])
+        detector = detectors.get(monitor.detector).from_state(state["detector"])
         start = state["window_start"]
         first = state["window_first"]
         return cls(
             key=key,
-            spec=spec,
+            monitor=monitor,
             detector=detector,
             known=known,
             groups=groups,
@@ -385,20 +383,20 @@ def _summary(
     if level == "resolved":
         return (
             f"{where}: {key.signal}{segment} back to normal: no detection by "
-            f"{state.spec.detector} in {state.window_events} observations"
+            f"{state.monitor.detector} in {state.window_events} observations"
         )
     return (
         f"{where}: {key.signal}{segment} {level} by "
-        f"{state.spec.detector}{comparison} after {state.window_events} events"
+        f"{state.monitor.detector}{comparison} after {state.window_events} events"
     )
 
 
 def _finding(state: KeyState, update: Update, level: Level) -> Finding:
     detector = state.detector
-    spec = state.spec
+    monitor = state.monitor
     statistic = _finite(detector.statistic)
     threshold = _finite(detector.threshold)
-    severity = spec.severity.warning if level == "warning" else spec.severity.drift
+    severity = monitor.severity.warning if level == "warning" else monitor.severity.drift
     assert severity is not None
     evidence: dict[str, Any] = {}
     if isinstance(update.value, int | float | str) and not isinstance(update.value, bool):
@@ -413,8 +411,8 @@ def _finding(state: KeyState, update: Update, level: Level) -> Finding:
         "last": {"topic": update.origin.topic, "offset": update.origin.offset},
     }
     evidence["reference"] = reference_of(detector)
-    if spec.calibration is not None:
-        evidence["calibration"] = spec.calibration
+    if monitor.calibration is not None:
+        evidence["calibration"] = monitor.calibration
     if update.context:
         evidence.update(update.context)
     key = state.key
@@ -427,10 +425,10 @@ def _finding(state: KeyState, update: Update, level: Level) -> Finding:
         model_version=key.model_version,
         variant=key.variant,
         signal=key.signal,
-        monitor=key.monitor,
+        monitor=key.monitor_id,
         segment=segment,
-        detector=spec.detector,
-        params=dict(spec.params),
+        detector=monitor.detector,
+        params=dict(monitor.params),
         level=level,
         severity=severity,
         statistic=statistic,
@@ -470,9 +468,9 @@ def feed_column(
     if (
         observer is None
         and len(values) >= COLUMN_MIN
-        and state.spec.severity.warning is None
+        and state.monitor.severity.warning is None
         and state.detector.column_path
-        and not (state.open and state.window_events + len(values) >= state.spec.resolve_after)
+        and not (state.open and state.window_events + len(values) >= state.monitor.resolve_after)
     ):
         # A JSON copy (detector snapshots are plain JSON by contract); the
         # changelog's, when the detector has not changed since it was taken.
@@ -489,7 +487,7 @@ def feed_column(
                 state.window_first = [origin.topic, origin.offset]
             state.window_events += len(values)
             return []
-        state.detector = detectors.get(state.spec.detector).from_state(orjson.loads(saved))
+        state.detector = detectors.get(state.monitor.detector).from_state(orjson.loads(saved))
     return _one_by_one(state, values, where, stats, observer)
 
 
@@ -511,7 +509,7 @@ def _one_by_one(
     state.saved = None
     found: list[tuple[int, Finding]] = []
     detector = state.detector
-    warnings = state.spec.severity.warning is not None
+    warnings = state.monitor.severity.warning is not None
     for position, value in enumerate(values):
         try:
             detector.update(value)
@@ -536,7 +534,7 @@ def _one_by_one(
             state.window_first = None
             state.window_events = 0
             state.open = True
-        elif state.open and state.window_events >= state.spec.resolve_after:
+        elif state.open and state.window_events >= state.monitor.resolve_after:
             found.append((position, _finding(state, Update(value, *where(position)), "resolved")))
             state.open = False
         elif warnings and detector.warning_detected:

@@ -524,7 +524,7 @@ class Sidecar:
             for key, state in list(scope.items()):
                 stat, thr = state.detector.statistic, state.detector.threshold
                 if stat == stat and thr == thr:  # not NaN
-                    yield key.model_id, key.signal, key.detector, float(stat), float(thr)
+                    yield key.model_id, key.signal, key.monitor_id, float(stat), float(thr)
 
     def _abort_quietly(self) -> None:
         if isinstance(self.sink, TransactionalKafkaSink):

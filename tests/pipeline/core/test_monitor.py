@@ -149,7 +149,7 @@ class TestSegmentsAndWildcards:
         )
         states = engine.scopes[0]
         amount = states[MonitorKey("model-0", "1", "production", "feature:amount", "adwin")]
-        assert amount.spec.params == {"delta": 0.1}
+        assert amount.monitor.params == {"delta": 0.1}
         assert len(states) == 2
 
 

@@ -1,0 +1,200 @@
+"""The in-memory state of one source partition, and its bounds.
+
+State is scoped by source partition (a model's events share a partition number,
+since every input topic is keyed by ``model_id`` and co-partitioned). A
+:class:`Partition` holds the live detector instances in least-recently-used order
+(known models' and unknown models' apart, so that a configured model's new key can
+evict an unknown model's), the fan-out counts that cap segments and wildcard
+signals (:func:`fanout_groups`), the models, and which state entries changed.
+
+Bounds: at most ``limits.max_keys`` detector instances per partition (a configured
+model's new key evicts an unknown model's least recently used one; otherwise the
+key is refused and counted), at most ``limits.max_unknown_models`` unknown models
+(events of further ones are refused with reason ``model_cap``), and everything
+idle for ``limits.idle_expiry`` of event time is dropped (:meth:`Partition.expire`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.core.golden import GoldenState
+from pipeline.core.labels import COUNTERS, JoinBuffer
+from pipeline.core.monitor import KeyState, MonitorKey
+from pipeline.core.monitor_set import Monitor
+from pipeline.core.policy import PolicyState
+from pipeline.core.shadow import ShadowState
+from pipeline.core.state_keys import COMPONENTS, META, STATE_VERSION, join_page_key, model_key
+from pipeline.core.training import CheckpointRegistry
+
+__all__ = ["FanoutGroup", "ModelState", "Partition", "fanout_groups"]
+
+FanoutGroup = tuple[str, ...]
+"""Keys counted together against a cap: ``("w", model, version, variant, "feature:*",
+monitor_id)`` (the signals of a wildcard monitor) or ``("s", model, version, variant,
+signal, monitor_id)`` (the segments of a segmented monitor)."""
+
+
+def fanout_groups(key: MonitorKey, monitor: Monitor) -> tuple[FanoutGroup, ...]:
+    """The groups ``key`` of ``monitor`` counts against: the one definition used
+    when a key is created and when it is restored, so the counts always agree."""
+    groups: list[FanoutGroup] = []
+    if monitor.wildcard:
+        groups.append(
+            ("w", key.model_id, key.model_version, key.variant, monitor.signal, monitor.id)
+        )
+    if monitor.segment_by is not None:
+        groups.append(("s", key.model_id, key.model_version, key.variant, key.signal, monitor.id))
+    return tuple(groups)
+
+
+@dataclass(slots=True)
+class ModelState:
+    """Everything a partition knows about one model besides its detectors."""
+
+    model_id: str
+    known: bool
+    last_seen: int = 0
+    seq: int = 0
+    version: str | None = None
+    """The last production version seen (a rollback command's ``from_version``)."""
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    joins: JoinBuffer = field(default_factory=JoinBuffer)
+    policy: PolicyState | None = None
+    shadow: ShadowState | None = None
+    golden: GoldenState | None = None
+    checkpoints: CheckpointRegistry | None = None
+    keys: set[MonitorKey] = field(default_factory=set)
+    join_page: int = -1
+    """The join page new requests go to during batch ``join_page_batch`` (not state:
+    a restored model starts a new page)."""
+    join_page_batch: int = -1
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "known": self.known,
+            "last_seen": self.last_seen,
+            "seq": self.seq,
+            "version": self.version,
+            "counters": self.counters,
+        }
+
+    def component(self, name: str) -> dict[str, Any] | None:
+        value = getattr(self, name)
+        return None if value is None else dict(value.to_state())
+
+
+class Partition:
+    """The state of one source partition."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.watermark: int | None = None
+        self.next_sweep = 0
+        self.join_marks: dict[str, int] = {}
+        """Topic -> latest event time of the predictions and labels read from it."""
+        self.join_kinds: list[str] = []
+        """Which of prediction / label were seen (no expiry by time before both)."""
+        self.seq = 0
+        """The touch counter: orders keys and models by their last use."""
+        self.keys: dict[bool, OrderedDict[MonitorKey, KeyState]] = {
+            True: OrderedDict(),
+            False: OrderedDict(),
+        }
+        """Known model? -> live detector instances, least recently used first."""
+        self.fanout: Counter[FanoutGroup] = Counter()
+        self.models: dict[str, ModelState] = {}
+        self.unknown: OrderedDict[str, ModelState] = OrderedDict()
+        """Unknown models, least recently seen first."""
+        self.dirty_keys: set[MonitorKey] = set()
+        self.dirty: set[str] = set()
+        """State keys (other than detectors') changed since the last report."""
+
+    def live_keys(self) -> int:
+        return len(self.keys[True]) + len(self.keys[False])
+
+    def key_state(self, key: MonitorKey) -> KeyState | None:
+        return self.keys[True].get(key) or self.keys[False].get(key)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def mark_model(self, kind: str, model_id: str) -> None:
+        """The per-model entry ``kind`` of ``model_id`` changed."""
+        self.dirty.add(model_key(kind, model_id))
+
+    # -- adding --------------------------------------------------------------------
+    def add_key(self, state: KeyState, model: ModelState) -> None:
+        """A new (or restored) key, at the most recently used end."""
+        self.keys[state.known][state.key] = state
+        for group in state.groups:
+            self.fanout[group] += 1
+        model.keys.add(state.key)
+
+    # -- removal -------------------------------------------------------------------
+    def drop_key(self, state: KeyState) -> None:
+        del self.keys[state.known][state.key]
+        for group in state.groups:
+            self.fanout[group] -= 1
+            if self.fanout[group] <= 0:
+                del self.fanout[group]
+        model = self.models.get(state.key.model_id)
+        if model is not None:
+            model.keys.discard(state.key)
+        self.dirty_keys.add(state.key)
+
+    def drop_model(self, model: ModelState) -> None:
+        for key in sorted(model.keys):
+            state = self.key_state(key)
+            if state is not None:
+                self.drop_key(state)
+        for page in model.joins.pages:
+            self.dirty.add(join_page_key(model.model_id, page))
+        del self.models[model.model_id]
+        self.unknown.pop(model.model_id, None)
+        self.mark_model("model", model.model_id)
+        for name in COMPONENTS:
+            if getattr(model, name) is not None:  # absent ones were never written
+                self.mark_model(name, model.model_id)
+
+    def expire(self, horizon: int, stats: Counter[str]) -> None:
+        """Drop the keys and unknown models last seen before ``horizon`` (event time),
+        from the least recently used end up to the first one seen since."""
+        for lru in self.keys.values():
+            while lru:
+                state = next(iter(lru.values()))
+                if state.last_seen >= horizon:
+                    break
+                self.drop_key(state)
+                stats["expired_keys"] += 1
+        while self.unknown:
+            model = next(iter(self.unknown.values()))
+            if model.last_seen >= horizon:
+                break
+            self.drop_model(model)
+            stats["expired_models"] += 1
+
+    # -- reading -------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "watermark": self.watermark,
+            "next_sweep": self.next_sweep,
+            "join_marks": self.join_marks,
+            "join_kinds": self.join_kinds,
+            "seq": self.seq,
+        }
+
+    def state_keys(self) -> list[str]:
+        """Every non-detector state key the partition holds."""
+        names = [META]
+        for model in self.models.values():
+            names.append(model_key("model", model.model_id))
+            names.extend(join_page_key(model.model_id, page) for page in model.joins.pages)
+            names.extend(
+                model_key(c, model.model_id) for c in COMPONENTS if getattr(model, c) is not None
+            )
+        return names

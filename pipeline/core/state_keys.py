@@ -1,0 +1,57 @@
+"""The names of a partition's state entries: the keys of the state changelog.
+
+Every entry is plain JSON under one of these keys (JSON arrays, so that no model id,
+version or signal can make two keys collide):
+
+=================================  ==========================================
+``meta``                           watermark, sweep time, join marks, touch counter
+``model:["m"]``                    known?, last seen, version, label counters
+``detector:[m,v,var,s,mon,seg]``   one detector + its alert-window bookkeeping
+``join:["m",page]``                one page of requests waiting in the label join
+``policy:["m"]``                   hysteresis, cooldowns, recent alerts, incident
+``shadow:["m"]``                   shadow tests per candidate version
+``golden:["m"]``                   golden-set baselines
+``checkpoints:["m"]``              the checkpoint registry
+=================================  ==========================================
+
+The input formats keep their own entries next to these (``pairs:<topic>``, see
+:mod:`pipeline.formats`); the processor hands those to the decoder, the rest to the
+engine. An older layout kept one request per join entry, ``join:["m","request"]``; restore
+still reads it and rewrites it as pages (:mod:`pipeline.core.snapshots`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Final
+
+import orjson
+
+__all__ = ["COMPONENTS", "META", "STATE_VERSION", "join_page_key", "model_key", "parse"]
+
+STATE_VERSION: Final = 1
+"""The layout version written in ``meta``; restore refuses any other."""
+META: Final = "meta"
+COMPONENTS: Final = ("policy", "shadow", "golden", "checkpoints")
+"""Per-model entries written only once the model has that component."""
+
+
+@functools.lru_cache(maxsize=65536)
+def model_key(kind: str, model_id: str) -> str:
+    """``model:["m"]``, ``policy:["m"]``...: a per-model entry."""
+    return f"{kind}:" + orjson.dumps([model_id]).decode()
+
+
+def join_page_key(model_id: str, page: int) -> str:
+    """``join:["m",page]``: one page of the label join."""
+    return "join:" + orjson.dumps([model_id, page]).decode()
+
+
+def parse(state_key: str) -> tuple[str, list[Any]]:
+    """A key other than ``meta`` as (kind, its JSON array)."""
+    kind, _, rest = state_key.partition(":")
+    parts = json.loads(rest)
+    if not isinstance(parts, list) or not parts:
+        raise ValueError(f"unknown state key {state_key!r}")
+    return kind, parts
