@@ -397,6 +397,10 @@ class Settings(Strict):
                 seen.add(topic)
         return self
 
+    def serving_topics(self) -> list[str]:
+        """The topics of ``inputs`` written by a serving stack (not keyed by model)."""
+        return [t for spec in self.inputs if spec.format != "driftline" for t in spec.topics()]
+
     def input_topics(self) -> list[str]:
         """Every topic the sidecar reads: ``topics``' four and those of ``inputs``."""
         return [*self.topics.inputs(), *(t for spec in self.inputs for t in spec.topics())]

@@ -102,7 +102,10 @@ class RecordDecoder:
 
     def pending(self) -> dict[str, int]:
         """Halves waiting per input (over every partition held)."""
-        return {name: adapter.pairs.pending_total() for name, adapter in self.named.items()}
+        return {
+            name.removeprefix(STATE_PREFIX): adapter.pairs.pending_total()
+            for name, adapter in self.named.items()
+        }
 
     # -- state ---------------------------------------------------------------------
     def changed_state(self, partition: int) -> dict[str, dict[str, Any] | None]:

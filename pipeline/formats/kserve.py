@@ -13,7 +13,8 @@ generated UUID) and these attributes:
   (``inputs`` / ``outputs`` tensors) JSON. Only responses with HTTP status 200 are
   logged: a failed request's half expires unpaired.
 
-A pair becomes prediction events: ``model_id`` from the ``model_id`` template, the
+With ``logger_mode: response`` (the InferenceService logs responses only) each response
+becomes prediction events at once, without features. A pair becomes prediction events: ``model_id`` from the ``model_id`` template, the
 version from the V2 response's ``model_version`` (else the configured one), the
 variant ``canary`` for the canary endpoint (else ``production``). Records of other
 CloudEvent types, components or inference services are skipped, not dead-lettered:
@@ -95,10 +96,17 @@ class KServeAdapter:
             version = body.get("model_version")
             half["version"] = version if isinstance(version, str) and version else None
         key = f"{service}/{event.id}"
-        pair = self.pairs.offer(record.partition, key, side, at, half)
-        if pair is None:
-            return []
-        request, response = pair
+        if self.spec.logger_mode == "response":
+            if side == "request":
+                self.counters["skipped_request"] += 1
+                return []
+            request: dict[str, Any] = {"rows": [{}] * len(half["rows"]), "at": at}
+            response = half
+        else:
+            pair = self.pairs.offer(record.partition, key, side, at, half)
+            if pair is None:
+                return []
+            request, response = pair
         context = {
             "inferenceservicename": service,
             "namespace": attrs.get("namespace", ""),

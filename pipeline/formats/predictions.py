@@ -50,8 +50,9 @@ def prediction_events(
             "timestamp": timestamp,
             "request_id": ident,
             "prediction": answer["prediction"],
-            "features": row,
         }
+        if row:
+            body["features"] = row
         if answer.get("probabilities") is not None:
             body["probabilities"] = answer["probabilities"]
         if answer.get("confidence") is not None:

@@ -80,6 +80,10 @@ class KServeInput(TabularNaming):
     """Read only these inference services (a broker's topic carries a whole namespace)."""
     components: list[str] = Field(default_factory=lambda: ["predictor"])
     """Read only these components (the transformer logs too, when it has a logger)."""
+    logger_mode: Literal["all", "response"] = "all"
+    """The InferenceService's ``logger.mode``: ``all`` pairs requests with responses;
+    ``response`` (only responses are logged) makes prediction events without features
+    from each response at once."""
 
     @field_validator("model_id")
     @classmethod

@@ -165,6 +165,16 @@ class Sidecar:
             self.settings.kafka.client_options(),
         )
         needed = max((n for name, n in counts.items() if name != t.state), default=1)
+        for topic in self.settings.serving_topics():
+            if counts.get(topic, 1) > 1:
+                log.warning(
+                    "serving_topic_partitions",
+                    topic=topic,
+                    partitions=counts[topic],
+                    detail="detector state is per partition and this topic is not keyed by "
+                    "model: one model's predictions are split between detector instances; "
+                    "give it one partition",
+                )
         if t.state not in counts:
             if not self.settings.runtime.create_state_topic:
                 raise DriftlineError(f"state topic {t.state!r} does not exist")

@@ -182,3 +182,17 @@ class TestConfig:
             "acme.prod.model.iris.inputs",
             "acme.prod.model.iris.outputs",
         ]
+
+
+class TestResponseOnly:
+    def test_each_response_is_a_prediction_without_features(self) -> None:
+        records = as_records(predictions(events=20), "kserve-v1", TOPIC)
+        processor = Processor(_settings("kserve-v1", logger_mode="response"))
+        assert _run(processor, records) == [[] for _ in records]  # no alert, no dead letter
+        stats = processor.stats
+        assert stats[f"inputs:{TOPIC}:skipped_request"] == 20
+        assert processor.decoder.pending() == {TOPIC: 0}
+        (event,) = processor.decoder.decode(
+            next(r for r in records if b"response" in dict(r.headers)["ce_type"])
+        )
+        assert event.features is None and event.prediction in ("approve", "review", "decline")
