@@ -576,6 +576,12 @@ class KSWindow(DriftDetector[float]):
         return self._count_statistic() / (self._m * self.window_size)
 
     @property
+    def threshold(self) -> float:
+        """The critical distance: the smallest D whose p-value is at most ``alpha``
+        for these sample sizes (the statistic's own scale; ``alpha`` is the level)."""
+        return self._critical / (self._m * self.window_size)
+
+    @property
     def p_value(self) -> float | None:
         if not self._full():
             return None

@@ -15,7 +15,13 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from detectors._parse import check_fraction, check_positive_int, get_float_or_nan, json_float
+from detectors._parse import (
+    check_fraction,
+    check_positive_float,
+    check_positive_int,
+    get_float_or_nan,
+    json_float,
+)
 from detectors.base import DriftDetector, InputKind, register, require
 
 __all__ = ["OutputDiversity", "normalize_text"]
@@ -122,10 +128,14 @@ class OutputDiversity(DriftDetector[str]):
 
     ``duplicate_rate`` and ``near_duplicate_rate`` are the fractions of the window's
     responses flagged as such on arrival. ``statistic`` is ``near_duplicate_rate``;
-    once the window is full, drift is detected when it exceeds ``max_duplicate_rate``
-    and the window is then emptied. Legitimately repeated requests (the same prompt
-    from many users) raise the baseline rate: set ``max_duplicate_rate`` above the
-    rate of a healthy period, or choose it with :func:`detectors.calibrate` on one.
+    once the window is full, drift is detected when it exceeds the bound (``threshold``)
+    and the window is then emptied. The bound is ``max_duplicate_rate``, or, with
+    ``reference_size`` > 0, learned from the first ``reference_size`` responses (no
+    alarm before): their near-duplicate fraction :math:`p_0` plus ``z`` binomial
+    standard errors of a window, :math:`p_0 + z\sqrt{p_0(1-p_0)/n}` (:math:`p_0` at
+    least :math:`1/n`), capped at ``max_duplicate_rate``. Legitimately repeated requests
+    (the same prompt from many users) raise the healthy rate: a learned bound follows
+    it; a fixed one must be set above it (or chosen with :func:`detectors.calibrate`).
 
     Memory: O(window_size * (num_perm + 2 * max_tokens)) integers, plus the n-gram and
     LSH bucket counters over the same entries; no text is kept.
@@ -147,6 +157,11 @@ class OutputDiversity(DriftDetector[str]):
         LSH bands (>= 1).
     max_tokens
         Words per response counted for distinct-n (>= 1).
+    reference_size
+        Responses whose near-duplicate fraction sets the bound (0: the fixed
+        ``max_duplicate_rate``).
+    z
+        Standard errors above the learned fraction (> 0).
 
     Examples
     --------
@@ -190,6 +205,8 @@ class OutputDiversity(DriftDetector[str]):
         num_perm: int = 64,
         bands: int = 16,
         max_tokens: int = 256,
+        reference_size: int = 0,
+        z: float = 6.0,
     ) -> None:
         super().__init__()
         self.window_size = check_positive_int(window_size, "window_size", minimum=2)
@@ -204,6 +221,8 @@ class OutputDiversity(DriftDetector[str]):
             f"must be a multiple of bands ({self.bands}), got {num_perm!r}",
         )
         self.max_tokens = check_positive_int(max_tokens, "max_tokens")
+        self.reference_size = check_positive_int(reference_size, "reference_size", minimum=0)
+        self.z = check_positive_float(z, "z")
         self._a, self._b = _permutations(self.num_perm)
         self._rows = self.num_perm // self.bands
         self._min_agree = math.ceil(self.similarity * self.num_perm - 1e-9)
@@ -214,6 +233,8 @@ class OutputDiversity(DriftDetector[str]):
         self.warning_detected = False
         self._clear_window()
         self._checked: tuple[float, float, float, float] | None = None
+        self._ref_seen = 0
+        self._ref_near = 0
 
     def _clear_window(self) -> None:
         self._window: deque[_Slot] = deque()
@@ -262,6 +283,10 @@ class OutputDiversity(DriftDetector[str]):
         self._add(slot)
         if len(self._window) > self.window_size:
             self._remove(self._window[0])
+        if self._ref_seen < self.reference_size:
+            self._ref_seen += 1
+            self._ref_near += slot.near_dup
+            return
         if len(self._window) == self.window_size:
             self._checked = (
                 self.near_duplicate_rate,
@@ -269,7 +294,7 @@ class OutputDiversity(DriftDetector[str]):
                 self.distinct_1,
                 self.distinct_2,
             )
-            if self._checked[0] > self.max_duplicate_rate:
+            if self._checked[0] > self.threshold:
                 self.drift_detected = True
                 self._clear_window()
 
@@ -366,6 +391,18 @@ class OutputDiversity(DriftDetector[str]):
         """``near_duplicate_rate``."""
         return self.near_duplicate_rate
 
+    @property
+    def threshold(self) -> float:
+        """The bound on the near-duplicate rate: ``max_duplicate_rate``, or the learned
+        one once the reference is complete (NaN while it is learned)."""
+        if self.reference_size == 0:
+            return self.max_duplicate_rate
+        if self._ref_seen < self.reference_size:
+            return math.nan
+        n = self.window_size
+        p0 = max(self._ref_near / self._ref_seen, 1.0 / n)
+        return min(self.max_duplicate_rate, p0 + self.z * math.sqrt(p0 * (1.0 - p0) / n))
+
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
         return {
@@ -376,6 +413,8 @@ class OutputDiversity(DriftDetector[str]):
             "num_perm": self.num_perm,
             "bands": self.bands,
             "max_tokens": self.max_tokens,
+            "reference_size": self.reference_size,
+            "z": self.z,
         }
 
     def _get_state(self) -> dict[str, Any]:
@@ -392,6 +431,7 @@ class OutputDiversity(DriftDetector[str]):
                 for s in self._window
             ],
             "checked": None if self._checked is None else [json_float(v) for v in self._checked],
+            "reference": [self._ref_seen, self._ref_near],
         }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
@@ -425,6 +465,11 @@ class OutputDiversity(DriftDetector[str]):
             self._add(
                 _Slot(exact, bool(exact_dup), bool(near_dup), signature, unigrams, bigrams, keys)
             )
+        reference = state.get("reference", [0, 0])
+        ref_seen, ref_near = ints(list(reference), "reference", 53)
+        if len(reference) != 2 or ref_near > ref_seen or ref_seen > self.reference_size:
+            raise ValueError("reference must be [seen, near duplicates] within reference_size")
+        self._ref_seen, self._ref_near = ref_seen, ref_near
         checked = state["checked"]
         if checked is None:
             self._checked = None

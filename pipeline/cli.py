@@ -23,7 +23,7 @@ log = get_logger("driftline.cli")
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from pipeline.core.monitor_set import check_monitors
+    from pipeline.core.monitor_set import check_monitors, describe_monitors
 
     settings = load_settings(args.config)
     monitors = check_monitors(settings)  # what the engine resolves when it starts
@@ -40,6 +40,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     models = ", ".join(sorted(settings.models)) or "(none)"
     reached = f"; Kafka at {settings.kafka.bootstrap_servers} accepts it" if args.connect else ""
     print(f"{args.config}: OK — models: {models}; {monitors} monitors{reached}")
+    for line in describe_monitors(settings):
+        print("  " + line)
     return 0
 
 

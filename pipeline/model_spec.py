@@ -270,10 +270,24 @@ class RollbackSpec(Strict):
 FeatureKind = Literal["numeric", "categorical"]
 
 
+def _class_name(value: Any) -> Any:
+    """A class as the category text a prediction of it becomes (``segment_label`` and
+    the label join spell booleans and whole numbers the same way)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
 class ModelSpec(Strict):
     features: dict[str, FeatureKind] = Field(default_factory=dict)
     """Feature name -> kind; a list means all numeric."""
     classes: list[str] | None = None
+    """Class names; ints and bools are accepted and read as the category text the
+    detectors see (``1`` -> ``"1"``, ``true`` -> ``"true"``)."""
     task: Literal["auto", "classification", "regression"] = "auto"
     """How errors are computed from labels (auto: by the type of prediction)."""
     text: bool = False
@@ -286,6 +300,13 @@ class ModelSpec(Strict):
     shadow: ShadowSpec | None = None
     golden: GoldenSpec | None = None
     rollback: RollbackSpec | None = None
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_names(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [_class_name(v) for v in value]
 
     @field_validator("features", mode="before")
     @classmethod

@@ -366,13 +366,30 @@ class Update:
     finding: Finding | None = None
 
 
-def _summary(
-    state: KeyState, level: Level, statistic: float | None, threshold: float | None
+def _evidence_text(
+    detector: DriftDetector[Any], statistic: float | None, threshold: float | None
 ) -> str:
-    key = state.key
-    comparison = ""
+    """The statistic against its own critical value, the p-value against alpha where
+    the detector runs a test, and the window the test covered."""
+    parts = []
     if statistic is not None and threshold is not None:
-        comparison = f" (statistic {statistic:.4g}, threshold {threshold:.4g})"
+        parts.append(f"statistic {statistic:.4g} vs critical value {threshold:.4g}")
+    p_value = _finite(detector.p_value)
+    alpha = getattr(detector, "alpha", None)
+    if p_value is not None and isinstance(alpha, float):
+        parts.append(f"p-value {p_value:.3g} vs alpha {alpha:.3g}")
+    window = getattr(detector, "window_size", None)
+    reference = getattr(detector, "reference_size", None)
+    if isinstance(window, int) and not isinstance(window, bool):
+        text = f"window of {window} observations"
+        if isinstance(reference, int) and not isinstance(reference, bool):
+            text += f" against a reference of {reference}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _summary(state: KeyState, level: Level, evidence: str) -> str:
+    key = state.key
     if key.variant == "training":
         where = f"{key.model_id} run {key.model_version}"
     elif key.variant == "production":
@@ -385,9 +402,10 @@ def _summary(
             f"{where}: {key.signal}{segment} back to normal: no detection by "
             f"{state.monitor.detector} in {state.window_events} observations"
         )
+    since = f"{state.window_events} observations since the detector (re)started"
     return (
-        f"{where}: {key.signal}{segment} {level} by "
-        f"{state.monitor.detector}{comparison} after {state.window_events} events"
+        f"{where}: {key.signal}{segment} {level} by {state.monitor.detector} "
+        f"({'; '.join(p for p in (evidence, since) if p)})"
     )
 
 
@@ -439,7 +457,7 @@ def _finding(state: KeyState, update: Update, level: Level) -> Finding:
         at=update.at,
         origin=update.origin,
         evidence=evidence,
-        summary=_summary(state, level, statistic, threshold),
+        summary=_summary(state, level, _evidence_text(detector, statistic, threshold)),
     )
 
 

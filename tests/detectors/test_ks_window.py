@@ -110,7 +110,9 @@ class TestKSWindow:
     def test_not_ready(self) -> None:
         ks = KSWindow()
         assert math.isnan(ks.statistic) and ks.p_value is None
-        assert ks.threshold == ks.alpha
+        # the threshold is the critical distance for alpha, on the statistic's scale
+        assert 0 < ks.threshold < 1 and ks.threshold != ks.alpha
+        assert ks._p_of(ks._critical) <= ks.alpha < ks._p_of(ks._critical - 1)
         assert KSWindow.threshold_increases_run_length is False
 
 

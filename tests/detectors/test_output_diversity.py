@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -9,7 +10,12 @@ import numpy as np
 import pytest
 
 from detectors.output_diversity import OutputDiversity, normalize_text
-from tests.detectors._distribution_checks import check_contract, first_detection_after
+from tests.detectors._distribution_checks import (
+    check_contract,
+    dumps,
+    first_detection_after,
+    roundtrip,
+)
 
 WORDS = [f"w{i}" for i in range(2000)]
 
@@ -109,3 +115,65 @@ class TestOutputDiversity:
             env={**os.environ, **env},
         ).stdout
         assert json.loads(out) == json.loads(json.dumps(det.to_state()))
+
+
+class TestLearnedBound:
+    """``reference_size`` > 0: the bound is the healthy near-duplicate fraction plus
+    ``z`` binomial standard errors of a window, capped at ``max_duplicate_rate``."""
+
+    @staticmethod
+    def stream(
+        seed: int, healthy: float, canned: float, n: int = 3000, at: int = 2000
+    ) -> list[str]:
+        rng = np.random.default_rng(seed)
+        out = []
+        for i, a in enumerate(answers(rng, n)):
+            u = rng.random()
+            if i >= at and u < canned:
+                out.append("I'm sorry, but I can't help with that request.")
+            elif u > 1 - healthy:  # stock answers a healthy model repeats
+                out.append(["Yes.", "No.", "Thanks!"][int(rng.integers(0, 3))])
+            else:
+                out.append(a)
+        return out
+
+    def test_a_quarter_canned_is_found_sooner_than_by_the_fixed_bound(self) -> None:
+        # 5 % stock answers + 25 % canned sit around the fixed 0.3 bound
+        stream = self.stream(0, healthy=0.05, canned=0.25)
+        fixed = OutputDiversity(window_size=200, max_duplicate_rate=0.3)
+        slow = first_detection_after(fixed, stream, 2000)
+        learned = OutputDiversity(window_size=200, max_duplicate_rate=0.5, reference_size=1000)
+        delay = first_detection_after(learned, stream, 2000)
+        assert delay is not None and delay < 100
+        assert slow is None or slow > 2 * delay
+        assert 0.05 < learned.threshold < 0.2
+
+    def test_a_healthy_rate_above_a_fixed_bound_is_learned(self) -> None:
+        stream = self.stream(1, healthy=0.4, canned=0.0)
+        assert OutputDiversity(window_size=200, max_duplicate_rate=0.3).update_many(stream)
+        learned = OutputDiversity(window_size=200, max_duplicate_rate=0.9, reference_size=1000)
+        assert learned.update_many(stream) == []
+
+    def test_no_alarm_while_learning_and_state_round_trips(self) -> None:
+        stream = self.stream(2, healthy=0.05, canned=0.6, at=300, n=1500)
+        det = OutputDiversity(window_size=100, reference_size=500)
+        assert math.isnan(det.threshold)
+        per_event = []
+        for i, text in enumerate(stream):
+            det.update(text)
+            if det.drift_detected:
+                per_event.append(i)
+        assert per_event and per_event[0] >= 500
+        for cut in (0, 250, 500, 777):
+            head = OutputDiversity(window_size=100, reference_size=500)
+            first = head.update_many(stream[:cut])
+            restored = roundtrip(head)
+            assert dumps(restored) == dumps(head)
+            assert first + [cut + i for i in restored.update_many(stream[cut:])] == per_event
+            assert dumps(restored) == dumps(det)
+
+    @pytest.mark.parametrize(("params", "name"), [({"reference_size": -1}, "reference_size"),
+                                                    ({"z": 0.0}, "z")])  # fmt: skip
+    def test_invalid(self, params: dict[str, float], name: str) -> None:
+        with pytest.raises(ValueError, match=name):
+            OutputDiversity(**params)  # type: ignore[arg-type]

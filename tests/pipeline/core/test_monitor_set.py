@@ -92,6 +92,32 @@ class TestMonitorSet:
         assert main(["check-config", str(bad)]) == 2
         assert "default_model.monitors[0].params.threshold" in capsys.readouterr().err
 
+    def test_check_config_lists_the_effective_monitors_per_model(
+        self, tmp_path: Path, capsys
+    ) -> None:  # type: ignore[no-untyped-def]
+        from pipeline.cli import main
+
+        config = tmp_path / "derived.yaml"
+        config.write_text(
+            "models:\n  fraud:\n    features: {amount: numeric}\n    classes: [0, 1]\n"
+            "    monitors:\n      - {signal: confidence, detector: page_hinkley}\n"
+            "    default_monitors: true\n"
+        )
+        assert main(["check-config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert "models.fraud: 8 monitors" in out  # 7 derived, confidence explicit
+        assert "derived  feature:amount: ks_window(alpha=0.0002" in out
+        assert "derived  prediction: categorical_drift(" in out
+        assert "explicit confidence: page_hinkley()" in out
+        assert "rolling_threshold" not in out  # the explicit monitor replaces it
+
+    def test_classes_may_be_ints_and_bools(self) -> None:
+        ints = parse_settings({"models": {"m": {"classes": [0, 1, 2.0]}}}, environ={})
+        assert ints.models["m"].classes == ["0", "1", "2"]
+        bools = parse_settings({"models": {"m": {"classes": [True, False]}}}, environ={})
+        assert bools.models["m"].classes == ["true", "false"]
+        assert bools.models["m"].classification is True
+
 
 class TestCalibration:
     def test_calibration_target_sets_the_threshold(self) -> None:
