@@ -113,11 +113,13 @@ class MonitorSpec(Strict):
     max_signals: int = Field(64, ge=1, le=10_000)
     name: str | None = Field(None, min_length=1, max_length=128)
     """Distinguishes two monitors of one signal with the same detector."""
-    resolve_after: int = Field(2000, ge=1, le=10_000_000)
+    resolve_after: int | None = Field(None, ge=1, le=10_000_000)
     """An open incident of this monitor resolves after this many observations of its
-    key without a detection: detectors that keep their reference fire again within a
-    window or two while the change lasts, and those that restart after a detection
-    have by then re-learned and tested the new regime (see docs/architecture.md)."""
+    key without a detection (default: 2,000, or the detector's reference plus two
+    windows when that is longer): detectors that keep their reference fire again
+    within a window or two while the change lasts, and those that restart after a
+    detection have by then re-learned and tested the new regime (see
+    docs/architecture.md)."""
 
     @field_validator("severity", mode="before")
     @classmethod

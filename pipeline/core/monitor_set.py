@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import detectors
 from pipeline.config import ModelSpec, MonitorSpec, Settings, SeverityMap
@@ -26,6 +26,7 @@ __all__ = [
     "derived_monitors",
     "describe_monitors",
     "monitor_set",
+    "quiet_length",
     "resolve",
 ]
 
@@ -49,7 +50,8 @@ class Monitor:
     calibration: dict[str, Any] | None = None
     """What calibration found (threshold, estimated ARL0), when it was used."""
     resolve_after: int = 2000
-    """Quiet observations after which an open incident of a key resolves."""
+    """Quiet observations after which an open incident of a key resolves
+    (:func:`quiet_length` unless the monitor sets it)."""
 
     @property
     def wildcard(self) -> bool:
@@ -85,8 +87,26 @@ def resolve(spec: MonitorSpec, where: str) -> Monitor:
         max_signals=spec.max_signals,
         id=spec.id,
         calibration=calibration,
-        resolve_after=spec.resolve_after,
+        resolve_after=spec.resolve_after or quiet_length(detectors.create(spec.detector, **params)),
     )
+
+
+MIN_QUIET: Final = 2000
+"""Fewest quiet observations that resolve an incident by default."""
+
+
+def quiet_length(detector: detectors.DriftDetector[Any]) -> int:
+    """Default ``resolve_after``: 2,000 observations, or what the detector needs to
+    re-learn its reference (``reference_size``, else ``warmup``) and then test two
+    windows (``window_size``), when that is longer — so that for a detector that
+    restarts after a detection, "resolved" follows a full test of the new regime."""
+
+    def size(name: str) -> int:
+        value = getattr(detector, name, None)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    learn = size("reference_size") or size("warmup")
+    return max(MIN_QUIET, learn + 2 * size("window_size"))
 
 
 def monitor_set(model: ModelSpec, where: str = "model") -> list[Monitor]:
