@@ -25,7 +25,13 @@ from pipeline.errors import ConfigError
 from pipeline.io.diagnose import Diagnosis, diagnose
 from pipeline.logs import redact
 
-__all__ = ["Diagnosis", "client_options", "connect_error", "not_authorized"]
+__all__ = [
+    "Diagnosis",
+    "client_options",
+    "connect_error",
+    "not_authorized",
+    "preflight",
+]
 
 SECRET_OPTIONS = ("sasl_plain_password", "ssl_password", "sasl_oauth_token")
 _FILES = {"ssl_cafile": "ssl_cafile", "ssl_certfile": "ssl_certfile", "ssl_keyfile": "ssl_keyfile"}
@@ -48,6 +54,16 @@ def connect_error(bootstrap_servers: str, options: Mapping[str, Any], exc: BaseE
     found = diagnose(bootstrap_servers, options)
     cause = str(found) if found is not None else f"{type(exc).__name__}: {exc}"
     return f"cannot connect to Kafka at {bootstrap_servers}: {cause}"
+
+
+def preflight(bootstrap_servers: str, options: Mapping[str, Any]) -> str | None:
+    """The configuration problem the broker would reject the client for, named at once
+    (kafka-python would only time out after ~30 s); None when there is none, or when
+    the broker is merely unreachable (the client's own retries handle an outage)."""
+    found = diagnose(bootstrap_servers, options)
+    if found is None or not found.is_config:
+        return None
+    return f"cannot connect to Kafka at {bootstrap_servers}: {found}"
 
 
 _AUTHORIZATION = (

@@ -33,7 +33,7 @@ from kafka.errors import KafkaError
 from pipeline.core.records import Record
 from pipeline.errors import SourceError
 from pipeline.io.base import TopicPartition
-from pipeline.io.client_options import client_options, connect_error
+from pipeline.io.client_options import client_options, connect_error, preflight
 from pipeline.io.consumer_records import to_record
 
 __all__ = ["Bound", "KafkaRangeSource"]
@@ -59,6 +59,9 @@ class KafkaRangeSource:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
+        options = client_options(extra)
+        if (problem := preflight(bootstrap_servers, options)) is not None:
+            raise SourceError(problem)
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap_servers,
@@ -67,7 +70,7 @@ class KafkaRangeSource:
                 enable_auto_commit=False,
                 isolation_level="read_committed",
                 auto_offset_reset="earliest",
-                **client_options(extra),
+                **options,
             )
         except KafkaError as exc:
             raise SourceError(connect_error(bootstrap_servers, extra or {}, exc)) from exc

@@ -28,7 +28,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.core.records import Record
 from pipeline.errors import SourceError
 from pipeline.io.base import TopicPartition
-from pipeline.io.client_options import client_options, connect_error
+from pipeline.io.client_options import client_options, connect_error, preflight
 from pipeline.io.consumer_records import to_record
 from pipeline.logs import get_logger
 
@@ -60,6 +60,9 @@ class OutputTopicReader:
         self.group_id = group_id
         self._start = start
         self._ends: dict[KafkaTopicPartition, int] = {}
+        options = client_options(extra)
+        if (problem := preflight(bootstrap_servers, options)) is not None:
+            raise SourceError(problem)
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap_servers,
@@ -69,7 +72,7 @@ class OutputTopicReader:
                 auto_offset_reset="latest" if start == "end" else "earliest",
                 isolation_level="read_committed",
                 max_partition_fetch_bytes=4 * 1024 * 1024,
-                **client_options(extra),
+                **options,
             )
         except KafkaError as exc:
             raise SourceError(connect_error(bootstrap_servers, extra or {}, exc)) from exc
