@@ -130,22 +130,22 @@ def _tensors(items: Sequence[Any], raw: Sequence[bytes], side: str) -> list[Tens
     return tensors
 
 
-def parse_request(value: bytes) -> ModelInferRequest:
-    message = ModelInferRequest()
+def _parse(message: Any, value: bytes) -> Any:
     try:
         message.ParseFromString(value)
     except ProtobufDecodeError as exc:
-        raise DecodeError("malformed_protobuf", f"ModelInferRequest: {exc}") from None
+        raise DecodeError("malformed_protobuf", f"{type(message).__name__}: {exc}") from None
     return message
+
+
+def parse_request(value: bytes) -> ModelInferRequest:
+    request: ModelInferRequest = _parse(ModelInferRequest(), value)
+    return request
 
 
 def parse_response(value: bytes) -> ModelInferResponse:
-    message = ModelInferResponse()
-    try:
-        message.ParseFromString(value)
-    except ProtobufDecodeError as exc:
-        raise DecodeError("malformed_protobuf", f"ModelInferResponse: {exc}") from None
-    return message
+    response: ModelInferResponse = _parse(ModelInferResponse(), value)
+    return response
 
 
 def request_tensors(message: ModelInferRequest) -> list[Tensor]:

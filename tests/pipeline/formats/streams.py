@@ -19,16 +19,6 @@ from pipeline.formats.samples import SampleRecord, kserve_records, seldon_record
 from pipeline.generate import CLASSES, DriftSpec, GeneratorConfig, generate
 
 FEATURES = ["amount", "age", "tenure_days", "sessions", "country", "device"]
-PH_AMOUNT = {
-    "signal": "feature:amount",
-    "detector": "page_hinkley",
-    "params": {"threshold": 300.0, "delta": 5.0, "min_instances": 100, "alpha": 1.0},
-}
-PH_CONFIDENCE = {
-    "signal": "confidence",
-    "detector": "page_hinkley",
-    "params": {"threshold": 1.5, "delta": 0.02, "min_instances": 100, "alpha": 1.0},
-}
 NAMING = {"features": FEATURES, "classes": list(CLASSES)}
 Format = Literal["kserve-v1", "kserve-v2", "seldon"]
 

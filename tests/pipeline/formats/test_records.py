@@ -13,9 +13,8 @@ import pytest
 from pipeline.config import Settings, parse_settings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Message, Record
+from tests.pipeline.conftest import PH_AMOUNT, PH_CONFIDENCE
 from tests.pipeline.formats.streams import (
-    PH_AMOUNT,
-    PH_CONFIDENCE,
     Format,
     as_records,
     completion_order,
