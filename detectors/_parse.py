@@ -4,6 +4,8 @@ fields (``get_*``; their errors become a ``StateError`` in ``from_state``)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -30,8 +32,10 @@ __all__ = [
     "get_float_list",
     "get_float_or_nan",
     "get_int",
+    "get_packed_floats",
     "is_finite_number",
     "json_float",
+    "pack_floats",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -197,4 +201,35 @@ def get_float_list(state: Mapping[str, Any], key: str) -> list[float]:
         if not math.isfinite(f):
             raise ValueError(f"{key} must hold finite numbers, got {v!r}")
         out.append(f)
+    return out
+
+
+def pack_floats(values: Iterable[float] | FloatArray) -> str:
+    """Numbers for a snapshot, packed: base64 of little-endian IEEE-754 float64.
+
+    Exact (every float64 comes back bit for bit, as ``get_packed_floats`` reads it),
+    about 10.7 characters a value whatever its digits, and encoded without formatting
+    decimals (what dominates writing a list of floats as JSON)."""
+    if isinstance(values, np.ndarray):
+        arr = values.astype("<f8", copy=False)
+    else:
+        arr = np.fromiter(values, dtype="<f8")
+    return base64.b64encode(arr.tobytes()).decode("ascii")
+
+
+def get_packed_floats(state: Mapping[str, Any], key: str) -> list[float]:
+    """What ``pack_floats`` wrote under ``key``, refusing anything but finite numbers."""
+    value = state[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a base64 string, got {type(value).__name__}")
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise ValueError(f"{key} is not valid base64") from None
+    if len(raw) % 8:
+        raise ValueError(f"{key} must hold whole float64 values, got {len(raw)} bytes")
+    arr = np.frombuffer(raw, dtype="<f8")
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{key} must hold finite numbers")
+    out: list[float] = arr.tolist()
     return out

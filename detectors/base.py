@@ -77,6 +77,8 @@ class DriftDetector(ABC, Generic[T]):
     name: ClassVar[str]
     input_kind: ClassVar[InputKind] = "numeric"
     state_version: ClassVar[int] = 1
+    upgradable_versions: ClassVar[frozenset[int]] = frozenset()
+    """Older snapshot versions ``from_state`` still reads (see ``_upgrade_state``)."""
     threshold_param: ClassVar[str | None] = None
     threshold_increases_run_length: ClassVar[bool] = True
     column_path: ClassVar[bool] = False
@@ -147,6 +149,12 @@ class DriftDetector(ABC, Generic[T]):
     def _set_state(self, state: Mapping[str, Any]) -> None:
         """Restore what ``_get_state`` produced (after ``__init__`` with the params)."""
 
+    def _upgrade_state(self, version: int, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The state of an older snapshot ``version`` (one of ``upgradable_versions``)
+        in the current layout, so that snapshots written before a format change
+        still restore; validation stays in ``_set_state``."""
+        raise StateError(f"{self.name} cannot upgrade a version {version} snapshot")
+
     def to_state(self) -> DetectorState:
         return {
             "detector": self.name,
@@ -164,9 +172,10 @@ class DriftDetector(ABC, Generic[T]):
             raise StateError(
                 f"snapshot is for detector {snapshot.get('detector')!r}, not {cls.name!r}"
             )
-        if snapshot.get("version") != cls.state_version:
+        version = snapshot.get("version")
+        if version != cls.state_version and version not in cls.upgradable_versions:
             raise StateError(
-                f"{cls.name} snapshot version {snapshot.get('version')!r} is not "
+                f"{cls.name} snapshot version {version!r} is not "
                 f"supported (expected {cls.state_version})"
             )
         params, state = snapshot.get("params"), snapshot.get("state")
@@ -174,6 +183,8 @@ class DriftDetector(ABC, Generic[T]):
             raise StateError(f"{cls.name} snapshot needs 'params' and 'state' mappings")
         detector = cls(**params)
         try:
+            if version != cls.state_version:
+                state = detector._upgrade_state(int(version), state)
             detector._set_state(state)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise StateError(f"{cls.name} snapshot state is malformed: {exc}") from exc

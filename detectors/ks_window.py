@@ -13,7 +13,14 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from detectors._parse import FloatArray, get_bool, get_float_list, get_int
+from detectors._parse import (
+    FloatArray,
+    get_bool,
+    get_float_list,
+    get_int,
+    get_packed_floats,
+    pack_floats,
+)
 from detectors.base import DriftDetector, register, require
 
 __all__ = ["KSWindow", "kolmogorov_sf"]
@@ -88,6 +95,13 @@ class KSWindow(DriftDetector[float]):
     Memory: O(``reference_size`` + ``window_size``) floats, plus ``update_many``'s
     buffer of at most 1,024 observations (ranks or values) beyond them.
 
+    Snapshots (version 2) pack both samples as base64 of little-endian float64:
+    exact, since every test compares values (a rounded value could tie or swap with
+    another and change D), and written without formatting decimals. A fixed
+    reference is a multiset, stored sorted; once full it is packed once and the
+    same text serves every snapshot until the next detection. Version 1 snapshots
+    (JSON lists) still restore.
+
     With the window sorted, :math:`w_0 \le \dots \le w_{n-1}`, a test evaluates
     :math:`mn\,D = \max_k \max(n\,c_R(< w_k) - m\,k,\ m\,(k+1) - n\,c_R(\le w_k))`,
     c_R counting reference values, with two vectorised binary searches of the window
@@ -123,7 +137,8 @@ class KSWindow(DriftDetector[float]):
     name: ClassVar[str] = "ks_window"
     column_path: ClassVar[bool] = True
     input_kind = "numeric"
-    state_version: ClassVar[int] = 1
+    state_version: ClassVar[int] = 2
+    upgradable_versions: ClassVar[frozenset[int]] = frozenset({1})
     threshold_param: ClassVar[str | None] = "alpha"
     threshold_increases_run_length: ClassVar[bool] = False
 
@@ -217,7 +232,7 @@ class KSWindow(DriftDetector[float]):
         self._steady = False
         self._ref_arr: FloatArray | None = None
         self._ref_ends: tuple[FloatArray, IntArray] | None = None
-        self._ref_list: list[float] | None = None
+        self._ref_packed: str | None = None
         self._lazy = False
         self._g_end: int | None = None
         if self.baseline is not None:
@@ -599,29 +614,41 @@ class KSWindow(DriftDetector[float]):
         }
 
     def _get_state(self) -> dict[str, Any]:
-        reference: list[float] | None = None
+        reference: str | None = None
         if self.baseline is not None:
             pass
         elif self.mode == "fixed" and len(self._ref) == self._m:
-            # fixed until the next detection: listed once, copied (not shared) per snapshot
-            if self._ref_list is None:
-                self._ref_list = list(self._ref)
-            reference = self._ref_list.copy()
+            # fixed until the next detection: packed once, the same text every snapshot
+            if self._ref_packed is None:
+                self._ref_packed = pack_floats(self._ref_array())
+            reference = self._ref_packed
+        elif self.mode == "fixed":
+            reference = pack_floats(self._ref_sorted)  # a multiset: sorted is canonical
         else:
-            reference = list(self._ref)
+            reference = pack_floats(self._ref)  # arrival order: the oldest leaves first
         return {
             "reference": reference,
-            "window": list(self._win),
+            "window": pack_floats(self._win),
             "since_test": self._since_test,
             "drift_detected": self.drift_detected,
         }
 
+    def _upgrade_state(self, version: int, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Version 1 listed the samples as JSON numbers (in arrival order)."""
+        if version != 1:
+            return super()._upgrade_state(version, state)
+        upgraded = dict(state)
+        upgraded["window"] = pack_floats(get_float_list(state, "window"))
+        if state["reference"] is not None:
+            upgraded["reference"] = pack_floats(get_float_list(state, "reference"))
+        return upgraded
+
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        window = get_float_list(state, "window")
+        window = get_packed_floats(state, "window")
         since = get_int(state, "since_test")
         drift = get_bool(state, "drift_detected")
         if self.baseline is None:
-            ref = get_float_list(state, "reference")
+            ref = get_packed_floats(state, "reference")
         elif state["reference"] is not None:
             raise ValueError("reference must be null when a baseline is given")
         else:

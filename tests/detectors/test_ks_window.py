@@ -6,6 +6,7 @@ import json
 import math
 from collections import deque
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from detectors import KSWindow
+from detectors import KSWindow, StateError
+from detectors._parse import get_packed_floats
 from detectors.ks_window import kolmogorov_sf
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 small_values = st.lists(
     st.one_of(st.integers(-3, 3).map(float), st.floats(-5, 5)), min_size=1, max_size=40
@@ -105,7 +109,7 @@ class TestKSWindow:
         ks = KSWindow(window_size=50, reference_size=70, mode="sliding")
         ks.update_many(np.random.default_rng(0).normal(size=5000))
         state = ks.to_state()["state"]
-        assert len(state["window"]) <= 50 and len(state["reference"]) <= 70
+        assert len(unpacked(state, "window")) <= 50 and len(unpacked(state, "reference")) <= 70
 
     def test_not_ready(self) -> None:
         ks = KSWindow()
@@ -162,6 +166,10 @@ def ks_stream(draw: st.DrawFn) -> list[float]:
 def sequential(params: dict[str, Any], values: list[float]) -> tuple[list[int], KSWindow]:
     ks = KSWindow(**params)
     return [i for i, x in enumerate(values) if ks.update(x).drift_detected], ks
+
+
+def unpacked(state: dict[str, Any], key: str) -> list[float]:
+    return get_packed_floats(state, key)
 
 
 def restored(ks: KSWindow) -> KSWindow:
@@ -343,7 +351,7 @@ class TestBatchPath:
         assert ks.update_many(iter(values)) == expected
         state = ks.to_state()
         assert state == whole.to_state()
-        assert all(type(x) is float for x in state["state"]["window"] + state["state"]["reference"])
+        assert isinstance(state["state"]["window"], str)
 
     def test_refuses_what_update_refuses(self) -> None:
         ks = KSWindow(window_size=3, reference_size=3)
@@ -353,23 +361,66 @@ class TestBatchPath:
 
 
 class TestSnapshots:
-    def test_the_fixed_reference_is_not_shared_between_snapshots(self) -> None:
+    def test_the_fixed_reference_is_packed_once_and_sorted(self) -> None:
         ks = KSWindow(window_size=4, reference_size=6)
-        ks.update_many(range(12))
-        first = ks.to_state()
-        first["state"]["reference"].append(99.0)
-        first["state"]["reference"][0] = -1.0
-        assert ks.to_state()["state"]["reference"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        ks.update_many([5.0, 3.0, 4.0, 0.0, 1.0, 2.0, 7.0, 8.0])
+        first = ks.to_state()["state"]
+        assert unpacked(first, "reference") == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        assert unpacked(first, "window") == [7.0, 8.0]  # arrival order
+        ks.update(9.0)
+        assert ks.to_state()["state"]["reference"] is first["reference"]
+
+    def test_a_sliding_reference_keeps_its_arrival_order(self) -> None:
+        ks = KSWindow(window_size=2, reference_size=3, mode="sliding")
+        ks.update_many([5.0, 3.0, 4.0, 0.0, 1.0])
+        state = ks.to_state()["state"]
+        assert unpacked(state, "reference") == [5.0, 3.0, 4.0]
+        assert unpacked(state, "window") == [0.0, 1.0]
+
+    def test_packing_is_exact(self) -> None:
+        values = [0.1, 1 / 3, 5e-324, -1.7976931348623157e308, 2.0**-1074 * 3, 123.456789]
+        ks = KSWindow(window_size=6, reference_size=6, mode="sliding")
+        ks.update_many(values)
+        again = restored(ks)
+        assert list(again._win) == values  # bit for bit
+        assert again.to_state() == ks.to_state()
 
     def test_reference_follows_a_detection(self) -> None:
         ks = KSWindow(alpha=0.01, window_size=5, reference_size=6)
         values = [0.0] * 6 + [9.0] * 5 + [float(i) for i in range(6)]
         assert ks.update_many(values) == [10]
-        assert ks.to_state()["state"]["reference"] == [float(i) for i in range(6)]
+        assert unpacked(ks.to_state()["state"], "reference") == [float(i) for i in range(6)]
+
+    @pytest.mark.parametrize(
+        "bad",
+        ["not base64!", "AAAA", "AAAAAAAA+P8=", 3, [1.0]],
+        ids=["not-base64", "partial-value", "nan", "number", "list"],
+    )
+    def test_a_malformed_packed_sample_is_refused(self, bad: object) -> None:
+        snapshot: Any = KSWindow(window_size=2, reference_size=2).to_state()
+        snapshot["state"]["window"] = bad
+        with pytest.raises(StateError):
+            KSWindow.from_state(snapshot)
+
+    def test_a_version_1_snapshot_restores_to_the_uninterrupted_run(self) -> None:
+        """The committed fixture was written by version 1 (JSON lists) after the first
+        1,500 values of this stream (``KSWindow(alpha=1e-6, window_size=200,
+        reference_size=1000).update_many(fixture_stream()[:1500]).to_state()`` at the
+        commit before version 2); restored, it continues exactly as the run that never
+        stopped."""
+        fixture = json.loads((FIXTURES / "ks_window_v1.json").read_text())
+        assert fixture["version"] == 1
+        values = fixture_stream()
+        whole = KSWindow(**fixture["params"])
+        whole.update_many(values[:1500])
+        ks = KSWindow.from_state(fixture)
+        assert ks.to_state() == whole.to_state()
+        assert ks.update_many(values[1500:]) == whole.update_many(values[1500:]) == [598]
+        assert ks.to_state() == whole.to_state()
 
     def test_a_snapshot_of_the_earlier_code_restores(self) -> None:
-        """Written by the per-event implementation before update_many had its own
-        path; the format is unchanged."""
+        """Written (version 1) by the per-event implementation before update_many had
+        its own path."""
         snapshot = {
             "detector": "ks_window",
             "version": 1,
@@ -389,10 +440,18 @@ class TestSnapshots:
             },
         }
         ks = KSWindow.from_state(snapshot)
-        assert ks.to_state() == snapshot
+        assert ks.to_state()["version"] == 2
+        assert unpacked(ks.to_state()["state"], "window") == [1.0, 0.25, -0.5]
         again = KSWindow.from_state(snapshot)
         values = [0.1, 5.0, 6.0, 7.0, 0.3, -0.2, 8.0, 9.0, 9.5, 10.0]
         assert ks.update_many(values) == [
             i for i, x in enumerate(values) if again.update(x).drift_detected
         ]
         assert ks.to_state() == again.to_state()
+
+
+def fixture_stream() -> list[float]:
+    """2,600 values with a shift at 2,000 (the fixture's stream)."""
+    rng = np.random.default_rng(2026)
+    values = np.concatenate([rng.normal(50.0, 10.0, 2000), rng.normal(58.0, 10.0, 600)])
+    return [round(float(x), 6) for x in values]

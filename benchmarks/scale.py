@@ -1,0 +1,347 @@
+"""How state and speed scale with the number of models (issue 13), one core.
+
+Run: ``python -m benchmarks.scale [--quick] [--events N] [--sizes 4,40,400,4000]``.
+
+The same number of generated events (6 numeric + 2 categorical features, 3 classes,
+the default monitor set derived from that description: KS window per numeric
+feature, categorical drift per categorical feature and on the class, entropy,
+confidence) is replayed through the processor (``driftline replay``'s path) spread
+over 4, 40, 400 and 4,000 models, each size in a fresh subprocess so that its peak
+RSS is its own. A last run restores every one of the largest size's models with
+full windows (a warmed model's state, cloned) and replays the same events over them.
+
+Reported, as ratios within this one run (never asserted in tests):
+
+* events per CPU-second of the replay (decode, core and state bookkeeping);
+* peak RSS of the subprocess (``ru_maxrss``; includes the interpreter, ~60 MiB);
+* state memory per warmed model: tracemalloc's traced bytes of a processor holding
+  warmed models restored from their snapshots, less those of an empty one, per model
+  (detectors and the engine's per-key bookkeeping; buffers a detector's batch path
+  allocates on first use are not included), and per detector kind;
+* snapshot bytes per model: the encoded state entries (key + JSON value) the
+  changelog would hold, per model, and per detector kind of a warmed model;
+* restore time of one partition holding all of the largest size's warmed models.
+
+The broker-based figures of the issue (changelog bytes per input event in backlog and
+paced at 300 events/s) are not measured here yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.harness import machine_info, markdown_table
+from pipeline.config import Settings, parse_settings
+from pipeline.core.processor import Processor
+from pipeline.generate import CATEGORICAL, CLASSES, NUMERIC_NAMES, GeneratorConfig, generate
+from pipeline.io.files import JsonlSource
+from pipeline.io.memory import MemorySink
+from pipeline.replay import run_replay
+from pipeline.state.file_store import Snapshot
+
+NUMERIC = 6
+CATEGORICALS = 2
+FEATURES: dict[str, str] = {name: "numeric" for name in NUMERIC_NAMES[:NUMERIC]} | {
+    name: "categorical" for name in list(CATEGORICAL)[:CATEGORICALS]
+}
+WARM_EVENTS = 2_600
+"""Events of one model after which every window of the default set is full (the
+largest: categorical drift's reference 2,000 + window 500)."""
+MEMORY_MODELS = 50
+"""Warmed models whose traced memory is averaged."""
+
+# targets of issue 13 (on this benchmark)
+TARGET_SPEED_RATIO = 0.7
+TARGET_MODEL_BYTES = 64 * 1024
+TARGET_WARM_RSS = 400 * 1024 * 1024
+TARGET_RESTORE_S = 10.0
+
+
+def settings_for(models: int) -> Settings:
+    """Every model listed (unknown models are capped by ``limits``), each with the
+    default monitor set of its description."""
+    model = {"features": FEATURES, "classes": list(CLASSES)}
+    config = {
+        "runtime": {"http_port": None},
+        "models": {f"model-{k}": model for k in range(models)},
+    }
+    return parse_settings(config, environ={})
+
+
+def write_stream(path: Path, events: int, models: int, seed: int) -> None:
+    config = GeneratorConfig(
+        events=events,
+        models=models,
+        numeric_features=NUMERIC,
+        categorical_features=CATEGORICALS,
+        seed=seed,
+    )
+    with path.open("wb") as out:
+        for _model, value in generate(config):
+            out.write(value + b"\n")
+
+
+def peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def entry_bytes(key: str, state: Mapping[str, Any]) -> int:
+    return len(key.encode()) + len(orjson.dumps(state))
+
+
+def key_kind(key: str, state: Mapping[str, Any]) -> str:
+    """A state entry's kind: the detector's name for detector keys, else the key's prefix."""
+    prefix = key.partition(":")[0]
+    inner = state.get("detector")
+    if prefix == "detector" and isinstance(inner, Mapping):
+        return str(inner["detector"])
+    return prefix
+
+
+# ----------------------------------------------------------------------- children
+def replay_file(
+    settings: Settings, path: Path, initial: Any = None
+) -> tuple[float, int, dict[int, dict[str, dict[str, Any]]], int]:
+    """CPU seconds, events, final state entries per partition, alerts."""
+    sink = MemorySink()
+    gc.collect()
+    started = time.process_time()
+    outcome = run_replay(settings, [JsonlSource(path)], sink, initial=initial, topic_kinds={})
+    cpu = time.process_time() - started
+    return cpu, outcome.stats.events, outcome.snapshot.partitions, outcome.stats.alerts
+
+
+def warm_template(workdir: Path) -> dict[str, dict[str, Any]]:
+    """The state entries of one model whose windows are all full (model id ``model-0``)."""
+    path = workdir / "warm.jsonl"
+    if not path.exists():
+        write_stream(path, WARM_EVENTS, 1, seed=11)
+    _cpu, _events, partitions, _alerts = replay_file(settings_for(1), path)
+    (entries,) = partitions.values()
+    return {k: v for k, v in entries.items() if k != "meta"}
+
+
+def cloned(template: Mapping[str, dict[str, Any]], models: int) -> dict[str, dict[str, Any]]:
+    """``template`` (keys of ``model-0``) copied to ``model-0 ... model-{models-1}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for k in range(models):
+        for key, state in template.items():
+            out[key.replace('"model-0"', f'"model-{k}"', 1)] = state
+    return out
+
+
+def child_cold(models: int, events: int, workdir: Path) -> dict[str, Any]:
+    path = workdir / f"events-{models}.jsonl"
+    write_stream(path, events, models, seed=7)
+    cpu, done, partitions, alerts = replay_file(settings_for(models), path)
+    path.unlink()
+    entries = [(k, v) for part in partitions.values() for k, v in part.items()]
+    total = sum(entry_bytes(k, v) for k, v in entries)
+    return {
+        "models": models,
+        "events": done,
+        "cpu_s": cpu,
+        "alerts": alerts,
+        "peak_rss": peak_rss(),
+        "snapshot_bytes_per_model": total / models,
+    }
+
+
+def child_warm(models: int, events: int, workdir: Path) -> dict[str, Any]:
+    template = warm_template(workdir)
+    settings = settings_for(models)
+    entries = cloned(template, models)
+    gc.collect()
+    processor = Processor(settings, {})
+    started = time.perf_counter()
+    processor.restore(0, entries)
+    restore_s = time.perf_counter() - started
+    del processor
+    path = workdir / f"events-warm-{models}.jsonl"
+    write_stream(path, events, models, seed=7)
+    initial = Snapshot(partitions={0: entries})
+    del entries
+    cpu, done, partitions, alerts = replay_file(settings, path, initial=initial)
+    path.unlink()
+    total = sum(entry_bytes(k, v) for part in partitions.values() for k, v in part.items())
+    return {
+        "models": models,
+        "events": done,
+        "cpu_s": cpu,
+        "alerts": alerts,
+        "peak_rss": peak_rss(),
+        "restore_s": restore_s,
+        "snapshot_bytes_per_model": total / models,
+    }
+
+
+def child_memory(workdir: Path) -> dict[str, Any]:
+    """Traced bytes per warmed model (processor) and per detector kind; snapshot bytes
+    per detector kind."""
+    import detectors
+
+    template = warm_template(workdir)
+    settings = settings_for(MEMORY_MODELS)
+    gc.collect()
+    tracemalloc.start()
+    empty = Processor(settings, {})
+    gc.collect()
+    base = tracemalloc.get_traced_memory()[0]
+    full = Processor(settings, {})
+    full.restore(0, cloned(template, MEMORY_MODELS))
+    gc.collect()
+    per_model = (tracemalloc.get_traced_memory()[0] - base) / MEMORY_MODELS
+    del full, empty
+    kinds: dict[str, list[int]] = {}
+    for key, state in template.items():
+        kind = key_kind(key, state)
+        snapshot_size = entry_bytes(key, state)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        held = (
+            detectors.get(kind).from_state(state["detector"])
+            if kind in detectors.REGISTRY
+            else None
+        )
+        gc.collect()
+        size = tracemalloc.get_traced_memory()[0] - before
+        del held
+        row = kinds.setdefault(kind, [0, 0, 0])
+        row[0] += 1
+        row[1] += size
+        row[2] += snapshot_size
+    tracemalloc.stop()
+    return {"per_model": per_model, "kinds": kinds}
+
+
+# ------------------------------------------------------------------------- parent
+def run_child(kind: str, models: int, events: int, workdir: Path) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.scale", "--child", kind]
+    command += ["--models", str(models), "--events", str(events), "--workdir", str(workdir)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def kib(n: float) -> str:
+    return f"{n / 1024:,.1f} KiB"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def report(
+    cold: list[dict[str, Any]], warm: dict[str, Any], memory: dict[str, Any], events: int
+) -> None:
+    info = machine_info()
+    print(
+        f"scale benchmark: {events:,} generated events, {NUMERIC} numeric + {CATEGORICALS} "
+        f"categorical features, {len(CLASSES)} classes, default monitor set; each run in "
+        "a fresh subprocess"
+    )
+    print(", ".join(f"{k}: {v}" for k, v in info.items()))
+    print()
+    base = cold[0]["events"] / cold[0]["cpu_s"]
+    rows = []
+    for run in [*cold, warm]:
+        speed = run["events"] / run["cpu_s"]
+        label = f"{run['models']:,}" + (" (windows full)" if run is warm else "")
+        rows.append(
+            [
+                label,
+                f"{run['events'] / run['models']:,.0f}",
+                f"{speed:,.0f}",
+                f"{speed / base:.2f}x",
+                mib(run["peak_rss"]),
+                kib(run["snapshot_bytes_per_model"]),
+            ]
+        )
+    headers = ["models", "events/model", "events per CPU-s", "vs 4", "peak RSS"]
+    print(markdown_table([*headers, "snapshot/model"], rows))
+    print()
+    kinds = memory["kinds"]
+    krows = [
+        [kind, count, kib(size / count), kib(snap / count)]
+        for kind, (count, size, snap) in sorted(kinds.items())
+    ]
+    print(f"a warmed model's state ({WARM_EVENTS:,} events: every window full), per entry:")
+    print(markdown_table(["state entry", "per model", "memory (each)", "snapshot (each)"], krows))
+    print()
+    last = cold[-1]
+    ratio = (last["events"] / last["cpu_s"]) / base
+    print("targets (issue 13):")
+    print(
+        f"- events per CPU-s at {last['models']:,} models / at {cold[0]['models']} = "
+        f"{ratio:.2f}x (target >= {TARGET_SPEED_RATIO}x): {verdict(ratio >= TARGET_SPEED_RATIO)}"
+    )
+    per_model = memory["per_model"]
+    print(
+        f"- state memory per warmed model {kib(per_model)} (traced; target <= "
+        f"{kib(TARGET_MODEL_BYTES)}): {verdict(per_model <= TARGET_MODEL_BYTES)}"
+    )
+    print(
+        f"- peak RSS with {warm['models']:,} warmed models {mib(warm['peak_rss'])} (target <= "
+        f"{mib(TARGET_WARM_RSS)}): {verdict(warm['peak_rss'] <= TARGET_WARM_RSS)}"
+    )
+    print(
+        f"- restore of one partition holding {warm['models']:,} warmed models "
+        f"{warm['restore_s']:.1f} s (in-process restore only, no broker; target "
+        f"<= {TARGET_RESTORE_S:.0f} s for the whole reassignment): "
+        f"{verdict(warm['restore_s'] <= TARGET_RESTORE_S)}"
+    )
+    print("- changelog bytes per input event (broker, backlog / paced): not measured here")
+
+
+def sizes_of(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sizes", default="4,40,400,4000")
+    parser.add_argument("--quick", action="store_true", help="20,000 events, about a minute")
+    parser.add_argument("--child", choices=("cold", "warm", "memory"), help=argparse.SUPPRESS)
+    parser.add_argument("--models", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        workdir = Path(args.workdir)
+        if args.child == "cold":
+            result = child_cold(args.models, args.events, workdir)
+        elif args.child == "warm":
+            result = child_warm(args.models, args.events, workdir)
+        else:
+            result = child_memory(workdir)
+        print(json.dumps(result))
+        return
+    events = 20_000 if args.quick else args.events
+    sizes = sizes_of(args.sizes)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        memory = run_child("memory", 0, 0, workdir)
+        cold = [run_child("cold", n, events, workdir) for n in sizes]
+        warm = run_child("warm", sizes[-1], events, workdir)
+    report(cold, warm, memory, events)
+
+
+if __name__ == "__main__":
+    main()
