@@ -8,7 +8,8 @@ feature, categorical drift per categorical feature and on the class, entropy,
 confidence) is replayed through the processor (``driftline replay``'s path) spread
 over 4, 40, 400 and 4,000 models, each size in a fresh subprocess so that its peak
 RSS is its own. A last run restores every one of the largest size's models with
-full windows (a warmed model's state, cloned) and replays the same events over them.
+full windows (a warmed model's state, cloned) and replays the same events over them. A warmed model's state is what the processor holds after 2,600 of its
+events; nothing is left out, the label join's pending predictions included.
 
 Reported, as ratios within this one run (never asserted in tests):
 
@@ -20,7 +21,8 @@ Reported, as ratios within this one run (never asserted in tests):
   allocates on first use are not included), and per detector kind;
 * snapshot bytes per model: the encoded state entries (key + JSON value) the
   changelog would hold, per model, and per detector kind of a warmed model;
-* restore time of one partition holding all of the largest size's warmed models.
+* restore time of one partition holding the warmed run's models (the largest size;
+  400 with ``--quick``), in process from their state entries (no broker).
 
 The broker-based figures of the issue (changelog bytes per input event in backlog and
 paced at 300 events/s) are not measured here yet.
@@ -143,14 +145,25 @@ def cloned(template: Mapping[str, dict[str, Any]], models: int) -> dict[str, dic
     return out
 
 
+def bytes_by_part(partitions: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> dict[str, int]:
+    """Encoded state bytes: of detectors, of the label join, of the rest."""
+    out = {"detector": 0, "join": 0, "other": 0}
+    for entries in partitions.values():
+        for key, state in entries.items():
+            prefix = key.partition(":")[0]
+            out[prefix if prefix in out else "other"] += entry_bytes(key, state)
+    return out
+
+
 def child_cold(models: int, events: int, workdir: Path) -> dict[str, Any]:
     path = workdir / f"events-{models}.jsonl"
     write_stream(path, events, models, seed=7)
     cpu, done, partitions, alerts = replay_file(settings_for(models), path)
     path.unlink()
-    entries = [(k, v) for part in partitions.values() for k, v in part.items()]
-    total = sum(entry_bytes(k, v) for k, v in entries)
+    parts = bytes_by_part(partitions)
+    total = sum(parts.values())
     return {
+        "join_bytes_per_model": parts["join"] / models,
         "models": models,
         "events": done,
         "cpu_s": cpu,
@@ -176,8 +189,10 @@ def child_warm(models: int, events: int, workdir: Path) -> dict[str, Any]:
     del entries
     cpu, done, partitions, alerts = replay_file(settings, path, initial=initial)
     path.unlink()
-    total = sum(entry_bytes(k, v) for part in partitions.values() for k, v in part.items())
+    parts = bytes_by_part(partitions)
+    total = sum(parts.values())
     return {
+        "join_bytes_per_model": parts["join"] / models,
         "models": models,
         "events": done,
         "cpu_s": cpu,
@@ -223,8 +238,30 @@ def child_memory(workdir: Path) -> dict[str, Any]:
         row[0] += 1
         row[1] += size
         row[2] += snapshot_size
+    fed = {path: ks_fed(path) for path in ("update_many", "update")}
     tracemalloc.stop()
-    return {"per_model": per_model, "kinds": kinds}
+    return {"per_model": per_model, "kinds": kinds, "ks_fed": fed}
+
+
+def ks_fed(path: str) -> list[int]:
+    """Traced bytes and snapshot bytes of the default set's KS window fed 3,000 normal
+    values (6 decimals) by ``path``, snapshotted once."""
+    import numpy as np
+
+    from detectors import KSWindow
+
+    values = np.random.default_rng(1).normal(50.0, 10.0, 3_000).round(6).tolist()
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    ks = KSWindow(alpha=1e-6, window_size=200, reference_size=1000)
+    if path == "update_many":
+        ks.update_many(values)
+    else:
+        for x in values:
+            ks.update(x)
+    snapshot = orjson.dumps(ks.to_state())
+    gc.collect()
+    return [tracemalloc.get_traced_memory()[0] - before - sys.getsizeof(snapshot), len(snapshot)]
 
 
 # ------------------------------------------------------------------------- parent
@@ -233,6 +270,7 @@ def run_child(kind: str, models: int, events: int, workdir: Path) -> dict[str, A
     command += ["--models", str(models), "--events", str(events), "--workdir", str(workdir)]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{kind} {models}: {json.dumps(result)}", file=sys.stderr, flush=True)
     return result
 
 
@@ -272,10 +310,11 @@ def report(
                 f"{speed / base:.2f}x",
                 mib(run["peak_rss"]),
                 kib(run["snapshot_bytes_per_model"]),
+                kib(run["join_bytes_per_model"]),
             ]
         )
     headers = ["models", "events/model", "events per CPU-s", "vs 4", "peak RSS"]
-    print(markdown_table([*headers, "snapshot/model"], rows))
+    print(markdown_table([*headers, "state/model", "of it label join"], rows))
     print()
     kinds = memory["kinds"]
     krows = [
@@ -284,6 +323,8 @@ def report(
     ]
     print(f"a warmed model's state ({WARM_EVENTS:,} events: every window full), per entry:")
     print(markdown_table(["state entry", "per model", "memory (each)", "snapshot (each)"], krows))
+    for path, (size, snap) in memory["ks_fed"].items():
+        print(f"ks_window fed 3,000 values by {path}: {kib(size)} held, snapshot {snap:,} bytes")
     print()
     last = cold[-1]
     ratio = (last["events"] / last["cpu_s"]) / base
@@ -318,7 +359,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--sizes", default="4,40,400,4000")
-    parser.add_argument("--quick", action="store_true", help="20,000 events, about a minute")
+    parser.add_argument(
+        "--warm-models", type=int, help="models of the warmed run (default: the largest size)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="20,000 events, 400 warmed models: a few minutes"
+    )
     parser.add_argument("--child", choices=("cold", "warm", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--models", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -339,7 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         workdir = Path(tmp)
         memory = run_child("memory", 0, 0, workdir)
         cold = [run_child("cold", n, events, workdir) for n in sizes]
-        warm = run_child("warm", sizes[-1], events, workdir)
+        warm_models = args.warm_models or (400 if args.quick else sizes[-1])
+        warm = run_child("warm", warm_models, events, workdir)
     report(cold, warm, memory, events)
 
 

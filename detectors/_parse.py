@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -204,32 +205,60 @@ def get_float_list(state: Mapping[str, Any], key: str) -> list[float]:
     return out
 
 
-def pack_floats(values: Iterable[float] | FloatArray) -> str:
+def pack_floats(values: Iterable[float] | FloatArray, *, compress: bool = False) -> str:
     """Numbers for a snapshot, packed: base64 of little-endian IEEE-754 float64.
 
-    Exact (every float64 comes back bit for bit, as ``get_packed_floats`` reads it),
-    about 10.7 characters a value whatever its digits, and encoded without formatting
-    decimals (what dominates writing a list of floats as JSON)."""
+    Exact (every float64 comes back bit for bit, as ``get_packed_floats`` reads it)
+    and encoded without formatting decimals (what dominates writing a list of floats
+    as JSON): 10.7 characters a value whatever its digits. ``compress`` deflates the
+    bytes first, grouped by significance (all first bytes, then all second bytes...,
+    where neighbouring values agree): ~8.2 characters a value for 1,000 normal values
+    of any precision, ~0.2 for whole numbers; worth its CPU for what is packed once.
+    Such a value starts with ``z:`` (not a base64 character).
+    """
     if isinstance(values, np.ndarray):
         arr = values.astype("<f8", copy=False)
     else:
         arr = np.fromiter(values, dtype="<f8")
-    return base64.b64encode(arr.tobytes()).decode("ascii")
+    if not compress:
+        return base64.b64encode(arr.tobytes()).decode("ascii")
+    planes = arr.view(np.uint8).reshape(-1, 8).T.tobytes()
+    return DEFLATED + base64.b64encode(zlib.compress(planes, 6)).decode("ascii")
 
 
-def get_packed_floats(state: Mapping[str, Any], key: str) -> list[float]:
-    """What ``pack_floats`` wrote under ``key``, refusing anything but finite numbers."""
+DEFLATED = "z:"
+
+
+def get_packed_floats(state: Mapping[str, Any], key: str, *, limit: int) -> list[float]:
+    """What ``pack_floats`` wrote under ``key`` (at most ``limit`` values, checked
+    before anything larger is inflated), refusing anything but finite numbers."""
     value = state[key]
     if not isinstance(value, str):
         raise TypeError(f"{key} must be a base64 string, got {type(value).__name__}")
+    compressed = value.startswith(DEFLATED)
+    if compressed:
+        value = value[len(DEFLATED) :]
     try:
         raw = base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raise ValueError(f"{key} is not valid base64") from None
+    if compressed:
+        inflate = zlib.decompressobj()
+        try:
+            raw = inflate.decompress(raw, 8 * limit + 1)
+        except zlib.error:
+            raise ValueError(f"{key} is not deflated data") from None
+        if not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
+            raise ValueError(f"{key} is truncated, too long or followed by other data")
     if len(raw) % 8:
         raise ValueError(f"{key} must hold whole float64 values, got {len(raw)} bytes")
-    arr = np.frombuffer(raw, dtype="<f8")
-    if arr.size and not np.isfinite(arr).all():
+    if len(raw) > 8 * limit:
+        raise ValueError(f"{key} holds more than {limit} values")
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    if compressed:
+        arr = arr.reshape(8, -1).T.copy()
+    floats = arr.view("<f8").reshape(-1)
+    if floats.size and not np.isfinite(floats).all():
         raise ValueError(f"{key} must hold finite numbers")
-    out: list[float] = arr.tolist()
+    out: list[float] = floats.tolist()
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_left, insort
 from collections import deque
@@ -58,6 +59,21 @@ def kolmogorov_sf(x: float) -> float:
     return min(1.0, max(0.0, 2.0 * total))
 
 
+@functools.lru_cache(maxsize=256)
+def _critical_count(alpha: float, m: int, n: int) -> int:
+    """Smallest integer G = mn*D whose p-value is <= alpha (mn+1 if none); cached:
+    every detector of a monitor shares it, and restoring thousands repeats it."""
+    scale = math.sqrt(m * n / (m + n))
+    lo, hi = 1, m * n + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if kolmogorov_sf(scale * mid / (m * n)) <= alpha:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 @register
 class KSWindow(DriftDetector[float]):
     r"""Two-sample Kolmogorov-Smirnov drift detector on a sliding window.
@@ -95,12 +111,12 @@ class KSWindow(DriftDetector[float]):
     Memory: O(``reference_size`` + ``window_size``) floats, plus ``update_many``'s
     buffer of at most 1,024 observations (ranks or values) beyond them.
 
-    Snapshots (version 2) pack both samples as base64 of little-endian float64:
-    exact, since every test compares values (a rounded value could tie or swap with
-    another and change D), and written without formatting decimals. A fixed
-    reference is a multiset, stored sorted; once full it is packed once and the
-    same text serves every snapshot until the next detection. Version 1 snapshots
-    (JSON lists) still restore.
+    Snapshots (version 2) pack both samples as base64 of little-endian float64
+    (``detectors._parse.pack_floats``): exact, since every test compares values (a
+    rounded value, float32 say, could tie or swap with another and change D), and
+    written without formatting decimals. A fixed reference is a multiset, stored
+    sorted; once full it is packed once, deflated, and the same text serves every
+    snapshot until the next detection. Version 1 snapshots (JSON lists) still restore.
 
     With the window sorted, :math:`w_0 \le \dots \le w_{n-1}`, a test evaluates
     :math:`mn\,D = \max_k \max(n\,c_R(< w_k) - m\,k,\ m\,(k+1) - n\,c_R(\le w_k))`,
@@ -205,47 +221,55 @@ class KSWindow(DriftDetector[float]):
 
     def _critical_count(self) -> int:
         """Smallest integer G = mn*D whose p-value is <= alpha (mn+1 if none)."""
-        mn = self._m * self.window_size
-        lo, hi = 1, mn + 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._p_of(mid) <= self.alpha:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        return _critical_count(self.alpha, self._m, self.window_size)
 
     def _p_of(self, g: int) -> float:
         return kolmogorov_sf(self._scale * g / (self._m * self.window_size))
 
     # -- state -------------------------------------------------------------
     def reset(self) -> None:
+        self._reset(keep_reference=False)
+
+    def _reset(self, *, keep_reference: bool) -> None:
         self.drift_detected = False
         self.warning_detected = False
-        # arrival order; the maxlen drops the oldest value on append
-        self._ref: deque[float] = deque(maxlen=self._m)
-        self._ref_sorted: list[float] = []
         self._win: deque[float] = deque(maxlen=self.window_size)
         self._win_sorted: list[float] = []
         self._since_test = 0
         self._budget = 0
         self._steady = False
+        self._lazy = False
+        self._g_end: int | None = None
+        if keep_reference:
+            return
+        # sliding mode: arrival order; the maxlen drops the oldest value on append
+        self._ref: deque[float] = deque(maxlen=self._m)
+        self._ref_sorted: list[float] = []
+        self._ref_n = 0
+        """Values in a fixed reference (sliding mode: ``len(_ref)``)."""
         self._ref_arr: FloatArray | None = None
         self._ref_ends: tuple[FloatArray, IntArray] | None = None
         self._ref_packed: str | None = None
-        self._lazy = False
-        self._g_end: int | None = None
         if self.baseline is not None:
-            self._ref.extend(self.baseline)
             self._ref_sorted = sorted(self.baseline)
+            self._ref_n = len(self.baseline)
+            self._seal()
+
+    def _seal(self) -> None:
+        """A full fixed reference is a sorted array from now to the next restart: the
+        only form its tests read (a multiset; the per-event list and its floats go)."""
+        padded = np.empty(self._m + 1, dtype=np.float64)  # +inf after it: _write_ranks
+        padded[:-1] = self._ref_sorted
+        padded[-1] = math.inf
+        self._ref_arr = padded[:-1]
+        self._ref_sorted = []
+
+    def _ref_count(self) -> int:
+        return self._ref_n if self.mode == "fixed" else len(self._ref)
 
     def _restart(self) -> None:
-        if self.baseline is None:
-            self.reset()
-            return
-        cache = self._ref_arr, self._ref_ends
-        self.reset()
-        self._ref_arr, self._ref_ends = cache
+        # a given baseline stays, with what was derived from it
+        self._reset(keep_reference=self.baseline is not None)
 
     # -- per-event path ----------------------------------------------------
     def update(self, x: float) -> KSWindow:
@@ -281,7 +305,7 @@ class KSWindow(DriftDetector[float]):
         self._update_slow(x)
         self._steady = (
             self.mode == "fixed"
-            and len(self._ref) == self._m
+            and self._ref_n == self._m
             and len(self._win) == self.window_size
             and not self.drift_detected
         )
@@ -291,9 +315,11 @@ class KSWindow(DriftDetector[float]):
         ref = self._ref
         m = self._m
         if self.mode == "fixed":
-            if len(ref) < m:
-                ref.append(x)
+            if self._ref_n < m:
                 insort(self._ref_sorted, x)
+                self._ref_n += 1
+                if self._ref_n == m:
+                    self._seal()
                 return
             self._push(x)
         else:
@@ -361,12 +387,14 @@ class KSWindow(DriftDetector[float]):
         while i < total:
             if self.drift_detected:
                 self._restart()
-            if len(self._ref) < m and self.mode == "fixed":
+            if self._ref_n < m and self.mode == "fixed":
                 # the first observations of an epoch become the reference
-                take = floats[i : i + m - len(self._ref)]
-                self._ref.extend(take)
+                take = floats[i : i + m - self._ref_n]
                 self._ref_sorted.extend(take)
                 self._ref_sorted.sort()
+                self._ref_n += len(take)
+                if self._ref_n == m:
+                    self._seal()
                 i += len(take)
                 continue
             k = min(_PIECE, total - i)
@@ -520,7 +548,12 @@ class KSWindow(DriftDetector[float]):
         r, stop = self._ref_array(), start + len(values)
         if self._ref_ends is None:
             # padded with +inf; ends[i] = c_R(<= r[i]): c_R(<= v) without a second search
-            self._ref_ends = np.append(r, math.inf), np.append(r.searchsorted(r, "right"), len(r))
+            ends: IntArray = np.append(r.searchsorted(r, "right"), len(r)).astype(self._int)
+            base = r.base  # _seal's padded array, when it made r
+            if isinstance(base, np.ndarray) and len(base) == len(r) + 1:
+                self._ref_ends = base, ends
+            else:
+                self._ref_ends = np.append(r, math.inf), ends
         padded, ends = self._ref_ends
         below = r.searchsorted(values, "left")
         self._ranks[0, start:stop] = below
@@ -582,7 +615,7 @@ class KSWindow(DriftDetector[float]):
         return int(pair.max())
 
     def _full(self) -> bool:
-        return len(self._ref) == self._m and len(self._win) == self.window_size
+        return self._ref_count() == self._m and len(self._win) == self.window_size
 
     @property
     def statistic(self) -> float:
@@ -617,10 +650,10 @@ class KSWindow(DriftDetector[float]):
         reference: str | None = None
         if self.baseline is not None:
             pass
-        elif self.mode == "fixed" and len(self._ref) == self._m:
+        elif self.mode == "fixed" and self._ref_n == self._m:
             # fixed until the next detection: packed once, the same text every snapshot
             if self._ref_packed is None:
-                self._ref_packed = pack_floats(self._ref_array())
+                self._ref_packed = pack_floats(self._ref_array(), compress=True)
             reference = self._ref_packed
         elif self.mode == "fixed":
             reference = pack_floats(self._ref_sorted)  # a multiset: sorted is canonical
@@ -644,11 +677,11 @@ class KSWindow(DriftDetector[float]):
         return upgraded
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        window = get_packed_floats(state, "window")
+        window = get_packed_floats(state, "window", limit=self.window_size)
         since = get_int(state, "since_test")
         drift = get_bool(state, "drift_detected")
         if self.baseline is None:
-            ref = get_packed_floats(state, "reference")
+            ref = get_packed_floats(state, "reference", limit=self._m)
         elif state["reference"] is not None:
             raise ValueError("reference must be null when a baseline is given")
         else:
@@ -660,8 +693,14 @@ class KSWindow(DriftDetector[float]):
         if self.mode == "sliding" and ref and len(window) < self.window_size:
             raise ValueError("the reference fills only after the window")
         self.reset()
-        self._ref.extend(ref)
-        self._ref_sorted = sorted(ref)
+        if self.mode == "sliding":
+            self._ref.extend(ref)
+            self._ref_sorted = sorted(ref)
+        elif self.baseline is None:
+            self._ref_sorted = sorted(ref)
+            self._ref_n = len(ref)
+            if self._ref_n == self._m:
+                self._seal()
         self._win.extend(window)
         self._win_sorted = sorted(window)
         self._since_test = since

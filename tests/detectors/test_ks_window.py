@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import zlib
 from collections import deque
 from decimal import Decimal
 from pathlib import Path
@@ -169,7 +171,7 @@ def sequential(params: dict[str, Any], values: list[float]) -> tuple[list[int], 
 
 
 def unpacked(state: dict[str, Any], key: str) -> list[float]:
-    return get_packed_floats(state, key)
+    return get_packed_floats(state, key, limit=10**6)
 
 
 def restored(ks: KSWindow) -> KSWindow:
@@ -393,14 +395,38 @@ class TestSnapshots:
 
     @pytest.mark.parametrize(
         "bad",
-        ["not base64!", "AAAA", "AAAAAAAA+P8=", 3, [1.0]],
-        ids=["not-base64", "partial-value", "nan", "number", "list"],
+        ["not base64!", "AAAA", "AAAAAAAA+P8=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 3, [1.0]],
+        ids=["not-base64", "partial-value", "nan", "too-many", "number", "list"],
     )
     def test_a_malformed_packed_sample_is_refused(self, bad: object) -> None:
         snapshot: Any = KSWindow(window_size=2, reference_size=2).to_state()
         snapshot["state"]["window"] = bad
         with pytest.raises(StateError):
             KSWindow.from_state(snapshot)
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "z:" + base64.b64encode(b"not deflated").decode(),
+            "z:" + base64.b64encode(zlib.compress(bytes(8 * 10**6))).decode(),  # a bomb
+            "z:" + base64.b64encode(zlib.compress(bytes(16))[:-3]).decode(),  # truncated
+            "z:" + base64.b64encode(zlib.compress(bytes(16)) + b"x").decode(),  # trailing
+        ],
+        ids=["garbage", "too-large", "truncated", "trailing"],
+    )
+    def test_a_malformed_deflated_reference_is_refused(self, bad: str) -> None:
+        ks = KSWindow(window_size=2, reference_size=3)
+        ks.update_many([1.0, 2.0, 3.0, 4.0])
+        snapshot: Any = ks.to_state()
+        assert snapshot["state"]["reference"].startswith("z:")
+        snapshot["state"]["reference"] = bad
+        with pytest.raises(StateError):
+            KSWindow.from_state(snapshot)
+
+    def test_whole_numbers_deflate_well(self) -> None:
+        ks = KSWindow(window_size=200, reference_size=1000)
+        ks.update_many(np.random.default_rng(3).poisson(12.0, 1200).astype(float))
+        assert len(ks.to_state()["state"]["reference"]) < 1000  # v1 listed ~5,000 chars
 
     def test_a_version_1_snapshot_restores_to_the_uninterrupted_run(self) -> None:
         """The committed fixture was written by version 1 (JSON lists) after the first
