@@ -259,9 +259,9 @@ def ks_fed(path: str) -> list[int]:
     else:
         for x in values:
             ks.update(x)
-    snapshot = orjson.dumps(ks.to_state())
+    size = len(orjson.dumps(ks.to_state()))  # not kept: orjson's buffer is over-allocated
     gc.collect()
-    return [tracemalloc.get_traced_memory()[0] - before - sys.getsizeof(snapshot), len(snapshot)]
+    return [tracemalloc.get_traced_memory()[0] - before, size]
 
 
 # ------------------------------------------------------------------------- parent
@@ -318,7 +318,7 @@ def report(
     print()
     kinds = memory["kinds"]
     krows = [
-        [kind, count, kib(size / count), kib(snap / count)]
+        [kind, count, kib(size / count) if size else "(in the total)", kib(snap / count)]
         for kind, (count, size, snap) in sorted(kinds.items())
     ]
     print(f"a warmed model's state ({WARM_EVENTS:,} events: every window full), per entry:")
