@@ -59,9 +59,9 @@ CATEGORICALS = 2
 FEATURES: dict[str, str] = {name: "numeric" for name in NUMERIC_NAMES[:NUMERIC]} | {
     name: "categorical" for name in list(CATEGORICAL)[:CATEGORICALS]
 }
-WARM_EVENTS = 2_600
+WARM_EVENTS = 3_600
 """Events of one model after which every window of the default set is full (the
-largest: categorical drift's reference 2,000 + window 500)."""
+largest: the KS window's reference 3,000 + window 500)."""
 MEMORY_MODELS = 50
 """Warmed models whose traced memory is averaged."""
 
@@ -244,16 +244,21 @@ def child_memory(workdir: Path) -> dict[str, Any]:
 
 
 def ks_fed(path: str) -> list[int]:
-    """Traced bytes and snapshot bytes of the default set's KS window fed 3,000 normal
+    """Traced bytes and snapshot bytes of the default set's KS window fed 5,000 normal
     values (6 decimals) by ``path``, snapshotted once."""
     import numpy as np
 
     from detectors import KSWindow
+    from pipeline.config import ModelSpec
+    from pipeline.core.monitor_set import derived_monitors
 
-    values = np.random.default_rng(1).normal(50.0, 10.0, 3_000).round(6).tolist()
+    (spec,) = [
+        m for m in derived_monitors(ModelSpec(features={"x": "numeric"})) if m.signal == "feature:x"
+    ]
+    values = np.random.default_rng(1).normal(50.0, 10.0, 5_000).round(6).tolist()
     gc.collect()
     before = tracemalloc.get_traced_memory()[0]
-    ks = KSWindow(alpha=1e-6, window_size=200, reference_size=1000)
+    ks = KSWindow(**spec.params)
     if path == "update_many":
         ks.update_many(values)
     else:
@@ -324,7 +329,7 @@ def report(
     print(f"a warmed model's state ({WARM_EVENTS:,} events: every window full), per entry:")
     print(markdown_table(["state entry", "per model", "memory (each)", "snapshot (each)"], krows))
     for path, (size, snap) in memory["ks_fed"].items():
-        print(f"ks_window fed 3,000 values by {path}: {kib(size)} held, snapshot {snap:,} bytes")
+        print(f"ks_window fed 5,000 values by {path}: {kib(size)} held, snapshot {snap:,} bytes")
     print()
     last = cold[-1]
     ratio = (last["events"] / last["cpu_s"]) / base
