@@ -579,12 +579,12 @@ NAIVE_KS_EVENTS = 3000
 
 # ---------------------------------------------------------------------- profile
 _STAGES = (
-    ("poll (KafkaSource.poll + batch assembly)", "pipeline/runtime/sidecar.py", "_poll_batch"),
+    ("poll (KafkaSource.poll + batch assembly)", "pipeline/runtime/loop.py", "poll_batch"),
     ("  of which KafkaSource.poll", "pipeline/io/kafka.py", "poll"),
     ("process_batch (decode + engine)", "pipeline/core/processor.py", "process_batch"),
     ("  of which Decoder.decode", "pipeline/core/decode.py", "decode"),
     ("  of which Engine.process", "pipeline/core/engine.py", "process"),
-    ("checkpoint (sends + changelog + commit)", "pipeline/runtime/sidecar.py", "_checkpoint"),
+    ("checkpoint (sends + changelog + commit)", "pipeline/runtime/checkpoint.py", "commit"),
     ("  of which KafkaSink.send (outputs + changelog)", "pipeline/io/kafka.py", "send"),
     ("  of which changed_state (snapshots)", "pipeline/core/processor.py", "changed_state"),
     ("  of which commit (flush, offsets, txn commit)", "pipeline/io/kafka.py", "commit"),

@@ -1,17 +1,20 @@
-"""Backtests: replay recorded events through the sidecar's own runtime and core.
+"""Backtests: replay recorded events through the sidecar's own loop and core.
 
-Replay runs ``pipeline.runtime.loop.Runtime`` around ``pipeline.core.processor.
-Processor`` exactly as the sidecar does, with a finite source (JSONL, Parquet, a
-Kafka offset range) and a file or memory sink; nothing is decided here that the
-sidecar would decide differently. What replay adds is at the edges only:
+Replay drives ``pipeline.runtime.loop.Loop`` (batching, checkpoints, the
+changelog of changed state, restore on assignment) around the same
+``Processor`` as the sidecar, with a finite source (JSONL, Parquet, a Kafka
+offset range), at-least-once delivery to a file or memory sink, and a
+``SnapshotStore`` for state; nothing is decided here that the sidecar would
+decide differently. What replay adds is at the edges only:
 
 * rollback commands are forced to dry run (``force_dry_run``);
 * detector state can start from a snapshot and is returned at the end
-  (``pipeline.state.file_store``), with the source positions reached;
-* an optional, pure observer sees every detector update (``Monitor.observer``),
-  which backtest plots and scoring use.
+  (``pipeline.state.file_store.Snapshot``), with the source positions reached;
+* an optional, pure observer sees every detector update (the engine's
+  ``observer``), which backtest plots and scoring use;
+* an error ends the replay (the sidecar would recover and retry).
 
-Event time drives everything and the wall clock is never read (the runtime gets
+Event time drives everything and the wall clock is never read (the loop gets
 no clock), so two replays of the same input give byte-identical output.
 """
 
@@ -29,11 +32,13 @@ from pipeline.config import Settings
 from pipeline.core.monitor import Observer
 from pipeline.core.processor import Processor
 from pipeline.core.records import Message, Record
-from pipeline.io.base import Sink, Source, TopicPartition
+from pipeline.io.base import Sink, Source
 from pipeline.io.files import JsonlSink, JsonlSource
 from pipeline.io.paths import FilePlan
 from pipeline.logs import get_logger
-from pipeline.runtime.loop import RunStats, Runtime
+from pipeline.runtime.checkpoint import Checkpoint, Delivery
+from pipeline.runtime.loop import Loop, LoopHooks, RunStats
+from pipeline.runtime.stores import SnapshotStore
 from pipeline.state.file_store import Snapshot
 
 __all__ = [
@@ -82,8 +87,9 @@ def _dry_model(spec: Any) -> Any:
 
 class ReplaySink:
     """The replay side of the sink seam: rollback commands are made dry run,
-    state-changelog messages are dropped (replay state goes to the snapshot),
-    everything else passes through to ``inner``."""
+    state-changelog messages are dropped (replay's state goes to its
+    ``SnapshotStore``, never to an output file), everything else passes through
+    to ``inner``."""
 
     def __init__(self, inner: Sink) -> None:
         self.inner = inner
@@ -111,30 +117,12 @@ class ReplaySink:
 
 
 # --------------------------------------------------------------------- the run
-class _Tracked:
-    """Wraps a source: remembers the committed positions, reports each batch."""
-
-    def __init__(self, inner: Source, on_batch: Callable[[int], None] | None) -> None:
-        self.inner = inner
+class _Progress(LoopHooks):
+    def __init__(self, on_batch: Callable[[int], None]) -> None:
         self.on_batch = on_batch
-        self.positions: dict[TopicPartition, int] = {}
 
-    @property
-    def exhausted(self) -> bool:
-        return self.inner.exhausted
-
-    def poll(self, max_records: int, timeout_ms: int) -> list[Record]:
-        records = self.inner.poll(max_records, timeout_ms)
-        if records and self.on_batch is not None:
-            self.on_batch(len(records))
-        return records
-
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        self.positions.update(offsets)
-        self.inner.commit(offsets)
-
-    def close(self) -> None:
-        self.inner.close()
+    def committed(self, records: Sequence[Record], checkpoint: Checkpoint, seconds: float) -> None:
+        self.on_batch(len(records))
 
 
 @dataclass
@@ -168,27 +156,25 @@ def run_replay(
     )
     processor.monitor.observer = observer
     snapshot = copy.deepcopy(initial) if initial is not None else Snapshot()
-    for partition, entries in sorted(snapshot.partitions.items()):
-        processor.restore(partition, entries)
-    guarded = ReplaySink(sink)
+    store = SnapshotStore(snapshot)
+    delivery = Delivery.at_least_once(ReplaySink(sink))
+    hooks = _Progress(on_batch) if on_batch is not None else None
     total = RunStats()
-    positions: dict[TopicPartition, int] = {}
     for source in sources:
-        tracked = _Tracked(source, on_batch)
+        # One loop per source: each is assigned its partitions afresh, and their
+        # state is restored from the snapshot as the previous source left it.
+        loop = Loop(processor, source, delivery, store, settings.runtime, hooks=hooks)
         try:
-            stats = Runtime(processor, tracked, guarded, settings.runtime).run()
+            stats = loop.run()
         finally:
-            tracked.close()
-        positions.update(tracked.positions)
+            source.close()
         total.batches += stats.batches
         total.events += stats.events
         total.alerts += stats.alerts
         total.dead_letters += stats.dead_letters
-    by_partition: dict[int, dict[str, int]] = {}
-    for (topic, partition), offset in sorted(positions.items()):
-        by_partition.setdefault(partition, {})[topic] = offset
-    for partition in sorted(set(snapshot.partitions) | set(by_partition)):
-        snapshot.apply(partition, processor.changed_state(partition), by_partition.get(partition))
+    # State a restore changed without a record (a layout migrated on load).
+    for partition in sorted(snapshot.partitions):
+        snapshot.apply(partition, processor.changed_state(partition))
     return ReplayOutcome(total, snapshot, dict(processor.stats))
 
 

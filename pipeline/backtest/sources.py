@@ -17,7 +17,7 @@ offset: alert ids and dead letters point at it.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ import orjson
 from pipeline.config import Settings
 from pipeline.core.records import Record
 from pipeline.errors import SourceError
-from pipeline.io.base import Source, TopicPartition
+from pipeline.io.base import Source, Standalone, TopicPartition
 from pipeline.io.files import JsonlSource
 
 __all__ = [
@@ -153,7 +153,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class ParquetSource:
+class ParquetSource(Standalone):
     """Rows of a Parquet file as records of partition 0 of ``file:<name>``."""
 
     def __init__(self, path: str | Path, topic: str | None = None, batch_rows: int = 8192) -> None:
@@ -178,11 +178,13 @@ class ParquetSource:
             if not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
                     or pa.types.is_string(kind) or pa.types.is_large_string(kind)):  # fmt: skip
                 raise SourceError(f"{self.path}: column 'value' must be binary or string")
+        self._batch_rows = batch_rows
         self._batches = self._file.iter_batches(batch_size=batch_rows)
         self._pending: Iterator[bytes] = iter(())
         self._row = 0
         self._done = False
         self.committed: dict[TopicPartition, int] = {}
+        self._assign_all([(self.topic, 0)])
 
     @property
     def total(self) -> int:
@@ -227,6 +229,19 @@ class ParquetSource:
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         self.committed.update(offsets)
+
+    def rewind_to_committed(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Read again from the first row, skipping to the committed one."""
+        if (self.topic, 0) not in set(partitions):
+            return {}
+        row = self.committed.get((self.topic, 0), 0)
+        self._batches = self._file.iter_batches(batch_size=self._batch_rows)
+        self._pending, self._row, self._done = iter(()), 0, False
+        while self._row < row and self.poll(min(row - self._row, 65536), 0):
+            pass
+        return {(self.topic, 0): row}
 
     def close(self) -> None:
         self._file.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, cast
 
@@ -12,7 +12,7 @@ import orjson
 
 from pipeline.core.records import Message, Record
 from pipeline.errors import SinkError, SourceError
-from pipeline.io.base import TopicPartition
+from pipeline.io.base import Standalone, TopicPartition
 from pipeline.io.paths import same_file_key
 
 __all__ = ["JsonlSink", "JsonlSource", "dead_letter_json"]
@@ -24,7 +24,7 @@ def _open_read(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-class JsonlSource:
+class JsonlSource(Standalone):
     """Reads a JSONL file as partition 0 of topic ``file:<name>``; offset = line number
     (0-based), so dead letters and alert ids point at the exact line."""
 
@@ -38,10 +38,30 @@ class JsonlSource:
         self._line = 0
         self._done = False
         self.committed: dict[TopicPartition, int] = {}
+        self._assign_all([(self.topic, 0)])
 
     @property
     def exhausted(self) -> bool:
         return self._done
+
+    def rewind_to_committed(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Reopen the file and skip to the committed line."""
+        if (self.topic, 0) not in set(partitions):
+            return {}
+        line = self.committed.get((self.topic, 0), 0)
+        self._file.close()
+        try:
+            self._file = _open_read(self.path)
+        except OSError as exc:
+            raise SourceError(f"cannot open {self.path}: {exc.strerror}") from None
+        for _ in range(line):
+            if not self._file.readline():
+                break
+        self._line = line
+        self._done = False
+        return {(self.topic, 0): line}
 
     def poll(self, max_records: int, timeout_ms: int) -> list[Record]:
         batch: list[Record] = []

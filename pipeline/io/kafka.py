@@ -1,37 +1,40 @@
-"""Kafka sources and sinks (kafka-python). The only module that imports a Kafka client.
+"""Kafka sources and sinks (kafka-python), for the sidecar's loop.
 
 * ``KafkaSource``: a consumer-group member over the input topics. Offsets are
   never committed automatically; rebalance callbacks only *record* what changed,
-  and the runtime acts on it between batches, on its own thread.
+  and the loop acts on it between polls, on its own thread.
 * ``KafkaSink``: at-least-once producer; ``flush`` raises if any send failed.
 * ``TransactionalKafkaSink``: one Kafka transaction per checkpoint, containing the
   outputs, the state changelog records and the consumer offsets.
+
+Every client error leaves this module as a typed error of ``pipeline.io.errors``:
+``SourceError`` / ``SinkError``, or ``FencedError`` when a newer producer with the
+same transactional id has taken over. (``kafka_range``, ``subscriber`` and the
+admin helpers here are the other modules that use the client.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from pipeline.core.records import Message, Record
-from pipeline.errors import SinkError, SourceError
-from pipeline.io.base import TopicPartition
+from pipeline.io.base import RebalanceEvents, TopicPartition
 from pipeline.io.client_options import client_options, connect_error
 from pipeline.io.consumer_records import to_record
+from pipeline.io.errors import FencedError, SinkError, SourceError
 
 __all__ = [
     "KafkaSink",
     "KafkaSource",
-    "RebalanceEvents",
     "TransactionalKafkaSink",
     "ensure_topics",
     "partitions_of",
@@ -43,18 +46,6 @@ __all__ = [
 
 REQUEST_TIMEOUT_MS = 30_000
 """Bound on blocking client calls (kafka-python waits forever by default)."""
-
-
-@dataclass
-class RebalanceEvents:
-    """What the group coordinator changed since the runtime last looked."""
-
-    assigned: set[TopicPartition] = field(default_factory=set)
-    revoked: set[TopicPartition] = field(default_factory=set)
-    lost: set[TopicPartition] = field(default_factory=set)
-
-    def __bool__(self) -> bool:
-        return bool(self.assigned or self.revoked or self.lost)
 
 
 class _Recorder(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -89,6 +80,15 @@ class _Recorder(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def _client_settings(extra: Mapping[str, Any] | None) -> dict[str, Any]:
     return client_options(extra)
+
+
+@contextlib.contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """A client error while reading becomes a ``SourceError`` naming ``what``."""
+    try:
+        yield
+    except KafkaError as exc:
+        raise SourceError(f"{what}: {exc}") from exc
 
 
 class KafkaSource:
@@ -130,7 +130,8 @@ class KafkaSource:
         return False
 
     def poll(self, max_records: int, timeout_ms: int) -> list[Record]:
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        with _reading("polling failed"):
+            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         records: list[Record] = []
         for batch in polled.values():
             for r in batch:
@@ -144,7 +145,7 @@ class KafkaSource:
     def assignment(self) -> set[TopicPartition]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
-    def group_metadata(self) -> Any:
+    def group_metadata(self) -> object:
         return self._consumer.group_metadata()
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
@@ -154,6 +155,10 @@ class KafkaSource:
         self, partitions: Iterable[TopicPartition]
     ) -> dict[TopicPartition, int]:
         """Seek each partition back to its committed offset (or the reset point)."""
+        with _reading("rewinding to the committed offsets failed"):
+            return self._rewind(partitions)
+
+    def _rewind(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         positions: dict[TopicPartition, int] = {}
         for topic, partition in partitions:
             tp = KafkaTopicPartition(topic, partition)
@@ -187,7 +192,8 @@ class KafkaSource:
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
             return
-        self._consumer.commit(_offset_map(offsets))
+        with _reading("committing the offsets failed"):
+            self._consumer.commit(_offset_map(offsets))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -244,30 +250,61 @@ class KafkaSink:
         topic = self._topics.get(message.kind)
         if topic is None:
             raise SinkError(f"no topic configured for {message.kind} messages")
-        self._pending.append(
-            self._producer.send(
+        with self._writing("producing failed"):
+            future = self._producer.send(
                 topic,
                 value=message.value,
                 key=message.key,
                 headers=list(message.headers),
                 partition=message.partition,
             )
-        )
+        self._pending.append(future)
 
     def flush(self) -> None:
-        self._producer.flush()
-        pending, self._pending = self._pending, []
-        for future in pending:
-            if future.failed():
-                raise SinkError(f"producing failed: {future.exception}")
+        with self._writing("flushing failed"):
+            self._producer.flush()
+            pending, self._pending = self._pending, []
+            for future in pending:
+                if future.failed():
+                    raise future.exception
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._producer.close(timeout=5)
 
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A client error becomes a ``FencedError`` when this producer was fenced,
+        else a ``SinkError`` naming ``what``."""
+        try:
+            yield
+        except KafkaError as exc:
+            if self._fenced(exc):
+                raise FencedError(f"{what}: another producer took over: {exc}") from exc
+            raise SinkError(f"{what}: {exc}") from exc
+
+    def _fenced(self, exc: BaseException) -> bool:
+        """kafka-python reports a fenced producer as a ``ProducerFencedError``, as a
+        generic ``KafkaError`` caused by one, or (from a transactional call made
+        after the fact) as a generic one while its transaction manager holds the
+        ``ProducerFencedError``: all three are recognised by type."""
+        manager = getattr(self._producer, "_transaction_manager", None)
+        errors: list[object] = [getattr(manager, "last_error", None)]  # a property
+        seen: set[int] = set()
+        pending: list[object] = [exc]
+        while pending:
+            item = pending.pop()
+            if not isinstance(item, BaseException) or id(item) in seen:
+                continue
+            seen.add(id(item))
+            errors.append(item)
+            pending.extend(item.args)
+            pending.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+        return any(isinstance(e, ProducerFencedError) for e in errors)
+
 
 class TransactionalKafkaSink(KafkaSink):
-    """A ``KafkaSink`` whose sends belong to Kafka transactions.
+    """A ``KafkaSink`` whose sends belong to Kafka transactions (``TransactionalSink``).
 
     ``transactional_id`` must be stable per sidecar instance: a restarted
     instance fences its predecessor (a zombie can no longer commit).
@@ -277,7 +314,8 @@ class TransactionalKafkaSink(KafkaSink):
         super().__init__(topics, transactional_id=transactional_id, **kwargs)
         self.transactional_id = transactional_id
         try:
-            self._producer.init_transactions()
+            with self._writing("initialising transactions failed"):
+                self._producer.init_transactions()
         except BaseException:
             # Not ours to keep: a caller that retries must not leak a producer (its
             # sender thread and sockets) per attempt.
@@ -286,34 +324,30 @@ class TransactionalKafkaSink(KafkaSink):
         self.in_transaction = False
 
     def begin(self) -> None:
-        self._producer.begin_transaction()
+        with self._writing("beginning a transaction failed"):
+            self._producer.begin_transaction()
         self.in_transaction = True
 
-    def add_offsets(self, offsets: Mapping[TopicPartition, int], group_metadata: Any) -> None:
+    def add_offsets(self, offsets: Mapping[TopicPartition, int], group_metadata: object) -> None:
         """Add the consumer offsets to the open transaction (two broker round trips:
-        the sidecar runs this beside the batch's processing)."""
+        the checkpoint runs this beside the batch's processing)."""
         if offsets:
-            self._producer.send_offsets_to_transaction(_offset_map(offsets), group_metadata)
+            with self._writing("adding the offsets to the transaction failed"):
+                self._producer.send_offsets_to_transaction(_offset_map(offsets), group_metadata)
 
-    def commit(
-        self, offsets: Mapping[TopicPartition, int] | None = None, group_metadata: Any = None
-    ) -> None:
-        """Flush, add the consumer offsets (unless ``add_offsets`` did), commit."""
-        self._producer.flush()
-        pending, self._pending = self._pending, []
-        for future in pending:
-            if future.failed():
-                raise SinkError(f"producing failed: {future.exception}")
-        if offsets:
-            self.add_offsets(offsets, group_metadata)
-        self._producer.commit_transaction()
+    def commit(self) -> None:
+        """Flush (raising if any send failed), then commit the transaction."""
+        self.flush()
+        with self._writing("committing the transaction failed"):
+            self._producer.commit_transaction()
         self.in_transaction = False
 
     def abort(self) -> None:
         self._pending.clear()
         if self.in_transaction:
             self.in_transaction = False
-            self._producer.abort_transaction()
+            with self._writing("aborting the transaction failed"):
+                self._producer.abort_transaction()
 
 
 def read_partition(
@@ -329,6 +363,17 @@ def read_partition(
     Every client call is bounded (kafka-python's default is to wait forever), so a
     partition that cannot be read raises SourceError instead of hanging the caller.
     """
+    with _reading(f"cannot read {topic}[{partition}]"):
+        return _read_partition(bootstrap_servers, topic, partition, extra, timeout_s)
+
+
+def _read_partition(
+    bootstrap_servers: str,
+    topic: str,
+    partition: int,
+    extra: Mapping[str, Any] | None,
+    timeout_s: float,
+) -> list[tuple[bytes | None, bytes | None]]:
     import time
 
     deadline = time.monotonic() + timeout_s
@@ -349,11 +394,8 @@ def read_partition(
     try:
         tp = KafkaTopicPartition(topic, partition)
         consumer.assign([tp])
-        try:
-            start = consumer.beginning_offsets([tp], timeout_ms=remaining_ms())[tp]
-            end = consumer.end_offsets([tp], timeout_ms=remaining_ms())[tp]
-        except KafkaError as exc:
-            raise SourceError(f"cannot read the offsets of {topic}[{partition}]: {exc}") from exc
+        start = consumer.beginning_offsets([tp], timeout_ms=remaining_ms())[tp]
+        end = consumer.end_offsets([tp], timeout_ms=remaining_ms())[tp]
         out: list[tuple[bytes | None, bytes | None]] = []
         if end <= start:
             return out
@@ -372,6 +414,13 @@ def partitions_of(
     bootstrap_servers: str, topics: Iterable[str], extra: Mapping[str, Any] | None = None
 ) -> dict[str, int]:
     """Partition count per existing topic (missing topics are left out)."""
+    with _reading("cannot read the topics' metadata"):
+        return _partitions_of(bootstrap_servers, topics, extra)
+
+
+def _partitions_of(
+    bootstrap_servers: str, topics: Iterable[str], extra: Mapping[str, Any] | None
+) -> dict[str, int]:
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **_client_settings(extra)
     )
@@ -439,7 +488,20 @@ def ensure_topics(
     compacted: Iterable[str] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Create the missing ones of ``topics`` (name -> partitions); return those created."""
+    """Create the missing ones of ``topics`` (name -> partitions); return those created
+    (a client error raises ``SinkError``)."""
+    try:
+        return _ensure_topics(bootstrap_servers, topics, compacted, extra)
+    except KafkaError as exc:
+        raise SinkError(f"cannot create topics {sorted(topics)}: {exc}") from exc
+
+
+def _ensure_topics(
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    compacted: Iterable[str],
+    extra: Mapping[str, Any] | None,
+) -> list[str]:
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 

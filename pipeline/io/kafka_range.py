@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from kafka.errors import KafkaError
 
 from pipeline.core.records import Record
 from pipeline.errors import SourceError
-from pipeline.io.base import TopicPartition
+from pipeline.io.base import Standalone, TopicPartition
 from pipeline.io.client_options import client_options, connect_error, preflight
 from pipeline.io.consumer_records import to_record
 
@@ -44,7 +44,7 @@ _BUFFER_CAP = 5000
 """Records buffered per partition before it is paused."""
 
 
-class KafkaRangeSource:
+class KafkaRangeSource(Standalone):
     """Records of ``topic`` from ``start`` (inclusive) to ``end`` (exclusive)."""
 
     def __init__(
@@ -83,6 +83,7 @@ class KafkaRangeSource:
             self._consumer.close(autocommit=False)
             raise
         self.committed: dict[TopicPartition, int] = {}
+        self._assign_all((topic, p) for p in self.bounds)
 
     def _setup(self, start: Bound, end: Bound, metadata_timeout_s: float) -> None:
         deadline = time.monotonic() + metadata_timeout_s
@@ -214,6 +215,29 @@ class KafkaRangeSource:
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Remember how far the replay got; nothing is committed to Kafka."""
         self.committed.update(offsets)
+
+    def rewind_to_committed(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Seek back to the committed offsets (the range's start where none is)."""
+        sought: dict[TopicPartition, int] = {}
+        for topic, partition in partitions:
+            if topic != self.topic or partition not in self.bounds:
+                continue
+            tp = KafkaTopicPartition(topic, partition)
+            offset = self.committed.get((topic, partition), self.bounds[partition][0])
+            self._buffers[tp].clear()
+            if offset < self._end[tp]:
+                try:
+                    self._consumer.seek(tp, offset)
+                except KafkaError as exc:
+                    raise SourceError(f"cannot seek {topic}[{partition}]: {exc}") from exc
+                self._unfinished.add(tp)
+                self._consumer.resume(tp)
+            else:
+                self._finish(tp)
+            sought[(topic, partition)] = offset
+        return sought
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

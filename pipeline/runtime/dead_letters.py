@@ -1,4 +1,4 @@
-"""What both runtimes (replay's loop and the sidecar) do with a dead letter: log it
+"""What the loop does with a dead letter (for the sidecar and replay alike): log it
 with where it came from, stop when ``fail_fast`` says so, stamp when it failed."""
 
 from __future__ import annotations

@@ -1,26 +1,53 @@
-"""The processing loop, shared by the sidecar and replay.
+"""The loop that ``driftline run``, ``replay`` and ``backtest`` all drive.
 
-Order per batch (at-least-once): process every record, send the outputs, flush
-the sink (wait for acks), then commit the source offsets. A crash between flush
-and commit re-processes the batch; the deterministic alert ids make the repeats
-detectable downstream.
+One cycle: assemble a batch from polls (applying rebalances between polls),
+open a ``Checkpoint``, process the batch through the pure core, commit the
+checkpoint (``pipeline.runtime.checkpoint`` documents the order). What differs
+between the three commands is only what the loop is given:
+
+==============  ==========================  ======================  ==================
+                source                      delivery                state store
+==============  ==========================  ======================  ==================
+sidecar         ``KafkaSource`` (a group)   exactly-once or         changelog topic
+                                            at-least-once, Kafka
+replay          a file, Parquet, a Kafka    at-least-once, files    a ``Snapshot``
+                offset range                or memory
+unit tests      ``MemorySource``            either, in memory       a memory changelog
+==============  ==========================  ======================  ==================
+
+Ownership: a partition's records are processed only while it is assigned. A
+newly assigned partition's state is restored from the store before any of its
+records is processed; a revoked or lost one's state is dropped. Records below
+the positions a restored state reflects are skipped (at-least-once: the state
+may be ahead of the committed offsets).
+
+Recovery (``run(recover=True)``, the sidecar): a transient failure of a
+checkpoint aborts it, rewinds every owned partition to its committed offset,
+restores their state, and goes on; the detections equal those of an
+uninterrupted run. Replay does not recover: an error ends it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.config import RuntimeSettings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Message, Record
-from pipeline.io.base import Sink, Source, TopicPartition
+from pipeline.io.base import RebalanceEvents, Source, TopicPartition
+from pipeline.io.errors import TRANSIENT, FencedError
 from pipeline.logs import get_logger
+from pipeline.runtime.checkpoint import Checkpoint, Delivery, Positions
 from pipeline.runtime.dead_letters import FailFastError, check_dead_letter, stamped
+from pipeline.runtime.stores import StateStore
+from pipeline.state.changelog import PartitionSnapshot
 
-__all__ = ["FailFastError", "RunStats", "Runtime"]
+__all__ = ["FailFastError", "Loop", "LoopHooks", "RunStats"]
 
 log = get_logger("driftline.runtime")
 
@@ -33,64 +60,269 @@ class RunStats:
     dead_letters: int = 0
 
 
-class Runtime:
-    """Drives a processor between a source and a sink.
+class LoopHooks:
+    """What the loop reports as it goes (the sidecar turns it into metrics and logs;
+    replay into a progress bar). The hooks do nothing by default, but for logging
+    the failures the loop recovers from."""
 
-    ``clock`` stamps dead letters with the time they failed; replay passes None so
-    its output never depends on the wall clock.
+    def cycle(self, loop: Loop, records: Sequence[Record]) -> None:
+        """A batch was assembled (maybe empty): the loop is alive."""
+
+    def rebalanced(self, events: RebalanceEvents, owned: set[TopicPartition]) -> None: ...
+
+    def restored(self, partition: int, snapshot: PartitionSnapshot) -> None: ...
+
+    def dead_letter(self, reason: str) -> None: ...
+
+    def committed(self, records: Sequence[Record], checkpoint: Checkpoint, seconds: float) -> None:
+        """``records`` are committed (``seconds``: from processing to commit)."""
+
+    def published(self, message: Message) -> None:
+        """An alert or rollback command was committed."""
+
+    def aborted(self, error: BaseException) -> None:
+        """A checkpoint failed; recovery follows."""
+        log.warning("checkpoint_failed", error=str(error) or type(error).__name__)
+
+    def recovery_failed(self, error: BaseException) -> None:
+        """An attempt to recover failed; the next follows after a backoff."""
+        log.warning("recovery_failed", error=str(error) or type(error).__name__)
+
+
+class Loop:
+    """Drives a processor between a source, a delivery and a state store.
+
+    ``clock`` stamps dead letters with the time they failed (replay passes None,
+    so its output never depends on the wall clock); ``decorate`` adds headers to
+    each output message (the sidecar's CloudEvents headers); ``reopen`` makes a
+    fresh delivery when recovery finds the old one unusable (the sidecar's Kafka
+    producers).
     """
 
     def __init__(
         self,
         processor: Processor,
         source: Source,
-        sink: Sink,
+        delivery: Delivery,
+        store: StateStore,
         settings: RuntimeSettings,
         *,
         clock: Callable[[], datetime] | None = None,
+        decorate: Callable[[Message], Message] | None = None,
+        reopen: Callable[[], Delivery] | None = None,
+        hooks: LoopHooks | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.processor = processor
         self.source = source
-        self.sink = sink
+        self.delivery = delivery
+        self.store = store
         self.settings = settings
         self.clock = clock
+        self.decorate = decorate
+        self.reopen = reopen
+        self.hooks = hooks or LoopHooks()
+        self.stop = stop or threading.Event()
         self.stats = RunStats()
-        self.last_progress: float | None = None
+        self.owned: set[TopicPartition] = set()
+        self.positions: Positions = {}
+        self.skip_below: dict[TopicPartition, int] = {}
+        self._offsets_worker: ThreadPoolExecutor | None = None
 
-    def run(self, stop: threading.Event | None = None) -> RunStats:
-        """Process until the source is exhausted or ``stop`` is set; then flush,
-        commit and return."""
-        while stop is None or not stop.is_set():
-            if not self.run_once() and self.source.exhausted:
-                break
+    # ------------------------------------------------------------------- run
+    def run(self, *, recover: bool = False) -> RunStats:
+        """Cycle until ``stop`` is set or a finite source is exhausted. ``recover``:
+        a transient failure (``pipeline.io.errors.TRANSIENT``) aborts the checkpoint
+        and recovers instead of ending the run; a fenced producer always ends it."""
+        if self.delivery.transaction is not None:
+            self._offsets_worker = ThreadPoolExecutor(1, thread_name_prefix="driftline-offsets")
+        try:
+            while not self.stop.is_set():
+                try:
+                    if not self.run_once() and self.source.exhausted:
+                        break
+                except FencedError:
+                    raise
+                except TRANSIENT as exc:
+                    if not recover:
+                        raise
+                    self.hooks.aborted(exc)
+                    self.recover()
+        finally:
+            if self._offsets_worker is not None:
+                self._offsets_worker.shutdown(wait=True)
+                self._offsets_worker = None
         return self.stats
 
     def run_once(self) -> bool:
-        """Process one polled batch; False when the poll returned nothing."""
-        records = self.source.poll(self.settings.max_batch_events, self.settings.poll_timeout_ms)
+        """One cycle; False when there was nothing to process."""
+        records = self.poll_batch()
+        self.hooks.cycle(self, records)
         if not records:
             return False
-        offsets: dict[TopicPartition, int] = {}
-        for record, messages in zip(records, self.processor.process_batch(records), strict=True):
-            for message in messages:
-                self._publish(record, message)
-            offsets[(record.topic, record.partition)] = record.offset + 1
-        self.sink.flush()
-        self.source.commit(offsets)
+        started = time.perf_counter()
+        checkpoint = Checkpoint(
+            records,
+            processor=self.processor,
+            source=self.source,
+            delivery=self.delivery,
+            store=self.store,
+            positions=self.positions,
+            offsets_worker=self._offsets_worker,
+        )
+        try:
+            checkpoint.begin()
+            outputs = self.processor.process_batch(records)
+            failed_at = self.clock().isoformat().encode() if self.clock is not None else None
+            checkpoint.commit(outputs, lambda r, m: self._publish(r, m, failed_at))
+        except FailFastError:
+            self._abort_quietly(checkpoint)
+            raise
+        finally:
+            checkpoint.settle()
         self.stats.batches += 1
         self.stats.events += len(records)
+        self.hooks.committed(records, checkpoint, time.perf_counter() - started)
+        for messages in outputs:
+            for message in messages:
+                if message.kind == "alert":
+                    self.stats.alerts += 1
+                if message.kind in ("alert", "rollback"):
+                    self.hooks.published(message)
         return True
 
-    def _publish(self, record: Record, message: Message) -> None:
+    def _publish(self, record: Record, message: Message, failed_at: bytes | None) -> Message:
         if message.kind == "dead_letter":
-            try:
-                check_dead_letter(record, message, fail_fast=self.settings.fail_fast)
-            except FailFastError:
-                self.sink.flush()
-                raise
+            reason = check_dead_letter(record, message, fail_fast=self.settings.fail_fast)
             self.stats.dead_letters += 1
-            if self.clock is not None:
-                message = stamped(message, self.clock().isoformat().encode())
-        elif message.kind == "alert":
-            self.stats.alerts += 1
-        self.sink.send(message)
+            self.hooks.dead_letter(reason)
+            if failed_at is not None:
+                message = stamped(message, failed_at)
+        return message if self.decorate is None else self.decorate(message)
+
+    @staticmethod
+    def _abort_quietly(checkpoint: Checkpoint) -> None:
+        try:
+            checkpoint.abort()
+        except Exception as exc:
+            log.warning("abort_failed", error=str(exc) or type(exc).__name__)
+
+    # ----------------------------------------------------------------- batch
+    def poll_batch(self) -> list[Record]:
+        """Poll until the batch is full (``max_batch_events``) or old
+        (``max_batch_ms``), applying rebalances between polls."""
+        rt = self.settings
+        batch: list[Record] = []
+        deadline = time.monotonic() + rt.max_batch_ms / 1000
+        while len(batch) < rt.max_batch_events and not self.stop.is_set():
+            # A batch closes when full, after max_batch_ms, or, once half full, when
+            # the client has nothing more fetched: waiting to fill it would stall on a
+            # fetch round trip each time a partition's buffer runs dry, while a poll
+            # that returns at once sends that fetch, and the response arrives during
+            # the batch's processing. (Small batches do wait: every batch rewrites the
+            # snapshots of the detectors it touched.)
+            if not batch:
+                timeout = rt.poll_timeout_ms
+            elif 2 * len(batch) >= rt.max_batch_events:
+                timeout = 0
+            else:
+                timeout = max(0, min(rt.poll_timeout_ms, int((deadline - time.monotonic()) * 1000)))
+            polled = self.source.poll(rt.max_batch_events - len(batch), timeout)
+            self.apply_rebalance()
+            # Records of partitions revoked or lost meanwhile are not ours to process.
+            batch = [r for r in batch if (r.topic, r.partition) in self.owned]
+            batch.extend(r for r in polled if (r.topic, r.partition) in self.owned)
+            if not polled or time.monotonic() >= deadline:
+                break
+        return [r for r in batch if r.offset >= self.skip_below.get((r.topic, r.partition), -1)]
+
+    # ------------------------------------------------------------- ownership
+    def scopes_owned(self) -> set[int]:
+        """State is kept per source partition number (all inputs are co-partitioned)."""
+        return {partition for _topic, partition in self.owned}
+
+    def apply_rebalance(self) -> None:
+        """Act on what the group changed: drop the state of partitions no longer
+        owned; restore that of assigned ones from the store, which is the truth at
+        the committed offsets, whoever processed the partition meanwhile."""
+        events = self.source.rebalance_events()
+        if not events:
+            return
+        before = self.scopes_owned()
+        gone = events.revoked | events.lost
+        self.owned -= gone
+        self.owned |= events.assigned
+        for partition in before - self.scopes_owned():
+            self.processor.drop(partition)
+            self.positions.pop(partition, None)
+        for tp in gone:
+            self.skip_below.pop(tp, None)
+        for partition in sorted({p for _t, p in events.assigned}):
+            self.restore(partition)
+        self.hooks.rebalanced(events, self.owned)
+        log.info(
+            "rebalance",
+            assigned=sorted(events.assigned),
+            revoked=sorted(events.revoked),
+            lost=sorted(events.lost),
+            owned=sorted(self.owned),
+        )
+
+    def restore(self, partition: int) -> None:
+        snapshot = self.store.load(partition)
+        self.processor.restore(partition, snapshot.entries)
+        self.positions[partition] = dict(snapshot.positions)
+        for topic, offset in snapshot.positions.items():
+            # At-least-once: state may reflect records past the committed offset.
+            self.skip_below[(topic, partition)] = offset
+        self.hooks.restored(partition, snapshot)
+        log.info(
+            "state_restored",
+            partition=partition,
+            entries=len(snapshot.entries),
+            positions=snapshot.positions,
+            skipped_records=snapshot.skipped,
+        )
+
+    # -------------------------------------------------------------- recovery
+    def recover(self) -> None:
+        """Abort, rewind to the committed offsets, restore state; retry until it
+        works (or ``stop``), backing off up to 10 s."""
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                self._reset_delivery()
+                self.source.rewind_to_committed(sorted(self.owned))
+                for partition in sorted(self.scopes_owned()):
+                    self.processor.drop(partition)
+                self.positions.clear()
+                self.skip_below.clear()
+                for partition in sorted(self.scopes_owned()):
+                    self.restore(partition)
+                log.info("recovered", owned=sorted(self.owned))
+                return
+            except FencedError:
+                raise
+            except TRANSIENT as exc:
+                self.hooks.recovery_failed(exc)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _reset_delivery(self) -> None:
+        """Exactly-once: abort the open transaction. When that fails, or with
+        at-least-once, replace the delivery if the loop can (a new transactional
+        producer fences the old one)."""
+        transaction = self.delivery.transaction
+        if transaction is not None:
+            try:
+                transaction.abort()
+                return
+            except FencedError:
+                raise
+            except Exception as exc:  # the producer is unusable
+                if self.reopen is None:
+                    raise
+                log.warning("abort_failed", error=str(exc) or type(exc).__name__)
+        if self.reopen is not None:
+            self.delivery.sink.close()
+            self.delivery = self.reopen()

@@ -1,8 +1,10 @@
 """A local snapshot file: detector state per source partition plus the source
 positions it reflects.
 
-Used by replays and backtests (start from a snapshot, save at the end: continue a
-backtest later); the sidecar keeps its state in the changelog topic instead.
+Used by replay and backtests (the loop's ``SnapshotStore``: start from a snapshot,
+save at the end, to continue a backtest later). The sidecar keeps its state in the
+changelog topic instead.
+
 The file is JSON, never pickle, and is replaced atomically (temp file in the same
 directory, fsync, rename), so a crash leaves either the old or the new snapshot::
 

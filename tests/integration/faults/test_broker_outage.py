@@ -1,10 +1,13 @@
-"""The broker stops for 20 s mid-stream, and is down when a sidecar starts."""
+"""The broker stops for 20 s mid-stream (in both delivery modes), and is down when a
+sidecar starts."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pipeline.generate import GeneratorConfig, generate
 from tests.integration.sidecars import (
@@ -17,10 +20,11 @@ from tests.integration.sidecars import (
 )
 
 
+@pytest.mark.parametrize("mode", ["exactly_once", "at_least_once"])
 def test_broker_restarted_mid_stream(
-    kafka_broker: Any, kafka_bootstrap: str, tmp_path: Path, workload: GeneratorConfig
+    kafka_broker: Any, kafka_bootstrap: str, tmp_path: Path, workload: GeneratorConfig, mode: str
 ) -> None:
-    deployment = deploy(kafka_bootstrap, tmp_path, partitions=3)
+    deployment = deploy(kafka_bootstrap, tmp_path, partitions=3, runtime={"mode": mode})
     events = list(generate(workload))
     half = len(events) // 2
     produce(kafka_bootstrap, deployment.topics.predictions, events[:half])
@@ -37,7 +41,7 @@ def test_broker_restarted_mid_stream(
     finally:
         kafka_broker.start()
         assert sidecar.terminate() == 0, sidecar.log_tail()
-    check_semantics(deployment)
+    check_semantics(deployment, at_least_once=mode == "at_least_once")
     # The outage hit while the backlog was being worked through (the sidecar then
     # either blocks in a Kafka call and resumes, or aborts and recovers).
     assert committed_before_outage < half

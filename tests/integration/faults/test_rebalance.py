@@ -1,9 +1,12 @@
-"""Two and three sidecars in one group; members join, leave and are killed."""
+"""Two and three sidecars in one group; members join, leave and are killed (both
+delivery modes)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import pytest
 
 from pipeline.generate import GeneratorConfig, generate
 from tests.integration.sidecars import (
@@ -16,10 +19,11 @@ from tests.integration.sidecars import (
 )
 
 
+@pytest.mark.parametrize("mode", ["exactly_once", "at_least_once"])
 def test_members_join_leave_and_die(
-    kafka_bootstrap: str, tmp_path: Path, workload: GeneratorConfig
+    kafka_bootstrap: str, tmp_path: Path, workload: GeneratorConfig, mode: str
 ) -> None:
-    deployment = deploy(kafka_bootstrap, tmp_path, partitions=6)
+    deployment = deploy(kafka_bootstrap, tmp_path, partitions=6, runtime={"mode": mode})
     events = list(generate(workload))
     quarter = len(events) // 4
     a = SidecarProcess(deployment, "a", tmp_path).start()
@@ -42,4 +46,4 @@ def test_members_join_leave_and_die(
         for s in (a, b, c):
             if s.running:
                 assert s.terminate() == 0, s.log_tail()
-    check_semantics(deployment)
+    check_semantics(deployment, at_least_once=mode == "at_least_once")

@@ -92,11 +92,15 @@ class TestEveryClientGoesThroughTheGate:
         from pipeline.runtime.sidecar import Sidecar
 
         sidecar = Sidecar(settings, threading.Event())
+        kafka = {
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "extra": settings.kafka.client_options(),
+        }
         refused(sidecar._prepare_state_topic)  # partitions (consumer)
-        refused(sidecar._make_sink)  # transactional producer
-        refused(lambda: sidecar._restore_scope(0))  # state restore (consumer)
-        refused(lambda: ensure_topics(**sidecar._kafka_kwargs(), topics={"t": 1}))  # admin
-        refused(lambda: KafkaSource(["t"], group_id="g", **sidecar._kafka_kwargs()))
+        refused(sidecar.make_delivery)  # transactional producer
+        refused(lambda: sidecar.changelog().load(0))  # state restore (consumer)
+        refused(lambda: ensure_topics(**kafka, topics={"t": 1}))  # admin
+        refused(lambda: KafkaSource(["t"], group_id="g", **kafka))
         refused(sidecar._missing_permissions)  # admin, asking for the principal's ACLs
 
     def test_sidecar_connect_stops_instead_of_retrying(self, settings: Settings) -> None:

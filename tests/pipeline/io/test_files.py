@@ -28,6 +28,20 @@ class TestJsonlSource:
         assert source.exhausted
         assert first[0].topic == "file:in.jsonl"
 
+    def test_is_assigned_its_one_partition_and_rewinds_to_the_committed_line(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "in.jsonl.gz"
+        with gzip.open(path, "wb") as out:
+            out.write(b"".join(b'{"a":%d}\n' % i for i in range(5)))
+        source = JsonlSource(path)
+        assert source.rebalance_events().assigned == {("file:in.jsonl.gz", 0)}
+        assert not source.rebalance_events()
+        source.poll(4, 0)
+        source.commit({("file:in.jsonl.gz", 0): 2})
+        assert source.rewind_to_committed([("file:in.jsonl.gz", 0)]) == {("file:in.jsonl.gz", 0): 2}
+        assert [r.offset for r in source.poll(10, 0)] == [2, 3, 4]
+
     def test_gzip(self, tmp_path: Path) -> None:
         path = tmp_path / "in.jsonl.gz"
         with gzip.open(path, "wb") as out:
