@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from kafka.admin import KafkaAdminClient
-from kafka.errors import GroupAuthorizationFailedError
+from kafka.errors import GroupAuthorizationFailedError, KafkaError
 
+from pipeline.errors import SourceError
 from pipeline.io.client_options import client_options
 
 __all__ = ["missing_permissions"]
@@ -30,7 +31,21 @@ def missing_permissions(
 ) -> list[str]:
     """``Topic t: Read, Write``-style lines for each ACL in ``topics`` (name -> operations,
     upper case as Kafka spells them) and Read on ``group`` that the principal lacks. A
-    topic that does not exist is left out (creating it is another question)."""
+    topic that does not exist is left out (creating it is another question). A client
+    error raises ``SourceError`` (caused by it), as every Kafka error leaves ``pipeline.io``
+    typed."""
+    try:
+        return _missing(bootstrap_servers, options, topics, group)
+    except KafkaError as exc:
+        raise SourceError(f"cannot read the principal's permissions: {exc}") from exc
+
+
+def _missing(
+    bootstrap_servers: str,
+    options: Mapping[str, Any] | None,
+    topics: Mapping[str, set[str]],
+    group: str | None,
+) -> list[str]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options(options))
     try:
         missing: list[str] = []
