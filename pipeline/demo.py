@@ -176,33 +176,23 @@ def _collect_alerts(
 ) -> list[AlertEvent]:
     """Read committed alerts until ``expected`` arrived and the topic stayed quiet
     for a few seconds (late false alarms would show), or 90 s passed."""
-    from kafka import KafkaConsumer
+    from pipeline.io.subscriber import OutputTopicReader
 
-    from pipeline.io.client_options import client_options
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        **client_options(options),
+    reader = OutputTopicReader(
+        [topic], bootstrap_servers=bootstrap_servers, start="beginning", extra=options
     )
     alerts: list[AlertEvent] = []
     deadline = time.monotonic() + 90
     quiet_since = time.monotonic()
     try:
         while time.monotonic() < deadline and sidecar.poll() is None:
-            batch = consumer.poll(timeout_ms=500)
-            for records in batch.values():
-                for r in records:
-                    alerts.append(AlertEvent.model_validate_json(r.value))
-                    quiet_since = time.monotonic()
+            for r in reader.poll(timeout_ms=500):
+                alerts.append(AlertEvent.model_validate_json(r.value))
+                quiet_since = time.monotonic()
             if len(alerts) >= expected and time.monotonic() - quiet_since > 8:
                 break
     finally:
-        consumer.close()
+        reader.close()
     return alerts
 
 

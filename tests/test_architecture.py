@@ -60,6 +60,18 @@ RULES = [
         "the emitter a service imports stays light",
     ),
 ]
+KAFKA_CLIENTS = ("kafka", "confluent_kafka")
+
+
+def test_only_io_imports_a_kafka_client() -> None:
+    broken = [
+        f"{_module(path)} imports {name}"
+        for path in _sources("detectors", "pipeline")
+        if not _within(_module(path), ("pipeline.io",))
+        for name in _imports(path)
+        if _within(name, KAFKA_CLIENTS)
+    ]
+    assert not broken, "a Kafka client is an I/O detail of pipeline.io: " + "; ".join(broken)
 
 
 @pytest.mark.parametrize(("owners", "forbidden", "why"), RULES)

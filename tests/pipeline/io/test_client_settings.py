@@ -30,7 +30,6 @@ CONSTRUCTION_SITES = {
                              "KafkaProducer", "KafkaAdminClient"],
     "pipeline/io/kafka_range.py": ["KafkaConsumer"],
     "pipeline/io/subscriber.py": ["KafkaConsumer"],
-    "pipeline/demo.py": ["KafkaConsumer"],
     "pipeline/io/emit_transport.py": ["KafkaProducer"],  # Emitter(producer_options=...)
     "pipeline/io/permissions.py": ["KafkaAdminClient"],  # the sidecar's ACL check
     "deploy/examples/orchestrator.py": ["KafkaProducer", "KafkaConsumer", "KafkaAdminClient",
