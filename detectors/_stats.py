@@ -6,6 +6,8 @@
 section 6.2). The chi-square survival function is ``Q(df / 2, x / 2)``. Relative error is
 below 1e-10 for ``a`` up to 1e4 (the prefactor ``exp(-x + a log x - lgamma(a))``
 loses digits as ``a`` grows); tests/detectors/test_stats.py compares with scipy.
+``kolmogorov_sf`` and ``ks_critical_count`` are the Kolmogorov distribution behind the
+KS window's p-value and critical distance.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 
-__all__ = ["chi2_isf", "chi2_sf", "gammainc", "gammaincc"]
+__all__ = ["chi2_isf", "chi2_sf", "gammainc", "gammaincc", "kolmogorov_sf", "ks_critical_count"]
 
 _EPS = 1e-16
 _TINY = 1e-300
@@ -139,3 +141,45 @@ def chi2_isf(p: float, df: float) -> float:
         if hi - lo <= 1e-13 * hi:
             break
     return 0.5 * (lo + hi)
+
+
+def kolmogorov_sf(x: float) -> float:
+    r"""Survival function of the Kolmogorov distribution,
+    :math:`P(K > x) = 2\sum_{k\ge1}(-1)^{k-1}e^{-2k^2x^2}`."""
+    if x <= 0.0:
+        return 1.0
+    if x < 1.0:
+        # CDF by the Jacobi theta form, which converges fast for small x
+        w = math.sqrt(2.0 * math.pi) / x
+        s = 0.0
+        for k in range(1, 200):
+            term = math.exp(-((2 * k - 1) ** 2) * math.pi**2 / (8.0 * x * x))
+            s += term
+            if term < 1e-17 * s:
+                break
+        return min(1.0, max(0.0, 1.0 - w * s))
+    total = 0.0
+    sign = 1.0
+    for k in range(1, 200):
+        term = math.exp(-2.0 * k * k * x * x)
+        total += sign * term
+        if term < 1e-17 * abs(total) or term == 0.0:
+            break
+        sign = -sign
+    return min(1.0, max(0.0, 2.0 * total))
+
+
+@functools.lru_cache(maxsize=256)
+def ks_critical_count(alpha: float, m: int, n: int) -> int:
+    """Smallest integer G = mn*D whose two-sample KS p-value (``kolmogorov_sf``) is
+    <= alpha (mn+1 if none); cached: every KS window of a monitor shares it, and
+    restoring thousands repeats it."""
+    scale = math.sqrt(m * n / (m + n))
+    lo, hi = 1, m * n + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if kolmogorov_sf(scale * mid / (m * n)) <= alpha:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

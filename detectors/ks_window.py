@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from bisect import bisect_left, insort
 from collections import deque
@@ -22,6 +21,7 @@ from detectors._parse import (
     get_packed_floats,
     pack_floats,
 )
+from detectors._stats import kolmogorov_sf, ks_critical_count
 from detectors.base import DriftDetector, register, require
 
 __all__ = ["KSWindow", "kolmogorov_sf"]
@@ -31,47 +31,6 @@ _MODES = ("fixed", "sliding")
 IntArray = npt.NDArray[np.signedinteger[Any]]
 _PIECE = 1024
 """Most observations ``update_many`` takes into its buffers at once."""
-
-
-def kolmogorov_sf(x: float) -> float:
-    r"""Survival function of the Kolmogorov distribution,
-    :math:`P(K > x) = 2\sum_{k\ge1}(-1)^{k-1}e^{-2k^2x^2}`."""
-    if x <= 0.0:
-        return 1.0
-    if x < 1.0:
-        # CDF by the Jacobi theta form, which converges fast for small x
-        w = math.sqrt(2.0 * math.pi) / x
-        s = 0.0
-        for k in range(1, 200):
-            term = math.exp(-((2 * k - 1) ** 2) * math.pi**2 / (8.0 * x * x))
-            s += term
-            if term < 1e-17 * s:
-                break
-        return min(1.0, max(0.0, 1.0 - w * s))
-    total = 0.0
-    sign = 1.0
-    for k in range(1, 200):
-        term = math.exp(-2.0 * k * k * x * x)
-        total += sign * term
-        if term < 1e-17 * abs(total) or term == 0.0:
-            break
-        sign = -sign
-    return min(1.0, max(0.0, 2.0 * total))
-
-
-@functools.lru_cache(maxsize=256)
-def _critical_count(alpha: float, m: int, n: int) -> int:
-    """Smallest integer G = mn*D whose p-value is <= alpha (mn+1 if none); cached:
-    every detector of a monitor shares it, and restoring thousands repeats it."""
-    scale = math.sqrt(m * n / (m + n))
-    lo, hi = 1, m * n + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if kolmogorov_sf(scale * mid / (m * n)) <= alpha:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 @register
@@ -221,7 +180,7 @@ class KSWindow(DriftDetector[float]):
 
     def _critical_count(self) -> int:
         """Smallest integer G = mn*D whose p-value is <= alpha (mn+1 if none)."""
-        return _critical_count(self.alpha, self._m, self.window_size)
+        return ks_critical_count(self.alpha, self._m, self.window_size)
 
     def _p_of(self, g: int) -> float:
         return kolmogorov_sf(self._scale * g / (self._m * self.window_size))
