@@ -118,6 +118,11 @@ class KafkaSource:
                 fetch_max_bytes=max(max_partition_fetch_bytes, 50 * 1024 * 1024),
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=2_000,
+                # kafka-python can join the group before the metadata of its topics
+                # arrived ("No partition metadata for topic ...") and then assigns
+                # nothing; it rejoins only when a metadata refresh shows the topics,
+                # by default after 5 minutes. Refreshing every 10 s bounds that wait.
+                metadata_max_age_ms=10_000,
                 **_client_settings(extra),
             )
         except KafkaError as exc:
