@@ -95,7 +95,11 @@ broker_pid() {
   pid="$(cat "$PID_FILE" 2>/dev/null || true)"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 0
   [[ -r "/proc/$pid/cmdline" ]] || return 0
-  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-Ddriftline.kafka.dir=$KAFKA_DATA_DIR "; then
+  # Read whole, then match: `tr | grep -q` under pipefail fails when grep quits before tr
+  # has written the (long, classpath-laden) command line.
+  local cmdline
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  if [[ "$cmdline" == *"-Ddriftline.kafka.dir=$KAFKA_DATA_DIR "* ]]; then
     local state
     state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
     [[ "$state" == "Z" ]] || echo "$pid"
