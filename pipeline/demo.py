@@ -167,6 +167,9 @@ def _online(bootstrap_servers: str, fmt: str = "driftline") -> list[AlertEvent]:
             sidecar.kill()
 
 
+COLLECT_TIMEOUT_S = 300
+
+
 def _collect_alerts(
     bootstrap_servers: str,
     topic: str,
@@ -175,24 +178,35 @@ def _collect_alerts(
     options: dict[str, Any],
 ) -> list[AlertEvent]:
     """Read committed alerts until ``expected`` arrived and the topic stayed quiet
-    for a few seconds (late false alarms would show), or 90 s passed."""
+    for a few seconds (late false alarms would show), or the sidecar exited, or
+    ``COLLECT_TIMEOUT_S`` passed (generous: on a loaded machine the sidecar may need
+    minutes for the stream; it normally ends within seconds of the last alert)."""
     from pipeline.io.subscriber import OutputTopicReader
 
     reader = OutputTopicReader(
         [topic], bootstrap_servers=bootstrap_servers, start="beginning", extra=options
     )
     alerts: list[AlertEvent] = []
-    deadline = time.monotonic() + 90
-    quiet_since = time.monotonic()
+    started = time.monotonic()
+    quiet_since = started
+    next_report = started + 30
     try:
-        while time.monotonic() < deadline and sidecar.poll() is None:
+        while time.monotonic() - started < COLLECT_TIMEOUT_S and sidecar.poll() is None:
             for r in reader.poll(timeout_ms=500):
                 alerts.append(AlertEvent.model_validate_json(r.value))
                 quiet_since = time.monotonic()
-            if len(alerts) >= expected and time.monotonic() - quiet_since > 8:
+            now = time.monotonic()
+            if len(alerts) >= expected and now - quiet_since > 8:
                 break
+            if now >= next_report:
+                print(f"waiting for alerts: {len(alerts)} so far after {now - started:.0f}s")
+                next_report = now + 30
     finally:
         reader.close()
+    if sidecar.poll() is not None:
+        print(f"the sidecar exited with code {sidecar.returncode} before the alerts were complete")
+    elif len(alerts) < expected:
+        print(f"gave up waiting after {COLLECT_TIMEOUT_S}s")
     return alerts
 
 
