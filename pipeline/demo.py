@@ -193,6 +193,8 @@ def _collect_alerts(
     try:
         while time.monotonic() - started < COLLECT_TIMEOUT_S and sidecar.poll() is None:
             for r in reader.poll(timeout_ms=500):
+                if r.value is None:
+                    continue
                 alerts.append(AlertEvent.model_validate_json(r.value))
                 quiet_since = time.monotonic()
             now = time.monotonic()

@@ -260,7 +260,7 @@ class Subscription:
 
     def _accept(self, record: Record) -> Delivery | None:
         try:
-            event = decode_output(record.value, self.topic_kinds.get(record.topic))
+            event = decode_output(record.value or b"", self.topic_kinds.get(record.topic))
         except DecodeError:
             self.stats["invalid"] += 1
             if self.errors == "raise":

@@ -48,10 +48,11 @@ from pipeline.core.monitor import (
 )
 from pipeline.core.partition import ModelState, Partition
 from pipeline.core.policy import AlertPolicy, PolicyState, evaluate_rollback, to_alert
+from pipeline.core.quarantine import Notice, Quarantine
 from pipeline.core.routing import SLOT_BITS, DetectorQueue, EventContext, Router
 from pipeline.core.shadow import ShadowState
 from pipeline.core.snapshots import all_entries, changed_entries, restore_partition
-from pipeline.core.state_keys import join_page_key
+from pipeline.core.state_keys import join_page_key, model_key
 from pipeline.core.training import Checkpoint, CheckpointRegistry
 from pipeline.events import (
     AlertEvent,
@@ -89,6 +90,8 @@ class Engine:
         self.partitions: dict[int, Partition] = {}
         self.policy = AlertPolicy(settings.policy)
         self.stats: Counter[str] = Counter()
+        self.quarantine = Quarantine(self.stats)
+        """Keys reset after a failure (:mod:`pipeline.core.quarantine`)."""
         self.observer: Observer | None = None
         """Optional, pure: called after every detector update (backtest traces)."""
         self._plans: dict[str, ModelPlan] = {
@@ -141,7 +144,12 @@ class Engine:
         router.start_batch()
         route = self._route
         for i, (event, origin) in enumerate(items):
-            result = route(event, origin, i)
+            try:
+                result = route(event, origin, i)
+            except Exception as exc:  # the event, not the batch: dead-lettered
+                self.quarantine.record("route", model_key("model", event.model_id), exc)
+                router.restructure()  # routes may point at half-made keys
+                result = Refused("processing_error", f"routing: {type(exc).__name__}: {exc}")
             ats.append(self._last_micros)
             if type(result) is Refused:
                 outputs[i].append(result)
@@ -155,6 +163,10 @@ class Engine:
             if ctx is not None and (ctx.entries or i in found):
                 outputs[i].extend(self._decide(ctx, found.get(i, [])))
         return outputs
+
+    def drain_notices(self) -> list[Notice]:
+        """Keys quarantined since the last call, each once (for the runtime's log)."""
+        return self.quarantine.drain()
 
     # -- phase A -------------------------------------------------------------------
     def _route(self, event: InputEvent, origin: Origin, i: int) -> EventContext | Refused:
@@ -399,9 +411,15 @@ class Engine:
         for queue in queues:
             values, refs = queue.column()
             where = functools.partial(queue.locate, refs=refs, ats=ats, origins=origins)
-            for position, finding in feed_column(
-                queue.state, values, where, mismatches, self.observer
-            ):
+            try:
+                column = feed_column(
+                    queue.state, values, where, mismatches, self.observer, self.quarantine
+                )
+            except Exception as exc:  # e.g. a finding that cannot be built: the key resets
+                self.quarantine.record("update", str(queue.state.key), exc)
+                queue.state.reset()
+                continue
+            for position, finding in column:
                 ref = refs[position]
                 found.setdefault(ref >> SLOT_BITS, []).append(
                     (ref & ((1 << SLOT_BITS) - 1), finding)
@@ -419,50 +437,64 @@ class Engine:
         if found:
             entries = sorted([*found, *entries], key=lambda e: e[0])
         for _, entry in entries:
-            if isinstance(entry, Checkpoint):
-                if model.checkpoints is None:
-                    model.checkpoints = CheckpointRegistry()
-                if model.checkpoints.register(entry):
-                    part.mark_model("checkpoints", model.model_id)
-                continue
-            finding = entry
-            if model.policy is None:
-                model.policy = PolicyState()
-            part.mark_model("policy", model.model_id)
-            draft = self.policy.decide(finding, model.policy, self._keep_recent_for(ctx.plan))
-            if draft is None:
-                continue
-            command = None
-            rollback = ctx.plan.spec.rollback
-            if rollback is not None:
-                command = evaluate_rollback(
-                    rollback,
-                    draft,
-                    model.policy,
-                    model.checkpoints,
-                    ctx.from_version or finding.model_version,
-                    force_dry_run=self.settings.policy.dry_run,
-                )
-            out.append(to_alert(draft))
-            if command is not None:
-                out.append(command)
+            try:
+                out.extend(self._apply(ctx, entry))
+            except Exception as exc:  # the model's policy state resets; the finding is lost
+                kind = "checkpoints" if isinstance(entry, Checkpoint) else "policy"
+                self.quarantine.record("policy", model_key(kind, model.model_id), exc)
+                if kind == "checkpoints":
+                    model.checkpoints = None
+                else:
+                    model.policy = PolicyState()
+                part.mark_model(kind, model.model_id)
         return out
+
+    def _apply(self, ctx: EventContext, entry: Finding | Checkpoint) -> list[Output]:
+        """A checkpoint into the registry, or a finding through the alert chain and
+        the rollback rules."""
+        model, part = ctx.model, ctx.partition
+        if isinstance(entry, Checkpoint):
+            if model.checkpoints is None:
+                model.checkpoints = CheckpointRegistry()
+            if model.checkpoints.register(entry):
+                part.mark_model("checkpoints", model.model_id)
+            return []
+        finding = entry
+        if model.policy is None:
+            model.policy = PolicyState()
+        part.mark_model("policy", model.model_id)
+        draft = self.policy.decide(finding, model.policy, self._keep_recent_for(ctx.plan))
+        if draft is None:
+            return []
+        command = None
+        rollback = ctx.plan.spec.rollback
+        if rollback is not None:
+            command = evaluate_rollback(
+                rollback,
+                draft,
+                model.policy,
+                model.checkpoints,
+                ctx.from_version or finding.model_version,
+                force_dry_run=self.settings.policy.dry_run,
+            )
+        alert = to_alert(draft)
+        return [alert] if command is None else [alert, command]
 
     # -- state ownership ---------------------------------------------------------------
     def changed_state(self, number: int) -> dict[str, dict[str, Any] | None]:
         """The state entries of partition ``number`` changed since the last call
         (``None``: deleted), sorted by key."""
         part = self.partitions.get(number)
-        return {} if part is None else changed_entries(part)
+        return {} if part is None else changed_entries(part, self.quarantine)
 
     def state_entries(self, number: int) -> dict[str, dict[str, Any]]:
         """Every state entry of a partition (what a full changelog replay holds)."""
         part = self.partitions.get(number)
-        return {} if part is None else all_entries(part)
+        return {} if part is None else all_entries(part, self.quarantine)
 
     def restore(self, number: int, entries: dict[str, dict[str, Any]]) -> None:
         """Replace partition ``number`` by the one ``entries`` describe."""
-        self.partitions[number] = restore_partition(number, entries, self.plan_for)
+        self.partitions[number] = restore_partition(number, entries, self.plan_for, self.quarantine)
 
     def drop(self, number: int) -> None:
         self.partitions.pop(number, None)

@@ -25,6 +25,7 @@ from detectors import DriftDetector
 from pipeline.config import ModelSpec
 from pipeline.core.eventtime import from_micros
 from pipeline.core.monitor_set import Monitor, monitor_set
+from pipeline.core.quarantine import Quarantine
 from pipeline.core.signals import extractor_for
 from pipeline.events import Severity
 
@@ -313,6 +314,16 @@ class KeyState:
     """The detector's snapshot as JSON bytes while it is unchanged since then (not
     state): ``feed_column`` puts the detector back from it when a batch fires."""
 
+    def reset(self) -> None:
+        """A fresh detector and alert window (a quarantined key, see
+        :mod:`pipeline.core.quarantine`); when it was last seen is kept."""
+        self.detector = self.monitor.build()
+        self.window_start = None
+        self.window_first = None
+        self.window_events = 0
+        self.open = False
+        self.saved = None
+
     def to_state(self) -> dict[str, Any]:
         detector = dict(self.detector.to_state())
         self.saved = orjson.dumps(detector)
@@ -471,6 +482,7 @@ def feed_column(
     where: Where,
     stats: dict[str, int],
     observer: Observer | None = None,
+    quarantine: Quarantine | None = None,
 ) -> list[tuple[int, Finding]]:
     """Feed ``values`` to ``state``'s detector in order; the findings by position.
 
@@ -482,6 +494,11 @@ def feed_column(
     detector's state *at* that event) or a value the detector refuses — the
     detector is put back as it was and the values are fed one by one, which is by
     definition what a per-record run does.
+
+    With a ``quarantine``, a value whose update raises anything but the
+    ``TypeError`` / ``ValueError`` of a value the detector refuses resets the key
+    (a fresh detector, see :meth:`KeyState.reset`) and is recorded there; the
+    values after it go to the fresh detector. Without one, it propagates.
     """
     if (
         observer is None
@@ -496,7 +513,7 @@ def feed_column(
         state.saved = None
         try:
             hits = state.detector.update_many(values)
-        except (TypeError, ValueError):
+        except Exception:  # a refused value or a failure: one by one finds which
             hits = [-1]
         if not hits:
             if state.window_start is None:
@@ -506,7 +523,7 @@ def feed_column(
             state.window_events += len(values)
             return []
         state.detector = detectors.get(state.monitor.detector).from_state(orjson.loads(saved))
-    return _one_by_one(state, values, where, stats, observer)
+    return _one_by_one(state, values, where, stats, observer, quarantine)
 
 
 def _one_by_one(
@@ -515,6 +532,7 @@ def _one_by_one(
     where: Where,
     stats: dict[str, int],
     observer: Observer | None,
+    quarantine: Quarantine | None,
 ) -> list[tuple[int, Finding]]:
     """``update`` per value; ``where`` is only asked where something happens.
 
@@ -536,6 +554,13 @@ def _one_by_one(
             # detector (a category fed to a numeric detector): skip, count.
             name = f"signal_type_mismatch:{state.key.signal}"
             stats[name] = stats.get(name, 0) + 1
+            continue
+        except Exception as exc:
+            if quarantine is None:
+                raise
+            quarantine.record("update", str(state.key), exc)
+            state.reset()
+            detector = state.detector
             continue
         if state.window_start is None:
             at, origin, _ = where(position)

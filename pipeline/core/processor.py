@@ -15,6 +15,7 @@ from typing import Any, Final
 from pipeline.config import Settings
 from pipeline.core.engine import Engine, Output, Refused
 from pipeline.core.monitor import Origin
+from pipeline.core.quarantine import Notice
 from pipeline.core.records import Message, Record
 from pipeline.errors import DecodeError
 from pipeline.events import AlertEvent, InputEvent, RollbackCommand
@@ -108,7 +109,8 @@ class Processor:
     @property
     def stats(self) -> Counter[str]:
         """Counters for metrics: events, dead letters by reason, alerts, rollbacks,
-        the engine's (keys created/expired/refused, type mismatches...) and the label
+        the engine's (keys created/expired/refused, type mismatches, keys
+        quarantined by stage: ``quarantined:<stage>``...) and the label
         join's (``labels:joined``, ``labels:late``, ``labels:orphan``...)."""
         out = Counter(self._stats)
         out.update(self.engine.stats)
@@ -133,6 +135,13 @@ class Processor:
             except DecodeError as exc:
                 self._stats[f"dead_letter:{exc.reason}"] += 1
                 out[i].append(dead_letter(record, exc.reason, exc.detail, max_bytes=self._dl_max))
+                continue
+            except Exception as exc:  # a decoder bug must not stop the partition
+                self._stats["dead_letter:processing_error"] += 1
+                detail = f"decoding: {type(exc).__name__}: {exc}"
+                out[i].append(
+                    dead_letter(record, "processing_error", detail, max_bytes=self._dl_max)
+                )
                 continue
             origin = Origin(record.topic, record.partition, record.offset)
             for event in events:
@@ -171,8 +180,19 @@ class Processor:
         return {**self.engine.changed_state(partition), **self.decoder.changed_state(partition)}
 
     def restore(self, partition: int, entries: dict[str, dict[str, Any]]) -> None:
-        """Load ``partition``'s state as read back from the changelog."""
-        self.engine.restore(partition, self.decoder.restore(partition, entries))
+        """Load ``partition``'s state as read back from the changelog. Never raises
+        for an entry: what cannot be read is reset and reported
+        (:mod:`pipeline.core.quarantine`)."""
+        rest = self.decoder.restore(partition, entries)
+        for key, exc in self.decoder.restore_failures:
+            self.engine.quarantine.record("restore", key, exc)
+        self.decoder.restore_failures.clear()
+        self.engine.restore(partition, rest)
+
+    def drain_notices(self) -> list[Notice]:
+        """Keys quarantined since the last call, each key and stage once: the runtime
+        logs them (``key_quarantined``)."""
+        return self.engine.drain_notices()
 
     def drop(self, partition: int) -> None:
         """Forget ``partition``'s state (revoked or lost)."""

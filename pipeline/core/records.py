@@ -18,7 +18,8 @@ class Record:
     topic: str
     partition: int
     offset: int
-    value: bytes
+    value: bytes | None
+    """None: a Kafka tombstone (dead-lettered as ``tombstone``, never decoded)."""
     key: bytes | None = None
     timestamp_ms: int | None = None
     headers: Headers = ()

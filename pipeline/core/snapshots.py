@@ -5,6 +5,13 @@ the entry), :func:`all_entries` everything (what a full changelog replay holds),
 and :func:`restore_partition` rebuilds the exact in-memory state from the entries,
 including the least-recently-used order that idle expiry and the caps follow, and
 the older one-request-per-entry layout of the label join.
+
+Neither direction raises for one entry: a detector whose snapshot fails (or holds
+NaN/inf) is reset and its fresh snapshot written; an entry that cannot be read back
+is quarantined — a detector restored fresh, any other entry dropped (a model's
+policy, join page, ...), the partition's ``meta`` started anew — and reported
+(:mod:`pipeline.core.quarantine`). What was reset is marked changed, so the next
+checkpoint overwrites the bad entry instead of restoring it again.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pipeline.core.labels import JoinEntry
 from pipeline.core.monitor import KeyState, ModelPlan, MonitorKey
 from pipeline.core.partition import ModelState, Partition, fanout_groups
 from pipeline.core.policy import PolicyState
+from pipeline.core.quarantine import Quarantine, finite_json
 from pipeline.core.shadow import ShadowState
 from pipeline.core.state_keys import COMPONENTS, META, STATE_VERSION, join_page_key, parse
 from pipeline.core.training import CheckpointRegistry
@@ -31,7 +39,10 @@ def snapshot_of(part: Partition, state_key: str) -> dict[str, Any] | None:
     """The entry ``state_key`` (not a detector's) as it is now; None: deleted."""
     if state_key == META:
         return part.meta()
-    kind, parts = parse(state_key)
+    try:
+        kind, parts = parse(state_key)
+    except ValueError:  # a key this version cannot read (quarantined on restore): delete
+        return None
     model = part.models.get(str(parts[0]))
     if model is None:
         return None
@@ -44,15 +55,44 @@ def snapshot_of(part: Partition, state_key: str) -> dict[str, Any] | None:
         return model.joins.page_state(page)
     if kind in COMPONENTS:
         return model.component(kind)
-    raise ValueError(f"unknown state key {state_key!r}")
+    return None  # not an entry of this layout (quarantined on restore): delete
 
 
-def changed_entries(part: Partition) -> dict[str, dict[str, Any] | None]:
+def _checked_entry(state: KeyState) -> dict[str, Any]:
+    entry = state.to_state()
+    if not finite_json(entry["detector"]):
+        raise ValueError("the detector's state holds NaN or infinity")
+    return entry
+
+
+def key_entry(
+    part: Partition, state: KeyState, quarantine: Quarantine | None = None
+) -> dict[str, Any] | None:
+    """``state``'s entry. With a ``quarantine``, a snapshot that raises or holds
+    NaN/inf resets the key, and a key whose fresh detector cannot be snapshotted
+    either is dropped (None: deleted); without one it raises."""
+    try:
+        return _checked_entry(state)
+    except Exception as exc:
+        if quarantine is None:
+            raise
+        quarantine.record("snapshot", str(state.key), exc)
+    state.reset()
+    try:
+        return _checked_entry(state)
+    except Exception:
+        part.drop_key(state)
+        return None
+
+
+def changed_entries(
+    part: Partition, quarantine: Quarantine | None = None
+) -> dict[str, dict[str, Any] | None]:
     """The entries changed since the last call, sorted by key."""
     out: dict[str, dict[str, Any] | None] = {}
-    for key in part.dirty_keys:
+    for key in list(part.dirty_keys):
         state = part.key_state(key)
-        out[key.state_key()] = None if state is None else state.to_state()
+        out[key.state_key()] = None if state is None else key_entry(part, state, quarantine)
     for name in part.dirty:
         out[name] = snapshot_of(part, name)
     part.dirty_keys.clear()
@@ -60,12 +100,14 @@ def changed_entries(part: Partition) -> dict[str, dict[str, Any] | None]:
     return dict(sorted(out.items()))
 
 
-def all_entries(part: Partition) -> dict[str, dict[str, Any]]:
+def all_entries(part: Partition, quarantine: Quarantine | None = None) -> dict[str, dict[str, Any]]:
     """Every entry of the partition, sorted by key."""
     out: dict[str, dict[str, Any]] = {}
     for lru in part.keys.values():
-        for key, state in lru.items():
-            out[key.state_key()] = state.to_state()
+        for key, state in list(lru.items()):
+            entry = key_entry(part, state, quarantine)
+            if entry is not None:
+                out[key.state_key()] = entry
     for name in part.state_keys():
         snapshot = snapshot_of(part, name)
         if snapshot is not None:
@@ -74,15 +116,30 @@ def all_entries(part: Partition) -> dict[str, dict[str, Any]]:
 
 
 def restore_partition(
-    number: int, entries: dict[str, dict[str, Any]], plan_for: PlanFor
+    number: int,
+    entries: dict[str, dict[str, Any]],
+    plan_for: PlanFor,
+    quarantine: Quarantine | None = None,
 ) -> Partition:
     """The partition the entries describe. Keys whose monitor is no longer
     configured are reported deleted; join entries of the older layout are reported
-    deleted and rewritten as pages."""
+    deleted and rewritten as pages. With a ``quarantine``, an entry that cannot be
+    read back is reset (see the module's docstring) instead of raising."""
     part = Partition(number)
+
+    def failed(text: str, exc: Exception) -> None:
+        if quarantine is None:
+            raise exc
+        quarantine.record("restore", text, exc)
+        part.dirty.add(text)  # rewritten from what is held now, or deleted
+
     meta = entries.get(META)
     if meta is not None:
-        _restore_meta(part, meta)
+        try:
+            _restore_meta(part, meta)
+        except Exception as exc:
+            part = Partition(number)  # a fresh partition's meta
+            failed(META, exc)
 
     def model_of(model_id: str) -> ModelState:
         model = part.models.get(model_id)
@@ -97,39 +154,21 @@ def restore_partition(
     for text, state in entries.items():
         if text == META:
             continue
-        kind, parts = parse(text)
-        if kind == "detector":
-            detector_entries.append((MonitorKey.from_state_key(text), state))
-            continue
-        model = model_of(str(parts[0]))
-        if kind == "model":
-            model.last_seen = int(state["last_seen"])
-            model.seq = int(state["seq"])
-            model.version = None if state["version"] is None else str(state["version"])
-            model.counters = {str(k): int(v) for k, v in state["counters"].items()}
-        elif kind == "join" and type(parts[1]) is int:
-            joins.setdefault(model.model_id, []).extend(
-                JoinEntry.from_state(e, page=parts[1]) for e in state["entries"]
-            )
-        elif kind == "join":  # one request's entry (the layout before pages)
-            entry = JoinEntry.from_state(state, page=int(state["seq"]))
-            joins.setdefault(model.model_id, []).append(entry)
-            part.dirty.add(text)  # deleted,
-            part.dirty.add(join_page_key(model.model_id, entry.page))  # rewritten
-        elif kind == "policy":
-            model.policy = PolicyState.from_state(state)
-        elif kind == "shadow":
-            model.shadow = ShadowState.from_state(state)
-        elif kind == "golden":
-            model.golden = GoldenState.from_state(state)
-        elif kind == "checkpoints":
-            model.checkpoints = CheckpointRegistry.from_state(state)
-        else:
-            raise ValueError(f"unknown state key {text!r}")
+        try:
+            kind, parts = parse(text)
+            if kind == "detector":
+                detector_entries.append((MonitorKey.from_state_key(text), state))
+                continue
+            _restore_entry(part, text, kind, parts, state, model_of(str(parts[0])), joins)
+        except Exception as exc:
+            failed(text, exc)
     for model_id, items in joins.items():
         buffer = part.models[model_id].joins
         for item in sorted(items, key=lambda e: e.seq):
-            buffer.add(item)
+            try:
+                buffer.add(item)
+            except Exception as exc:
+                failed(join_page_key(model_id, item.page), exc)
     for model in sorted(part.models.values(), key=lambda m: m.seq):
         if not model.known:
             part.unknown[model.model_id] = model
@@ -141,10 +180,69 @@ def restore_partition(
             part.dirty_keys.add(key)  # no longer configured: delete it
             continue
         groups = fanout_groups(key, monitor)
-        restored.append(KeyState.from_state(key, monitor, state, known=plan.known, groups=groups))
+        try:
+            key_state = KeyState.from_state(key, monitor, state, known=plan.known, groups=groups)
+        except Exception as exc:
+            if quarantine is None:
+                raise
+            quarantine.record("restore", str(key), exc)
+            key_state = KeyState(key, monitor, monitor.build(), plan.known, groups)
+            key_state.last_seen = _int_or(state, "last_seen", part.watermark or 0)
+            key_state.seq = _int_or(state, "seq", 0)
+            part.dirty_keys.add(key)  # the fresh detector replaces the bad snapshot
+        restored.append(key_state)
     for key_state in sorted(restored, key=lambda s: s.seq):
         part.add_key(key_state, model_of(key_state.key.model_id))
     return part
+
+
+def _int_or(state: Any, name: str, default: int) -> int:
+    try:
+        return int(state[name])
+    except Exception:
+        return default
+
+
+def _restore_entry(
+    part: Partition,
+    text: str,
+    kind: str,
+    parts: list[Any],
+    state: dict[str, Any],
+    model: ModelState,
+    joins: dict[str, list[JoinEntry]],
+) -> None:
+    """One entry other than ``meta`` and a detector's into ``part``; raises when it
+    cannot be read (the component is then left as a fresh model has it)."""
+    if kind == "model":
+        try:
+            model.last_seen = int(state["last_seen"])
+            model.seq = int(state["seq"])
+            model.version = None if state["version"] is None else str(state["version"])
+            model.counters = {str(k): int(v) for k, v in state["counters"].items()}
+        except Exception:
+            fresh = ModelState(model.model_id, model.known, last_seen=part.watermark or 0)
+            model.seq, model.version, model.counters = fresh.seq, fresh.version, fresh.counters
+            model.last_seen = fresh.last_seen
+            raise
+    elif kind == "join" and type(parts[1]) is int:
+        page = [JoinEntry.from_state(e, page=parts[1]) for e in state["entries"]]
+        joins.setdefault(model.model_id, []).extend(page)
+    elif kind == "join":  # one request's entry (the layout before pages)
+        entry = JoinEntry.from_state(state, page=int(state["seq"]))
+        joins.setdefault(model.model_id, []).append(entry)
+        part.dirty.add(text)  # deleted,
+        part.dirty.add(join_page_key(model.model_id, entry.page))  # rewritten
+    elif kind == "policy":
+        model.policy = PolicyState.from_state(state)
+    elif kind == "shadow":
+        model.shadow = ShadowState.from_state(state)
+    elif kind == "golden":
+        model.golden = GoldenState.from_state(state)
+    elif kind == "checkpoints":
+        model.checkpoints = CheckpointRegistry.from_state(state)
+    else:
+        raise ValueError(f"unknown state key {text!r}")
 
 
 def _restore_meta(part: Partition, meta: dict[str, Any]) -> None:

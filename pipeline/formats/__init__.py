@@ -67,6 +67,8 @@ class RecordDecoder:
         self.named: dict[str, Adapter] = {}
         """State key -> adapter."""
         self._stale: dict[int, set[str]] = {}
+        self.restore_failures: list[tuple[str, Exception]] = []
+        """Entries ``restore`` could not read (dropped; the processor reports them)."""
         for spec in inputs:
             if isinstance(spec, DriftlineInput):
                 if spec.kind is not None:
@@ -80,13 +82,16 @@ class RecordDecoder:
             self.named[STATE_PREFIX + spec.topics()[0]] = adapter
 
     def decode(self, record: Record) -> list[InputEvent]:
+        value = record.value
+        if value is None:
+            raise DecodeError("tombstone", "the record's value is null (a Kafka tombstone)")
         adapter = self.adapters.get(record.topic)
         if adapter is None:
-            return [self.json.decode(record.value, self.kinds.get(record.topic))]
-        if len(record.value) > self.max_event_bytes:
+            return [self.json.decode(value, self.kinds.get(record.topic))]
+        if len(value) > self.max_event_bytes:
             raise DecodeError(
                 "oversized",
-                f"payload is {len(record.value)} bytes, the limit is {self.max_event_bytes}",
+                f"payload is {len(value)} bytes, the limit is {self.max_event_bytes}",
             )
         return adapter.decode(record)
 
@@ -126,7 +131,12 @@ class RecordDecoder:
             if not key.startswith(STATE_PREFIX):
                 rest[key] = state
             elif key in self.named:
-                self.named[key].pairs.restore(partition, state)
+                try:
+                    self.named[key].pairs.restore(partition, state)
+                except Exception as exc:  # the waiting halves are lost, not the partition
+                    self.named[key].pairs.drop(partition)
+                    self._stale.setdefault(partition, set()).add(key)
+                    self.restore_failures.append((key, exc))
             else:  # an input no longer configured: delete its entry
                 self._stale.setdefault(partition, set()).add(key)
         return rest

@@ -76,7 +76,7 @@ def _text(value: bytes, name: str) -> str:
 
 def _structured(record: Record) -> CloudEvent:
     try:
-        body = orjson.loads(record.value)
+        body = orjson.loads(record.value or b"")  # tombstones never get here
     except orjson.JSONDecodeError as exc:
         raise DecodeError("malformed_json", f"structured CloudEvent: {exc}") from None
     if not isinstance(body, dict):
@@ -107,7 +107,7 @@ def read_cloudevent(record: Record) -> CloudEvent:
     else:
         if content_type is not None:
             attributes.setdefault("datacontenttype", content_type)
-        event = CloudEvent(attributes, record.value)
+        event = CloudEvent(attributes, record.value or b"")
     missing = [a for a in _REQUIRED if not event.attributes.get(a)]
     if missing:
         raise DecodeError(

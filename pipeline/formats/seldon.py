@@ -56,7 +56,7 @@ class SeldonAdapter:
             raise DecodeError("schema_violation", "no x-request-id header and no record key")
         key = key_bytes.decode("utf-8", "replace")
         infer_type = headers.get(INFER_TYPE_HEADER, b"").decode("ascii", "replace")
-        tensors, version = self._tensors(side, record.value, infer_type)
+        tensors, version = self._tensors(side, record.value or b"", infer_type)
         half: dict[str, Any] = {
             "rows": feature_rows(tensors, self.naming)
             if side == "request"

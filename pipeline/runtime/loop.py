@@ -173,6 +173,7 @@ class Loop:
         try:
             checkpoint.begin()
             outputs = self.processor.process_batch(records)
+            self._log_quarantined()
             failed_at = self.clock().isoformat().encode() if self.clock is not None else None
             checkpoint.commit(outputs, lambda r, m: self._publish(r, m, failed_at))
         except FailFastError:
@@ -199,6 +200,12 @@ class Loop:
             if failed_at is not None:
                 message = stamped(message, failed_at)
         return message if self.decorate is None else self.decorate(message)
+
+    def _log_quarantined(self) -> None:
+        """Keys the core reset after a failure (``pipeline.core.quarantine``): one line
+        per key and stage per process; the counts are in the processor's stats."""
+        for notice in self.processor.drain_notices():
+            log.warning("key_quarantined", stage=notice.stage, key=notice.key, error=notice.error)
 
     @staticmethod
     def _abort_quietly(checkpoint: Checkpoint) -> None:
@@ -271,6 +278,7 @@ class Loop:
     def restore(self, partition: int) -> None:
         snapshot = self.store.load(partition)
         self.processor.restore(partition, snapshot.entries)
+        self._log_quarantined()
         self.positions[partition] = dict(snapshot.positions)
         for topic, offset in snapshot.positions.items():
             # At-least-once: state may reflect records past the committed offset.

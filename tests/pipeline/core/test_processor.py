@@ -290,3 +290,33 @@ class TestDeadLetterBounds:
         (message,) = processor.process(Record("t", 0, 0, b"{" * 50_000))
         assert self._size(message) <= 20_000 - DEAD_LETTER_HEADROOM
         assert dict(message.headers)["dl_truncated"] == b"value=50000"
+
+
+class TestTombstones:
+    """A Kafka tombstone (value None) is dead-lettered with its own reason, never
+    decoded as an empty value, whatever format its topic carries."""
+
+    @pytest.mark.parametrize(
+        "inputs",
+        [
+            [],
+            [{"topic": "kserve", "format": "kserve-cloudevents", "model_id": "m"}],
+            [{"format": "seldon-oip", "model": "m"}],
+        ],
+    )
+    def test_a_tombstone_is_dead_lettered_as_such(self, inputs: list[dict[str, Any]]) -> None:
+        processor = Processor(settings(inputs=inputs), {"preds": "prediction"})
+        topic = inputs[0].get("topic", "seldon.default.model.m.inputs") if inputs else "preds"
+        (message,) = processor.process(Record(topic, 3, 17, None, b"model-0"))
+        headers = dict(message.headers)
+        assert message.kind == "dead_letter"
+        assert headers["dl_reason"] == b"tombstone"
+        assert headers["dl_offset"] == b"17" and headers["dl_partition"] == b"3"
+        assert message.value is None and message.key == b"model-0"
+        assert processor.stats["dead_letter:tombstone"] == 1
+
+    def test_an_empty_value_is_not_a_tombstone(self) -> None:
+        (message,) = Processor(settings(), {"preds": "prediction"}).process(
+            Record("preds", 0, 0, b"")
+        )
+        assert dict(message.headers)["dl_reason"] == b"malformed_json"
