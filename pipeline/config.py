@@ -366,10 +366,21 @@ class LimitSettings(Strict):
     """Live detector instances; a configured model's new key may evict an unknown
     model's least recently used one, otherwise new keys are refused (counted)."""
     max_unknown_models: int = Field(1000, ge=0)
-    """Models not under ``models`` that are tracked at once; events of further ones
-    go to the dead-letter path (reason ``model_cap``) until idle ones expire."""
+    """Models not under ``models`` that are tracked at once. When they are all
+    tracked, a new one takes the place of the least recently seen one if that one
+    has been idle for ``unknown_model_idle``; otherwise its events go to the
+    dead-letter path (reason ``model_cap``)."""
+    unknown_model_idle: Duration = Field(3600.0, gt=0)
+    """How long (event time) an unknown model must have been idle before a new
+    unknown model may take its place at the cap: junk model ids lock a partition
+    out for this long after they stop, not for ``idle_expiry``."""
     idle_expiry: Duration = 7 * 86400.0
     """Keys and unknown models idle this long (event time) are dropped."""
+    max_future_skew: Duration = Field(86400.0, gt=0)
+    """How far ahead of its record's Kafka timestamp an event's own timestamp may be;
+    beyond it the record is dead-lettered (``timestamp_out_of_range``). Without a
+    Kafka timestamp (files), a partition's event-time watermark, which idle expiry
+    follows, advances by at most this much per event."""
 
 
 # --------------------------------------------------------------------- settings

@@ -87,6 +87,9 @@ class Engine:
         self.settings = settings
         self.limits = settings.limits
         self.idle = seconds_to_micros(settings.limits.idle_expiry)
+        self.step = max(1, min(seconds_to_micros(settings.limits.max_future_skew), self.idle // 2))
+        """The most one event moves a partition's watermark (see ``_advance``)."""
+        self.unknown_idle = seconds_to_micros(settings.limits.unknown_model_idle)
         self.partitions: dict[int, Partition] = {}
         self.policy = AlertPolicy(settings.policy)
         self.stats: Counter[str] = Counter()
@@ -111,7 +114,8 @@ class Engine:
         self._model_cap = Refused(
             "model_cap",
             f"limits.max_unknown_models={settings.limits.max_unknown_models} unknown models "
-            "are already tracked in this partition",
+            "are already tracked in this partition, none of them idle for "
+            f"limits.unknown_model_idle ({settings.limits.unknown_model_idle:g} s)",
         )
 
     # -- plans -----------------------------------------------------------------
@@ -183,16 +187,17 @@ class Engine:
         else:
             at = self._last_micros = micros(stamp)
             self._last_stamp = stamp
+        seen = at
         if part.watermark is None or at > part.watermark:
-            self._advance(part, at)
+            seen = min(at, self._advance(part, at))
         found = part.models.get(model_id)
         if found is None or not plan.known:
-            tracked = self._model(part, model_id, plan, at)
+            tracked = self._model(part, model_id, plan, seen)
             if isinstance(tracked, Refused):
                 return tracked
             found = tracked
         model = found
-        ctx = EventContext(i, origin, at, part, model, plan, model.version or "")
+        ctx = EventContext(i, origin, at, part, model, plan, model.version or "", seen)
         if plan.needs_join and isinstance(event, PredictionEvent | LabelEvent):
             self._expire_joins(ctx, event)
         if isinstance(event, PredictionEvent):
@@ -206,18 +211,25 @@ class Engine:
             self._training(ctx, event)
         return ctx
 
-    def _advance(self, part: Partition, at: int) -> None:
-        """Move the watermark to ``at``; expire what went idle when a sweep is due."""
-        if part.watermark is not None and at <= part.watermark:
-            return
+    def _advance(self, part: Partition, at: int) -> int:
+        """Move the watermark to ``at``, but by at most ``limits.max_future_skew``
+        and half of ``idle_expiry`` (one event stamped far ahead can neither expire
+        what was seen recently nor park the watermark where nothing expires again;
+        after a real gap it catches up over a few events); expire what went idle
+        when a sweep is due. The watermark it leaves."""
+        if part.watermark is not None:
+            if at <= part.watermark:
+                return part.watermark
+            at = min(at, part.watermark + self.step)
         part.watermark = at
         if at < part.next_sweep:
-            return
+            return at
         # Idle expiry sweeps at most every 1/64 of the idle time (a key lives at
         # most that much longer); the sweep times follow from the watermark alone.
         part.next_sweep = at + max(1, self.idle // 64)
         self._router.restructure()
         part.expire(at - self.idle, self.stats)
+        return at
 
     def _model(
         self, part: Partition, model_id: str, plan: ModelPlan, at: int
@@ -226,7 +238,11 @@ class Engine:
         unknown model, touched."""
         model = part.models.get(model_id)
         if model is None:
-            if not plan.known and len(part.unknown) >= self.limits.max_unknown_models:
+            if (
+                not plan.known
+                and len(part.unknown) >= self.limits.max_unknown_models
+                and not self._make_room(part)
+            ):
                 self.stats["refused:model_cap"] += 1
                 return self._model_cap
             model = part.models[model_id] = ModelState(model_id, plan.known)
@@ -241,6 +257,20 @@ class Engine:
             part.unknown.move_to_end(model_id)
             part.mark_model("model", model_id)
         return model
+
+    def _make_room(self, part: Partition) -> bool:
+        """At the cap on unknown models: drop the least recently seen one if it has
+        been idle for ``limits.unknown_model_idle`` (so junk ids hold the cap for
+        that long after they stop, not for ``idle_expiry``); whether room was made."""
+        oldest = next(iter(part.unknown.values()), None)
+        if oldest is None or part.watermark is None:
+            return False
+        if part.watermark - oldest.last_seen < self.unknown_idle:
+            return False
+        self._router.restructure()  # routes may hold the dropped model's keys
+        part.drop_model(oldest)
+        self.stats["evicted_models"] += 1
+        return True
 
     def _prediction(self, ctx: EventContext, event: PredictionEvent) -> None:
         plan, model = ctx.plan, ctx.model

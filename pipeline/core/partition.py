@@ -10,8 +10,10 @@ signals (:func:`fanout_groups`), the models, and which state entries changed.
 Bounds: at most ``limits.max_keys`` detector instances per partition (a configured
 model's new key evicts an unknown model's least recently used one; otherwise the
 key is refused and counted), at most ``limits.max_unknown_models`` unknown models
-(events of further ones are refused with reason ``model_cap``), and everything
-idle for ``limits.idle_expiry`` of event time is dropped (:meth:`Partition.expire`).
+(a further one replaces the least recently seen if that one has been idle for
+``limits.unknown_model_idle``, else its events are refused with reason
+``model_cap``), and everything idle for ``limits.idle_expiry`` of event time is
+dropped (:meth:`Partition.expire`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from pipeline.config import Settings
 from pipeline.core.engine import Engine, Output, Refused
+from pipeline.core.eventtime import from_micros, micros, seconds_to_micros
 from pipeline.core.monitor import Origin
 from pipeline.core.quarantine import Notice
 from pipeline.core.records import Message, Record
@@ -100,6 +101,7 @@ class Processor:
             settings.runtime.max_event_bytes, self.topic_kinds, settings.inputs
         )
         self._dl_max = settings.runtime.max_dead_letter_bytes
+        self._skew = seconds_to_micros(settings.limits.max_future_skew)
         self.engine = Engine(settings)
         self.monitor = self.engine
         """The engine under the name the runtime and backtests use (``observer``,
@@ -143,6 +145,13 @@ class Processor:
                     dead_letter(record, "processing_error", detail, max_bytes=self._dl_max)
                 )
                 continue
+            ahead = self._too_far_ahead(record, events)
+            if ahead is not None:
+                self._stats["dead_letter:timestamp_out_of_range"] += 1
+                out[i].append(
+                    dead_letter(record, "timestamp_out_of_range", ahead, max_bytes=self._dl_max)
+                )
+                continue
             origin = Origin(record.topic, record.partition, record.offset)
             for event in events:
                 index.append(i)
@@ -153,6 +162,23 @@ class Processor:
                 if message is not None:
                     out[i].append(message)
         return out
+
+    def _too_far_ahead(self, record: Record, events: Sequence[InputEvent]) -> str | None:
+        """Why the record's events are too far in the future of its Kafka timestamp
+        (``limits.max_future_skew``); None when they are not, or it has none."""
+        stamp = record.timestamp_ms
+        if stamp is None or stamp <= 0 or not events:
+            return None
+        limit = stamp * 1000 + self._skew
+        for event in events:
+            at = micros(event.timestamp)
+            if at > limit:
+                return (
+                    f"timestamp {from_micros(at).isoformat()} is more than "
+                    f"limits.max_future_skew ({self.settings.limits.max_future_skew:g} s) ahead "
+                    f"of the record's Kafka timestamp {from_micros(stamp * 1000).isoformat()}"
+                )
+        return None
 
     def _encode(self, record: Record, output: Output) -> Message | None:
         if isinstance(output, Refused):

@@ -63,6 +63,9 @@ class EventContext:
     plan: ModelPlan
     from_version: str
     """The production version a rollback command started by this event rolls back."""
+    seen: int
+    """When the keys it touches were last seen: ``at``, but never past the partition's
+    watermark (an event stamped far ahead must not keep its keys from expiring)."""
     slots: int = 0
     entries: list[tuple[int, Finding | Checkpoint]] = field(default_factory=list)
 
@@ -254,8 +257,8 @@ class Router:
                 self._deferred.append(route)
             route.base = part.seq
             part.seq += len(route.queues)
-            if ctx.at > route.last_at:
-                route.last_at = ctx.at
+            if ctx.seen > route.last_at:
+                route.last_at = ctx.seen
         route.rows.append(values)
         route.refs.append((ctx.index << SLOT_BITS) + ctx.slots)
         ctx.slots += len(values)
@@ -295,8 +298,8 @@ class Router:
             if state is None:
                 return None
             key = state.key
-        if ctx.at > state.last_seen:
-            state.last_seen = ctx.at
+        if ctx.seen > state.last_seen:
+            state.last_seen = ctx.seen
         part.seq += 1
         state.seq = part.seq
         lru.move_to_end(key)

@@ -1,15 +1,22 @@
 """What the loop does with a dead letter (for the sidecar and replay alike): log it
-with where it came from, stop when ``fail_fast`` says so, stamp when it failed."""
+with where it came from (rate-limited per reason), stop when ``fail_fast`` says so,
+stamp when it failed."""
 
 from __future__ import annotations
 
 from pipeline.core.records import Message, Record
 from pipeline.errors import DriftlineError
-from pipeline.logs import get_logger
+from pipeline.logs import RateLimiter, get_logger
 
 __all__ = ["FailFastError", "check_dead_letter", "stamped"]
 
 log = get_logger("driftline.runtime")
+
+LOG_INTERVAL_S = 10.0
+"""At most one ``dead_letter`` line per reason this often; the next one says how many
+were not logged (``repeated``). The topic and ``driftline_dead_letters_total`` have
+every one: a flood of junk must not become a flood of log lines."""
+_limiter = RateLimiter(LOG_INTERVAL_S)
 
 
 class FailFastError(DriftlineError):
@@ -21,14 +28,17 @@ def check_dead_letter(record: Record, message: Message, *, fail_fast: bool) -> s
     instead when ``fail_fast``."""
     headers = dict(message.headers)
     reason = headers.get("dl_reason", b"").decode()
-    log.warning(
-        "dead_letter",
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        reason=reason,
-        detail=headers.get("dl_detail", b"").decode("utf-8", "replace"),
-    )
+    repeated = _limiter.allow(reason)
+    if repeated is not None:
+        log.warning(
+            "dead_letter",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            detail=headers.get("dl_detail", b"").decode("utf-8", "replace"),
+            **({"repeated": repeated} if repeated else {}),
+        )
     if fail_fast:
         raise FailFastError(
             f"bad record at {record.topic}[{record.partition}]@{record.offset}: {reason}"

@@ -11,17 +11,23 @@ shadow, golden, training, rollback rules, caps).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+import detectors
 from pipeline.core.processor import Processor
+from pipeline.core.quarantine import finite_json
 from pipeline.core.records import Record
+from tests.detectors.test_contract import CASES
 from tests.pipeline.core.helpers import FULL_CONFIG, full_records, settings
 
 CONFIG: dict[str, Any] = {
@@ -219,3 +225,128 @@ def _mutated(draw: st.DrawFn, event: dict[str, Any]) -> dict[str, Any]:
     for container, key in draw(st.lists(st.sampled_from(numeric), max_size=3)) if numeric else []:
         container[key] = draw(st.sampled_from(EDGE_NUMBERS))
     return event
+
+
+# --------------------------------------------------------------- corrupt snapshots
+@functools.cache
+def _warm_state() -> dict[int, dict[str, Any]]:
+    """Every entry of a processor that ran the full stream, per partition (plain JSON)."""
+    processor = Processor(SETTINGS, TOPIC_KINDS)
+    records = full_records()
+    for start in range(0, len(records), 500):
+        processor.process_batch(records[start : start + 500])
+    return {p: json.loads(json.dumps(processor.engine.state_entries(p))) for p in (0, 1)}
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place inside a JSON value (a dict key or list index path)."""
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.extend(_paths(v, (*prefix, k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:8]):
+            out.extend(_paths(v, (*prefix, i)))
+    return out
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        out = dict(value)
+        if new is _DELETE and not rest:
+            out.pop(head, None)
+        else:
+            out[head] = _replace(value[head], rest, new)
+        return out
+    out_list = list(value)
+    out_list[head] = _replace(value[head], rest, None if new is _DELETE else new)
+    return out_list
+
+
+_DELETE = object()
+corrupt_values = st.one_of(
+    st.just(_DELETE), json_values, st.sampled_from([1e308, -1e308, 2**70, "", "z:!!", [], {}])
+)
+
+
+@st.composite
+def corrupted(draw: st.DrawFn) -> tuple[int, dict[str, Any]]:
+    partition = draw(st.sampled_from([0, 1]))
+    entries = dict(_warm_state()[partition])
+    for key in draw(st.lists(st.sampled_from(sorted(entries)), min_size=1, max_size=6)):
+        path = draw(st.sampled_from(_paths(entries[key])))
+        new = draw(corrupt_values)
+        entries[key] = _replace(entries[key], path, {} if new is _DELETE and not path else new)
+    return partition, entries
+
+
+class TestCorruptSnapshots:
+    @given(corrupted(), st.data())
+    @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    def test_restore_never_raises_and_a_bad_entry_is_not_restored_twice(
+        self, case: tuple[int, dict[str, Any]], data: st.DataObject
+    ) -> None:
+        partition, entries = case
+        processor = Processor(SETTINGS, TOPIC_KINDS)
+        processor.restore(partition, entries)  # must not raise
+        tail = [r for r in full_records()[:300] if r.partition == partition]
+        processor.process_batch(tail)  # and it goes on
+        changed = processor.changed_state(partition)
+        text = json.dumps(changed, allow_nan=False)
+        # what the next checkpoint leaves in the changelog restores without a failure
+        after = {**entries, **json.loads(text)}
+        fresh = Processor(SETTINGS, TOPIC_KINDS)
+        fresh.restore(partition, {k: v for k, v in after.items() if v is not None})
+        assert fresh.stats["quarantined:restore"] == 0
+
+
+# ------------------------------------------------------------ extremes per detector
+EXTREME = [0.0, -0.0, 5e-324, -5e-324, 1e100, -1e100, 1e-300, 7.5e99, -2.5e99, 1.0, -1.0]
+extreme = st.sampled_from(EXTREME)
+
+
+def _inputs(kind: str) -> st.SearchStrategy[list[Any]]:
+    """Values of ``kind`` at the decoder's bounds (numbers within ±1e100)."""
+    if kind in ("numeric",):
+        return st.lists(st.one_of(extreme, st.floats(-1e100, 1e100)), max_size=400)
+    if kind == "binary":
+        return st.lists(st.sampled_from([0, 1, 0.0, 1.0, True, False]), max_size=400)
+    if kind == "vector":
+        return st.integers(1, 6).flatmap(
+            lambda d: st.lists(st.lists(extreme, min_size=d, max_size=d), max_size=200)
+        )
+    if kind == "logprobs":
+        return st.lists(
+            st.lists(st.sampled_from([0.0, -5e-324, -1e-300, -1.0, -7.5e99, -1e100]), max_size=8),
+            max_size=200,
+        )
+    if kind == "categorical":
+        return st.lists(st.sampled_from(["a", "b", "c" * 1024, 1, 1e100, True]), max_size=400)
+    return st.lists(st.sampled_from(["", "a b", "x " * 3000, "日本"]), max_size=200)
+
+
+@pytest.mark.parametrize("name", sorted(detectors.REGISTRY))
+@given(data=st.data())
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_extreme_values_keep_every_detector_finite_and_restorable(
+    name: str, data: st.DataObject
+) -> None:
+    """Within the decoder's bounds no detector raises anything but the ``TypeError`` /
+    ``ValueError`` of a value it refuses, and its snapshot stays finite and restores
+    (the per-value and the batch path alike)."""
+    cls = detectors.REGISTRY[name]
+    values = data.draw(_inputs(cls.input_kind))
+    for factory in (cls, CASES[name].factory):
+        one, many = factory(), factory()
+        for value in values:
+            with contextlib.suppress(TypeError, ValueError):
+                one.update(value)
+        with contextlib.suppress(TypeError, ValueError):
+            many.update_many(values)
+        for detector in (one, many):
+            snapshot = json.loads(json.dumps(detector.to_state(), allow_nan=False))
+            assert finite_json(snapshot)
+            cls.from_state(snapshot)
