@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from pipeline.core.processor import dead_letter
@@ -19,6 +20,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     original = limiter.allow
     monkeypatch.setattr(limiter, "allow", lambda key: original(key, now=now[0]))
     monkeypatch.setattr(dead_letters, "_limiter", limiter)
+    # a logger not yet cached by an earlier test's configure_logging, so capture_logs sees it
+    monkeypatch.setattr(dead_letters, "log", structlog.get_logger("driftline.runtime"))
     return now
 
 
