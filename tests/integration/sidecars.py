@@ -162,6 +162,20 @@ class SidecarProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def log_events(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far (other lines skipped)."""
+        if not self.log_path.exists():
+            return []
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                out.append(event)
+        return out
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return ""
