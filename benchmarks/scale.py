@@ -22,7 +22,9 @@ Reported, as ratios within this one run (never asserted in tests):
 * snapshot bytes per model: the encoded state entries (key + JSON value) the
   changelog would hold, per model, and per detector kind of a warmed model;
 * restore time of one partition holding the warmed run's models (the largest size;
-  400 with ``--quick``), in process from their state entries (no broker).
+  400 with ``--quick``), in process from their state entries (no broker);
+* the label join per pending prediction, in memory and in the snapshot, and that a
+  model keeps no join state without labels (:mod:`benchmarks.join_state`).
 
 The broker-based figures of the issue (changelog bytes per input event in backlog and
 paced at 300 events/s) are not measured here yet.
@@ -45,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks import join_state
 from benchmarks.harness import machine_info, markdown_table
 from pipeline.config import Settings, parse_settings
 from pipeline.core.processor import Processor
@@ -292,7 +295,11 @@ def verdict(ok: bool) -> str:
 
 
 def report(
-    cold: list[dict[str, Any]], warm: dict[str, Any], memory: dict[str, Any], events: int
+    cold: list[dict[str, Any]],
+    warm: dict[str, Any],
+    memory: dict[str, Any],
+    events: int,
+    join: dict[str, Any],
 ) -> None:
     info = machine_info()
     print(
@@ -354,6 +361,8 @@ def report(
         f"{verdict(warm['restore_s'] <= TARGET_RESTORE_S)}"
     )
     print("- changelog bytes per input event (broker, backlog / paced): not measured here")
+    for line in join_state.report(join, verdict):
+        print(line)
 
 
 def sizes_of(text: str) -> list[int]:
@@ -370,7 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="20,000 events, 400 warmed models: a few minutes"
     )
-    parser.add_argument("--child", choices=("cold", "warm", "memory"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=("cold", "warm", "memory", "join"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--models", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -380,6 +391,8 @@ def main(argv: list[str] | None = None) -> None:
             result = child_cold(args.models, args.events, workdir)
         elif args.child == "warm":
             result = child_warm(args.models, args.events, workdir)
+        elif args.child == "join":
+            result = join_state.measure()
         else:
             result = child_memory(workdir)
         print(json.dumps(result))
@@ -389,10 +402,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         memory = run_child("memory", 0, 0, workdir)
+        join = run_child("join", 0, 0, workdir)
         cold = [run_child("cold", n, events, workdir) for n in sizes]
         warm_models = args.warm_models or (400 if args.quick else sizes[-1])
         warm = run_child("warm", warm_models, events, workdir)
-    report(cold, warm, memory, events)
+    report(cold, warm, memory, events, join)
 
 
 if __name__ == "__main__":

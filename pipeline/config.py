@@ -217,7 +217,9 @@ class KafkaSettings(Strict):
 class TopicSettings(Strict):
     features: str = "driftline.features"
     predictions: str = "driftline.predictions"
-    labels: str = "driftline.labels"
+    labels: str | None = "driftline.labels"
+    """None: no labels topic is read, and no model keeps a label join (a deployment
+    without ground truth saves the join's memory and changelog: see README "Sizing")."""
     training: str = "driftline.training"
     alerts: str = "driftline.alerts"
     rollback_commands: str = "driftline.rollback-commands"
@@ -235,12 +237,11 @@ class TopicSettings(Strict):
 
     def inputs(self) -> dict[str, str]:
         """Input topic -> event kind."""
-        return {
-            self.features: "feature",
-            self.predictions: "prediction",
-            self.labels: "label",
-            self.training: "training",
-        }
+        kinds = {self.features: "feature", self.predictions: "prediction"}
+        if self.labels is not None:
+            kinds[self.labels] = "label"
+        kinds[self.training] = "training"
+        return kinds
 
 
 class RuntimeSettings(Strict):

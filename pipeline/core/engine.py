@@ -36,7 +36,7 @@ from pipeline.config import ModelSpec, Settings
 from pipeline.core.comparisons import golden_finding, shadow_finding
 from pipeline.core.eventtime import micros, seconds_to_micros
 from pipeline.core.golden import GoldenState
-from pipeline.core.labels import Joined, JoinEntry
+from pipeline.core.labels import NO_JOINS, JoinBuffer, Touched
 from pipeline.core.monitor import (
     Finding,
     KeyState,
@@ -106,6 +106,13 @@ class Engine:
             self._default = ModelPlan(settings.default_model, known=False, where="default_model")
         elif settings.unknown_models == "monitor":
             self._default = ModelPlan(ModelSpec(default_monitors=False), known=False)
+        self.labels_consumed = settings.topics.labels is not None
+        """No labels topic (``topics.labels: null``): no label can arrive, so no
+        model keeps a label join (label events that come anyway are counted unused)."""
+        if not self.labels_consumed:
+            for plan in [*self._plans.values(), self._default]:
+                if plan is not None:
+                    plan.needs_join = False
         self._keep_recent: dict[int, int] = {}
         self._batch = 0
         self._router = Router(settings.limits, self.stats)
@@ -287,27 +294,26 @@ class Engine:
         scope = (event.model_version, event.variant, event.features)
         self._router.watch(ctx, plan.prediction, plan.prediction_slots, "p", event, scope)
         if plan.needs_join and event.request_id is not None:
-            features = event.features or {}
-            record = {
-                "version": event.model_version,
-                "prediction": event.prediction,
-                "at": ctx.at,
-                "features": {k: features.get(k) for k in plan.error_segment_features},
-                "origin": [ctx.origin.topic, ctx.origin.offset],
-            }
-            seq = ctx.partition.next_seq()
-            entry, joined, evicted = model.joins.add_prediction(
+            segment = None
+            if plan.error_segment_features:
+                features = event.features or {}
+                segment = tuple((k, features.get(k)) for k in plan.error_segment_features)
+            ctx.partition.next_seq()
+            touched = self._joins(model).add_prediction(
                 event.request_id,
                 event.variant,
-                record,
-                seq=seq,
-                page=self._join_page(model, seq),
+                event.model_version,
+                event.prediction,
+                ctx.at,
+                segment,
+                batch=self._batch,
                 ttl=seconds_to_micros(plan.spec.labels.ttl),
                 max_pending=plan.spec.labels.max_pending,
                 classification=plan.spec.classification,
                 counters=model.counters,
             )
-            self._joined(ctx, entry, joined, evicted)
+            if touched is not None:
+                self._joined(ctx, touched, event.request_id)
 
     def _golden(self, ctx: EventContext, event: PredictionEvent) -> None:
         spec = ctx.plan.spec.golden
@@ -360,7 +366,10 @@ class Engine:
             horizon = min(marks.values()) - 2 * seconds_to_micros(plan.spec.labels.ttl)
         else:
             horizon = -(2**62)
-        for page in model.joins.expire(horizon, model.counters):
+        joins = model.joins
+        if not isinstance(joins, JoinBuffer):
+            return
+        for page in joins.expire(horizon, model.counters):
             part.dirty.add(join_page_key(model.model_id, page))
             part.mark_model("model", model.model_id)
 
@@ -369,42 +378,41 @@ class Engine:
         if not plan.needs_join:
             self.stats["labels_unused"] += 1
             return
-        seq = ctx.partition.next_seq()
-        entry, joined, evicted = model.joins.add_label(
+        ctx.partition.next_seq()
+        touched = self._joins(model).add_label(
             event.request_id,
             event.label,
             ctx.at,
-            seq=seq,
-            page=self._join_page(model, seq),
+            batch=self._batch,
             ttl=seconds_to_micros(plan.spec.labels.ttl),
             max_pending=plan.spec.labels.max_pending,
             classification=plan.spec.classification,
             counters=model.counters,
         )
-        self._joined(ctx, entry, joined, evicted)
+        self._joined(ctx, touched, event.request_id)
 
-    def _join_page(self, model: ModelState, seq: int) -> int:
-        """The page this batch's new requests of ``model`` go to (numbered by the
-        touch counter of the first one, so pages never collide)."""
-        if model.join_page_batch != self._batch:
-            model.join_page, model.join_page_batch = seq, self._batch
-        return model.join_page
+    @staticmethod
+    def _joins(model: ModelState) -> JoinBuffer:
+        """The model's join, created with its first prediction or label."""
+        joins = model.joins
+        if joins is NO_JOINS:
+            joins = model.joins = JoinBuffer()
+        assert isinstance(joins, JoinBuffer)
+        return joins
 
-    def _joined(
-        self, ctx: EventContext, entry: JoinEntry, joined: list[Joined], evicted: list[int]
-    ) -> None:
+    def _joined(self, ctx: EventContext, touched: Touched, request_id: str) -> None:
         """After a prediction or label entered the join: the errors of the requests
         it completed go to the error monitors, and a request with both the
         production and the shadow variant's errors is one pair of the shadow test."""
         part, model, plan = ctx.partition, ctx.model, ctx.plan
         model_id = model.model_id
-        part.dirty.add(join_page_key(model_id, entry.page))
+        part.dirty.add(join_page_key(model_id, touched.page))
         part.mark_model("model", model_id)
-        for page in evicted:
+        for page in touched.evicted:
             part.dirty.add(join_page_key(model_id, page))
-        for j in joined:
+        for j in touched.joined:
             context = {
-                "request_id": entry.request_id,
+                "request_id": request_id,
                 "label_delay_s": j.delay / 1_000_000,
                 "labels": dict(model.counters),
             }
@@ -412,19 +420,17 @@ class Engine:
                 scope = (j.version, j.variant, j.features)
                 self._router.enqueue(ctx, watch, "error", j.error, scope, context)
         shadow = plan.spec.shadow
-        if shadow is None or entry.paired:
+        if shadow is None:
             return
-        production = entry.errors.get("production")
-        candidate = entry.errors.get(shadow.variant)
-        if production is None or candidate is None:
+        joins = model.joins
+        assert isinstance(joins, JoinBuffer)
+        pair = joins.pair(touched.slot, shadow.variant, plan.spec.classification)
+        if pair is None:
             return
-        entry.paired = True
+        production, candidate, candidate_version, production_version = pair
         if model.shadow is None:
             model.shadow = ShadowState()
-        versions = entry.predictions
-        test = model.shadow.test_for(
-            str(versions[shadow.variant]["version"]), str(versions["production"]["version"])
-        )
+        test = model.shadow.test_for(candidate_version, production_version)
         test.observe(production, candidate, ctx.at)
         part.mark_model("shadow", model_id)
         decision = test.decide(shadow)

@@ -29,11 +29,24 @@ every request is a page of its own. (Older per-request entries,
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
-__all__ = ["JoinBuffer", "JoinEntry", "Joined", "error_of"]
+from pipeline.core.join_codec import encode_page
+from pipeline.core.join_store import (
+    CODE,
+    JOINED,
+    LABEL,
+    LABEL_CODE,
+    LABEL_FIRST,
+    PAIRED,
+    PRESENT,
+    RANK_SHIFT,
+    JoinStore,
+    request_hash,
+)
+
+__all__ = ["NO_JOINS", "JoinBuffer", "Joined", "NoJoins", "Touched", "error_of", "request_hash"]
 
 COUNTERS = ("joined", "late", "orphan", "unlabeled", "evicted", "duplicate_labels")
 
@@ -62,45 +75,6 @@ def error_of(prediction: object, label: object, classification: bool | None) -> 
     return error if math.isfinite(error) else None
 
 
-@dataclass(slots=True)
-class JoinEntry:
-    request_id: str
-    at: int
-    seq: int
-    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """variant -> {"version", "prediction", "at", "features", "origin": [topic, offset]}"""
-    label: dict[str, Any] | None = None
-    """{"label", "at"}"""
-    errors: dict[str, float] = field(default_factory=dict)
-    paired: bool = False
-    page: int = -1
-    """The state entry (page) this request is written in."""
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "request_id": self.request_id,
-            "at": self.at,
-            "seq": self.seq,
-            "predictions": self.predictions,
-            "label": self.label,
-            "errors": self.errors,
-            "paired": self.paired,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any], page: int) -> JoinEntry:
-        return cls(
-            page=page,
-            request_id=str(state["request_id"]),
-            at=int(state["at"]),
-            seq=int(state["seq"]),
-            predictions={str(k): dict(v) for k, v in state["predictions"].items()},
-            label=None if state["label"] is None else dict(state["label"]),
-            errors={str(k): float(v) for k, v in state["errors"].items()},
-            paired=bool(state["paired"]),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class Joined:
     """A prediction met its label: the error of that variant."""
@@ -113,104 +87,156 @@ class Joined:
     """Label time minus prediction time, microseconds (negative: label came first)."""
 
 
-class JoinBuffer:
-    """The pending requests of one model, oldest first."""
+Segment = tuple[tuple[str, Any], ...]
+"""The segment values of a prediction's error monitors, ``((feature, value), ...)``."""
 
-    def __init__(self) -> None:
-        self.entries: OrderedDict[str, JoinEntry] = OrderedDict()
-        self.pages: dict[int, dict[str, None]] = {}
-        """Page -> its request ids, in order."""
+
+@dataclass(slots=True)
+class Touched:
+    """What adding a prediction or a label did: the request's slot and page, the
+    joins it completed, the pages of requests pushed out by the size bound."""
+
+    slot: int
+    page: int
+    joined: list[Joined]
+    evicted: list[int]
+
+
+class NoJoins:
+    """The join of a model that keeps none (no label-fed monitor, or no labels
+    consumed): one shared, empty, immutable object — no state at all."""
+
+    __slots__ = ()
+    pages: tuple[int, ...] = ()
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return 0
 
-    def add(self, entry: JoinEntry) -> None:
-        """Append ``entry`` (newest) to the buffer and to its page."""
-        self.entries[entry.request_id] = entry
-        self.pages.setdefault(entry.page, {})[entry.request_id] = None
+    def page_state(self, page: int) -> None:
+        return None
 
-    def _remove(self, entry: JoinEntry) -> None:
-        del self.entries[entry.request_id]
-        page = self.pages[entry.page]
-        del page[entry.request_id]
-        if not page:
-            del self.pages[entry.page]
+    def nbytes(self) -> int:
+        return 0
+
+
+NO_JOINS: Final = NoJoins()
+
+
+class JoinBuffer:
+    """The pending requests of one model, oldest first (columns: :mod:`join_store`)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: JoinStore | None = None) -> None:
+        self.store = store if store is not None else JoinStore()
+
+    def __len__(self) -> int:
+        return self.store.size
+
+    @property
+    def pages(self) -> list[int]:
+        return list(self.store.pages)
+
+    def nbytes(self) -> int:
+        return self.store.nbytes()
 
     def page_state(self, page: int) -> dict[str, Any] | None:
         """A page's state entry; None once all its requests are gone."""
-        ids = self.pages.get(page)
-        if ids is None:
-            return None
-        return {"entries": [self.entries[r].to_state() for r in ids]}
+        return encode_page(self.store, page)
 
+    # -- removal ------------------------------------------------------------------
     def expire(self, horizon: int, counters: dict[str, int]) -> list[int]:
         """Drop requests first seen before ``horizon``; the pages that changed."""
-        pages = []
-        entries = self.entries
-        while entries:
-            entry = next(iter(entries.values()))
-            if entry.at >= horizon:
-                break
-            self._remove(entry)
-            self._count_unjoined(entry, counters)
-            pages.append(entry.page)
+        store = self.store
+        pages: list[int] = []
+        while store.size and store.created_at(store.head) < horizon:
+            self._count_unjoined(store.head, counters)
+            _slot, page = store.pop_oldest()
+            if not pages or pages[-1] != page:
+                pages.append(page)
+        if pages:
+            store.shrink()
+            store.maybe_compact_interned()
         return pages
 
-    @staticmethod
-    def _count_unjoined(entry: JoinEntry, counters: dict[str, int]) -> None:
-        if entry.label is not None and not entry.predictions:
+    def _count_unjoined(self, slot: int, counters: dict[str, int]) -> None:
+        store = self.store
+        labelled = bool(store.flags[slot] & LABEL)
+        predicted = any(v.flags[slot] & PRESENT for v in store.variants)
+        if labelled and not predicted:
             counters["orphan"] += 1
-        elif entry.label is None and entry.predictions:
+        elif predicted and not labelled:
             counters["unlabeled"] += 1
 
     def _entry(
-        self,
-        request_id: str,
-        at: int,
-        seq: int,
-        page: int | None,
-        max_pending: int,
-        counters: dict[str, int],
-    ) -> tuple[JoinEntry, list[int]]:
-        entry = self.entries.get(request_id)
+        self, h: int, batch: int, max_pending: int, counters: dict[str, int]
+    ) -> tuple[int, bool, list[int]]:
+        """The slot of request ``h`` (created, pushing the oldest out when the buffer
+        is full), whether it was created, the pages of the requests pushed out."""
+        store = self.store
+        slot = store.find(h)
+        if slot >= 0:
+            return slot, False, []
         evicted: list[int] = []
-        if entry is None:
-            while len(self.entries) >= max_pending:
-                old = next(iter(self.entries.values()))
-                self._remove(old)
-                counters["evicted"] += 1
-                self._count_unjoined(old, counters)
-                evicted.append(old.page)
-            entry = JoinEntry(request_id, at, seq, page=seq if page is None else page)
-            self.add(entry)
-        return entry, evicted
+        while store.size >= max_pending:
+            counters["evicted"] += 1
+            self._count_unjoined(store.head, counters)
+            _old, page = store.pop_oldest()
+            if not evicted or evicted[-1] != page:
+                evicted.append(page)
+        if evicted:
+            store.maybe_compact_interned()
+        return store.append(h, batch, max_pending), True, evicted
 
+    def _touched(self, slot: int, joined: list[Joined], evicted: list[int]) -> Touched:
+        store = self.store
+        row = (slot - store.head) % store.capacity
+        return Touched(slot, store.page_of(store.base + row), joined, evicted)
+
+    # -- adding -------------------------------------------------------------------
     def add_prediction(
         self,
         request_id: str,
         variant: str,
-        record: dict[str, Any],
+        version: str,
+        prediction: float | str | bool,
+        at: int,
+        segment: Segment | None,
         *,
-        seq: int,
+        batch: int,
         ttl: int,
         max_pending: int,
         classification: bool | None,
         counters: dict[str, int],
-        page: int | None = None,
-    ) -> tuple[JoinEntry, list[Joined], list[int]]:
-        """Remember a prediction; join it when its label is already here. Returns the
-        request's entry, the joins, the pages of requests pushed out; a new request
-        goes to ``page`` (default: a page of its own, numbered ``seq``)."""
-        entry, evicted = self._entry(request_id, record["at"], seq, page, max_pending, counters)
+    ) -> Touched | None:
+        """Remember a prediction; join it when its label is already here. A new
+        request joins the page ``batch`` opened. None: one variant too many for
+        this model (counted as ``variants_dropped``, nothing changed)."""
+        store = self.store
+        k = store.variant(variant, segment is not None)
+        if k < 0:
+            counters["variants_dropped"] = counters.get("variants_dropped", 0) + 1
+            return None
+        slot, _created, evicted = self._entry(
+            request_hash(request_id), batch, max_pending, counters
+        )
+        columns = store.variants[k]
         joined: list[Joined] = []
-        if variant in entry.predictions:
-            return entry, joined, evicted  # a redelivered prediction: the first one counts
-        entry.predictions[variant] = record
-        if entry.label is not None:
-            result = self._join(entry, variant, ttl, classification, counters)
+        if columns.flags[slot] & PRESENT:
+            return self._touched(slot, joined, evicted)  # redelivered: the first one counts
+        rank = sum(1 for v in store.variants if v.flags[slot] & PRESENT)
+        stored, coded = store.encode(prediction)
+        columns.value[slot] = stored
+        columns.at[slot] = at
+        columns.flags[slot] = PRESENT | (CODE if coded else 0) | (rank << RANK_SHIFT)
+        store.set_version(k, slot, version)
+        if columns.segment is not None:
+            columns.segment[slot] = store.segments.code(segment or ())
+        if store.flags[slot] & LABEL:
+            result = self._join(slot, k, ttl, classification, counters)
             if result is not None:
                 joined.append(result)
-        return entry, joined, evicted
+        return self._touched(slot, joined, evicted)
 
     def add_label(
         self,
@@ -218,51 +244,101 @@ class JoinBuffer:
         label: float | str | bool,
         at: int,
         *,
-        seq: int,
+        batch: int,
         ttl: int,
         max_pending: int,
         classification: bool | None,
         counters: dict[str, int],
-        page: int | None = None,
-    ) -> tuple[JoinEntry, list[Joined], list[int]]:
-        """Remember a label; join it to every prediction of the request seen so far
-        (returns as :meth:`add_prediction`)."""
-        entry, evicted = self._entry(request_id, at, seq, page, max_pending, counters)
+    ) -> Touched:
+        """Remember a label; join it to every prediction of the request seen so far,
+        in the order they came (returns as :meth:`add_prediction`)."""
+        store = self.store
+        store.ensure_labels()
+        assert store.label_value is not None and store.label_at is not None
+        slot, created, evicted = self._entry(request_hash(request_id), batch, max_pending, counters)
         joined: list[Joined] = []
-        if entry.label is not None:
+        flags = int(store.flags[slot])
+        if flags & LABEL:
             counters["duplicate_labels"] += 1
-            return entry, joined, evicted
-        entry.label = {"label": label, "at": at}
-        for variant in entry.predictions:
-            result = self._join(entry, variant, ttl, classification, counters)
+            return self._touched(slot, joined, evicted)
+        stored, coded = store.encode(label)
+        store.label_value[slot] = stored
+        store.label_at[slot] = at
+        flags |= LABEL | (LABEL_CODE if coded else 0) | (LABEL_FIRST if created else 0)
+        store.flags[slot] = flags
+        present = [
+            (int(v.flags[slot]) >> RANK_SHIFT, k)
+            for k, v in enumerate(store.variants)
+            if v.flags[slot] & PRESENT
+        ]
+        for _rank, k in sorted(present):
+            result = self._join(slot, k, ttl, classification, counters)
             if result is not None:
                 joined.append(result)
-        return entry, joined, evicted
+        return self._touched(slot, joined, evicted)
 
-    @staticmethod
     def _join(
-        entry: JoinEntry,
-        variant: str,
+        self,
+        slot: int,
+        k: int,
         ttl: int,
         classification: bool | None,
         counters: dict[str, int],
     ) -> Joined | None:
-        assert entry.label is not None
-        record = entry.predictions[variant]
-        delay = int(entry.label["at"]) - int(record["at"])
+        store = self.store
+        assert store.label_value is not None and store.label_at is not None
+        columns = store.variants[k]
+        delay = int(store.label_at[slot]) - int(columns.at[slot])
         if abs(delay) > ttl:
             counters["late"] += 1
             return None
-        error = error_of(record["prediction"], entry.label["label"], classification)
+        error = self._error(slot, k, classification)
         if error is None:
             counters["incomparable"] = counters.get("incomparable", 0) + 1
             return None
-        entry.errors[variant] = error
+        columns.flags[slot] |= JOINED
         counters["joined"] += 1
+        features: dict[str, Any] = {}
+        if columns.segment is not None:
+            features = dict(store.segments.values[int(columns.segment[slot])])
         return Joined(
-            variant=variant,
-            version=str(record["version"]),
+            variant=columns.name,
+            version=store.versions.values[int(columns.version[slot])],
             error=error,
-            features=dict(record.get("features") or {}),
+            features=features,
             delay=delay,
+        )
+
+    def _error(self, slot: int, k: int, classification: bool | None) -> float | None:
+        store = self.store
+        assert store.label_value is not None
+        columns = store.variants[k]
+        prediction = store.decode(float(columns.value[slot]), bool(columns.flags[slot] & CODE))
+        label = store.decode(float(store.label_value[slot]), bool(store.flags[slot] & LABEL_CODE))
+        return error_of(prediction, label, classification)
+
+    def pair(
+        self, slot: int, candidate: str, classification: bool | None
+    ) -> tuple[float, float, str, str] | None:
+        """The shadow test's pair of the request at ``slot`` — production error,
+        candidate error, candidate version, production version — once both variants
+        joined its label; each request pairs once."""
+        store = self.store
+        if store.flags[slot] & PAIRED:
+            return None
+        kp = store.variant_index.get("production")
+        kc = store.variant_index.get(candidate)
+        if kp is None or kc is None:
+            return None
+        production, shadow = store.variants[kp], store.variants[kc]
+        if not (production.flags[slot] & JOINED and shadow.flags[slot] & JOINED):
+            return None
+        store.flags[slot] |= PAIRED
+        errors = (self._error(slot, kp, classification), self._error(slot, kc, classification))
+        assert errors[0] is not None and errors[1] is not None
+        return (
+            errors[0],
+            errors[1],
+            store.versions.values[int(shadow.version[slot])],
+            store.versions.values[int(production.version[slot])],
         )

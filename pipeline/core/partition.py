@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.golden import GoldenState
-from pipeline.core.labels import COUNTERS, JoinBuffer
+from pipeline.core.labels import COUNTERS, NO_JOINS, JoinBuffer, NoJoins
 from pipeline.core.monitor import KeyState, MonitorKey
 from pipeline.core.monitor_set import Monitor
 from pipeline.core.policy import PolicyState
@@ -63,25 +63,25 @@ class ModelState:
     version: str | None = None
     """The last production version seen (a rollback command's ``from_version``)."""
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    joins: JoinBuffer = field(default_factory=JoinBuffer)
+    joins: JoinBuffer | NoJoins = NO_JOINS
+    """The label join: the shared empty one until the model keeps pending requests."""
     policy: PolicyState | None = None
     shadow: ShadowState | None = None
     golden: GoldenState | None = None
     checkpoints: CheckpointRegistry | None = None
     keys: set[MonitorKey] = field(default_factory=set)
-    join_page: int = -1
-    """The join page new requests go to during batch ``join_page_batch`` (not state:
-    a restored model starts a new page)."""
-    join_page_batch: int = -1
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state = {
             "known": self.known,
             "last_seen": self.last_seen,
             "seq": self.seq,
             "version": self.version,
             "counters": self.counters,
         }
+        if isinstance(self.joins, JoinBuffer):  # rows go on being numbered from here
+            state["join_next"] = self.joins.store.next
+        return state
 
     def component(self, name: str) -> dict[str, Any] | None:
         value = getattr(self, name)

@@ -4,7 +4,7 @@
 the entry), :func:`all_entries` everything (what a full changelog replay holds),
 and :func:`restore_partition` rebuilds the exact in-memory state from the entries,
 including the least-recently-used order that idle expiry and the caps follow, and
-the older one-request-per-entry layout of the label join.
+the label join's older layouts (:mod:`pipeline.core.join_codec`).
 
 Neither direction raises for one entry: a detector whose snapshot fails (or holds
 NaN/inf) is reset and its fresh snapshot written; an entry that cannot be read back
@@ -17,22 +17,41 @@ checkpoint overwrites the bad entry instead of restoring it again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.golden import GoldenState
-from pipeline.core.labels import JoinEntry
+from pipeline.core.join_codec import decode_pages, is_legacy, legacy_requests, legacy_store
+from pipeline.core.labels import JoinBuffer
 from pipeline.core.monitor import KeyState, ModelPlan, MonitorKey
 from pipeline.core.partition import ModelState, Partition, fanout_groups
 from pipeline.core.policy import PolicyState
 from pipeline.core.quarantine import Quarantine, finite_json
 from pipeline.core.shadow import ShadowState
-from pipeline.core.state_keys import COMPONENTS, META, STATE_VERSION, join_page_key, parse
+from pipeline.core.state_keys import (
+    COMPONENTS,
+    META,
+    READABLE_VERSIONS,
+    join_page_key,
+    parse,
+)
 from pipeline.core.training import CheckpointRegistry
 
 __all__ = ["all_entries", "changed_entries", "restore_partition", "snapshot_of"]
 
 PlanFor = Callable[[str], "ModelPlan | None"]
 """Model id -> its plan (None: no longer monitored)."""
+
+
+@dataclass
+class _Joins:
+    """The label-join entries read, per model, until every entry has been seen."""
+
+    pages: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    legacy: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    """Model -> (key, request) of the version 1 layouts."""
+    next: dict[str, int] = field(default_factory=dict)
+    """Model -> the creation number of its next request (its model entry's)."""
 
 
 def snapshot_of(part: Partition, state_key: str) -> dict[str, Any] | None:
@@ -130,8 +149,8 @@ def restore_partition(
     quarantine: Quarantine | None = None,
 ) -> Partition:
     """The partition the entries describe. Keys whose monitor is no longer
-    configured are reported deleted; join entries of the older layout are reported
-    deleted and rewritten as pages. With a ``quarantine``, an entry that cannot be
+    configured are reported deleted; join entries of the older layouts are reported
+    deleted and rewritten as version 2 pages. With a ``quarantine``, an entry that cannot be
     read back is reset (see the module's docstring) instead of raising."""
     part = Partition(number)
 
@@ -157,7 +176,7 @@ def restore_partition(
             model = part.models[model_id] = ModelState(model_id, known)
         return model
 
-    joins: dict[str, list[JoinEntry]] = {}
+    joins = _Joins()
     detector_entries: list[tuple[MonitorKey, dict[str, Any]]] = []
     for text, state in entries.items():
         if text == META:
@@ -170,13 +189,26 @@ def restore_partition(
             _restore_entry(part, text, kind, parts, state, model_of(str(parts[0])), joins)
         except Exception as exc:
             failed(text, exc)
-    for model_id, items in joins.items():
-        buffer = part.models[model_id].joins
-        for item in sorted(items, key=lambda e: e.seq):
-            try:
-                buffer.add(item)
-            except Exception as exc:
-                failed(join_page_key(model_id, item.page), exc)
+    for model_id in sorted({*joins.pages, *joins.legacy, *joins.next}):
+        model = part.models[model_id]
+        pages = joins.pages.get(model_id, [])
+        legacy = joins.legacy.get(model_id, [])
+        try:
+            if legacy:  # rewritten as version 2 pages (any newer page of it with them)
+                for page, _state in pages:
+                    part.dirty.add(join_page_key(model_id, page))
+                model.joins = JoinBuffer(legacy_store(request for _key, request in legacy))
+                for page in model.joins.pages:
+                    part.dirty.add(join_page_key(model_id, page))
+                part.mark_model("model", model_id)
+            else:
+                model.joins = JoinBuffer(decode_pages(pages, joins.next.get(model_id)))
+        except Exception as exc:  # the model's join starts empty; its entries are deleted
+            keys = sorted(
+                {*(join_page_key(model_id, p) for p, _ in pages), *(k for k, _ in legacy)}
+            )
+            for key in keys or [join_page_key(model_id, 0)]:
+                failed(key, exc)
     for model in sorted(part.models.values(), key=lambda m: m.seq):
         if not model.known:
             part.unknown[model.model_id] = model
@@ -218,7 +250,7 @@ def _restore_entry(
     parts: list[Any],
     state: dict[str, Any],
     model: ModelState,
-    joins: dict[str, list[JoinEntry]],
+    joins: _Joins,
 ) -> None:
     """One entry other than ``meta`` and a detector's into ``part``; raises when it
     cannot be read (the component is then left as a fresh model has it)."""
@@ -228,19 +260,19 @@ def _restore_entry(
             model.seq = int(state["seq"])
             model.version = None if state["version"] is None else str(state["version"])
             model.counters = {str(k): int(v) for k, v in state["counters"].items()}
+            if "join_next" in state:
+                joins.next[model.model_id] = int(state["join_next"])
         except Exception:
             fresh = ModelState(model.model_id, model.known, last_seen=part.watermark or 0)
             model.seq, model.version, model.counters = fresh.seq, fresh.version, fresh.counters
             model.last_seen = fresh.last_seen
             raise
-    elif kind == "join" and type(parts[1]) is int:
-        page = [JoinEntry.from_state(e, page=parts[1]) for e in state["entries"]]
-        joins.setdefault(model.model_id, []).extend(page)
-    elif kind == "join":  # one request's entry (the layout before pages)
-        entry = JoinEntry.from_state(state, page=int(state["seq"]))
-        joins.setdefault(model.model_id, []).append(entry)
-        part.dirty.add(text)  # deleted,
-        part.dirty.add(join_page_key(model.model_id, entry.page))  # rewritten
+    elif kind == "join" and type(parts[1]) is int and not is_legacy(state):
+        joins.pages.setdefault(model.model_id, []).append((parts[1], state))
+    elif kind == "join":  # a version 1 page, or one request's entry before pages
+        requests = legacy_requests(state)
+        joins.legacy.setdefault(model.model_id, []).extend((text, r) for r in requests)
+        part.dirty.add(text)  # deleted (or overwritten by a new page of that number)
     elif kind == "policy":
         model.policy = PolicyState.from_state(state)
     elif kind == "shadow":
@@ -254,7 +286,7 @@ def _restore_entry(
 
 
 def _restore_meta(part: Partition, meta: dict[str, Any]) -> None:
-    if meta.get("version") != STATE_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise ValueError(f"partition state version {meta.get('version')!r} unsupported")
     watermark = meta["watermark"]
     part.watermark = None if watermark is None else int(watermark)

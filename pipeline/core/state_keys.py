@@ -7,7 +7,7 @@ version or signal can make two keys collide):
 ``meta``                           watermark, sweep time, join marks, touch counter
 ``model:["m"]``                    known?, last seen, version, label counters
 ``detector:[m,v,var,s,mon,seg]``   one detector + its alert-window bookkeeping
-``join:["m",page]``                one page of requests waiting in the label join
+``join:["m",page]``                a page of requests waiting in the label join
 ``policy:["m"]``                   hysteresis, cooldowns, recent alerts, incident
 ``shadow:["m"]``                   shadow tests per candidate version
 ``golden:["m"]``                   golden-set baselines
@@ -16,8 +16,9 @@ version or signal can make two keys collide):
 
 The input formats keep their own entries next to these (``pairs:<topic>``, see
 :mod:`pipeline.formats`); the processor hands those to the decoder, the rest to the
-engine. An older layout kept one request per join entry, ``join:["m","request"]``; restore
-still reads it and rewrites it as pages (:mod:`pipeline.core.snapshots`).
+engine. Version 2 writes join pages as packed columns; the version 1 pages (a JSON object
+per request) and the older one-request entries, ``join:["m","request"]``, still restore
+and are rewritten (:mod:`pipeline.core.join_codec`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,20 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["COMPONENTS", "META", "STATE_VERSION", "join_page_key", "model_key", "parse"]
+__all__ = [
+    "COMPONENTS",
+    "META",
+    "READABLE_VERSIONS",
+    "STATE_VERSION",
+    "join_page_key",
+    "model_key",
+    "parse",
+]
 
-STATE_VERSION: Final = 1
-"""The layout version written in ``meta``; restore refuses any other."""
+STATE_VERSION: Final = 2
+"""The layout version written in ``meta`` (2: packed label-join pages)."""
+READABLE_VERSIONS: Final = (1, 2)
+"""Versions restore reads; it refuses any other."""
 META: Final = "meta"
 COMPONENTS: Final = ("policy", "shadow", "golden", "checkpoints")
 """Per-model entries written only once the model has that component."""

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from pipeline.core.engine import Engine
-from pipeline.core.labels import JoinBuffer, error_of
+from pipeline.core.join_codec import decode_pages, page_requests
+from pipeline.core.join_store import PAGE_ROWS
+from pipeline.core.labels import NO_JOINS, JoinBuffer, error_of, request_hash
 from pipeline.core.monitor import MonitorKey, Origin
 from pipeline.core.processor import Processor
 from pipeline.generate import DriftSpec, GeneratorConfig
@@ -116,11 +119,19 @@ class TestJoin:
         counters = dict.fromkeys(("joined", "late", "orphan", "unlabeled", "evicted"), 0)
         for i in range(5):
             buffer.add_prediction(
-                f"r{i}", "production", {"version": "1", "prediction": "a", "at": i},
-                seq=i, ttl=10, max_pending=3, classification=True, counters=counters,
+                f"r{i}", "production", "1", "a", i, None,
+                batch=i, ttl=10, max_pending=3, classification=True, counters=counters,
             )  # fmt: skip
-        assert list(buffer.entries) == ["r2", "r3", "r4"]
+        assert _hashes(buffer) == [request_hash(f"r{i}") for i in (2, 3, 4)]
         assert counters["evicted"] == 2 and counters["unlabeled"] == 2
+        pages = [(page, buffer.page_state(page)) for page in buffer.pages]
+        restored = JoinBuffer(decode_pages(pages, None))  # type: ignore[arg-type]
+        assert _hashes(restored) == _hashes(buffer)
+
+
+def _hashes(buffer: JoinBuffer) -> list[int]:
+    store = buffer.store
+    return [int(store.hashes[store.slot(row)]) for row in range(store.size)]
 
 
 class TestErrorStream:
@@ -206,8 +217,16 @@ class TestJoinPages:
         engine = _engine()
         _feed(engine, [prediction(t=i * 0.01, request_id=f"r{i}") for i in range(200)])
         joins = {k: v for k, v in engine.changed_state(0).items() if k.startswith("join:")}
-        (page,) = joins.values()
-        assert [e["request_id"] for e in page["entries"]] == [f"r{i}" for i in range(200)]
+        ((key, page),) = joins.items()
+        assert page["version"] == 2 and page["rows"] == 200
+        requests = page_requests(orjson.loads(key.removeprefix("join:"))[1], page)
+        assert [r["hash"] for r in requests] == [request_hash(f"r{i}") for i in range(200)]
+
+    def test_a_page_holds_at_most_page_rows_requests(self) -> None:
+        engine = _engine(ttl="1h", max_pending=10_000)
+        _feed(engine, [prediction(t=i * 0.01, request_id=f"r{i}") for i in range(PAGE_ROWS + 10)])
+        pages = [v for k, v in engine.changed_state(0).items() if k.startswith("join:")]
+        assert sorted(p["rows"] for p in pages) == [10, PAGE_ROWS]
 
     def test_one_event_at_a_time_every_request_is_its_own_page(self) -> None:
         engine = _engine()
@@ -230,24 +249,35 @@ class TestJoinPages:
         changed = engine.changed_state(0)
         assert changed[pages[0]] is None and changed[pages[1]] is None
 
-    def test_entries_of_the_per_request_layout_restore_and_are_rewritten(self) -> None:
-        first = _engine()
-        _feed(first, [prediction(t=i * 0.01, request_id=f"r{i}") for i in range(20)])
-        entries = first.state_entries(0)
-        (page_key,) = [k for k in entries if k.startswith("join:")]
-        legacy = {k: v for k, v in entries.items() if k != page_key}
-        for entry in entries[page_key]["entries"]:
-            legacy[f'join:["m","{entry["request_id"]}"]'] = entry
-        second = _engine()
-        second.restore(0, legacy)
-        assert list(second.partitions[0].models["m"].joins.entries) == [f"r{i}" for i in range(20)]
-        changed = second.changed_state(0)
-        assert all(changed[f'join:["m","r{i}"]'] is None for i in range(20))
-        rewritten = [
-            e for k, v in changed.items() if v and k.startswith("join:") for e in v["entries"]
-        ]
-        assert sorted(e["request_id"] for e in rewritten) == sorted(f"r{i}" for i in range(20))
-        # Both go on joining the same way.
-        for engine in (first, second):
-            _feed(engine, [label("r5", "approve", 0.5)])
-        assert _counters(first) == _counters(second) and _counters(first)["joined"] == 1
+    def test_a_pending_prediction_packs_into_at_most_48_bytes(self) -> None:
+        engine = _engine(ttl="1h", max_pending=10_000)
+        _feed(engine, [prediction(t=i * 0.01, request_id=f"r{i}") for i in range(2000)])
+        (page,) = [v for k, v in engine.changed_state(0).items() if k.startswith("join:")]
+        assert len(orjson.dumps(page)) / 2000 <= 48
+        assert engine.partitions[0].models["m"].joins.nbytes() / 2000 <= 48
+
+
+class TestNoJoinState:
+    """No label-fed monitor, or no labels topic: the model keeps no join at all."""
+
+    def test_a_model_without_a_label_fed_monitor(self) -> None:
+        engine = Engine(
+            settings(models={"m": {"monitors": [{"signal": "confidence", "detector": "adwin"}]}})
+        )
+        _feed(engine, [prediction(t=i, request_id=f"r{i}") for i in range(50)])
+        assert engine.partitions[0].models["m"].joins is NO_JOINS
+        state = engine.state_entries(0)
+        assert not [k for k in state if k.startswith("join:")]
+        assert "join_next" not in state['model:["m"]']
+
+    def test_no_labels_topic_means_no_join_for_the_default_set(self) -> None:
+        config = settings(topics={"labels": None}, models={"m": {"classes": ["a", "b"]}})
+        assert config.topics.labels not in config.topics.inputs()
+        processor = Processor(config)
+        assert processor.engine.plan_for("m").error  # the default set has a label-fed monitor
+        events = [prediction(t=i, request_id=f"r{i}") for i in range(50)]
+        processor.engine.process([(e, Origin("in", 0, i)) for i, e in enumerate(events)])
+        processor.engine.process([(label("r1", "a", 60), Origin("in", 0, 99))])
+        assert processor.engine.partitions[0].models["m"].joins is NO_JOINS
+        assert not [k for k in processor.engine.state_entries(0) if k.startswith("join:")]
+        assert processor.engine.stats["labels_unused"] == 1

@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from pipeline.core.join_codec import page_requests
 from pipeline.core.processor import (
     DEAD_LETTER_HEADROOM,
     MAX_DEAD_LETTER_KEY,
@@ -116,9 +117,9 @@ def _by_request(entries: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in entries.items() if not k.startswith("join:")}
     for key, page in entries.items():
         if key.startswith("join:"):
-            model = orjson.loads(key.removeprefix("join:"))[0]
-            for entry in page["entries"]:
-                out[f"join:{model}/{entry['request_id']}"] = entry
+            model, number = orjson.loads(key.removeprefix("join:"))
+            for request in page_requests(number, page):
+                out[f"join:{model}/{request['number']}"] = request
     return out
 
 
