@@ -204,11 +204,9 @@ def restore_partition(
             else:
                 model.joins = JoinBuffer(decode_pages(pages, joins.next.get(model_id)))
         except Exception as exc:  # the model's join starts empty; its entries are deleted
-            keys = sorted(
-                {*(join_page_key(model_id, p) for p, _ in pages), *(k for k, _ in legacy)}
-            )
-            for key in keys or [join_page_key(model_id, 0)]:
-                failed(key, exc)
+            read = {*(join_page_key(model_id, p) for p, _ in pages), *(k for k, _ in legacy)}
+            for entry_key in sorted(read):
+                failed(entry_key, exc)
     for model in sorted(part.models.values(), key=lambda m: m.seq):
         if not model.known:
             part.unknown[model.model_id] = model
