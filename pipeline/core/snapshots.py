@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from pipeline.core.golden import GoldenState
 from pipeline.core.join_codec import decode_pages, is_legacy, legacy_requests, legacy_store
 from pipeline.core.labels import JoinBuffer
@@ -112,6 +114,25 @@ def key_entry(
         return None
 
 
+def entry_of(
+    part: Partition, state_key: str, quarantine: Quarantine | None = None
+) -> dict[str, Any] | None:
+    """:func:`snapshot_of`; with a ``quarantine``, an entry whose snapshot raises is
+    deleted (a policy, shadow, golden or checkpoints component is reset with it)."""
+    try:
+        return snapshot_of(part, state_key)
+    except Exception as exc:
+        if quarantine is None:
+            raise
+        quarantine.record("snapshot", state_key, exc)
+    kind, _, rest = state_key.partition(":")
+    if kind in COMPONENTS:  # keys the engine made (model_key): valid JSON
+        model = part.models.get(str(orjson.loads(rest)[0]))
+        if model is not None:
+            setattr(model, kind, None)
+    return None
+
+
 def changed_entries(
     part: Partition, quarantine: Quarantine | None = None
 ) -> dict[str, dict[str, Any] | None]:
@@ -121,7 +142,7 @@ def changed_entries(
         state = part.key_state(key)
         out[key.state_key()] = None if state is None else key_entry(part, state, quarantine)
     for name in part.dirty:
-        out[name] = snapshot_of(part, name)
+        out[name] = entry_of(part, name, quarantine)
     part.dirty_keys.clear()
     part.dirty.clear()
     return dict(sorted(out.items()))
@@ -136,7 +157,7 @@ def all_entries(part: Partition, quarantine: Quarantine | None = None) -> dict[s
             if entry is not None:
                 out[key.state_key()] = entry
     for name in part.state_keys():
-        snapshot = snapshot_of(part, name)
+        snapshot = entry_of(part, name, quarantine)
         if snapshot is not None:
             out[name] = snapshot
     return dict(sorted(out.items()))

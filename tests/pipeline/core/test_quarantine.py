@@ -18,7 +18,7 @@ import pytest
 
 from detectors import CUSUM, PageHinkley
 from pipeline.core.engine import Engine
-from pipeline.core.policy import AlertPolicy
+from pipeline.core.policy import AlertPolicy, PolicyState
 from pipeline.core.processor import Processor
 from pipeline.core.quarantine import MAX_PENDING, Quarantine, finite_json
 from pipeline.core.records import Message, Record
@@ -179,6 +179,21 @@ class TestSnapshot:
                     detector = entry["detector"]
                     assert detector == CUSUM(**detector["params"]).to_state()
         assert seen == cusum_keys
+
+    def test_a_component_whose_snapshot_raises_is_reset_and_deleted(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def to_state(self: PolicyState) -> dict[str, Any]:
+            raise TypeError("not serialisable")
+
+        processor = Processor(SETTINGS)
+        run(processor, _records()[:1500])
+        monkeypatch.setattr(PolicyState, "to_state", to_state)
+        entries = {p: processor.engine.state_entries(p) for p in (0, 1)}
+        assert not any(k.startswith("policy:") for e in entries.values() for k in e)
+        assert processor.stats["quarantined:snapshot"] > 0
+        models = [m for part in processor.engine.partitions.values() for m in part.models.values()]
+        assert all(m.policy is None for m in models)
 
     def test_finite_json(self) -> None:
         assert finite_json({"a": [1.0, {"b": (2.0, "x", None, True)}], "c": 3})
