@@ -7,6 +7,13 @@
 * ``TransactionalKafkaSink``: one Kafka transaction per checkpoint, containing the
   outputs, the state changelog records and the consumer offsets.
 
+Every call that waits for the broker inside a checkpoint is bounded
+(``BROKER_WAIT_MS``): kafka-python's transactional calls and ``flush`` wait forever
+by default, so a broker outage would hold the loop inside one of them until the
+stall watchdog ended the process. Bounded, a call that gets no answer raises
+``SinkError``, and the loop aborts, recovers and retries with backoff, staying alive
+and saying so for as long as the outage lasts.
+
 Every client error leaves this module as a typed error of ``pipeline.io.errors``:
 ``SourceError`` / ``SinkError``, or ``FencedError`` when a newer producer with the
 same transactional id has taken over. (``kafka_range``, ``subscriber`` and the
@@ -17,20 +24,33 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, ProducerFencedError
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    InvalidTopicError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    ProducerFencedError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownError,
+)
+from kafka.producer.transaction_manager import TransactionState
 from kafka.structs import OffsetAndMetadata
 
 from pipeline.core.records import Message, Record
 from pipeline.io.base import RebalanceEvents, TopicPartition
 from pipeline.io.client_options import client_options, connect_error
 from pipeline.io.consumer_records import to_record
-from pipeline.io.errors import FencedError, SinkError, SourceError
+from pipeline.io.errors import FencedError, MessageRejected, SinkError, SourceError
 
 __all__ = [
     "KafkaSink",
@@ -46,6 +66,22 @@ __all__ = [
 
 REQUEST_TIMEOUT_MS = 30_000
 """Bound on blocking client calls (kafka-python waits forever by default)."""
+
+BROKER_WAIT_MS = 20_000
+"""Bound on each wait for the broker inside a checkpoint (flush, the transactional
+calls, committing or fetching offsets, a producer's start): well under the stall
+watchdog's 1.5x ``liveness_timeout_s``, so an outage is retried, never a stall."""
+
+REJECTIONS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidRecordError,
+    CorruptRecordError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+)
+"""Errors about the record (or its topic), not the connection: sending the same
+message again fails the same way."""
 
 
 class _Recorder(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -165,25 +201,27 @@ class KafkaSource:
 
     def _rewind(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         positions: dict[TopicPartition, int] = {}
+        deadline = time.monotonic() + BROKER_WAIT_MS / 1000
         for topic, partition in partitions:
             tp = KafkaTopicPartition(topic, partition)
-            committed = self._consumer.committed(tp, timeout_ms=REQUEST_TIMEOUT_MS)
+            committed = self._consumer.committed(tp, timeout_ms=_remaining_ms(deadline))
             if committed is None:
                 if self.auto_offset_reset == "earliest":
                     self._consumer.seek_to_beginning(tp)
                 else:
                     self._consumer.seek_to_end(tp)
                 positions[(topic, partition)] = self._consumer.position(
-                    tp, timeout_ms=REQUEST_TIMEOUT_MS
+                    tp, timeout_ms=_remaining_ms(deadline)
                 )
             else:
                 self._consumer.seek(tp, committed)
                 positions[(topic, partition)] = committed
         return positions
 
-    def lag(self) -> dict[TopicPartition, int]:
-        """Records behind the high watermark, for partitions with a known one."""
-        lags: dict[TopicPartition, int] = {}
+    def ends(self) -> dict[TopicPartition, tuple[int, int]]:
+        """(fetch position, high watermark) of each assigned partition with a known
+        high watermark (both as the client last heard them: no request is sent)."""
+        out: dict[TopicPartition, tuple[int, int]] = {}
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
             if high is None:
@@ -191,18 +229,40 @@ class KafkaSource:
             with contextlib.suppress(KafkaError, AssertionError):
                 position = self._consumer.position(tp, timeout_ms=1000)
                 if position is not None:
-                    lags[(tp.topic, tp.partition)] = max(0, high - position)
-        return lags
+                    out[(tp.topic, tp.partition)] = (position, high)
+        return out
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records behind the high watermark, for partitions with a known one."""
+        return {tp: max(0, high - position) for tp, (position, high) in self.ends().items()}
+
+    def broker_connected(self) -> bool | None:
+        """Whether the consumer holds a live connection to any broker (None: the
+        client does not say). The consumer fetches without pause, so while a broker
+        is up it stays connected; kafka-python 3 keeps its connections in its
+        connection manager (not a public API, hence the guard)."""
+        try:
+            conns = self._consumer._client._manager._conns
+            return any(getattr(conn, "connected", False) for conn in list(conns.values()))
+        except (AttributeError, RuntimeError):
+            return None
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
             return
         with _reading("committing the offsets failed"):
-            self._consumer.commit(_offset_map(offsets))
+            self._consumer.commit(_offset_map(offsets), timeout_ms=BROKER_WAIT_MS)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._consumer.close(autocommit=False)
+
+
+def _remaining_ms(deadline: float) -> int:
+    left = int((deadline - time.monotonic()) * 1000)
+    if left <= 0:
+        raise KafkaTimeoutError(f"no answer from the broker within {BROKER_WAIT_MS} ms")
+    return left
 
 
 def _offset_map(
@@ -240,6 +300,10 @@ class KafkaSink:
             # commits in 37-46 ms instead of 100-183 ms).
             "batch_size": 512 * 1024,
             "max_request_size": 4 * 1024 * 1024,
+            # send() and init_transactions() block at most this long (default 60 s),
+            # and so does the start (default 30 s).
+            "max_block_ms": BROKER_WAIT_MS,
+            "bootstrap_timeout_ms": BROKER_WAIT_MS,
             **_client_settings(extra),
         }
         if transactional_id is not None:
@@ -249,29 +313,76 @@ class KafkaSink:
             self._producer = KafkaProducer(**settings)
         except KafkaError as exc:
             raise SinkError(connect_error(bootstrap_servers, extra or {}, exc)) from exc
-        self._pending: list[Any] = []
+        self._pending: list[tuple[Any, Message]] = []
 
     def send(self, message: Message) -> None:
         topic = self._topics.get(message.kind)
         if topic is None:
             raise SinkError(f"no topic configured for {message.kind} messages")
         with self._writing("producing failed"):
-            future = self._producer.send(
-                topic,
-                value=message.value,
-                key=message.key,
-                headers=list(message.headers),
-                partition=message.partition,
-            )
-        self._pending.append(future)
+            try:
+                future = self._producer.send(
+                    topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=list(message.headers),
+                    partition=message.partition,
+                )
+            except REJECTIONS as exc:  # the client's own size check
+                raise MessageRejected("producing failed", message, _reason(exc)) from exc
+            except KafkaError as exc:
+                # An idempotent producer refuses every send once one record was
+                # refused: name that record, not this one.
+                if _caused_by_rejection(exc):
+                    with contextlib.suppress(KafkaError):
+                        self._wait_for_pending()
+                    self._raise_rejected("producing failed")
+                raise
+        self._pending.append((future, message))
 
     def flush(self) -> None:
+        """Wait (at most ``BROKER_WAIT_MS``) until every send is acknowledged or failed.
+        A message the broker refused raises ``MessageRejected`` naming it (the largest
+        of them: a too-large record fails the small ones batched with it too), even
+        when the others did not complete in time."""
         with self._writing("flushing failed"):
-            self._producer.flush()
+            try:
+                self._wait_for_pending()
+            except KafkaError:
+                self._raise_rejected("flushing failed")
+                raise
+            self._raise_rejected("flushing failed")
             pending, self._pending = self._pending, []
-            for future in pending:
+            for future, _message in pending:
                 if future.failed():
                     raise future.exception
+
+    def _wait_for_pending(self) -> None:
+        deadline = time.monotonic() + BROKER_WAIT_MS / 1000
+        while True:
+            try:
+                self._producer.flush(timeout=max(0.0, deadline - time.monotonic()))
+                return
+            except UnknownError:
+                # kafka-python: a batch it split after MessageSizeTooLarge can be seen
+                # mid-way ("Future not done"); its records are still on their way, so
+                # wait again (within the same bound).
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _raise_rejected(self, what: str) -> None:
+        """Raise ``MessageRejected`` for the largest pending message the broker refused
+        (forgetting the pending sends), if there is one."""
+        rejected = [
+            (f.exception, m)
+            for f, m in self._pending
+            if f.failed() and isinstance(f.exception, REJECTIONS)
+        ]
+        if rejected:
+            self._pending = []
+            error, message = max(rejected, key=lambda em: _size(em[1]))
+            raise MessageRejected(what, message, _reason(error)) from error
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -288,23 +399,21 @@ class KafkaSink:
                 raise FencedError(f"{what}: another producer took over: {exc}") from exc
             raise SinkError(f"{what}: {exc}") from exc
 
+    def _await(self, result: Any, what: str) -> None:
+        """Wait for a transactional request (``TransactionalRequestResult``), at most
+        ``BROKER_WAIT_MS``; kafka-python's own methods wait forever."""
+        self._producer._sender.wakeup()
+        with self._writing(what):
+            if not result.wait(timeout_ms=BROKER_WAIT_MS):
+                raise KafkaTimeoutError(f"no answer from the broker within {BROKER_WAIT_MS} ms")
+
     def _fenced(self, exc: BaseException) -> bool:
         """kafka-python reports a fenced producer as a ``ProducerFencedError``, as a
         generic ``KafkaError`` caused by one, or (from a transactional call made
         after the fact) as a generic one while its transaction manager holds the
         ``ProducerFencedError``: all three are recognised by type."""
         manager = getattr(self._producer, "_transaction_manager", None)
-        errors: list[object] = [getattr(manager, "last_error", None)]  # a property
-        seen: set[int] = set()
-        pending: list[object] = [exc]
-        while pending:
-            item = pending.pop()
-            if not isinstance(item, BaseException) or id(item) in seen:
-                continue
-            seen.add(id(item))
-            errors.append(item)
-            pending.extend(item.args)
-            pending.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+        errors: list[object] = [getattr(manager, "last_error", None), *_chain(exc)]
         return any(isinstance(e, ProducerFencedError) for e in errors)
 
 
@@ -337,22 +446,66 @@ class TransactionalKafkaSink(KafkaSink):
         """Add the consumer offsets to the open transaction (two broker round trips:
         the checkpoint runs this beside the batch's processing)."""
         if offsets:
-            with self._writing("adding the offsets to the transaction failed"):
-                self._producer.send_offsets_to_transaction(_offset_map(offsets), group_metadata)
+            what = "adding the offsets to the transaction failed"
+            with self._writing(what):
+                result = self._producer._transaction_manager.send_offsets_to_transaction(
+                    _offset_map(offsets), group_metadata
+                )
+            self._await(result, what)
 
     def commit(self) -> None:
         """Flush (raising if any send failed), then commit the transaction."""
         self.flush()
-        with self._writing("committing the transaction failed"):
-            self._producer.commit_transaction()
+        what = "committing the transaction failed"
+        with self._writing(what):
+            result = self._producer._transaction_manager.begin_commit()
+        self._await(result, what)
         self.in_transaction = False
 
     def abort(self) -> None:
+        """Abort the open transaction. Raises when this producer can no longer begin
+        one (an earlier commit or abort left it mid-way): the caller replaces it."""
         self._pending.clear()
+        state = getattr(self._producer._transaction_manager, "_current_state", None)
+        if not self.in_transaction and state not in (None, TransactionState.READY):
+            raise SinkError(f"the producer is {state.name}, not ready for a transaction")
         if self.in_transaction:
             self.in_transaction = False
-            with self._writing("aborting the transaction failed"):
-                self._producer.abort_transaction()
+            what = "aborting the transaction failed"
+            with self._writing(what):
+                result = self._producer._transaction_manager.begin_abort()
+            self._await(result, what)
+
+
+def _size(message: Message) -> int:
+    return (
+        len(message.value or b"")
+        + len(message.key or b"")
+        + sum(len(k) + len(v) for k, v in message.headers)
+    )
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and every exception in its arguments, cause and context (kafka-python
+    wraps the error that matters in a generic one)."""
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        pending.extend(item.args)
+        pending.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+
+
+def _caused_by_rejection(error: BaseException) -> bool:
+    return any(isinstance(e, REJECTIONS) for e in _chain(error))
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def read_partition(
@@ -379,8 +532,6 @@ def _read_partition(
     extra: Mapping[str, Any] | None,
     timeout_s: float,
 ) -> list[tuple[bytes | None, bytes | None]]:
-    import time
-
     deadline = time.monotonic() + timeout_s
 
     def remaining_ms() -> int:

@@ -79,6 +79,7 @@ class Checkpoint:
         store: StateStore,
         positions: Positions,
         offsets_worker: Executor | None = None,
+        state_sink: Sink | None = None,
     ) -> None:
         self.records = records
         self.processor = processor
@@ -87,6 +88,8 @@ class Checkpoint:
         self.store = store
         self.positions = positions
         self.offsets_worker = offsets_worker
+        self.state_sink = state_sink
+        """Where state records are sent (default: the delivery's sink)."""
         self.offsets: dict[TopicPartition, int] = {}
         for record in records:
             self.offsets[(record.topic, record.partition)] = record.offset + 1
@@ -109,17 +112,21 @@ class Checkpoint:
             )
 
     def commit(
-        self, outputs: Sequence[Sequence[Message]], publish: Callable[[Record, Message], Message]
+        self,
+        outputs: Sequence[Sequence[Message]],
+        publish: Callable[[Record, Message], Message | None],
     ) -> None:
         """Steps 2-4; ``publish`` prepares each output message (logs and counts a dead
-        letter, adds headers) just before it is sent."""
+        letter, adds headers) just before it is sent, or returns None to leave it out."""
         sink, transaction = self.delivery.sink, self.delivery.transaction
         # The producer is never used from two threads at once: the offsets first.
         self._settle_offsets()
         # Step 2: the outputs, in record order; at-least-once makes them durable now.
         for record, messages in zip(self.records, outputs, strict=True):
             for message in messages:
-                sink.send(publish(record, message))
+                prepared = publish(record, message)
+                if prepared is not None:
+                    sink.send(prepared)
         if transaction is None:
             sink.flush()
         # Step 3: the changelog of every partition the batch touched.
@@ -130,7 +137,7 @@ class Checkpoint:
         for partition in touched:
             changes = self.processor.changed_state(partition)
             self.state_records += self.store.save(
-                sink, partition, changes, self.positions[partition]
+                self.state_sink or sink, partition, changes, self.positions[partition]
             )
         # Step 4: make it all durable, offsets last.
         if transaction is not None:

@@ -24,7 +24,11 @@ may be ahead of the committed offsets).
 Recovery (``run(recover=True)``, the sidecar): a transient failure of a
 checkpoint aborts it, rewinds every owned partition to its committed offset,
 restores their state, and goes on; the detections equal those of an
-uninterrupted run. Replay does not recover: an error ends it.
+uninterrupted run. Replay does not recover: an error ends it. A message the
+broker keeps refusing is given up after a few identical refusals
+(``pipeline.runtime.rejections``), so no record holds its partition forever;
+``pipeline.runtime.progress`` keeps what each partition committed and how often
+it was retried.
 """
 
 from __future__ import annotations
@@ -39,11 +43,13 @@ from datetime import datetime
 from pipeline.config import RuntimeSettings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Message, Record
-from pipeline.io.base import RebalanceEvents, Source, TopicPartition
-from pipeline.io.errors import TRANSIENT, FencedError
+from pipeline.io.base import RebalanceEvents, Sink, Source, TopicPartition
+from pipeline.io.errors import TRANSIENT, FencedError, MessageRejected
 from pipeline.logs import get_logger
 from pipeline.runtime.checkpoint import Checkpoint, Delivery, Positions
 from pipeline.runtime.dead_letters import FailFastError, check_dead_letter, stamped
+from pipeline.runtime.progress import Progress
+from pipeline.runtime.rejections import GivenUp, Identity, Rejections, identity
 from pipeline.runtime.stores import StateStore
 from pipeline.state.changelog import PartitionSnapshot
 
@@ -84,9 +90,16 @@ class LoopHooks:
         """A checkpoint failed; recovery follows."""
         log.warning("checkpoint_failed", error=str(error) or type(error).__name__)
 
+    def recovering(self) -> None:
+        """A step of recovery is about to start (each waits for the broker at most a
+        bounded time): the loop is alive, if not cycling."""
+
     def recovery_failed(self, error: BaseException) -> None:
         """An attempt to recover failed; the next follows after a backoff."""
         log.warning("recovery_failed", error=str(error) or type(error).__name__)
+
+    def gave_up(self, given: GivenUp) -> None:
+        """A message refused ``given.attempts`` times will be left out (logged by the loop)."""
 
 
 class Loop:
@@ -127,7 +140,11 @@ class Loop:
         self.owned: set[TopicPartition] = set()
         self.positions: Positions = {}
         self.skip_below: dict[TopicPartition, int] = {}
+        self.progress = Progress()
+        self.rejections = Rejections()
+        self._sent: dict[int, tuple[Message, Identity, Record | None]] = {}
         self._offsets_worker: ThreadPoolExecutor | None = None
+        self._delivery_broken = False
 
     # ------------------------------------------------------------------- run
     def run(self, *, recover: bool = False) -> RunStats:
@@ -160,7 +177,9 @@ class Loop:
         self.hooks.cycle(self, records)
         if not records:
             return False
+        self.progress.polled(records, time.monotonic())
         started = time.perf_counter()
+        self._sent.clear()
         checkpoint = Checkpoint(
             records,
             processor=self.processor,
@@ -169,6 +188,7 @@ class Loop:
             store=self.store,
             positions=self.positions,
             offsets_worker=self._offsets_worker,
+            state_sink=_StateGuard(self.delivery.sink, self),
         )
         try:
             checkpoint.begin()
@@ -179,8 +199,13 @@ class Loop:
         except FailFastError:
             self._abort_quietly(checkpoint)
             raise
+        except TRANSIENT as exc:
+            self._failed(records, exc)
+            raise
         finally:
             checkpoint.settle()
+            self._sent.clear()
+        self.progress.committed(checkpoint.offsets)
         self.stats.batches += 1
         self.stats.events += len(records)
         self.hooks.committed(records, checkpoint, time.perf_counter() - started)
@@ -192,14 +217,50 @@ class Loop:
                     self.hooks.published(message)
         return True
 
-    def _publish(self, record: Record, message: Message, failed_at: bytes | None) -> Message:
+    def _publish(self, record: Record, message: Message, failed_at: bytes | None) -> Message | None:
+        key = identity(record, message)
+        if self.rejections.given_up(key):
+            return None
         if message.kind == "dead_letter":
             reason = check_dead_letter(record, message, fail_fast=self.settings.fail_fast)
             self.stats.dead_letters += 1
             self.hooks.dead_letter(reason)
             if failed_at is not None:
                 message = stamped(message, failed_at)
-        return message if self.decorate is None else self.decorate(message)
+        prepared = message if self.decorate is None else self.decorate(message)
+        self._sent[id(prepared)] = (prepared, key, record)
+        return prepared
+
+    def _failed(self, records: Sequence[Record], error: BaseException) -> None:
+        """Count the failed attempt; when the sink named the message it refused, count
+        that refusal, and give the message up once it reached the limit."""
+        self.progress.failed(records)
+        if not isinstance(error, MessageRejected):
+            return
+        # kafka-python's transactional producer does not come back cleanly from a refused
+        # record (it bumps its epoch, splits batches, and times out): start a new one.
+        self._delivery_broken = self.reopen is not None
+        sent = self._sent.get(id(error.message))
+        if sent is None:
+            return
+        _message, key, record = sent
+        given = self.rejections.refused(key, error.message.kind, error.reason)
+        if given is None:
+            return
+        where = (
+            {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            if record is not None
+            else {"state_partition": error.message.partition}
+        )
+        log.error(
+            "output_given_up",
+            kind=given.kind,
+            reason=given.reason,
+            attempts=given.attempts,
+            outcome="tombstone" if given.kind == "state" else "left out",
+            **where,
+        )
+        self.hooks.gave_up(given)
 
     def _log_quarantined(self) -> None:
         """Keys the core reset after a failure (``pipeline.core.quarantine``): one line
@@ -264,6 +325,7 @@ class Loop:
             self.positions.pop(partition, None)
         for tp in gone:
             self.skip_below.pop(tp, None)
+        self.progress.released(gone)
         for partition in sorted({p for _t, p in events.assigned}):
             self.restore(partition)
         self.hooks.rebalanced(events, self.owned)
@@ -300,12 +362,14 @@ class Loop:
         while not self.stop.is_set():
             try:
                 self._reset_delivery()
-                self.source.rewind_to_committed(sorted(self.owned))
+                self.hooks.recovering()
+                self.progress.rewound(self.source.rewind_to_committed(sorted(self.owned)))
                 for partition in sorted(self.scopes_owned()):
                     self.processor.drop(partition)
                 self.positions.clear()
                 self.skip_below.clear()
                 for partition in sorted(self.scopes_owned()):
+                    self.hooks.recovering()
                     self.restore(partition)
                 log.info("recovered", owned=sorted(self.owned))
                 return
@@ -321,7 +385,8 @@ class Loop:
         at-least-once, replace the delivery if the loop can (a new transactional
         producer fences the old one)."""
         transaction = self.delivery.transaction
-        if transaction is not None:
+        self.hooks.recovering()
+        if transaction is not None and not self._delivery_broken:
             try:
                 transaction.abort()
                 return
@@ -332,5 +397,33 @@ class Loop:
                     raise
                 log.warning("abort_failed", error=str(exc) or type(exc).__name__)
         if self.reopen is not None:
+            # Until a new delivery is made, the old one is not to be used again (an
+            # abort that timed out leaves its producer aborting for good).
+            self._delivery_broken = True
             self.delivery.sink.close()
+            self.hooks.recovering()
             self.delivery = self.reopen()
+            self._delivery_broken = False
+
+
+class _StateGuard:
+    """The sink the checkpoint sends state records to: a tombstone in place of an
+    entry the loop gave up on, and each record remembered, so a refusal can be traced
+    to its key."""
+
+    def __init__(self, sink: Sink, loop: Loop) -> None:
+        self.sink = sink
+        self.loop = loop
+
+    def send(self, message: Message) -> None:
+        key = identity(None, message)
+        if self.loop.rejections.given_up(key):
+            message = Message("state", message.key, None, partition=message.partition)
+        self.loop._sent[id(message)] = (message, key, None)
+        self.sink.send(message)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def close(self) -> None:
+        self.sink.close()

@@ -73,6 +73,53 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.committed_lag = Gauge(
+            "driftline_committed_lag",
+            "Records behind the high watermark that are not committed (while a batch is "
+            "held or retried: from the committed offset; a transactional producer's last "
+            "commit marker counts as one).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.offset_retries = Counter(
+            "driftline_offset_retries",
+            "Failed checkpoints per partition: each re-reads the partition from its "
+            "committed offset.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.offset_attempts = Gauge(
+            "driftline_offset_attempts",
+            "Checkpoints in a row that failed at the partition's committed offset "
+            "(0 after a commit).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.stalled_partitions = Gauge(
+            "driftline_stalled_partitions",
+            "Owned partitions holding records not committed for runtime.liveness_timeout_s.",
+            registry=r,
+        )
+        self.rejected_outputs = Counter(
+            "driftline_rejected_outputs",
+            "Messages the broker refused on every attempt, given up so the partition "
+            "moves on (an output left out; a state entry written as a tombstone); the "
+            "error log line names the record and the broker's reason.",
+            ["kind"],
+            registry=r,
+        )
+        self.partition_mismatches = Counter(
+            "driftline_partition_mismatches",
+            "Records whose key was first seen on another partition number (of any input "
+            "topic): producers that hash keys differently.",
+            ["topic"],
+            registry=r,
+        )
+        self.kafka_unreachable_seconds = Gauge(
+            "driftline_kafka_unreachable_seconds",
+            "How long the consumer has held no broker connection (0 while connected).",
+            registry=r,
+        )
         self.live_keys = Gauge("driftline_monitor_keys", "Live detector instances.", registry=r)
         self.assigned_partitions = Gauge(
             "driftline_assigned_partitions", "Input partitions owned.", registry=r

@@ -4,13 +4,15 @@ This module only wires the loop (``pipeline.runtime.loop``) to Kafka: a
 ``KafkaSource`` in the consumer group, a ``TransactionalKafkaSink``
 (exactly-once) or a ``KafkaSink`` (at-least-once), the changelog topic as the
 state store; it connects with backoff, and turns what the loop reports into
-metrics and logs (``SidecarHooks``). The checkpoint order is
+metrics and logs (``SidecarHooks``); a ``BrokerWatch`` thread says when the broker is
+unreachable. The checkpoint order is
 ``pipeline.runtime.checkpoint.Checkpoint``'s; rebalances and recovery are the
 loop's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import sys
@@ -28,6 +30,7 @@ from pipeline.core.processor import Processor
 from pipeline.core.records import Message, Record
 from pipeline.errors import DriftlineError
 from pipeline.io.base import RebalanceEvents, TopicPartition
+from pipeline.io.diagnose import diagnose
 from pipeline.io.errors import TRANSIENT, FencedError
 from pipeline.io.kafka import (
     KafkaSink,
@@ -39,12 +42,15 @@ from pipeline.io.kafka import (
 )
 from pipeline.io.permissions import missing_permissions
 from pipeline.logs import get_logger
+from pipeline.runtime.broker_watch import BrokerWatch
 from pipeline.runtime.checkpoint import Checkpoint, Delivery
 from pipeline.runtime.cloudevents import with_cloudevent_headers
+from pipeline.runtime.copartition import Mismatch, PartitionerCheck
 from pipeline.runtime.http import HealthServer, liveness
 from pipeline.runtime.kafka_trouble import KafkaTrouble
 from pipeline.runtime.loop import Loop, LoopHooks, RunStats
 from pipeline.runtime.metrics import Metrics
+from pipeline.runtime.rejections import GivenUp
 from pipeline.runtime.stores import ChangelogStore
 from pipeline.state.changelog import PartitionSnapshot
 
@@ -71,6 +77,28 @@ class Sidecar:
         self.loop: Loop | None = None
         self._idle_stats = RunStats()
         self.trouble = KafkaTrouble(settings)
+        self.watch: BrokerWatch | None = None
+
+    def stalled(self) -> str | None:
+        """Why /healthz fails although the loop cycles: a partition held records and
+        committed none of them for ``liveness_timeout_s`` (a record or an output that
+        keeps failing). Not while the broker is unreachable: a restart cannot help
+        that, and the broker watch says it."""
+        loop, watch = self.loop, self.watch
+        if loop is None or (watch is not None and watch.unreachable_s() > 0):
+            return None
+        limit = self.settings.runtime.liveness_timeout_s
+        stalled = loop.progress.stalled(time.monotonic(), limit)
+        if not stalled:
+            return None
+        parts = []
+        for tp in stalled[:5]:
+            state = loop.progress.partitions.get(tp)
+            at = state.committed if state is not None else None
+            tries = state.attempts if state is not None else 0
+            parts.append(f"{tp[0]}[{tp[1]}] at offset {at} ({tries} failed attempts)")
+        more = f" and {len(stalled) - 5} more" if len(stalled) > 5 else ""
+        return f"no committed progress for {limit:g} s: {', '.join(parts)}{more}"
 
     @property
     def stats(self) -> RunStats:
@@ -228,6 +256,19 @@ class Sidecar:
             hooks=SidecarHooks(self.settings, self.metrics, self.source, self.trouble, self.stop),
             stop=self.stop,
         )
+        k = self.settings.kafka
+        self.watch = BrokerWatch(
+            self.source.broker_connected,
+            lambda: diagnose(k.bootstrap_servers, k.client_options()),
+        )
+        self.metrics.kafka_unreachable_seconds.set_function(self.watch.unreachable_s)
+        watching = threading.Event()
+        threading.Thread(
+            target=self.watch.run,
+            args=(watching,),
+            name="driftline-broker-watch",
+            daemon=True,
+        ).start()
         try:
             self.loop.run(recover=True)
         except FencedError as exc:
@@ -238,6 +279,7 @@ class Sidecar:
                 f"fenced: another sidecar with transactional id {tid!r} is active"
             ) from exc
         finally:
+            watching.set()
             self._close_clients()
         log.info(
             "sidecar_stopped",
@@ -270,17 +312,30 @@ class SidecarHooks(LoopHooks):
         self._warned_at = 0.0
         self._ever_assigned = False
         self._gauges_due = 0.0
+        self._retries_seen: dict[TopicPartition, int] = {}
+        self._partition_series: set[TopicPartition] = set()
+        keyed = set(settings.input_topics()) - set(settings.serving_topics())
+        self.copartition = PartitionerCheck(keyed, on_mismatch=self._mismatch)
+        # Counters start at 0 for every label value known up front (rate() needs a start).
+        for topic in sorted(keyed):
+            metrics.partition_mismatches.labels(topic)
+        for kind in ("alert", "rollback", "dead_letter", "state"):
+            metrics.rejected_outputs.labels(kind)
+
+    def _mismatch(self, mismatch: Mismatch) -> None:
+        self.metrics.partition_mismatches.labels(mismatch.topic).inc()
 
     def cycle(self, loop: Loop, records: Sequence[Record]) -> None:
         if not records:
             self.trouble.cleared()  # the poll worked
+        self.copartition.observe(records)
         self.metrics.mark_progress(time.time())
         self._warn_if_unassigned(loop.owned)
         if time.monotonic() >= self._gauges_due:
             # Lag asks the broker, statistics walk every key: once per interval, not
             # per batch (they are scraped every few seconds at best).
             self._gauges_due = time.monotonic() + GAUGE_INTERVAL_S
-            self._export_gauges(loop.processor)
+            self._export_gauges(loop)
 
     def rebalanced(self, events: RebalanceEvents, owned: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels("assigned").inc(len(events.assigned))
@@ -340,11 +395,18 @@ class SidecarHooks(LoopHooks):
                 dry_run=body.get("dry_run"),
             )
 
+    def gave_up(self, given: GivenUp) -> None:
+        self.metrics.rejected_outputs.labels(given.kind).inc()
+
     def aborted(self, error: BaseException) -> None:
+        self.metrics.mark_progress(time.time())  # a bounded wait ended: the loop is alive
         self.metrics.transactions.labels("abort").inc()
         self.metrics.recoveries.inc()
         if self.trouble.failed(error, stage="checkpoint"):
             self.stop.wait(5.0)  # an ACL is missing: no tight retry loop
+
+    def recovering(self) -> None:
+        self.metrics.mark_progress(time.time())
 
     def recovery_failed(self, error: BaseException) -> None:
         self.metrics.mark_progress(time.time())
@@ -374,9 +436,31 @@ class SidecarHooks(LoopHooks):
             log.warning("no_partitions_assigned", group_id=self.settings.kafka.group_id)
             self._warned_at = now
 
-    def _export_gauges(self, processor: Processor) -> None:
-        for (topic, partition), lag in self.source.lag().items():
-            self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+    def _export_gauges(self, loop: Loop) -> None:
+        processor, progress = loop.processor, loop.progress
+        ends = self.source.ends()
+        for (topic, partition), (position, high) in ends.items():
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, high - position))
+            state = progress.partitions.get((topic, partition))
+            held = state is not None and state.pending_since is not None
+            start = state.committed if held and state is not None else None
+            lag = high - (start if start is not None else position)
+            self.metrics.committed_lag.labels(topic, str(partition)).set(max(0, lag))
+            attempts = state.attempts if state is not None else 0
+            self.metrics.offset_retries.labels(topic, str(partition))  # from 0
+            self.metrics.offset_attempts.labels(topic, str(partition)).set(attempts)
+        for tp in self._partition_series - set(ends):  # no longer ours
+            for gauge in (self.metrics.committed_lag, self.metrics.offset_attempts):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(tp[0], str(tp[1]))
+        self._partition_series = set(ends)
+        for tp, count in list(progress.retries.items()):
+            seen = self._retries_seen.get(tp, 0)
+            if count > seen:
+                self.metrics.offset_retries.labels(tp[0], str(tp[1])).inc(count - seen)
+                self._retries_seen[tp] = count
+        limit = self.settings.runtime.liveness_timeout_s
+        self.metrics.stalled_partitions.set(len(progress.stalled(time.monotonic(), limit)))
         self.metrics.live_keys.set(processor.monitor.live_keys())
         self.metrics.observe_statistics(_statistics(processor))
         self.metrics.observe_inputs(processor.decoder.counters, processor.decoder.pending())
@@ -433,7 +517,7 @@ def run_sidecar(settings: Settings, stop: threading.Event) -> RunStats:
             port=rt.http_port,
             alive=liveness(metrics, rt.liveness_timeout_s),
             ready=lambda: True,
-            problem=lambda: sidecar.trouble.problem,
+            problem=lambda: sidecar.trouble.problem or sidecar.stalled(),
             max_connections=rt.http_max_connections,
             timeout_s=rt.http_timeout_s,
         ).start()

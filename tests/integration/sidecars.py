@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import yaml
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
 from pipeline.config import Settings, TopicSettings, load_settings
@@ -180,6 +180,23 @@ class SidecarProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def set_topic_config(bootstrap: str, topic: str, **configs: str) -> None:
+    """Alter ``topic``'s configuration (dots in names as underscores: ``max_message_bytes``)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    topic,
+                    configs={k.replace("_", "."): v for k, v in configs.items()},
+                )
+            ]
+        )
+    finally:
+        admin.close()
 
 
 def produce(bootstrap: str, topic: str, items: Iterable[tuple[str, bytes]]) -> int:

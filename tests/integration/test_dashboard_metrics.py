@@ -137,6 +137,8 @@ class TestDashboardMetrics:
             "driftline_detector_statistic": {"model", "signal", "detector"},
             "driftline_detector_threshold": {"model", "signal", "detector"},
             "driftline_consumer_lag": {"topic", "partition"},
+            "driftline_committed_lag": {"topic", "partition"},
+            "driftline_offset_attempts": {"topic", "partition"},
         }.items():
             assert labels <= series.get(name, set()), f"{name} has no samples with {labels}"
 
@@ -171,5 +173,12 @@ class TestDashboardMetrics:
             "driftline_detector_threshold",
             "driftline_dead_letters_total",
             "driftline_transactions_total",
+            "driftline_committed_lag",
+            "driftline_offset_retries_total",
+            "driftline_offset_attempts",
+            "driftline_stalled_partitions",
+            "driftline_kafka_unreachable_seconds",
+            "driftline_rejected_outputs_total",
+            "driftline_partition_mismatches_total",
         ):
             assert needed in queried, f"the dashboard has no panel on {needed}"

@@ -6,9 +6,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType
-
 from pipeline.generate import GeneratorConfig, generate
 from tests.integration.sidecars import (
     SidecarProcess,
@@ -16,6 +13,7 @@ from tests.integration.sidecars import (
     deploy,
     produce,
     read_topic,
+    set_topic_config,
     wait_caught_up,
 )
 
@@ -26,19 +24,8 @@ def test_a_record_over_the_dead_letter_limit_is_cut_and_the_partition_moves_on(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     deployment = deploy(kafka_bootstrap, tmp_path, partitions=1)
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:  # the input topic takes records the dead-letter topic (1 MiB default) cannot
-        admin.alter_configs(
-            [
-                ConfigResource(
-                    ConfigResourceType.TOPIC,
-                    deployment.topics.predictions,
-                    configs={"max.message.bytes": str(4 << 20)},
-                )
-            ]
-        )
-    finally:
-        admin.close()
+    # the input topic takes records the dead-letter topic (1 MiB default) cannot
+    set_topic_config(kafka_bootstrap, deployment.topics.predictions, max_message_bytes=str(4 << 20))
     events = list(generate(GeneratorConfig(events=600, models=1, seed=3)))
     produce(
         kafka_bootstrap,
