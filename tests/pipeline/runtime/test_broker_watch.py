@@ -3,10 +3,20 @@ cause; an info line when the connection is back."""
 
 from __future__ import annotations
 
+import pytest
 import structlog
 
 from pipeline.io.diagnose import Diagnosis
+from pipeline.runtime import broker_watch
 from pipeline.runtime.broker_watch import BrokerWatch
+
+
+@pytest.fixture(autouse=True)
+def fresh_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logger not yet cached by an earlier test's configure_logging, so capture_logs
+    sees it."""
+    monkeypatch.setattr(broker_watch, "log", structlog.get_logger("driftline.kafka"))
+
 
 REFUSED = Diagnosis("unreachable", "kafka.bootstrap_servers", "cannot connect to h:9: refused")
 

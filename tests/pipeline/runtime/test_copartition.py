@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 import structlog
 
 from pipeline.core.records import Record
+from pipeline.runtime import copartition
 from pipeline.runtime.copartition import Mismatch, PartitionerCheck
+
+
+@pytest.fixture(autouse=True)
+def fresh_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logger not yet cached by an earlier test's configure_logging, so capture_logs
+    sees it."""
+    monkeypatch.setattr(copartition, "log", structlog.get_logger("driftline.runtime"))
 
 
 def _r(topic: str, partition: int, key: bytes | None) -> Record:

@@ -6,15 +6,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import structlog
 
 from pipeline.core.records import Message, Record
 from pipeline.io.errors import MessageRejected
 from pipeline.io.memory import MemorySink, MemorySource, MemoryTransactionalSink
+from pipeline.runtime import loop as loop_module
 from pipeline.runtime.loop import Loop, LoopHooks
 from pipeline.runtime.rejections import REJECTED_ATTEMPTS, GivenUp, Rejections, identity
 from pipeline.state.changelog import POSITION_KEY
 from tests.pipeline.runtime.conftest import alert_ids
+
+
+@pytest.fixture(autouse=True)
+def fresh_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logger not yet cached by an earlier test's configure_logging, so capture_logs
+    sees it."""
+    monkeypatch.setattr(loop_module, "log", structlog.get_logger("driftline.runtime"))
 
 
 class Refusing:
