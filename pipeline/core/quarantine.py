@@ -5,9 +5,8 @@ updating a detector, applying the policy, or snapshotting or restoring a key's s
 leaves the loop. An event whose routing fails is dead-lettered
 (``processing_error``); a *key* whose detector update, snapshot or restore fails is
 quarantined: its detector (or the model's policy state, or the entry) is reset to a
-fresh one, the failure is counted (``quarantined:<stage>`` in the engine's stats; the
-metric name agreed for them is ``driftline_quarantined_total{stage}``, see
-docs/architecture.md) and reported once per key and
+fresh one, the failure is counted (``quarantined:<stage>`` in the engine's stats, the
+sidecar's ``driftline_quarantined_total{stage}``) and reported once per key and
 stage through :meth:`Quarantine.drain` (the runtime logs it), and the fresh state is
 what the next checkpoint writes, so a corrupt snapshot is not restored again.
 

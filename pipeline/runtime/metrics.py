@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from pipeline.core.quarantine import STAGES as QUARANTINE_STAGES
+
 __all__ = ["MAX_SERIES", "Metrics"]
 
 MAX_SERIES = 500
@@ -158,6 +160,18 @@ class Metrics:
             registry=r,
         )
         self._input_counts: dict[tuple[str, str], int] = {}
+        self.quarantined = Counter(
+            "driftline_quarantined",
+            "Failures the core contained, by stage (pipeline/core/quarantine.py): route "
+            "(the event was dead-lettered), update, snapshot, restore (the detector or "
+            "entry was reset), policy (the model's policy state was reset). Each key's "
+            "first failure per stage is logged as key_quarantined.",
+            ["stage"],
+            registry=r,
+        )
+        for stage in QUARANTINE_STAGES:
+            self.quarantined.labels(stage)  # exported from 0
+        self._quarantined: dict[str, int] = {}
 
     def mark_progress(self, now: float) -> None:
         """The poll loop completed an iteration (or a connection attempt)."""
@@ -183,6 +197,15 @@ class Metrics:
                 self._input_counts[(source, outcome)] = value
         for source, count in pending.items():
             self.input_pending.labels(source).set(count)
+
+    def observe_quarantined(self, stats: Mapping[str, int]) -> None:
+        """The engine's cumulative ``quarantined:<stage>`` counters as increments."""
+        for stage in QUARANTINE_STAGES:
+            value = stats.get(f"quarantined:{stage}", 0)
+            seen = self._quarantined.get(stage, 0)
+            if value > seen:
+                self.quarantined.labels(stage).inc(value - seen)
+                self._quarantined[stage] = value
 
     def observe_statistics(self, rows: Iterable[tuple[str, str, str, float, float]]) -> None:
         """Record (model, signal, detector, statistic, threshold) rows, capped."""

@@ -464,6 +464,7 @@ class SidecarHooks(LoopHooks):
         self.metrics.live_keys.set(processor.monitor.live_keys())
         self.metrics.observe_statistics(_statistics(processor))
         self.metrics.observe_inputs(processor.decoder.counters, processor.decoder.pending())
+        self.metrics.observe_quarantined(processor.engine.stats)
 
 
 def _statistics(processor: Processor) -> Iterable[tuple[str, str, str, float, float]]:

@@ -24,3 +24,16 @@ class TestInputMetrics:
             in text
         )
         assert 'driftline_input_pending_halves{input="kserve.iris"} 0.0' in text
+
+
+class TestQuarantineMetric:
+    def test_the_engines_counters_are_exported_by_stage(self) -> None:
+        metrics = Metrics()
+        text = generate_latest(metrics.registry).decode()
+        assert 'driftline_quarantined_total{stage="restore"} 0.0' in text
+        metrics.observe_quarantined({"quarantined:restore": 2, "keys_created": 9})
+        metrics.observe_quarantined({"quarantined:restore": 3, "quarantined:update": 1})
+        text = generate_latest(metrics.registry).decode()
+        assert 'driftline_quarantined_total{stage="restore"} 3.0' in text
+        assert 'driftline_quarantined_total{stage="update"} 1.0' in text
+        assert 'driftline_quarantined_total{stage="policy"} 0.0' in text
