@@ -82,6 +82,7 @@ def settings_for(models: int) -> Settings:
     config = {
         "runtime": {"http_port": None},
         "models": {f"model-{k}": model for k in range(models)},
+        "limits": {"max_keys": 1_000_000},  # every model's detectors, not the pod-sized cap
     }
     return parse_settings(config, environ={})
 

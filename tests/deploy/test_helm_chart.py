@@ -100,7 +100,38 @@ def check_pod(deployment: dict[str, Any], configmap: dict[str, Any]) -> Settings
     return settings
 
 
+CHART_VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def check_sizing(docs: dict[str, dict[str, Any]], sizing: dict[str, int]) -> None:
+    """Memory request and limit, and limits.max_keys, as the chart derives them from
+    ``sizing`` (README "Sizing")."""
+    request = sizing["baseMiB"] + sizing["models"] * sizing["modelKiB"] // 1024
+    limit = sizing["baseMiB"] + sizing["models"] * sizing["peakModelKiB"] // 1024
+    assert sidecar(docs["Deployment"])["resources"] == {
+        "requests": {**CHART_VALUES["resources"]["requests"], "memory": f"{request}Mi"},
+        "limits": {"memory": f"{limit}Mi"},
+    }
+    config = yaml.safe_load(docs["ConfigMap"]["data"]["driftline.yaml"])
+    assert config["limits"]["max_keys"] == (limit - sizing["baseMiB"]) * 1024 // sizing["keyKiB"]
+
+
 class TestHelm:
+    def test_memory_and_caps_follow_the_sizing(self, helm: str, tmp_path: Path) -> None:
+        check_sizing(by_kind(render(helm, tmp_path)), CHART_VALUES["sizing"])
+        sizing = {**CHART_VALUES["sizing"], "models": 2000}
+        check_sizing(by_kind(render(helm, tmp_path, {"sizing": sizing})), sizing)
+
+    def test_explicit_memory_and_caps_win(self, helm: str, tmp_path: Path) -> None:
+        values = {
+            "resources": {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"memory": "4Gi"}},
+            "config": {**CHART_VALUES["config"], "limits": {"max_keys": 777}},
+        }
+        docs = by_kind(render(helm, tmp_path, values))
+        assert sidecar(docs["Deployment"])["resources"] == values["resources"]
+        config = yaml.safe_load(docs["ConfigMap"]["data"]["driftline.yaml"])
+        assert config["limits"] == {"max_keys": 777}
+
     def test_lint_strict(self, helm: str, tmp_path: Path) -> None:
         for values in (None, SECURE_VALUES):
             args = ["lint", str(CHART), "--strict"]
@@ -333,13 +364,12 @@ class TestPlainManifests:
             if doc["kind"] != "ServiceMonitor":
                 k8s_validate.validate(doc, K8S_VERSION, strict=True)
 
-    def test_resources_equal_the_charts_defaults(self) -> None:
-        values = yaml.safe_load((CHART / "values.yaml").read_text())
-        deployment = by_kind(self.docs())["Deployment"]
-        assert sidecar(deployment)["resources"] == values["resources"]
+    def test_resources_and_caps_are_the_charts_defaults(self) -> None:
+        docs = by_kind(self.docs())
+        check_sizing(docs, CHART_VALUES["sizing"])
         assert (
-            sidecar(deployment)["livenessProbe"]["periodSeconds"]
-            == values["livenessProbe"]["periodSeconds"]
+            sidecar(docs["Deployment"])["livenessProbe"]["periodSeconds"]
+            == CHART_VALUES["livenessProbe"]["periodSeconds"]
         )
 
 

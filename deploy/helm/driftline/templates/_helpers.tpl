@@ -87,6 +87,11 @@ and a key that names a password, secret or credential anywhere in it fails the r
 {{- $_ := set $runtime "http_host" .Values.httpHost -}}
 {{- $_ := set $runtime "http_port" (int .Values.httpPort) -}}
 {{- $_ := set $config "runtime" $runtime -}}
+{{- $limits := default dict (get $config "limits") -}}
+{{- if not (hasKey $limits "max_keys") -}}
+{{- $_ := set $limits "max_keys" (include "driftline.maxKeys" . | int) -}}
+{{- end -}}
+{{- $_ := set $config "limits" $limits -}}
 {{- $yaml := toYaml $config -}}
 {{- range regexFindAll "(?im)^\\s*(- )?[\"']?[\\w.-]*(password|passwd|secret|credential)[\\w.-]*[\"']?\\s*:" $yaml -1 -}}
 {{- fail (printf "config: %s a secret may not go into the ConfigMap; give it through a Secret (kafka.sasl, kafka.tls.keyPassword or extraEnv with secretKeyRef)" (trim .)) -}}
@@ -152,7 +157,7 @@ readinessProbe:
     port: metrics
   {{- toYaml .Values.readinessProbe | nindent 2 }}
 resources:
-  {{- toYaml .Values.resources | nindent 2 }}
+  {{- include "driftline.resources" . | nindent 2 }}
 securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
 volumeMounts:
@@ -167,4 +172,46 @@ volumeMounts:
     mountPath: {{ .Values.kafka.tls.mountPath }}
     readOnly: true
   {{- end }}
+{{- end -}}
+
+{{/*
+Memory from .Values.sizing (README "Sizing"): a request of baseMiB + models x modelKiB
+(the state of warmed models), a limit of baseMiB + models x peakModelKiB (what a restore
+and a replay held at their peak); a memory given under .Values.resources wins.
+*/}}
+{{- define "driftline.memoryRequestMiB" -}}
+{{- with .Values.sizing -}}
+{{- add (int .baseMiB) (div (mul (int .models) (int .modelKiB)) 1024) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "driftline.memoryLimitMiB" -}}
+{{- with .Values.sizing -}}
+{{- add (int .baseMiB) (div (mul (int .models) (int .peakModelKiB)) 1024) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "driftline.resources" -}}
+{{- $resources := deepCopy .Values.resources -}}
+{{- $requests := default dict (get $resources "requests") -}}
+{{- if not (hasKey $requests "memory") -}}
+{{- $_ := set $requests "memory" (printf "%sMi" (include "driftline.memoryRequestMiB" .)) -}}
+{{- end -}}
+{{- $_ := set $resources "requests" $requests -}}
+{{- $limits := default dict (get $resources "limits") -}}
+{{- if not (hasKey $limits "memory") -}}
+{{- $_ := set $limits "memory" (printf "%sMi" (include "driftline.memoryLimitMiB" .)) -}}
+{{- end -}}
+{{- $_ := set $resources "limits" $limits -}}
+{{- toYaml $resources -}}
+{{- end -}}
+
+{{/*
+limits.max_keys of the sidecar's config (unless config.limits.max_keys is set): the
+detectors the memory limit holds beyond the process, at sizing.keyKiB each (the largest
+warmed detector of the default set, measured), per partition.
+*/}}
+{{- define "driftline.maxKeys" -}}
+{{- $spare := sub (include "driftline.memoryLimitMiB" . | int) (int .Values.sizing.baseMiB) -}}
+{{- max 1 (div (mul $spare 1024) (int .Values.sizing.keyKiB)) -}}
 {{- end -}}
