@@ -36,6 +36,7 @@ from pipeline.config import ModelSpec, Settings
 from pipeline.core.comparisons import golden_finding, shadow_finding
 from pipeline.core.eventtime import micros, seconds_to_micros
 from pipeline.core.golden import GoldenState
+from pipeline.core.journal import JournalTail, Report
 from pipeline.core.labels import NO_JOINS, JoinBuffer, Touched
 from pipeline.core.monitor import (
     Finding,
@@ -51,7 +52,12 @@ from pipeline.core.policy import AlertPolicy, PolicyState, evaluate_rollback, to
 from pipeline.core.quarantine import Notice, Quarantine
 from pipeline.core.routing import SLOT_BITS, DetectorQueue, EventContext, Router
 from pipeline.core.shadow import ShadowState
-from pipeline.core.snapshots import all_entries, changed_entries, restore_partition
+from pipeline.core.snapshots import (
+    all_entries,
+    changed_entries,
+    report_changes,
+    restore_partition,
+)
 from pipeline.core.state_keys import join_page_key, model_key
 from pipeline.core.training import Checkpoint, CheckpointRegistry
 from pipeline.events import (
@@ -319,10 +325,11 @@ class Engine:
         spec = ctx.plan.spec.golden
         assert spec is not None
         model = ctx.model
+        created = model.golden is None
         if model.golden is None:
             model.golden = GoldenState()
         check, changed = model.golden.check(spec, event, ctx.at)
-        if changed:
+        if changed or created:  # an empty state is state too: restore must hold it
             ctx.partition.mark_model("golden", model.model_id)
         if check is not None:
             ctx.add(golden_finding(model.model_id, event, spec, check, ctx.at, ctx.origin))
@@ -523,14 +530,25 @@ class Engine:
         part = self.partitions.get(number)
         return {} if part is None else changed_entries(part, self.quarantine)
 
+    def report_state(self, number: int) -> Report | None:
+        """Partition ``number``'s changes since the last report as a journal (deltas
+        for detectors already logged in full, see :mod:`pipeline.core.journal`)."""
+        part = self.partitions.get(number)
+        return None if part is None else report_changes(part, self.quarantine)
+
     def state_entries(self, number: int) -> dict[str, dict[str, Any]]:
         """Every state entry of a partition (what a full changelog replay holds)."""
         part = self.partitions.get(number)
         return {} if part is None else all_entries(part, self.quarantine)
 
-    def restore(self, number: int, entries: dict[str, dict[str, Any]]) -> None:
-        """Replace partition ``number`` by the one ``entries`` describe."""
-        self.partitions[number] = restore_partition(number, entries, self.plan_for, self.quarantine)
+    def restore(
+        self, number: int, entries: dict[str, dict[str, Any]], tail: JournalTail | None = None
+    ) -> None:
+        """Replace partition ``number`` by the one ``entries`` (and the deltas of
+        ``tail``) describe."""
+        self.partitions[number] = restore_partition(
+            number, entries, self.plan_for, self.quarantine, tail
+        )
 
     def drop(self, number: int) -> None:
         self.partitions.pop(number, None)

@@ -313,6 +313,54 @@ class KeyState:
     saved: bytes | None = None
     """The detector's snapshot as JSON bytes while it is unchanged since then (not
     state): ``feed_column`` puts the detector back from it when a batch fires."""
+    fed: list[Any] | None = None
+    """Values fed since the last state report, the next delta
+    (:mod:`pipeline.core.journal`); None while no full record of the key is logged
+    (nothing to add a delta to, e.g. in a replay)."""
+    key_id: int | None = None
+    """The id of the key's full record in the changelog (None: none written yet);
+    deltas refer to it."""
+    pending: int = 0
+    """Values in the deltas logged since that full record."""
+    base_bytes: int = 0
+    """Size of that full record's detector snapshot (JSON)."""
+    logged: tuple[Any, ...] | None = None
+    """(window_start, window_first, open) as last logged."""
+
+    def delta_fields(self) -> dict[str, Any]:
+        """The bookkeeping a delta carries: what changes with every value, and the
+        rest when it changed since it was last logged."""
+        fields: dict[str, Any] = {
+            "last_seen": self.last_seen,
+            "seq": self.seq,
+            "window_events": self.window_events,
+        }
+        now = (self.window_start, self.window_first, self.open)
+        if now != self.logged:
+            fields.update(window_start=now[0], window_first=now[1], open=now[2])
+            self.logged = (now[0], None if now[1] is None else list(now[1]), now[2])
+        return fields
+
+    def apply_fields(self, fields: dict[str, Any]) -> None:
+        """Set the bookkeeping a delta carries (see ``delta_fields``)."""
+        self.last_seen = int(fields["last_seen"])
+        self.seq = int(fields["seq"])
+        self.window_events = int(fields["window_events"])
+        if "open" in fields:
+            start, first = fields["window_start"], fields["window_first"]
+            self.window_start = None if start is None else int(start)
+            self.window_first = None if first is None else [str(first[0]), int(first[1])]
+            self.open = bool(fields["open"])
+
+    def mark_logged(self, key_id: int, base_bytes: int) -> None:
+        """A full record of the key (``base_bytes`` of detector snapshot) is logged
+        under ``key_id``; deltas follow it."""
+        self.key_id = key_id
+        self.fed = []
+        self.pending = 0
+        self.base_bytes = base_bytes
+        first = self.window_first
+        self.logged = (self.window_start, None if first is None else list(first), self.open)
 
     def reset(self) -> None:
         """A fresh detector and alert window (a quarantined key, see
@@ -323,6 +371,7 @@ class KeyState:
         self.window_events = 0
         self.open = False
         self.saved = None
+        self.fed = None  # not what the logged record + deltas give: written in full next
 
     def to_state(self) -> dict[str, Any]:
         detector = dict(self.detector.to_state())
@@ -500,6 +549,8 @@ def feed_column(
     (a fresh detector, see :meth:`KeyState.reset`) and is recorded there; the
     values after it go to the fresh detector. Without one, it propagates.
     """
+    if state.fed is not None:
+        state.fed.extend(values)
     if (
         observer is None
         and len(values) >= COLUMN_MIN

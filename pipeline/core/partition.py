@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.golden import GoldenState
+from pipeline.core.journal import JournalBook
 from pipeline.core.labels import COUNTERS, NO_JOINS, JoinBuffer, NoJoins
 from pipeline.core.monitor import KeyState, MonitorKey
 from pipeline.core.monitor_set import Monitor
@@ -113,6 +114,11 @@ class Partition:
         self.dirty_keys: set[MonitorKey] = set()
         self.dirty: set[str] = set()
         """State keys (other than detectors') changed since the last report."""
+        self.journal = 0
+        """The next journal's number (:mod:`pipeline.core.journal`; 0: none yet)."""
+        self.key_ids = 0
+        """The next key id a full detector record gets."""
+        self.book = JournalBook()
 
     def live_keys(self) -> int:
         return len(self.keys[True]) + len(self.keys[False])
@@ -181,7 +187,7 @@ class Partition:
 
     # -- reading -------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
-        return {
+        meta: dict[str, Any] = {
             "version": STATE_VERSION,
             "watermark": self.watermark,
             "next_sweep": self.next_sweep,
@@ -189,6 +195,10 @@ class Partition:
             "join_kinds": self.join_kinds,
             "seq": self.seq,
         }
+        if self.journal:  # only a journaled changelog has them
+            meta["journal"] = self.journal
+            meta["key_ids"] = self.key_ids
+        return meta
 
     def state_keys(self) -> list[str]:
         """Every non-detector state key the partition holds."""

@@ -15,6 +15,7 @@ from typing import Any, Final
 from pipeline.config import Settings
 from pipeline.core.engine import Engine, Output, Refused
 from pipeline.core.eventtime import from_micros, micros, seconds_to_micros
+from pipeline.core.journal import JournalTail, Report
 from pipeline.core.monitor import Origin
 from pipeline.core.quarantine import Notice
 from pipeline.core.records import Message, Record
@@ -205,15 +206,25 @@ class Processor:
         call (None: the entry was deleted)."""
         return {**self.engine.changed_state(partition), **self.decoder.changed_state(partition)}
 
-    def restore(self, partition: int, entries: dict[str, dict[str, Any]]) -> None:
-        """Load ``partition``'s state as read back from the changelog. Never raises
-        for an entry: what cannot be read is reset and reported
-        (:mod:`pipeline.core.quarantine`)."""
+    def report_state(self, partition: int) -> Report:
+        """``partition``'s changes since the last call as a journal: the engine's
+        (deltas for detectors logged in full, :mod:`pipeline.core.journal`), the
+        decoder's entries as records of their own."""
+        report = self.engine.report_state(partition) or Report(0)
+        report.records.update(self.decoder.changed_state(partition))
+        return report
+
+    def restore(
+        self, partition: int, entries: dict[str, dict[str, Any]], tail: JournalTail | None = None
+    ) -> None:
+        """Load ``partition``'s state as read back from the changelog (full entries,
+        and the deltas of ``tail``). Never raises for an entry: what cannot be read
+        is reset and reported (:mod:`pipeline.core.quarantine`)."""
         rest = self.decoder.restore(partition, entries)
         for key, exc in self.decoder.restore_failures:
             self.engine.quarantine.record("restore", key, exc)
         self.decoder.restore_failures.clear()
-        self.engine.restore(partition, rest)
+        self.engine.restore(partition, rest, tail)
 
     def drain_notices(self) -> list[Notice]:
         """Keys quarantined since the last call, each key and stage once: the runtime

@@ -24,6 +24,14 @@ import orjson
 
 from pipeline.core.golden import GoldenState
 from pipeline.core.join_codec import decode_pages, is_legacy, legacy_requests, legacy_store
+from pipeline.core.journal import (
+    SMALL_ENTRY_BYTES,
+    JournalTail,
+    KeyDelta,
+    Report,
+    due_values,
+    replay_values,
+)
 from pipeline.core.labels import JoinBuffer
 from pipeline.core.monitor import KeyState, ModelPlan, MonitorKey
 from pipeline.core.partition import ModelState, Partition, fanout_groups
@@ -39,7 +47,13 @@ from pipeline.core.state_keys import (
 )
 from pipeline.core.training import CheckpointRegistry
 
-__all__ = ["all_entries", "changed_entries", "restore_partition", "snapshot_of"]
+__all__ = [
+    "all_entries",
+    "changed_entries",
+    "report_changes",
+    "restore_partition",
+    "snapshot_of",
+]
 
 PlanFor = Callable[[str], "ModelPlan | None"]
 """Model id -> its plan (None: no longer monitored)."""
@@ -148,6 +162,74 @@ def changed_entries(
     return dict(sorted(out.items()))
 
 
+def report_changes(part: Partition, quarantine: Quarantine | None = None) -> Report:
+    """What changed since the last report, as a journal (:mod:`pipeline.core.journal`):
+    deltas for detectors with a full record logged, full records for the others and
+    for keys due for compaction, small entries in the journal."""
+    number = part.journal = max(part.journal, 1)
+    part.journal += 1
+    book = part.book
+    report = Report(number)
+    full: set[MonitorKey] = set()
+    for name in book.overdue(number):
+        if name.startswith("detector:"):
+            key = MonitorKey.from_state_key(name)
+            part.dirty_keys.add(key)
+            full.add(key)
+        else:
+            part.dirty.add(name)
+    size = 0
+    for key in sorted(part.dirty_keys):
+        name = key.state_key()
+        state = part.key_state(key)
+        if state is None:
+            report.records[name] = None
+            book.settle(name)
+            continue
+        fed = state.fed
+        if (
+            state.key_id is not None
+            and fed is not None
+            and key not in full
+            and state.pending + len(fed) < due_values(state.base_bytes)
+        ):
+            report.deltas.append(KeyDelta(state.key_id, fed, state.delta_fields()))
+            state.fed = []
+            state.pending += len(fed)
+            size += len(fed) + 1
+            book.depend(name, number, latest=False)
+            continue
+        entry = key_entry(part, state, quarantine)
+        report.records[name] = entry
+        if entry is None:  # quarantined and dropped
+            book.settle(name)
+            continue
+        if state.key_id is None:
+            state.key_id = part.key_ids
+            part.key_ids += 1
+        state.mark_logged(state.key_id, len(state.saved or b""))
+        report.ids[name] = state.key_id
+        book.settle(name)
+    part.dirty.add(META)  # the journal and key counters
+    for name in sorted(part.dirty):
+        snapshot = snapshot_of(part, name)
+        if snapshot is None:
+            report.records[name] = None
+            book.settle(name)
+        elif name != META and len(orjson.dumps(snapshot)) > SMALL_ENTRY_BYTES:
+            report.records[name] = snapshot
+            book.settle(name)
+        else:
+            report.entries[name] = snapshot
+            size += 1
+            book.depend(name, number, latest=True)
+    part.dirty_keys.clear()
+    part.dirty.clear()
+    book.open(number, size)
+    report.dropped = book.drop_settled(number)
+    return report
+
+
 def all_entries(part: Partition, quarantine: Quarantine | None = None) -> dict[str, dict[str, Any]]:
     """Every entry of the partition, sorted by key."""
     out: dict[str, dict[str, Any]] = {}
@@ -168,11 +250,14 @@ def restore_partition(
     entries: dict[str, dict[str, Any]],
     plan_for: PlanFor,
     quarantine: Quarantine | None = None,
+    tail: JournalTail | None = None,
 ) -> Partition:
-    """The partition the entries describe. Keys whose monitor is no longer
-    configured are reported deleted; join entries of the older layouts are reported
-    deleted and rewritten as version 2 pages. With a ``quarantine``, an entry that cannot be
-    read back is reset (see the module's docstring) instead of raising."""
+    """The partition the entries describe, with the deltas of ``tail`` replayed
+    into their detectors. Keys whose monitor is no longer configured are reported
+    deleted; join entries of the older layouts are reported deleted and rewritten
+    as version 2 pages. With a ``quarantine``, an entry that cannot be read back is
+    reset (see the module's docstring) instead of raising."""
+    tail = tail or JournalTail()
     part = Partition(number)
 
     def failed(text: str, exc: Exception) -> None:
@@ -241,6 +326,7 @@ def restore_partition(
         groups = fanout_groups(key, monitor)
         try:
             key_state = KeyState.from_state(key, monitor, state, known=plan.known, groups=groups)
+            _replay_deltas(part, key_state, state, tail)
         except Exception as exc:
             if quarantine is None:
                 raise
@@ -252,6 +338,12 @@ def restore_partition(
         restored.append(key_state)
     for key_state in sorted(restored, key=lambda s: s.seq):
         part.add_key(key_state, model_of(key_state.key.model_id))
+    for journal, size in tail.journals.items():
+        part.book.open(journal, size)
+        part.journal = max(part.journal, journal + 1)
+    for name, journal in tail.journaled.items():
+        if name in entries:
+            part.book.depend(name, journal, latest=True)
     return part
 
 
@@ -304,6 +396,30 @@ def _restore_entry(
         raise ValueError(f"unknown state key {text!r}")
 
 
+def _replay_deltas(
+    part: Partition, key_state: KeyState, base: dict[str, Any], tail: JournalTail
+) -> None:
+    """Bring a key restored from its full record up to its deltas."""
+    name = key_state.key.state_key()
+    key_id = tail.ids.get(name)
+    if key_id is None:
+        return  # an entry of a changelog without journals: written in full next time
+    deltas = tail.deltas.get(name, [])
+    values = [v for _journal, vs, _fields in deltas for v in vs]
+    key_state.detector = replay_values(
+        key_state.detector, key_state.monitor.detector, base["detector"], values
+    )
+    saved = orjson.dumps(base["detector"])
+    key_state.saved = None if values else saved
+    for _journal, _values, fields in deltas:
+        key_state.apply_fields(fields)
+    key_state.mark_logged(key_id, len(saved))
+    key_state.pending = len(values)
+    part.key_ids = max(part.key_ids, key_id + 1)
+    for journal, _values, _fields in deltas:
+        part.book.depend(name, journal, latest=False)
+
+
 def _restore_meta(part: Partition, meta: dict[str, Any]) -> None:
     if meta.get("version") not in READABLE_VERSIONS:
         raise ValueError(f"partition state version {meta.get('version')!r} unsupported")
@@ -313,3 +429,5 @@ def _restore_meta(part: Partition, meta: dict[str, Any]) -> None:
     part.join_marks = {str(k): int(v) for k, v in meta["join_marks"].items()}
     part.join_kinds = [str(k) for k in meta["join_kinds"]]
     part.seq = int(meta["seq"])
+    part.journal = int(meta.get("journal", 0))
+    part.key_ids = int(meta.get("key_ids", 0))

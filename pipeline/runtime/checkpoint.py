@@ -135,10 +135,16 @@ class Checkpoint:
             touched[record.partition] = None
             self.positions.setdefault(record.partition, {})[record.topic] = record.offset + 1
         for partition in touched:
-            changes = self.processor.changed_state(partition)
-            self.state_records += self.store.save(
-                self.state_sink or sink, partition, changes, self.positions[partition]
-            )
+            positions = self.positions[partition]
+            state_sink = self.state_sink or sink
+            if self.store.incremental:
+                report = self.processor.report_state(partition)
+                self.state_records += self.store.save_report(
+                    state_sink, partition, report, positions
+                )
+            else:
+                changes = self.processor.changed_state(partition)
+                self.state_records += self.store.save(state_sink, partition, changes, positions)
         # Step 4: make it all durable, offsets last.
         if transaction is not None:
             transaction.commit()

@@ -338,8 +338,10 @@ class Loop:
         )
 
     def restore(self, partition: int) -> None:
+        started = time.monotonic()
         snapshot = self.store.load(partition)
-        self.processor.restore(partition, snapshot.entries)
+        read = time.monotonic() - started
+        self.processor.restore(partition, snapshot.entries, snapshot.tail)
         self._log_quarantined()
         self.positions[partition] = dict(snapshot.positions)
         for topic, offset in snapshot.positions.items():
@@ -350,8 +352,11 @@ class Loop:
             "state_restored",
             partition=partition,
             entries=len(snapshot.entries),
+            deltas=sum(len(d) for d in snapshot.tail.deltas.values()),
             positions=snapshot.positions,
             skipped_records=snapshot.skipped,
+            read_seconds=round(read, 3),
+            seconds=round(time.monotonic() - started, 3),
         )
 
     # -------------------------------------------------------------- recovery

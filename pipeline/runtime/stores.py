@@ -16,14 +16,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from pipeline.core.journal import Report
 from pipeline.core.records import Message
 from pipeline.io.base import Sink
 from pipeline.state.changelog import (
     PartitionSnapshot,
     decode_changelog,
     encode_entry,
+    encode_journal,
     encode_position,
+    journal_key,
 )
+from pipeline.state.chunks import split_record
 from pipeline.state.file_store import Snapshot
 
 __all__ = ["ChangelogReader", "ChangelogStore", "SnapshotStore", "StateStore"]
@@ -34,6 +38,10 @@ ChangelogReader = Callable[[int], list[tuple[bytes | None, bytes | None]]]
 
 
 class StateStore(Protocol):
+    incremental: bool
+    """True: the checkpoint saves journals (``save_report``, deltas of detectors);
+    False: full snapshots of the changed entries (``save``)."""
+
     def load(self, partition: int) -> PartitionSnapshot:
         """The saved state of source partition ``partition`` and the positions it
         reflects (records below them are already in the state)."""
@@ -46,26 +54,64 @@ class StateStore(Protocol):
         number of records sent to ``sink``."""
         ...
 
+    def save_report(
+        self, sink: Sink, partition: int, report: Report, positions: Mapping[str, int]
+    ) -> int:
+        """Save a journal (``pipeline.core.journal``); the number of records sent."""
+        ...
+
 
 class ChangelogStore:
     """State in the compacted changelog: changelog partition ``p`` holds source
     partition ``p``'s entries and a position record (``pipeline.state.changelog``)."""
 
+    incremental = True
+
     def __init__(self, read: ChangelogReader) -> None:
         self.read = read
+        self.parts: dict[int, dict[str, int]] = {}
+        """Partition -> key -> parts its latest value was split into."""
 
     def load(self, partition: int) -> PartitionSnapshot:
-        return decode_changelog(self.read(partition))
+        snapshot = decode_changelog(self.read(partition))
+        self.parts[partition] = dict(snapshot.parts)
+        return snapshot
 
     def save(
         self, sink: Sink, partition: int, changes: Changes, positions: Mapping[str, int]
     ) -> int:
-        for key, state in changes.items():
-            k, v = encode_entry(partition, key, state, positions)
-            sink.send(Message("state", k, v, partition=partition))
+        records: dict[str, dict[str, Any] | None] = {
+            k: None if v is None else dict(v) for k, v in changes.items()
+        }
+        return self.save_report(sink, partition, Report(0, records=records), positions)
+
+    def save_report(
+        self, sink: Sink, partition: int, report: Report, positions: Mapping[str, int]
+    ) -> int:
+        """Full records first, then the journal, then the deletions of the journals
+        nothing depends on any more, then the position record; each record within
+        the broker's message limit (``pipeline.state.chunks``)."""
+        pairs: list[tuple[str, bytes | None]] = []
+        for key, state in report.records.items():
+            _, value = encode_entry(partition, key, state, positions, report.ids.get(key))
+            pairs.append((key, value))
+        if report.journal:
+            pairs.append(
+                (journal_key(report.journal), encode_journal(partition, report, positions))
+            )
+        pairs.extend((journal_key(n), None) for n in report.dropped)
         k, v = encode_position(partition, positions)
-        sink.send(Message("state", k, v, partition=partition))
-        return len(changes) + 1
+        pairs.append((k.decode(), v))
+        parts = self.parts.setdefault(partition, {})
+        sent = 0
+        for key, value in pairs:
+            records, count = split_record(key, value, parts.pop(key, 0))
+            if count:
+                parts[key] = count
+            for raw_key, raw_value in records:
+                sink.send(Message("state", raw_key, raw_value, partition=partition))
+            sent += len(records)
+        return sent
 
 
 class SnapshotStore:
@@ -73,6 +119,8 @@ class SnapshotStore:
     each input from where it is told (a file from its first line, a Kafka range
     from ``--from`` or from the snapshot's positions), never skipping records
     because an earlier run's state had seen their offsets."""
+
+    incremental = False
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -85,3 +133,8 @@ class SnapshotStore:
     ) -> int:
         self.snapshot.apply(partition, changes, positions)
         return 0
+
+    def save_report(
+        self, sink: Sink, partition: int, report: Report, positions: Mapping[str, int]
+    ) -> int:
+        raise TypeError("a snapshot store saves full entries (incremental is False)")

@@ -60,3 +60,52 @@ class TestChangelog:
         snapshot = decode_changelog(records)
         assert snapshot.entries == {"ok": {"v": 1}}
         assert snapshot.skipped == 4
+
+
+class TestJournal:
+    @given(
+        st.lists(
+            st.tuples(
+                st.lists(
+                    st.floats(allow_nan=False, allow_infinity=False)
+                    | st.integers(-(2**53), 2**53)
+                    | st.text(max_size=4),
+                    max_size=6,
+                )
+                | st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1),
+                st.integers(0, 2**60),
+                st.booleans(),
+            ),
+            max_size=8,
+        )
+    )
+    def test_deltas_read_back_as_written(self, rows: list[tuple[list[object], int, bool]]) -> None:
+        from pipeline.core.journal import KeyDelta, Report
+        from pipeline.state.changelog import encode_journal, journal_key
+
+        records = []
+        deltas = []
+        for key_id, (values, last_seen, window) in enumerate(rows):
+            key = f'detector:["m","1","production","s{key_id}","x",""]'
+            records.append(encode_entry(0, key, {"detector": {}}, {"t": 1}, key_id=key_id))
+            fields: dict[str, object] = {
+                "last_seen": last_seen,
+                "seq": key_id + 1,
+                "window_events": len(values),
+            }
+            if window:
+                fields |= {"window_start": last_seen, "window_first": ["t", 3], "open": True}
+            deltas.append(KeyDelta(key_id, values, fields))
+        report = Report(7, entries={"meta": {"seq": 3}}, deltas=deltas)
+        records.append((journal_key(7).encode(), encode_journal(0, report, {"t": 9})))
+        snapshot = decode_changelog(records)
+        assert snapshot.skipped == 0
+        assert snapshot.positions == {"t": 9}
+        assert snapshot.entries["meta"] == {"seq": 3}
+        for delta in deltas:
+            key = f'detector:["m","1","production","s{delta.key_id}","x",""]'
+            [(journal, values, fields)] = snapshot.tail.deltas[key]
+            assert journal == 7
+            assert values == delta.values
+            assert [type(v) for v in values] == [type(v) for v in delta.values]
+            assert fields == delta.fields
