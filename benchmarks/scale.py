@@ -26,8 +26,9 @@ Reported, as ratios within this one run (never asserted in tests):
 * the label join per pending prediction, in memory and in the snapshot, and that a
   model keeps no join state without labels (:mod:`benchmarks.join_state`).
 
-The broker-based figures of the issue (changelog bytes per input event in backlog and
-paced at 300 events/s) are not measured here yet.
+With ``--broker``, the broker-based figures of the issue follow
+(:mod:`benchmarks.changelog`): changelog bytes per input event in backlog and paced at
+300 events/s over 40 models, and the restore of a partition holding 4,000 models' state.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -361,7 +363,6 @@ def report(
         f"<= {TARGET_RESTORE_S:.0f} s for the whole reassignment): "
         f"{verdict(warm['restore_s'] <= TARGET_RESTORE_S)}"
     )
-    print("- changelog bytes per input event (broker, backlog / paced): not measured here")
     for line in join_state.report(join, verdict):
         print(line)
 
@@ -379,6 +380,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--quick", action="store_true", help="20,000 events, 400 warmed models: a few minutes"
+    )
+    parser.add_argument(
+        "--broker",
+        action="store_true",
+        help="also measure changelog traffic and restore on the real broker "
+        "(benchmarks/changelog.py; KAFKA_PORT)",
     )
     parser.add_argument(
         "--child", choices=("cold", "warm", "memory", "join"), help=argparse.SUPPRESS
@@ -408,6 +415,12 @@ def main(argv: list[str] | None = None) -> None:
         warm_models = args.warm_models or (400 if args.quick else sizes[-1])
         warm = run_child("warm", warm_models, events, workdir)
     report(cold, warm, memory, events, join)
+    if args.broker:
+        from benchmarks import changelog
+
+        bootstrap = f"localhost:{os.environ.get('KAFKA_PORT', '39092')}"
+        print()
+        print("\n".join(changelog.report_lines(changelog.measure(bootstrap, args.quick))))
 
 
 if __name__ == "__main__":

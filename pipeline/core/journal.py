@@ -38,6 +38,7 @@ __all__ = [
     "KeyDelta",
     "Report",
     "due_values",
+    "json_exact",
     "replay_values",
 ]
 
@@ -158,6 +159,28 @@ class JournalBook:
             del self.by_journal[journal]
             self.total -= self.sizes.pop(journal, 0)
         return dropped
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def json_exact(values: Sequence[Any]) -> bool:
+    """Whether ``values`` read back from JSON are the same values of the same types
+    (a non-finite float would come back as null, a tuple as a list): only then can
+    they be a delta; otherwise the key is written in full."""
+    for value in values:
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:
+                return False
+        elif kind not in _PLAIN:
+            try:
+                back = orjson.loads(orjson.dumps(value))
+            except (TypeError, orjson.JSONEncodeError):
+                return False
+            if back != value or type(back) is not kind:
+                return False
+    return True
 
 
 def replay_values(

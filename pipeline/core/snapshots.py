@@ -30,6 +30,7 @@ from pipeline.core.journal import (
     KeyDelta,
     Report,
     due_values,
+    json_exact,
     replay_values,
 )
 from pipeline.core.labels import JoinBuffer
@@ -192,6 +193,7 @@ def report_changes(part: Partition, quarantine: Quarantine | None = None) -> Rep
             and fed is not None
             and key not in full
             and state.pending + len(fed) < due_values(state.base_bytes)
+            and json_exact(fed)
         ):
             report.deltas.append(KeyDelta(state.key_id, fed, state.delta_fields()))
             state.fed = []

@@ -18,7 +18,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from pipeline.core import journal
-from pipeline.core.journal import JournalBook, due_values
+from pipeline.core.journal import JournalBook, due_values, json_exact
 from pipeline.core.processor import Processor
 from pipeline.core.records import Message, Record
 from pipeline.io.memory import MemorySink
@@ -185,3 +185,12 @@ class TestCompactionRule:
         assert book.overdue(4) == {"a", "b"}
         book.settle("a")
         assert book.drop_settled(4) == [1]
+
+
+class TestJsonExact:
+    def test_plain_values_are_exact(self) -> None:
+        assert json_exact([1.5, 2, "a", True, None, [0.25, 1.0], {"k": "v"}])
+
+    @pytest.mark.parametrize("value", [float("nan"), float("inf"), (1, 2), b"x", {1: "a"}])
+    def test_values_json_would_change_are_not(self, value: object) -> None:
+        assert not json_exact([1.0, value])
