@@ -145,6 +145,10 @@ class Sidecar:
         self.path = workdir / f"{name}.yaml"
         self.path.write_text(yaml.safe_dump(config))
         self.log = workdir / f"{name}.log"
+        self.restarts = 0
+        self.start()
+
+    def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -175,7 +179,14 @@ class Sidecar:
         return out
 
     def alive(self) -> None:
-        if self.proc.poll() is not None:
+        code = self.proc.poll()
+        if code == 3 and self.restarts < 3 and "never_assigned" in self.log.read_text():
+            # the group gave it nothing (topic metadata not there yet when it joined):
+            # restarted, as Kubernetes would restart it
+            self.restarts += 1
+            self.start()
+            return
+        if code is not None:
             tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
             raise RuntimeError(f"sidecar exited with {self.proc.returncode}:\n{tail}")
 
@@ -270,7 +281,7 @@ def _restore(
     return state_bytes, seconds, float(restored.get("read_seconds", 0.0)), committed_at - started
 
 
-def measure(bootstrap: str, quick: bool) -> ChangelogFigures:
+def measure(bootstrap: str, quick: bool, parts: str = "all") -> ChangelogFigures:
     backlog, paced = (6_000, 3_000) if quick else (20_000, 18_000)
     restore_events = 8_000 if quick else 40_000
     started_broker = ensure_broker(bootstrap)
@@ -278,15 +289,21 @@ def measure(bootstrap: str, quick: bool) -> ChangelogFigures:
     try:
         with tempfile.TemporaryDirectory(prefix="driftline-changelog-") as tmp:
             workdir = Path(tmp)
-            b_in, b_state, p_in, p_state, rate = _traffic(
-                bootstrap, workdir, backlog, paced, progress
+            b_in, b_state, p_in, p_state, rate = (
+                _traffic(bootstrap, workdir, backlog, paced, progress)
+                if parts != "restore"
+                else (1, 0, 1, 0, 0.0)
             )
             print(
                 f"changelog bytes / input bytes: backlog {b_state / b_in:.2f}x, "
                 f"paced {p_state / p_in:.2f}x at {rate:,.0f}/s",
                 flush=True,
             )
-            r_bytes, r_s, r_read, again = _restore(bootstrap, workdir, restore_events, progress)
+            r_bytes, r_s, r_read, again = (
+                _restore(bootstrap, workdir, restore_events, progress)
+                if parts != "traffic"
+                else (0, 0.0, 0.0, 0.0)
+            )
     finally:
         progress.close()
         if started_broker:
@@ -327,9 +344,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer events (a few minutes)")
     parser.add_argument("--bootstrap", default=f"localhost:{os.environ.get('KAFKA_PORT', '39092')}")
+    parser.add_argument(
+        "--only", choices=("traffic", "restore"), help="measure one of the two parts"
+    )
     args = parser.parse_args(argv)
     print(machine_info(), flush=True)
-    figures = measure(args.bootstrap, args.quick)
+    figures = measure(args.bootstrap, args.quick, args.only or "all")
     print("\n".join(report_lines(figures)))
 
 

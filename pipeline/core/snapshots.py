@@ -202,16 +202,23 @@ def report_changes(part: Partition, quarantine: Quarantine | None = None) -> Rep
             book.depend(name, number, latest=False)
             continue
         entry = key_entry(part, state, quarantine)
-        report.records[name] = entry
         if entry is None:  # quarantined and dropped
+            report.records[name] = None
             book.settle(name)
             continue
         if state.key_id is None:
             state.key_id = part.key_ids
             part.key_ids += 1
-        state.mark_logged(state.key_id, len(state.saved or b""))
+        base = len(state.saved or b"")
+        state.mark_logged(state.key_id, base)
         report.ids[name] = state.key_id
-        book.settle(name)
+        if base <= SMALL_ENTRY_BYTES:  # a new key's, mostly: one record for them all
+            report.entries[name] = entry
+            size += 1
+            book.depend(name, number, latest=True)
+        else:
+            report.records[name] = entry
+            book.settle(name)
     part.dirty.add(META)  # the journal and key counters
     for name in sorted(part.dirty):
         snapshot = snapshot_of(part, name)
@@ -318,6 +325,12 @@ def restore_partition(
     for model in sorted(part.models.values(), key=lambda m: m.seq):
         if not model.known:
             part.unknown[model.model_id] = model
+    for journal, size in tail.journals.items():
+        part.book.open(journal, size)
+        part.journal = max(part.journal, journal + 1)
+    for name, journal in tail.journaled.items():  # before the deltas (they add to it)
+        if name in entries:
+            part.book.depend(name, journal, latest=True)
     restored: list[KeyState] = []
     for key, state in detector_entries:
         plan = plan_for(key.model_id)
@@ -340,12 +353,6 @@ def restore_partition(
         restored.append(key_state)
     for key_state in sorted(restored, key=lambda s: s.seq):
         part.add_key(key_state, model_of(key_state.key.model_id))
-    for journal, size in tail.journals.items():
-        part.book.open(journal, size)
-        part.journal = max(part.journal, journal + 1)
-    for name, journal in tail.journaled.items():
-        if name in entries:
-            part.book.depend(name, journal, latest=True)
     return part
 
 

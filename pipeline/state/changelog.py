@@ -12,10 +12,12 @@ belongs to source partition ``p`` (all input topics are co-partitioned by
 
 * key ``b"__journal__:<n>"`` -> ``b"DLJ1"`` + zlib of the JSON envelope
   ``{"schema": "driftline.journal.v1", "partition": p, "journal": n, "positions":
-  ..., "entries": {small entries}, "deltas": [...]}``: one checkpoint's deltas
-  (:mod:`pipeline.core.journal`). A detector record written in full carries
-  ``"id"``; a delta names it by that id: ``[id, values, seq - previous delta's seq,
-  last_seen - previous delta's last_seen, window_events(, window_start,
+  ..., "entries": {small entries}, "ids": {...}, "deltas": [...]}``: one
+  checkpoint's deltas (:mod:`pipeline.core.journal`). A detector record written in
+  full carries ``"id"`` (in the journal's ``ids`` when its snapshot is small enough
+  to be one of its entries); a delta names it by that id: ``[id, values,
+  seq - previous delta's seq, last_seen - previous delta's last_seen,
+  window_events(, window_start,
   window_first, open)]`` (deltas sorted by seq; values a JSON list, or base64 of
   little-endian float64 when that is shorter). A journal nothing depends on any
   more is deleted (tombstone).
@@ -160,6 +162,7 @@ def encode_journal(partition: int, report: Report, positions: Mapping[str, int])
         "journal": report.journal,
         "positions": dict(positions),
         "entries": report.entries,
+        "ids": {name: report.ids[name] for name in report.entries if name in report.ids},
         "deltas": _encode_deltas(report.deltas),
     }
     return JOURNAL_MAGIC + zlib.compress(orjson.dumps(envelope), 6)
@@ -254,6 +257,7 @@ class _Fold:
             if envelope.get("schema") != JOURNAL_SCHEMA:
                 raise ValueError("unknown journal schema")
             entries = envelope["entries"]
+            ids = envelope.get("ids", {})
             deltas = _decode_deltas(envelope["deltas"])
         except (ValueError, TypeError, KeyError, IndexError, zlib.error):
             snapshot.skipped += 1
@@ -264,6 +268,10 @@ class _Fold:
             snapshot.entries[name] = state
             self.forget(name)
             tail.journaled[name] = journal
+            key_id = ids.get(name)
+            if isinstance(key_id, int):  # a detector's full snapshot, small enough
+                tail.ids[name] = key_id
+                self.by_id[key_id] = name
         for key_id, values, fields in deltas:
             name = self.by_id.get(key_id)
             if name is None or tail.ids.get(name) != key_id:
