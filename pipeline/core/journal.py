@@ -30,6 +30,7 @@ import detectors
 from detectors import DriftDetector
 
 __all__ = [
+    "DETECTOR_ENTRY_BYTES",
     "JOURNAL_SPAN",
     "JOURNAL_VALUES",
     "SMALL_ENTRY_BYTES",
@@ -51,9 +52,13 @@ JOURNAL_SPAN: Final = 2048
 """Live journals per partition at most (a restore reads at most this many)."""
 JOURNAL_VALUES: Final = 2_000_000
 """Values (and entries) in a partition's live journals at most."""
-SMALL_ENTRY_BYTES: Final = 4096
-"""Non-detector entries up to this size (JSON) go into the journal; larger ones are
-records of their own."""
+SMALL_ENTRY_BYTES: Final = 64 * 1024
+"""Non-detector entries up to this size (JSON) go into the journal, larger ones are
+records of their own. They are JSON that compresses well: a label-join page of
+pending predictions shrinks ~12x in the journal's zlib."""
+DETECTOR_ENTRY_BYTES: Final = 4096
+"""Full detector snapshots up to this size (a new key's, mostly) go into the journal
+too; larger ones (packed floats, which hardly compress) are records of their own."""
 
 
 def due_values(base_bytes: int) -> int:

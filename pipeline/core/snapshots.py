@@ -25,6 +25,7 @@ import orjson
 from pipeline.core.golden import GoldenState
 from pipeline.core.join_codec import decode_pages, is_legacy, legacy_requests, legacy_store
 from pipeline.core.journal import (
+    DETECTOR_ENTRY_BYTES,
     SMALL_ENTRY_BYTES,
     JournalTail,
     KeyDelta,
@@ -212,7 +213,7 @@ def report_changes(part: Partition, quarantine: Quarantine | None = None) -> Rep
         base = len(state.saved or b"")
         state.mark_logged(state.key_id, base)
         report.ids[name] = state.key_id
-        if base <= SMALL_ENTRY_BYTES:  # a new key's, mostly: one record for them all
+        if base <= DETECTOR_ENTRY_BYTES:  # a new key's, mostly: one record for them all
             report.entries[name] = entry
             size += 1
             book.depend(name, number, latest=True)
