@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -26,10 +27,13 @@ _SCALE = 1 << 32
 """Fixed-point scale of the ``c log c`` table: integer sums are exact and order-free."""
 
 
-def _clog_table(n: int) -> list[int]:
+@functools.lru_cache(maxsize=64)
+def _clog_table(n: int) -> tuple[int, ...]:
+    """``c log c`` (fixed point) for c = 0..n; shared by every detector of one window
+    size (read only), so restoring thousands of them does not rebuild it each time."""
     table = [0, 0]
     table.extend(round(c * math.log(c) * _SCALE) for c in range(2, n + 1))
-    return table[: n + 1]
+    return tuple(table[: n + 1])
 
 
 @register

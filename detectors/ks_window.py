@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_left, insort
 from collections import deque
@@ -167,10 +168,7 @@ class KSWindow(DriftDetector[float]):
         self._step = m if mode == "fixed" else m + self.window_size
         # counts reach +-2*m*n: 32 bits sort faster where they suffice
         self._int = np.int32 if 2 * m * self.window_size < 2**31 else np.int64
-        n = self.window_size
-        k = np.arange(n, dtype=self._int)
-        self._scales: IntArray = np.array([[n], [-n]], dtype=self._int)
-        self._offsets: IntArray = np.stack((-m * k, m * (k + 1)))
+        self._scales, self._offsets = _count_terms(m, self.window_size, self._int)
         # update_many's buffers (allocated on first use, kept across resets)
         self._ranks: IntArray | None = None
         self._windows: IntArray | None = None  # view of _ranks: [c] = _ranks[:, c : c + n]
@@ -667,6 +665,18 @@ class KSWindow(DriftDetector[float]):
         self._steady = (
             self.mode == "fixed" and len(ref) == self._m and len(window) == self.window_size
         ) and not drift
+
+
+@functools.lru_cache(maxsize=256)
+def _count_terms(m: int, n: int, kind: type[np.signedinteger[Any]]) -> tuple[IntArray, IntArray]:
+    """The scales and offsets of m*n*D's terms (``_count_pair``), read only and shared
+    by every detector of these sizes: restoring thousands of them builds them once."""
+    k = np.arange(n, dtype=kind)
+    scales: IntArray = np.array([[n], [-n]], dtype=kind)
+    offsets: IntArray = np.stack((-m * k, m * (k + 1)))
+    scales.flags.writeable = False
+    offsets.flags.writeable = False
+    return scales, offsets
 
 
 def _float_array(values: Sequence[Any] | npt.NDArray[Any]) -> FloatArray | None:
