@@ -8,7 +8,9 @@ import pytest
 
 from pipeline.generate import DriftSpec, GeneratorConfig
 
-EVENTS = int(os.environ.get("DRIFTLINE_FAULT_EVENTS", "30000"))
+# Not DRIFTLINE_*: the sidecars inherit the environment, and every DRIFTLINE_ variable
+# is a config override there (an unknown one is refused at start).
+EVENTS = int(os.environ.get("FAULT_EVENTS", "30000"))
 
 
 @pytest.fixture
