@@ -54,8 +54,8 @@ JOURNAL_VALUES: Final = 2_000_000
 """Values (and entries) in a partition's live journals at most."""
 SMALL_ENTRY_BYTES: Final = 64 * 1024
 """Non-detector entries up to this size (JSON) go into the journal, larger ones are
-records of their own. They are JSON that compresses well: a label-join page of
-pending predictions shrinks ~12x in the journal's zlib."""
+records of their own: in the journal they share one record's envelope and its zlib
+(a model's, policy's or label-join page's JSON keys repeat from entry to entry)."""
 DETECTOR_ENTRY_BYTES: Final = 4096
 """Full detector snapshots up to this size (a new key's, mostly) go into the journal
 too; larger ones (packed floats, which hardly compress) are records of their own."""
