@@ -87,13 +87,22 @@ test: $(STAMP) browser deploy-tools
 	PYTHON=$(BIN)/python $(KAFKA) start
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
+# The quixstreams peer of bench-e2e in a virtualenv of its own: quixstreams pins an older
+# pydantic, and driftline's rows must run on the project's own resolution.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+$(BENCH_STAMP): $(STAMP)
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	PYTHON=$(BIN)/python $(KAFKA) start
 	$(BIN)/python -m benchmarks.detectors
 	$(BIN)/python -m benchmarks.decode
 
 # End to end on the real broker (starts it on KAFKA_PORT if it is not running); ARGS=--quick
-bench-e2e: $(STAMP)
+bench-e2e: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.e2e $(ARGS)
 
 # Regenerate the Open Inference Protocol classes from the committed .proto (Seldon Core 2's
@@ -113,4 +122,4 @@ bench-emit: $(STAMP)
 
 clean:
 	-$(KAFKA) stop
-	rm -rf $(VENV) deploy/kafka/target deploy/kafka/var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) deploy/kafka/target deploy/kafka/var .pytest_cache .mypy_cache .ruff_cache

@@ -84,10 +84,12 @@ def create_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
 
 
 def delete_topics(bootstrap: str, prefix: str) -> None:
-    """Delete every topic whose name starts with ``prefix`` (best effort)."""
+    """Delete every topic whose name contains ``prefix`` (best effort): the run's own
+    topics, and those a framework derived from its group id (quixstreams' changelog
+    topics are ``changelog__<group>--<topic>--<store>``)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        names = [t for t in admin.list_topics() if t.startswith(prefix)]
+        names = [t for t in admin.list_topics() if prefix in t]
         if names:
             admin.delete_topics(names)
     except KafkaError:

@@ -25,6 +25,13 @@ Variants, each a process of its own (every one gets its own topics):
   latest 200, as the default KS windows) instead of Page-Hinkley. It keeps up with
   only a few hundred events/s, so it is timed over the first ``NAIVE_KS_EVENTS`` of
   the backlog (steady state) and has no paced phase;
+* (q) the peer a Python team would build instead (:mod:`benchmarks.quix_peer`): a
+  quixstreams application, exactly-once, keyed RocksDB state, river detectors of the
+  default set's kinds and settings (KSWIN 500 against 3,000 per numeric feature, a
+  chi-square of the class mix, ADWIN on joined errors). It runs in ``.venv-bench``
+  (``make bench-e2e`` makes it; ``--peer-python``) and processes a few dozen events/s
+  once its windows are full, so it is timed over ``PEER_STEADY_EVENTS`` events from
+  there (the backlog must exceed 3,500 events per model) and has no paced phase;
 * (b) with ``runtime.max_batch_events`` 100 and 500 (2000, the default, is (b)): the cost of commit
   batching.
 
@@ -43,20 +50,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import json
 import os
-import pstats
 import select
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +83,7 @@ from benchmarks._kafka import (
     vm_hwm_kib,
 )
 from benchmarks.harness import machine_info, markdown_table
+from benchmarks.quix_peer import PEER_STEADY_EVENTS
 from pipeline.config import TopicSettings
 from pipeline.generate import (
     CATEGORICAL,
@@ -129,6 +133,9 @@ PH_MONITORS: list[dict[str, Any]] = [
         },
     },
 ]
+PEER_PYTHON = REPO / ".venv-bench" / "bin" / "python"
+NAIVE_KS_EVENTS = 3000
+"""(d-ks) is timed over this many events of the backlog."""
 # Signals with recurring drifts in the paced phase (on/off every ``width`` events).
 PACED_DRIFTS = (
     ("feature:age", 3.0),
@@ -146,7 +153,7 @@ PACED_DRIFTS = (
 class Variant:
     key: str
     label: str
-    kind: str  # floor | naive | driftline
+    kind: str  # floor | naive | naive-ks | peer | driftline
     mode: str = "exactly_once"
     monitors: str = "default"  # default | ph
     max_batch_events: int = 2000
@@ -160,6 +167,7 @@ VARIANTS = {
         Variant("c", "(c) driftline at-least-once", "driftline", mode="at_least_once"),
         Variant("d", "(d) naive: json.loads + pydantic + river, auto-commit", "naive"),
         Variant("d-ks", "(d-ks) naive, river KSWIN per numeric feature", "naive-ks"),
+        Variant("q", "(q) peer: quixstreams exactly-once + river", "peer"),
         Variant("b-ph", "(b') driftline exactly-once, explicit PH set", "driftline", monitors="ph"),
         Variant("b-100", "(b) max_batch_events=100", "driftline", max_batch_events=100),
         Variant("b-500", "(b) max_batch_events=500", "driftline", max_batch_events=500),
@@ -180,6 +188,12 @@ class Result:
     rate: float | None = None
     rss_mib: float = 0.0
     load: list[float] = field(default_factory=list)
+    steady: bool | None = None
+    """(q): timed with its KS windows full."""
+    version: str | None = None
+    """(q): the quixstreams version it ran with."""
+    fill: dict[str, float] | None = None
+    """(q): events, CPU and wall seconds while its KS windows filled (before timing)."""
 
 
 # ---------------------------------------------------------------------- workload
@@ -252,6 +266,9 @@ class Run:
         self.log_path = workdir / f"{self.prefix}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.load: list[float] = []
+        self.steady: bool | None = None
+        self.version: str | None = None
+        self.fill: dict[str, float] | None = None
 
     def _tail(self) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -273,8 +290,9 @@ class Run:
             cmd = [sys.executable, "-m", "pipeline.cli", "--log-json", "run", "--config", str(path)]
             stdout: Any = log
         else:
+            python = a.peer_python if v.kind == "peer" else sys.executable
             cmd = [
-                sys.executable, "-m", "benchmarks.e2e", "--worker", v.kind,
+                python, "-m", "benchmarks.e2e", "--worker", v.kind,
                 "--bootstrap", a.bootstrap, "--topic", self.topics["predictions"],
                 "--alerts-topic", self.topics["alerts"], "--group", self.prefix,
                 "--events", str(a.events),
@@ -302,6 +320,7 @@ class Run:
                 self._alive()
             r = json.loads(line)
             self.load.append(os.getloadavg()[0])
+            self.steady, self.version, self.fill = r.get("steady"), r.get("version"), r.get("fill")
             n = r["n"]
             return (
                 (n - r["c0"]) / (r["t_end"] - r["t_first"]),
@@ -383,8 +402,11 @@ class Run:
             self.start()
             assert self.proc is not None
             eps, cpu_us, startup = self.throughput(progress)
-            result = Result(self.variant.key, self.rep, eps, cpu_us, startup)
-            if self.variant.kind not in ("floor", "naive-ks"):
+            result = Result(
+                self.variant.key, self.rep, eps, cpu_us, startup, steady=self.steady,
+                version=self.version, fill=self.fill,
+            )  # fmt: skip
+            if self.variant.kind not in ("floor", "naive-ks", "peer"):
                 result.alerts, result.p50_ms, result.p99_ms, result.rate = self.latency(
                     progress, paced
                 )
@@ -405,305 +427,6 @@ def _percentile(values: Sequence[float], q: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-# ---------------------------------------------------------------------- workers
-def _report(c0: int, first: tuple[float, float], n: int) -> None:
-    t_first, cpu_first = first
-    print(
-        json.dumps(
-            {
-                "c0": c0,
-                "t_first": t_first,
-                "cpu_first": cpu_first,
-                "t_end": time.monotonic(),
-                "cpu_end": time.process_time(),
-                "n": n,
-            }
-        ),
-        flush=True,
-    )
-
-
-def _floor_worker(args: argparse.Namespace, stop: threading.Event) -> None:
-    from kafka import KafkaConsumer, TopicPartition
-
-    from pipeline.core.decode import Decoder
-
-    decoder = Decoder(1 << 20)
-    consumer = KafkaConsumer(
-        bootstrap_servers=args.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        **FETCH,
-    )
-    tps = [TopicPartition(args.topic, p) for p in sorted(consumer.partitions_for_topic(args.topic))]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    n, c0, first = 0, 0, None
-    while n < args.events and not stop.is_set():
-        for records in consumer.poll(timeout_ms=200).values():
-            for r in records:
-                decoder.decode(r.value, "prediction")
-            n += len(records)
-        if first is None and n:
-            c0, first = n, (time.monotonic(), time.process_time())
-    if first is not None:
-        _report(c0, first, n)
-    stop.wait()
-    consumer.close()
-
-
-class _NaiveModel:
-    """What a hand-written monitor would keep per model."""
-
-    def __init__(self, chi2_critical: float, ks: bool = False) -> None:
-        from river.drift import KSWIN, PageHinkley
-
-        self.features: dict[str, Any] = {n: PageHinkley(**_ph_params(n)) for n in NUMERIC}
-        if ks:
-            self.features = {
-                n: KSWIN(alpha=1e-6, window_size=1200, stat_size=200, seed=k)
-                for k, n in enumerate(NUMERIC)
-            }
-        self.detector = "ks_window" if ks else "page_hinkley"
-        self.confidence = PageHinkley(**CONFIDENCE_PH)
-        self.reference: Counter[str] = Counter()
-        self.window: Counter[str] = Counter()
-        self.chi2_critical = chi2_critical
-
-    def update(self, event: Any) -> list[tuple[str, str, float | None]]:
-        fired: list[tuple[str, str, float | None]] = []
-        for name, value in (event.features or {}).items():
-            detector = self.features.get(name)
-            if detector is None or isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            detector.update(value)
-            if detector.drift_detected:
-                fired.append((f"feature:{name}", self.detector, None))
-        if event.confidence is not None:
-            self.confidence.update(event.confidence)
-            if self.confidence.drift_detected:
-                fired.append(("confidence", "page_hinkley", None))
-        label = str(event.prediction)
-        if sum(self.reference.values()) < CLASS_REFERENCE:
-            self.reference[label] += 1
-            return fired
-        self.window[label] += 1
-        if sum(self.window.values()) >= CLASS_WINDOW:
-            total = sum(self.reference.values())
-            chi2 = 0.0
-            for c in set(self.reference) | set(self.window):
-                expected = max(CLASS_WINDOW * self.reference[c] / total, 0.5)
-                chi2 += (self.window[c] - expected) ** 2 / expected
-            if chi2 > self.chi2_critical:
-                fired.append(("prediction", "chi_square", chi2))
-            self.window.clear()
-        return fired
-
-
-def _naive_worker(args: argparse.Namespace, stop: threading.Event) -> None:
-    from kafka import KafkaConsumer, KafkaProducer
-    from scipy.stats import chi2
-
-    from pipeline.events import PredictionEvent
-
-    critical = float(chi2.isf(CLASS_ALPHA, len(CLASSES) - 1))
-    consumer = KafkaConsumer(
-        args.topic,
-        bootstrap_servers=args.bootstrap,
-        group_id=args.group,
-        enable_auto_commit=True,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=200,
-        **FETCH,
-    )
-    producer = KafkaProducer(bootstrap_servers=args.bootstrap)
-    models: dict[str, _NaiveModel] = {}
-    n, first, reported = 0, None, False
-    while not stop.is_set():
-        for msg in consumer:
-            try:
-                event = PredictionEvent.model_validate(json.loads(msg.value), strict=False)
-            except ValueError:  # malformed JSON or a schema violation: skip it
-                continue
-            model = models.get(event.model_id)
-            if model is None:
-                model = models[event.model_id] = _NaiveModel(critical, ks=args.worker == "naive-ks")
-            for signal_name, detector, statistic in model.update(event):
-                alert = {
-                    "alert_id": f"{event.model_id}:{signal_name}:{msg.partition}:{msg.offset}",
-                    "model_id": event.model_id,
-                    "model_version": event.model_version,
-                    "signal": signal_name,
-                    "detector": {"name": detector},
-                    "statistic": statistic,
-                    "detected_at": event.timestamp.isoformat(),
-                    "source": {
-                        "topic": msg.topic,
-                        "partition": msg.partition,
-                        "offset": msg.offset,
-                    },
-                }
-                producer.send(
-                    args.alerts_topic, key=event.model_id.encode(), value=json.dumps(alert).encode()
-                )
-            n += 1
-            if first is None:
-                first = (time.monotonic(), time.process_time())
-            if not reported and n >= (
-                min(args.events, NAIVE_KS_EVENTS) if args.worker == "naive-ks" else args.events
-            ):
-                _report(1, first, n)
-                reported = True
-            if stop.is_set():
-                break
-    producer.flush()
-    producer.close()
-    consumer.close()
-
-
-def _worker(args: argparse.Namespace) -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if args.worker == "floor":
-        _floor_worker(args, stop)
-    else:
-        _naive_worker(args, stop)
-
-
-NAIVE_KS_EVENTS = 3000
-"""(d-ks) is timed over this many events of the backlog."""
-
-
-# ---------------------------------------------------------------------- profile
-_STAGES = (
-    ("poll (KafkaSource.poll + batch assembly)", "pipeline/runtime/loop.py", "poll_batch"),
-    ("  of which KafkaSource.poll", "pipeline/io/kafka.py", "poll"),
-    ("process_batch (decode + engine)", "pipeline/core/processor.py", "process_batch"),
-    ("  of which Decoder.decode", "pipeline/core/decode.py", "decode"),
-    ("  of which Engine.process", "pipeline/core/engine.py", "process"),
-    ("checkpoint (sends + changelog + commit)", "pipeline/runtime/checkpoint.py", "commit"),
-    ("  of which KafkaSink.send (outputs + changelog)", "pipeline/io/kafka.py", "send"),
-    ("  of which changed_state (snapshots)", "pipeline/core/processor.py", "changed_state"),
-    ("  of which commit (flush, offsets, txn commit)", "pipeline/io/kafka.py", "commit"),
-    ("export gauges (lag, keys, statistics)", "pipeline/runtime/sidecar.py", "_export_gauges"),
-)
-
-
-def _category(filename: str, name: str) -> str:
-    if filename == "~":
-        if any(w in name for w in ("poll' of 'select", "acquire", "'wait'", "sleep", "select")):
-            return "blocked (select/poll/locks: waiting on the broker or threads)"
-        if "validate_json" in name:
-            return "decode (pydantic validate_json)"
-        if "orjson" in name or "dumps" in name or "loads" in name:
-            return "JSON (orjson)"
-        return "builtins (dict/list/str, hashing...)"
-    for needle, label in (
-        ("/kafka/consumer/", "kafka-python consumer (fetch, record parsing)"),
-        ("/kafka/record/", "kafka-python consumer (fetch, record parsing)"),
-        ("/kafka/producer/", "kafka-python producer (send, batches, transactions)"),
-        ("/kafka/", "kafka-python network / protocol"),
-        ("prometheus_client", "prometheus_client (metrics)"),
-        ("/pipeline/core/", "pipeline/core (engine, monitor, policy)"),
-        (f"{REPO}/detectors/", "detectors/"),
-        ("/pipeline/", "pipeline runtime / io / state / events glue"),
-        ("pydantic", "pydantic (python side)"),
-    ):
-        if needle in filename:
-            return label
-    return "other (stdlib, numpy, structlog...)"
-
-
-def profile_sidecar(
-    args: argparse.Namespace, backlog: Sequence[tuple[str, bytes]], workdir: Path, key: str
-) -> str:
-    """cProfile of an in-process exactly-once Sidecar over the backlog."""
-    from pipeline.config import load_settings
-    from pipeline.runtime.sidecar import Sidecar
-
-    variant = VARIANTS[key]
-    run = Run(variant, 0, args, workdir)
-    run.prefix = f"e2e-{uuid.uuid4().hex[:8]}-profile"
-    run.topics = topic_names(run.prefix)
-    inputs = ("predictions", "features", "labels", "training")
-    create_topics(
-        args.bootstrap,
-        {t: PARTITIONS if k in inputs else 1 for k, t in run.topics.items() if k != "state"},
-    )
-    try:
-        produce(args.bootstrap, run.topics["predictions"], backlog)
-        path = workdir / f"{run.prefix}.yaml"
-        path.write_text(yaml.safe_dump(sidecar_config(variant, run.prefix, args.bootstrap)))
-        stop = threading.Event()
-        sidecar = Sidecar(load_settings(path, environ={}), stop)
-        n = len(backlog)
-
-        def watch() -> None:
-            while not stop.is_set():
-                if sidecar.stats.events >= n:
-                    stop.set()
-                stop.wait(0.05)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        profiler = cProfile.Profile()
-        started = time.perf_counter()
-        profiler.enable()
-        sidecar.run()
-        profiler.disable()
-        wall = time.perf_counter() - started
-        stop.set()
-    finally:
-        delete_topics(args.bootstrap, run.prefix)
-    if args.profile_out:
-        profiler.dump_stats(f"{args.profile_out}.{key}")
-    stats = pstats.Stats(profiler)
-    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
-    total = sum(tt for _cc, _nc, tt, _ct, _callers in raw.values())
-    lines = [
-        f"cProfile of an in-process Sidecar, {variant.label}, over {n} events: "
-        f"{wall:.1f} s wall incl. start-up and group join, {total:.1f} s profiled "
-        f"(main thread only; profiling inflates Python-heavy code)\n"
-    ]
-    rows = []
-    for label, file_suffix, func in _STAGES:
-        cum = sum(
-            ct
-            for (fn, _line, name), (_cc, _nc, _tt, ct, _callers) in raw.items()
-            if fn.endswith(file_suffix) and name == func
-        )
-        rows.append((label, f"{cum:.2f}", f"{100 * cum / total:.0f} %", f"{cum / n * 1e6:.0f}"))
-    lines.append(markdown_table(("stage (cumulative)", "s", "share", "µs/event"), rows))
-    per_category: Counter[str] = Counter()
-    for (fn, _line, name), (_cc, _nc, tt, _ct, _callers) in raw.items():
-        per_category[_category(fn, name)] += tt
-    lines.append("")
-    lines.append(
-        markdown_table(
-            ("where the time is (own time by code area)", "s", "share"),
-            [(c, f"{t:.2f}", f"{100 * t / total:.0f} %") for c, t in per_category.most_common()],
-        )
-    )
-    top = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)[:20]
-    lines.append("")
-    lines.append(
-        markdown_table(
-            ("top functions by own time", "calls", "own s", "cum s"),
-            [
-                (
-                    f"{Path(fn).name}:{line}({name})" if fn != "~" else name,
-                    nc,
-                    f"{tt:.2f}",
-                    f"{ct:.2f}",
-                )
-                for (fn, line, name), (_cc, nc, tt, ct, _callers) in top
-            ],
-        )
-    )
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- report
@@ -750,10 +473,44 @@ def _ratio(by: dict[str, list[Result]], num: str, den: str, attr: str, invert: b
     return f"{statistics.median(ratios):.2f}x (per round: {', '.join(f'{x:.2f}' for x in ratios)})"
 
 
+def _targets(by: dict[str, list[Result]]) -> list[str]:
+    """Issue 17's targets for (b): CPU per event absolute, against the floor and the
+    peer (per round), and the paced p99 event-to-alert latency."""
+    if "b" not in by:
+        return []
+    b = by["b"]
+    out = ["\ncost per event (issue 17), (b) exactly-once, default monitor set:"]
+    per_cpu = 1e6 / statistics.median(r.cpu_us for r in b)
+    verdict = "met" if per_cpu >= 25_000 else "MISSED"
+    out.append(f"- (b) events per CPU-s: {per_cpu:,.0f} — target ≥ 25,000: {verdict}")
+    for den, target, text in (("a", 0.7, "≥ 0.7x the floor"), ("q", 1.0, "ahead of the peer")):
+        rounds = {r.rep: r for r in by.get(den, [])}
+        ratios = [rounds[r.rep].cpu_us / r.cpu_us for r in b if r.rep in rounds]
+        if ratios:
+            med = statistics.median(ratios)
+            ok = med >= target if den == "a" else med > target
+            out.append(
+                f"- (b)/({den}) per CPU-s: {med:.2f}x (per round: "
+                f"{', '.join(f'{x:.2f}' for x in ratios)}) — target {text}: "
+                f"{'met' if ok else 'MISSED'}"
+            )
+    p99 = _median([r.p99_ms for r in b])
+    if p99 is not None:
+        rate = _median([r.rate for r in b]) or 0.0
+        verdict = "met" if p99 <= 250 else "MISSED"
+        out.append(
+            f"- (b) p99 event-to-alert latency at {rate:,.0f} events/s: {p99:,.0f} ms — "
+            f"target ≤ 250 ms: {verdict}"
+        )
+    return out
+
+
 def report(results: list[Result], args: argparse.Namespace, broker_facts: str) -> str:
     by: dict[str, list[Result]] = {}
     for r in results:
         by.setdefault(r.variant, []).append(r)
+    steady = all(r.steady is not False for r in by.get("q", []))
+    version = next((r.version for r in by.get("q", []) if r.version), "(not run)")
     loads = [x for r in results for x in r.load]
     info = machine_info()
     from kafka.record import util as kafka_record_util
@@ -779,7 +536,17 @@ def report(results: list[Result], args: argparse.Namespace, broker_facts: str) -
         "the class, class entropy, rolling threshold on confidence. (b') and (d): "
         "Page-Hinkley per numeric feature and on confidence + class mix. (d-ks): (d) with "
         f"river KSWIN (1,000 against 200) per numeric feature, timed over {NAIVE_KS_EVENTS:,} "
-        "events, no paced phase.\n",
+        "events, no paced phase. (q): the quixstreams peer (benchmarks/quix_peer.py: "
+        f"quixstreams {version}, exactly-once, RocksDB state; river KSWIN 500 "
+        "against 3,000 per numeric feature, chi-square class mix per categorical feature and "
+        "on the class, ADWIN on joined errors), timed over "
+        f"{PEER_STEADY_EVENTS:,} events once its KS windows are full"
+        + (
+            ", which this backlog does not reach: timed over the whole backlog"
+            if not steady
+            else ""
+        )
+        + "; no paced phase.\n",
     ]
     headers = (
         "variant",
@@ -790,7 +557,7 @@ def report(results: list[Result], args: argparse.Namespace, broker_facts: str) -
         "p99 alert latency ms",
         "peak RSS MiB",
     )
-    main_keys = [k for k in ("a", "b", "c", "d", "d-ks", "b-ph") if k in by]
+    main_keys = [k for k in ("a", "b", "c", "d", "d-ks", "q", "b-ph") if k in by]
     out.append(markdown_table(headers, [_row(k, by[k]) for k in main_keys]))
     out.append("\n(±: half the min-max spread over the repeats, relative to the median)\n")
     for num, den, target in (
@@ -809,6 +576,17 @@ def report(results: list[Result], args: argparse.Namespace, broker_facts: str) -
             out.append(
                 f"- {num}/{den} events/s: {eps}; per CPU-s: {cpu} — target ≥ {target:g}x: {verdict}"
             )
+    fills = [r.fill for r in by.get("q", []) if r.fill and r.fill["cpu_s"] > 0]
+    if fills:
+        out.append(
+            "- (q) while its KS windows filled (river's KSWIN only appends then; not timed "
+            "above, its 'start-up s' below includes it): "
+            + ", ".join(
+                f"{f['events']:,.0f} events at {f['events'] / f['cpu_s']:,.0f} per CPU-s"
+                for f in fills
+            )
+        )
+    out.extend(_targets(by))
     batch_keys = [k for k in ("b-100", "b-500", "b") if k in by]
     if len(batch_keys) > 1:
         out.append("\n### commit batching (exactly-once, default monitors)\n")
@@ -878,21 +656,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, help="paced phase length (30; --quick 10)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
-        "--variants", default="a,b,c,d,d-ks,b-ph,b-100,b-500", help="comma-separated keys"
+        "--variants", default="a,b,c,d,d-ks,q,b-ph,b-100,b-500", help="comma-separated keys"
     )
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--profile-out", help="also dump the cProfile stats to PATH.<variant>")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per phase")
     parser.add_argument("--out", help="also write the report (markdown) here")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--peer-python",
+        default=str(PEER_PYTHON if PEER_PYTHON.exists() else sys.executable),
+        help="interpreter with quixstreams for (q) (.venv-bench, made by make bench-e2e)",
+    )
     # internal: the worker processes of (a) and (d)
-    parser.add_argument("--worker", choices=("floor", "naive", "naive-ks"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=("floor", "naive", "naive-ks", "peer"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--alerts-topic", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        _worker(args)
+        from benchmarks.e2e_workers import run_worker
+
+        run_worker(args)
         return
     args.events = args.events or (10_000 if args.quick else 50_000)
     args.seconds = args.seconds or (10.0 if args.quick else 30.0)
@@ -932,6 +719,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             broker = "broker started by the benchmark" if started_broker else "existing broker"
             text = report(results, args, f"{broker} at {args.bootstrap}")
             for key in [] if args.no_profile else ["b", "b-ph"]:
+                from benchmarks.e2e_profile import profile_sidecar
+
                 text += "\n\n### profile\n\n" + profile_sidecar(args, backlog, workdir, key)
         print("\n" + text)
         if args.out:
