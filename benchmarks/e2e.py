@@ -10,6 +10,8 @@ Variants, each a process of its own (every one gets its own topics):
 * (a) floor: a bare kafka-python ``KafkaConsumer`` reading the input topic from the
   beginning and decoding each record with ``pipeline.core.decode.Decoder`` (the
   sidecar's fetch sizes and ``read_committed``, so that only driftline's work differs);
+* (a0) (a) without the decode: kafka-python's own cost per record; (a-ck) the same
+  reading with confluent-kafka (librdkafka), for comparison;
 * (b) ``driftline run``, ``runtime.mode: exactly_once`` (the default monitor set: the
   config only names the models, their features and classes);
 * (c) the same, ``at_least_once``;
@@ -153,7 +155,7 @@ PACED_DRIFTS = (
 class Variant:
     key: str
     label: str
-    kind: str  # floor | naive | naive-ks | peer | driftline
+    kind: str  # floor | consume | consume-ck | naive | naive-ks | peer | driftline
     mode: str = "exactly_once"
     monitors: str = "default"  # default | ph
     max_batch_events: int = 2000
@@ -163,6 +165,8 @@ VARIANTS = {
     v.key: v
     for v in (
         Variant("a", "(a) kafka-python consume + decode (floor)", "floor"),
+        Variant("a0", "(a0) kafka-python consume only", "consume"),
+        Variant("a-ck", "(a-ck) confluent-kafka (librdkafka) consume only", "consume-ck"),
         Variant("b", "(b) driftline exactly-once", "driftline"),
         Variant("c", "(c) driftline at-least-once", "driftline", mode="at_least_once"),
         Variant("d", "(d) naive: json.loads + pydantic + river, auto-commit", "naive"),
@@ -406,7 +410,7 @@ class Run:
                 self.variant.key, self.rep, eps, cpu_us, startup, steady=self.steady,
                 version=self.version, fill=self.fill,
             )  # fmt: skip
-            if self.variant.kind not in ("floor", "naive-ks", "peer"):
+            if self.variant.kind not in ("floor", "consume", "consume-ck", "naive-ks", "peer"):
                 result.alerts, result.p50_ms, result.p99_ms, result.rate = self.latency(
                     progress, paced
                 )
@@ -557,7 +561,7 @@ def report(results: list[Result], args: argparse.Namespace, broker_facts: str) -
         "p99 alert latency ms",
         "peak RSS MiB",
     )
-    main_keys = [k for k in ("a", "b", "c", "d", "d-ks", "q", "b-ph") if k in by]
+    main_keys = [k for k in ("a", "a0", "a-ck", "b", "c", "d", "d-ks", "q", "b-ph") if k in by]
     out.append(markdown_table(headers, [_row(k, by[k]) for k in main_keys]))
     out.append("\n(±: half the min-max spread over the repeats, relative to the median)\n")
     for num, den, target in (
@@ -670,7 +674,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     # internal: the worker processes of (a) and (d)
     parser.add_argument(
-        "--worker", choices=("floor", "naive", "naive-ks", "peer"), help=argparse.SUPPRESS
+        "--worker",
+        choices=("floor", "consume", "consume-ck", "naive", "naive-ks", "peer"),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--alerts-topic", help=argparse.SUPPRESS)

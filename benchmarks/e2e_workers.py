@@ -64,11 +64,47 @@ def _floor_worker(args: argparse.Namespace, stop: threading.Event) -> None:
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
     n, c0, first = 0, 0, None
+    decode = args.worker == "floor"  # "consume": kafka-python's own cost alone
     while n < args.events and not stop.is_set():
         for records in consumer.poll(timeout_ms=200).values():
-            for r in records:
-                decoder.decode(r.value, "prediction")
+            if decode:
+                for r in records:
+                    decoder.decode(r.value, "prediction")
             n += len(records)
+        if first is None and n:
+            c0, first = n, (time.monotonic(), time.process_time())
+    if first is not None:
+        _report(c0, first, n)
+    stop.wait()
+    consumer.close()
+
+
+def _confluent_worker(args: argparse.Namespace, stop: threading.Event) -> None:
+    """(a-ck): what the same reading costs with librdkafka (confluent-kafka), for the
+    proposal of an optional client backend behind ``pipeline/io``: consume only,
+    read_committed, batches of up to 2,000 (the sidecar's batch size)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": f"{args.group}-ck",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "fetch.max.bytes": FETCH["fetch_max_bytes"],
+            "max.partition.fetch.bytes": FETCH["max_partition_fetch_bytes"],
+        }
+    )
+    metadata = consumer.list_topics(args.topic, timeout=30)
+    partitions = sorted(metadata.topics[args.topic].partitions)
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
+    n, c0, first = 0, 0, None
+    while n < args.events and not stop.is_set():
+        messages = consumer.consume(num_messages=2000, timeout=0.2)
+        for m in messages:
+            if m.error() is None:
+                m.value()
+                n += 1
         if first is None and n:
             c0, first = n, (time.monotonic(), time.process_time())
     if first is not None:
@@ -196,7 +232,9 @@ def run_worker(args: argparse.Namespace) -> None:
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if args.worker == "floor":
+    if args.worker in ("floor", "consume"):
         _floor_worker(args, stop)
+    elif args.worker == "consume-ck":
+        _confluent_worker(args, stop)
     else:
         _naive_worker(args, stop)

@@ -148,7 +148,7 @@ class Slots:
     event's values are one list and the detectors they reach are known from the
     route (model, version, variant, segments, which values are present) alone."""
 
-    __slots__ = ("reads", "segment_names")
+    __slots__ = ("_attributes", "_features", "reads", "segment_names")
 
     def __init__(self, watches: Sequence[Watch]) -> None:
         self.reads = tuple(
@@ -158,6 +158,26 @@ class Slots:
             for w in watches
         )
         self.segment_names = tuple(sorted({w.segment_by for w in watches if w.segment_by}))
+        # The usual order (features, then attributes) is read in two C-level passes.
+        features = [name for by_name, name in self.reads if by_name]
+        attributes = [name for by_name, name in self.reads if not by_name]
+        ordered = [(True, n) for n in features] + [(False, n) for n in attributes]
+        self._features: tuple[str, ...] | None = None
+        self._attributes: tuple[str, ...] = ()
+        if list(self.reads) == ordered:
+            self._features, self._attributes = tuple(features), tuple(attributes)
+
+    def values(self, event: object, features: dict[str, Any]) -> list[Any]:
+        """The value of every read, in order (None where a feature is absent)."""
+        if self._features is None:
+            return [
+                features.get(name) if by_name else getattr(event, name)
+                for by_name, name in self.reads
+            ]
+        out = list(map(features.get, self._features))
+        for name in self._attributes:
+            out.append(getattr(event, name))
+        return out
 
     @staticmethod
     def compile(watches: Sequence[Watch]) -> Slots | None:

@@ -17,8 +17,9 @@ one-at-a-time processing would have left.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from pipeline.config import LimitSettings
 from pipeline.core.monitor import (
@@ -36,7 +37,7 @@ from pipeline.core.partition import ModelState, Partition, fanout_groups
 from pipeline.core.training import Checkpoint
 from pipeline.events import FeatureEvent, PredictionEvent
 
-__all__ = ["SLOT_BITS", "DetectorQueue", "EventContext", "Route", "Router", "Scope"]
+__all__ = ["SLOT_BITS", "DetectorQueue", "EventContext", "Route", "Router", "Scope", "ShiftedRefs"]
 
 SLOT_BITS: Final = 20
 """A queued value's reference is ``event index << SLOT_BITS | slot``."""
@@ -80,6 +81,28 @@ class EventContext:
         self.entries.append((self.slots - 1, entry))
 
 
+class ShiftedRefs(Sequence[int]):
+    """The references of column ``j`` of a route: its rows' references plus ``j``,
+    computed only for the positions asked about (a finding, a window's start)."""
+
+    __slots__ = ("j", "refs")
+
+    def __init__(self, refs: list[int], j: int) -> None:
+        self.refs, self.j = refs, j
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        if isinstance(index, slice):
+            return [r + self.j for r in self.refs[index]]
+        return self.refs[index] + self.j
+
+
 @dataclass(slots=True)
 class DetectorQueue:
     """The values routed to one detector during a batch: those queued one by one
@@ -92,12 +115,14 @@ class DetectorQueue:
     """Reference -> extra evidence (label join, training run) of that value."""
     routes: list[tuple[Route, int]] = field(default_factory=list)
 
-    def column(self) -> tuple[list[Any], list[int]]:
+    def column(self) -> tuple[Sequence[Any], Sequence[int]]:
         """All the values, in event order, and their references."""
-        parts = [(self.values, self.refs)] if self.values else []
+        parts: list[tuple[Sequence[Any], Sequence[int]]] = []
+        if self.values:
+            parts.append((self.values, self.refs))
         for route, j in self.routes:
             if route.refs:
-                parts.append(([row[j] for row in route.rows], [r + j for r in route.refs]))
+                parts.append((route.columns()[j], ShiftedRefs(route.refs, j)))
         if len(parts) == 1:
             return parts[0]
         merged = sorted(
@@ -119,7 +144,7 @@ class DetectorQueue:
             self.contexts[ref] = context
 
     def locate(
-        self, position: int, refs: list[int], ats: list[int], origins: list[Origin]
+        self, position: int, refs: Sequence[int], ats: list[int], origins: list[Origin]
     ) -> tuple[int, Origin, dict[str, Any] | None]:
         """Event time, origin and extra evidence of the value at ``position``."""
         ref = refs[position]
@@ -138,7 +163,7 @@ class Route:
     deferred and applied by ``Router.settle`` before anything reads it.
     """
 
-    __slots__ = ("base", "last_at", "part", "queues", "refs", "rows")
+    __slots__ = ("_columns", "base", "last_at", "part", "queues", "refs", "rows")
 
     def __init__(self, part: Partition, queues: list[DetectorQueue]) -> None:
         self.part = part
@@ -149,8 +174,15 @@ class Route:
         self.base = -1
         """The partition's touch counter before the latest deferred touch (-1: none)."""
         self.last_at = _NEVER
+        self._columns: list[tuple[Any, ...]] | None = None
         for j, queue in enumerate(queues):
             queue.routes.append((self, j))
+
+    def columns(self) -> list[tuple[Any, ...]]:
+        """The rows transposed, once (phase B: no row is added any more)."""
+        if self._columns is None or len(self._columns[0]) != len(self.rows):
+            self._columns = list(zip(*self.rows, strict=True))
+        return self._columns
 
 
 class Router:
@@ -221,9 +253,7 @@ class Router:
             return
         part = ctx.partition
         features = scope[2] or _EMPTY
-        values = [
-            features.get(name) if by_name else getattr(event, name) for by_name, name in slots.reads
-        ]
+        values = slots.values(event, features)
         absent = None
         if None in values:
             absent = tuple(v is None for v in values)
