@@ -13,6 +13,10 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter
 
 from pipeline.core.decode import Decoder
 from pipeline.events import PredictionEvent
@@ -54,10 +58,22 @@ def main() -> None:
         for v in values:
             json.loads(v)
 
+    def orjson_only() -> None:
+        for v in values:
+            orjson.loads(v)
+
+    as_dict = TypeAdapter(dict[str, Any]).validate_json
+
+    def pydantic_dict() -> None:  # pydantic-core's JSON -> Python objects, no model
+        for v in values:
+            as_dict(v)
+
     rows = [
         ("json.loads + model_validate (baseline)", _median_us(naive, n, repeats)),
         ("driftline Decoder (model_validate_json, strict)", _median_us(driftline, n, repeats)),
         ("json.loads alone (no validation)", _median_us(parse_only, n, repeats)),
+        ("orjson.loads alone (no validation)", _median_us(orjson_only, n, repeats)),
+        ("pydantic-core JSON -> dict (TypeAdapter(dict))", _median_us(pydantic_dict, n, repeats)),
     ]
     base = rows[0][1]
     size = sum(map(len, values)) / len(values)
