@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/kafka/kafka.sh
 
 .PHONY: help install demo demo-kserve demo-offline test unit integration lint typecheck schemas \
-        kafka-start kafka-stop kafka-status bench bench-e2e bench-emit clean browser deploy-tools deploy-check proto
+        kafka-start kafka-stop kafka-status bench bench-e2e bench-emit soak clean browser deploy-tools deploy-check proto
 
 help:
 	@echo "make demo          end-to-end demo on the local Kafka broker"
@@ -14,6 +14,7 @@ help:
 	@echo "make demo-offline  the same through 'driftline replay' (no broker, no Java)"
 	@echo "make test          lint, type-check, unit and integration tests (starts the broker)"
 	@echo "make bench         performance harness (benchmarks/)"
+	@echo "make soak          fault soak of a few minutes on the real broker (not in CI)"
 
 $(STAMP): pyproject.toml setup.py detectors/_adwin_core.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -119,6 +120,15 @@ proto: $(STAMP)
 # What Emitter.predict adds per call and per FastAPI request, on the real broker; ARGS=--quick
 bench-emit: $(STAMP)
 	$(BIN)/python -m benchmarks.emit $(ARGS)
+
+# A bounded fault soak on the real broker (tests/integration/faults/soak.py, ~8 minutes):
+# bad and oversized records, kill -9, broker stops of 30, 60 and 90 s, a second sidecar
+# joining and leaving, all under a supervisor; then the alerts and dead letters against
+# the uninterrupted run. Exits 1 unless nothing was lost or repeated. ARGS=--short runs
+# the schedule of tests/integration/faults/test_soak.py.
+soak: $(STAMP)
+	PYTHON=$(BIN)/python $(KAFKA) start
+	$(BIN)/python -m tests.integration.faults.soak $(ARGS)
 
 clean:
 	-$(KAFKA) stop

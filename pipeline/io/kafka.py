@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -515,14 +515,17 @@ def read_partition(
     *,
     extra: Mapping[str, Any] | None = None,
     timeout_s: float = 60.0,
+    alive: Callable[[], None] = lambda: None,
 ) -> list[tuple[bytes | None, bytes | None]]:
     """Every committed (key, value) of one partition, oldest first.
 
-    Every client call is bounded (kafka-python's default is to wait forever), so a
-    partition that cannot be read raises SourceError instead of hanging the caller.
+    Every client call is bounded (kafka-python's default is to wait forever), each by
+    ``BROKER_WAIT_MS`` and all by ``timeout_s``, so a partition that cannot be read
+    raises SourceError instead of hanging the caller; ``alive`` is called before each
+    call (the sidecar's stall watchdog: a long read of a large changelog is progress).
     """
     with _reading(f"cannot read {topic}[{partition}]"):
-        return _read_partition(bootstrap_servers, topic, partition, extra, timeout_s)
+        return _read_partition(bootstrap_servers, topic, partition, extra, timeout_s, alive)
 
 
 def _read_partition(
@@ -531,21 +534,24 @@ def _read_partition(
     partition: int,
     extra: Mapping[str, Any] | None,
     timeout_s: float,
+    alive: Callable[[], None],
 ) -> list[tuple[bytes | None, bytes | None]]:
     deadline = time.monotonic() + timeout_s
 
     def remaining_ms() -> int:
+        alive()
         left = int((deadline - time.monotonic()) * 1000)
         if left <= 0:
             raise SourceError(f"timed out reading {topic}[{partition}]")
-        return left
+        return min(left, BROKER_WAIT_MS)
 
+    alive()
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
-        **_client_settings(extra),
+        **{"bootstrap_timeout_ms": BROKER_WAIT_MS, **_client_settings(extra)},
     )
     try:
         tp = KafkaTopicPartition(topic, partition)

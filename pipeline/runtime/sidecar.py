@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,7 +136,11 @@ class Sidecar:
         k, t = self.settings.kafka, self.settings.topics
         return ChangelogStore(
             lambda partition: read_partition(
-                k.bootstrap_servers, t.state, partition, extra=k.client_options()
+                k.bootstrap_servers,
+                t.state,
+                partition,
+                extra=k.client_options(),
+                alive=lambda: self.metrics.mark_progress(time.time()),
             )
         )
 
@@ -244,6 +248,7 @@ class Sidecar:
             transactional_id=self.settings.kafka.transactional_id if self.exactly_once else None,
             topics=sorted(self.settings.input_topics()),
         )
+        hooks = SidecarHooks(self.settings, self.metrics, self.source, self.trouble, self.stop)
         self.loop = Loop(
             self.processor,
             self.source,
@@ -253,7 +258,7 @@ class Sidecar:
             clock=_now,
             decorate=with_cloudevent_headers,
             reopen=self.make_delivery,
-            hooks=SidecarHooks(self.settings, self.metrics, self.source, self.trouble, self.stop),
+            hooks=hooks,
             stop=self.stop,
         )
         k = self.settings.kafka
@@ -261,6 +266,7 @@ class Sidecar:
             self.source.broker_connected,
             lambda: diagnose(k.bootstrap_servers, k.client_options()),
         )
+        hooks.unreachable_s = self.watch.unreachable_s
         self.metrics.kafka_unreachable_seconds.set_function(self.watch.unreachable_s)
         watching = threading.Event()
         threading.Thread(
@@ -312,6 +318,8 @@ class SidecarHooks(LoopHooks):
         self._warned_at = 0.0
         self._ever_assigned = False
         self._gauges_due = 0.0
+        self.unreachable_s: Callable[[], float] = lambda: 0.0
+        """How long the broker has been unreachable (the sidecar's ``BrokerWatch``)."""
         self._retries_seen: dict[TopicPartition, int] = {}
         self._partition_series: set[TopicPartition] = set()
         keyed = set(settings.input_topics()) - set(settings.serving_topics())
@@ -418,13 +426,14 @@ class SidecarHooks(LoopHooks):
         never assigned anything for 2x liveness_timeout_s is taken to be wedged in
         its group join (kafka-python 3 can stop heartbeating right after joining and
         never rejoin): exit with code 3 for the supervisor to restart it. The cost in
-        the rare group with more members than partitions is a periodic restart."""
+        the rare group with more members than partitions is a periodic restart. Time
+        while the broker is unreachable does not count: no group can assign then."""
         now = time.monotonic()
         if owned:
             self._unassigned_since = None
             self._ever_assigned = True
             return
-        if self._unassigned_since is None:
+        if self._unassigned_since is None or self.unreachable_s() > 0:
             self._unassigned_since = self._warned_at = now
             return
         limit = 2 * self.settings.runtime.liveness_timeout_s

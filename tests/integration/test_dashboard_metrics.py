@@ -180,5 +180,6 @@ class TestDashboardMetrics:
             "driftline_kafka_unreachable_seconds",
             "driftline_rejected_outputs_total",
             "driftline_partition_mismatches_total",
+            "driftline_quarantined_total",
         ):
             assert needed in queried, f"the dashboard has no panel on {needed}"
