@@ -11,6 +11,7 @@ from detectors.adwin import ADWIN
 from detectors.base import REGISTRY, DetectorState, DriftDetector, StateError, create, get
 from detectors.calibrate import Calibration, CalibrationError, calibrate, estimate_arl0
 from detectors.categorical_drift import CategoricalDrift
+from detectors.categorical_sr import CategoricalSR
 from detectors.cusum import CUSUM
 from detectors.ddm import DDM
 from detectors.embedding_drift import EmbeddingDrift
@@ -40,6 +41,7 @@ __all__ = [
     "Calibration",
     "CalibrationError",
     "CategoricalDrift",
+    "CategoricalSR",
     "EmbeddingDrift",
     "EntropyTracker",
     "OutputDiversity",

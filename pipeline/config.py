@@ -358,6 +358,10 @@ class PolicySettings(Strict):
     dry_run: bool = False
     """Every rollback command is issued as a dry run, whatever the models say
     (replays and backtests force it)."""
+    target_arl0: float = Field(100_000.0, ge=100, le=1e8)
+    """Mean observations between false alarms that every derived monitor's threshold
+    is set for, per watched series (``detectors.arl``); explicit monitors keep their
+    ``params``."""
 
 
 class LimitSettings(Strict):

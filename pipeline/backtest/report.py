@@ -179,7 +179,7 @@ def _params(run: BacktestRun, key: TraceKey) -> str:
     spec = run.config.settings.spec_for(model)
     if spec is None:
         return ""
-    for m in monitor_set(spec, f"models.{model}"):
+    for m in monitor_set(spec, f"models.{model}", run.config.settings.policy.target_arl0):
         pattern = m.signal
         matches = pattern == signal or (pattern.endswith("*") and signal.startswith(pattern[:-1]))
         if matches and m.detector == detector:

@@ -103,13 +103,16 @@ class Engine:
         """Keys reset after a failure (:mod:`pipeline.core.quarantine`)."""
         self.observer: Observer | None = None
         """Optional, pure: called after every detector update (backtest traces)."""
+        target = settings.policy.target_arl0
         self._plans: dict[str, ModelPlan] = {
-            model_id: ModelPlan(spec, known=True, where=f"models.{model_id}")
+            model_id: ModelPlan(spec, known=True, where=f"models.{model_id}", target_arl0=target)
             for model_id, spec in settings.models.items()
         }
         self._default: ModelPlan | None = None
         if settings.default_model is not None and settings.unknown_models == "monitor":
-            self._default = ModelPlan(settings.default_model, known=False, where="default_model")
+            self._default = ModelPlan(
+                settings.default_model, known=False, where="default_model", target_arl0=target
+            )
         elif settings.unknown_models == "monitor":
             self._default = ModelPlan(ModelSpec(default_monitors=False), known=False)
         self.labels_consumed = settings.topics.labels is not None

@@ -24,7 +24,7 @@ import detectors
 from detectors import DriftDetector
 from pipeline.config import ModelSpec
 from pipeline.core.eventtime import from_micros
-from pipeline.core.monitor_set import Monitor, monitor_set
+from pipeline.core.monitor_set import DEFAULT_TARGET_ARL0, Monitor, monitor_set
 from pipeline.core.quarantine import Quarantine
 from pipeline.core.signals import extractor_for
 from pipeline.events import Severity
@@ -195,10 +195,17 @@ class ModelPlan:
     grouped by the event kind that carries their signal. ``where`` is the model's
     place in the config, for the errors of monitors that cannot run."""
 
-    def __init__(self, spec: ModelSpec, *, known: bool, where: str = "model") -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        known: bool,
+        where: str = "model",
+        target_arl0: float = DEFAULT_TARGET_ARL0,
+    ) -> None:
         self.spec = spec
         self.known = known
-        self.monitors = monitor_set(spec, where)
+        self.monitors = monitor_set(spec, where, target_arl0)
         self.feature: list[Watch] = []
         self.prediction: list[Watch] = []
         self.training: list[Watch] = []

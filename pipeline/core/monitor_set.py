@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import detectors
-from pipeline.config import ModelSpec, MonitorSpec, Settings, SeverityMap
+from detectors.arl import RULES as ARL_RULES
+from detectors.arl import threshold_params
+from pipeline.config import ModelSpec, MonitorSpec, PolicySettings, Settings, SeverityMap
 from pipeline.core.calibration import calibrated_params
 from pipeline.errors import ConfigError
 
@@ -109,15 +111,23 @@ def quiet_length(detector: detectors.DriftDetector[Any]) -> int:
     return max(MIN_QUIET, learn + 2 * size("window_size"))
 
 
-def monitor_set(model: ModelSpec, where: str = "model") -> list[Monitor]:
+DEFAULT_TARGET_ARL0: Final = PolicySettings().target_arl0
+
+
+def monitor_set(
+    model: ModelSpec, where: str = "model", target_arl0: float = DEFAULT_TARGET_ARL0
+) -> list[Monitor]:
     """The monitors ``model`` runs: ``monitors``, plus the derived ones of every
     signal no explicit monitor watches (when ``default_monitors`` is on, which it
-    is by default only for a model without explicit monitors). ``where`` is the
-    model's place in the config (``models.fraud``), for error messages."""
-    return [monitor for _derived, monitor in _marked_monitor_set(model, where)]
+    is by default only for a model without explicit monitors), their thresholds set
+    for ``target_arl0`` (``policy.target_arl0``). ``where`` is the model's place in
+    the config (``models.fraud``), for error messages."""
+    return [monitor for _derived, monitor in _marked_monitor_set(model, where, target_arl0)]
 
 
-def _marked_monitor_set(model: ModelSpec, where: str) -> list[tuple[bool, Monitor]]:
+def _marked_monitor_set(
+    model: ModelSpec, where: str, target_arl0: float
+) -> list[tuple[bool, Monitor]]:
     """``monitor_set``, each monitor marked True when it is derived."""
     use_derived = (
         model.default_monitors if model.default_monitors is not None else not model.monitors
@@ -127,7 +137,7 @@ def _marked_monitor_set(model: ModelSpec, where: str) -> list[tuple[bool, Monito
         explicit = {m.signal for m in model.monitors}
         out.extend(
             (True, resolve(m, f"{where}.derived[{m.signal}]"))
-            for m in derived_monitors(model)
+            for m in derived_monitors(model, target_arl0)
             if m.signal not in explicit
         )
     out.extend((False, resolve(m, f"{where}.monitors[{i}]")) for i, m in enumerate(model.monitors))
@@ -142,7 +152,7 @@ def describe_monitors(settings: Settings) -> list[str]:
     if settings.default_model is not None:
         models.append(("default_model", settings.default_model))
     for where, spec in models:
-        marked = _marked_monitor_set(spec, where)
+        marked = _marked_monitor_set(spec, where, settings.policy.target_arl0)
         lines.append(f"{where}: {len(marked)} monitors")
         for derived, m in marked:
             params = ", ".join(f"{k}={v!r}" for k, v in sorted(m.params.items()))
@@ -157,9 +167,12 @@ def check_monitors(settings: Settings) -> int:
     """Resolve the monitor set of every configured model and of ``default_model``
     (what an engine does when it starts); the number of monitors. Raises
     ``ConfigError`` naming the key of the first monitor that cannot run."""
-    count = sum(len(monitor_set(m, f"models.{name}")) for name, m in settings.models.items())
+    target = settings.policy.target_arl0
+    count = sum(
+        len(monitor_set(m, f"models.{name}", target)) for name, m in settings.models.items()
+    )
     if settings.default_model is not None:
-        count += len(monitor_set(settings.default_model, "default_model"))
+        count += len(monitor_set(settings.default_model, "default_model", target))
     return count
 
 
@@ -167,9 +180,12 @@ def check_monitors(settings: Settings) -> int:
 _WINDOWED_CATEGORIES: dict[str, Any] = {"window_size": 500, "reference_size": 2000}
 
 
-def derived_monitors(model: ModelSpec) -> list[MonitorSpec]:
+def derived_monitors(
+    model: ModelSpec, target_arl0: float = DEFAULT_TARGET_ARL0
+) -> list[MonitorSpec]:
     """The monitor set derived from a model's description (features, classes, text,
-    embedding), with the parameters tuned for it (see the notes in the source)."""
+    embedding), with the parameters chosen for it (see the notes in the source) and
+    each threshold set for ``target_arl0`` by :func:`detectors.arl.threshold_params`."""
     description = json.dumps(
         {
             "features": model.features,
@@ -180,51 +196,55 @@ def derived_monitors(model: ModelSpec) -> list[MonitorSpec]:
         },
         sort_keys=True,
     )
-    return list(_derived_cached(description))
+    return list(_derived_cached(description, float(target_arl0)))
 
 
 @functools.lru_cache(maxsize=1024)
-def _derived_cached(description: str) -> tuple[MonitorSpec, ...]:
+def _derived_cached(description: str, target_arl0: float) -> tuple[MonitorSpec, ...]:
     spec = json.loads(description)
     out: list[MonitorSpec] = []
 
     def add(signal: str, detector: str, **params: Any) -> None:
+        if detector in ARL_RULES:
+            params = threshold_params(detector, params, target_arl0)
         out.append(MonitorSpec(signal=signal, detector=detector, params=params))
 
+    # Every threshold below (alpha, k, z, h, delta) is set by ``add`` from
+    # ``target_arl0`` (detectors.arl: Bonferroni over a test schedule, bands in the
+    # warm-up's standard errors, Siegmund's CUSUM approximation, ADWIN's offline
+    # table); the notes say why the other parameters are what they are.
     for feature, kind in spec["features"].items():
         if kind == "numeric":
-            # Two-sample KS, 500 recent values against the first 3,000: the test is
-            # distribution-free for continuous values (ties only make it conservative),
-            # so alpha 2e-4 (tested at every observation) holds for any feature: on
-            # i.i.d. uniform streams 1e-4-3e-4 gave 0.02-0.05 false alarms per 10,000
-            # observations (ARL0 2-5e5) and a shift of KS distance 0.10 was found within
-            # 1,000 observations in 39-40 of 40 runs, median ~360 (200 against 1,000 at
-            # 1e-6, the earlier setting: 7 of 40, it needs a distance of ~0.21).
-            add(
-                f"feature:{feature}",
-                "ks_window",
-                window_size=500,
-                reference_size=3000,
-                alpha=2e-4,
-            )
+            # Two-sample KS, 500 recent values against the first 3,000, tested every
+            # 20 observations: the test is distribution-free for continuous values
+            # (ties only make it conservative), so alpha = 20 / target_arl0 (2e-4 at
+            # 1e5) bounds the false alarms of any feature; a shift of KS distance 0.10
+            # is found within 1,000 observations (200 against 1,000 at 1e-6, the
+            # earlier setting, needs a distance of ~0.21).
+            add(f"feature:{feature}", "ks_window", window_size=500, reference_size=3000, stride=20)
         else:
             add(f"feature:{feature}", "categorical_drift", **_WINDOWED_CATEGORIES)
     if spec["classes"] is not None or spec["classification"]:
-        add("prediction", "categorical_drift", **_WINDOWED_CATEGORIES)
-        add("prediction", "entropy", window_size=300, reference_size=2000, k=8.0, direction="lower")
+        # The class mix: a sequential test of the class counts (Shiryaev-Roberts on a
+        # Dirichlet-mixture likelihood ratio, detectors.categorical_sr) whose alarm
+        # level is itself a bound on the ARL0; it finds a total-variation shift of 0.10
+        # in ~300 predictions where a chi-square of a 500-window against 2,000 needs
+        # ~350, and keeps accumulating evidence of smaller shifts instead of forgetting
+        # everything older than its window.
+        add("prediction", "categorical_sr", reference_size=2000, concentration=100.0)
+        add("prediction", "entropy", window_size=300, reference_size=2000, direction="lower")
     add(
         "confidence",
         "rolling_threshold",
         window_size=200,
         reference_size=1000,
-        k=6.0,
         direction="lower",
         patience=3,
         tolerance=0.01,
     )
     if spec["text"]:
         # The duplicate-rate bound is learned from the first 1,000 responses (their
-        # near-duplicate fraction + 6 binomial standard errors of a 200-window, at most
+        # near-duplicate fraction + z binomial standard errors of a 200-window, at most
         # 0.5) instead of a fixed 0.3, which 25 % canned answers on top of a few stock
         # replies sit around, and which a model with many legitimate repeats exceeds.
         add(
@@ -233,27 +253,22 @@ def _derived_cached(description: str) -> tuple[MonitorSpec, ...]:
             window_size=200,
             max_duplicate_rate=0.5,
             reference_size=1000,
-            z=6.0,
         )
-        # A 1,000-response reference (not 200: a noisy mean and spread made 1.3 false
-        # alarms per 10,000 responses) and h = 16: none in 174,000 stable responses of
-        # benchmarks/quality.py's generator, 25 % canned answers found in 10 of 10.
-        add("token_logprobs", "token_entropy", reference_size=1000, h=16.0)
+        # A 1,000-response reference, not 200: a noisy mean and spread made 1.3 false
+        # alarms per 10,000 responses.
+        add("token_logprobs", "token_entropy", reference_size=1000)
     if spec["embedding"]:
+        # No rule: the centroid's cosine distance depends on the vectors' spread.
         add("embedding", "embedding_drift")
     # ADWIN (Bifet & Gavalda 2007): its cut test is a distribution-free bound, so one
-    # delta serves every base error rate. delta 0.02 (river's default is 0.002): on
-    # Bernoulli streams of rate 0.02 / 0.08 / 0.3, 0 / 0.013 / 0.02 false alarms per
-    # 10,000 observations, and a rise from 0.08 to 0.14 found within 1,000 in 95 % of
-    # runs, median 475 (0.002: 68 %, median 667). With their default settings HDDM_A
-    # raised 17 of 200 at an error rate of 0.2, and DDM 6-8 of 20 (its p_min + s_min
-    # keeps falling).
-    add("error", "adwin", delta=0.02)
+    # delta serves every base error rate (the table's smallest over rates 0.02-0.5).
+    # With their default settings HDDM_A raised 17 of 200 at an error rate of 0.2,
+    # and DDM 6-8 of 20 (its p_min + s_min keeps falling).
+    add("error", "adwin")
     # Training side: every model may be fine-tuned; these only see training events.
-    # Scale-free (standardised on a warm-up) CUSUM charts: loss scales differ by model.
-    # k = 1, h = 8 after a 50-step warm-up: no false alarm in 200 simulated runs of
-    # 700 i.i.d. steps, a 6-sigma step found at the next step.
-    add("training.divergence", "cusum", k=1.0, h=8.0, warmup=50)
-    add("training.legacy_val_loss", "cusum", k=1.0, h=8.0, warmup=50)
-    add("grad_norm:*", "cusum", k=1.0, h=12.0, warmup=50)
+    # Scale-free (standardised on a 50-step warm-up) CUSUM charts: loss scales differ
+    # by model; k = 1 finds a 2-sigma step fastest.
+    add("training.divergence", "cusum", k=1.0, warmup=50)
+    add("training.legacy_val_loss", "cusum", k=1.0, warmup=50)
+    add("grad_norm:*", "cusum", k=1.0, warmup=50)
     return tuple(out)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from detectors.categorical_drift import CategoricalDrift
+from detectors.categorical_sr import CategoricalSR
 from detectors.embedding_drift import EmbeddingDrift
 from detectors.entropy import EntropyTracker
 from detectors.output_diversity import OutputDiversity
@@ -103,6 +104,26 @@ CASES: dict[str, ContractCase] = {
             ({"reference": {"a": -1.0}}, "reference"),
             ({"reference": {"a": 0.0}}, "reference"),
             ({"min_expected": 0.0}, "min_expected"),
+        ],
+    ),
+    "categorical_sr": ContractCase(
+        factory=lambda: CategoricalSR(
+            reference_size=40,
+            arl0=200.0,
+            concentration=20.0,
+            stride=3,
+            max_starts=6,
+            max_categories=3,
+        ),
+        stream=_categorical_stream,
+        invalid=[
+            ({"reference_size": 0}, "reference_size"),
+            ({"arl0": 1.0}, "arl0"),
+            ({"arl0": -5.0}, "arl0"),
+            ({"concentration": 0.0}, "concentration"),
+            ({"stride": 0}, "stride"),
+            ({"max_starts": 0}, "max_starts"),
+            ({"max_categories": 0}, "max_categories"),
         ],
     ),
     "rolling_threshold": ContractCase(

@@ -30,7 +30,7 @@ class TestMonitorSet:
             ("feature:amount", "ks_window"),
             ("feature:age", "ks_window"),
             ("feature:country", "categorical_drift"),
-            ("prediction", "categorical_drift"),
+            ("prediction", "categorical_sr"),
             ("prediction", "entropy"),
             ("confidence", "rolling_threshold"),
             ("output_text", "output_diversity"),
@@ -107,7 +107,7 @@ class TestMonitorSet:
         out = capsys.readouterr().out
         assert "models.fraud: 8 monitors" in out  # 7 derived, confidence explicit
         assert "derived  feature:amount: ks_window(alpha=0.0002" in out
-        assert "derived  prediction: categorical_drift(" in out
+        assert "derived  prediction: categorical_sr(arl0=100000.0" in out
         assert "explicit confidence: page_hinkley()" in out
         assert "rolling_threshold" not in out  # the explicit monitor replaces it
 
@@ -117,6 +117,59 @@ class TestMonitorSet:
         bools = parse_settings({"models": {"m": {"classes": [True, False]}}}, environ={})
         assert bools.models["m"].classes == ["true", "false"]
         assert bools.models["m"].classification is True
+
+
+class TestTargetArl0:
+    """``policy.target_arl0`` sets every derived threshold; explicit params win."""
+
+    def test_derived_thresholds_follow_the_target(self) -> None:
+        model = parse_settings(
+            _model(features={"a": "numeric", "b": "categorical"}, classes=["x", "y"], text=True),
+            environ={},
+        ).models["fraud"]
+        by_target = {
+            target: {(m.signal, m.detector): m.params for m in monitor_set(model, "m", target)}
+            for target in (1e4, 1e5, 1e6)
+        }
+        for key, params in by_target[1e5].items():
+            if key[1] == "embedding_drift":
+                continue
+            moved = {p for p in params if by_target[1e4][key][p] != by_target[1e6][key][p]}
+            assert len(moved) == 1, (key, moved)  # exactly its threshold moves
+        ks = ("feature:a", "ks_window")
+        assert by_target[1e5][ks]["alpha"] == pytest.approx(2e-4)
+        assert by_target[1e6][ks]["alpha"] == pytest.approx(2e-5)
+        conf = ("confidence", "rolling_threshold")
+        assert by_target[1e4][conf]["k"] < by_target[1e5][conf]["k"] < by_target[1e6][conf]["k"]
+
+    def test_explicit_params_win_over_the_target(self) -> None:
+        monitor = {"signal": "confidence", "detector": "rolling_threshold",
+                   "params": {"window_size": 50}}  # fmt: skip
+        model = parse_settings(_model(monitors=[monitor]), environ={}).models["fraud"]
+        for target in (1e3, 1e7):
+            (resolved,) = monitor_set(model, "m", target)
+            assert resolved.params == {"window_size": 50}  # the detector's default k
+
+    def test_the_engine_and_check_config_use_the_policy_setting(
+        self, tmp_path: Path, capsys
+    ) -> None:  # type: ignore[no-untyped-def]
+        from pipeline.cli import main
+        from pipeline.core.engine import Engine
+
+        raw = {"models": {"m": {"features": {"a": "numeric"}}}, "policy": {"target_arl0": 1e6}}
+        engine = Engine(parse_settings(raw, environ={}))
+        (ks,) = [m for m in engine._plans["m"].monitors if m.detector == "ks_window"]
+        assert ks.params["alpha"] == pytest.approx(2e-5)
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            "policy: {target_arl0: 1000000}\nmodels:\n  m:\n    features: {a: numeric}\n"
+        )
+        assert main(["check-config", str(config)]) == 0
+        assert "ks_window(alpha=2e-05" in capsys.readouterr().out
+
+    def test_a_target_out_of_range_names_the_setting(self) -> None:
+        with pytest.raises(ConfigError, match=r"policy\.target_arl0"):
+            parse_settings({"policy": {"target_arl0": 10}}, environ={})
 
 
 class TestCalibration:

@@ -1,0 +1,303 @@
+"""Shiryaev-Roberts procedure on category counts: a sequential test of a mix shift."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from detectors._parse import category_key, check_positive_float, check_positive_int, get_int
+from detectors.base import DriftDetector, InputKind, register, require
+
+__all__ = ["CategoricalSR"]
+
+_PRIOR = 0.5
+"""Jeffreys pseudo-count per cell of the reference's own Dirichlet posterior."""
+_MAX_LOG = 700.0
+"""``statistic`` is ``exp`` of at most this (finite in a float)."""
+
+
+@register
+class CategoricalSR(DriftDetector[Any]):
+    r"""Sequential test of a category mix against a reference: Shiryaev-Roberts on a
+    Dirichlet-mixture likelihood ratio.
+
+    The first ``reference_size`` observations are the reference: its
+    ``max_categories`` most frequent categories (ties by key) get a cell each, one
+    more cell collects the rest and every unseen category, with reference counts
+    :math:`r_j` (:math:`M` in all, :math:`K` cells). Afterwards a new *start* opens
+    every ``stride`` observations (at most ``max_starts`` are kept: when one more
+    opens, the one with the smallest likelihood ratio is dropped). For a start
+    whose observations so far have cell counts :math:`c_j` (:math:`C` in all), the
+    next observation in cell :math:`x` multiplies its likelihood ratio by
+
+    .. math::
+
+        \frac{(b_x + c_x) / (\kappa + C)}{(r_x + c_x + 1/2) / (M + C + K/2)}, \qquad
+        b_j = \kappa \frac{r_j + 1/2}{M + K/2}:
+
+    the predictive probability of a mix that may have moved (a Dirichlet of
+    concentration :math:`\kappa` = ``concentration`` around the reference mix) over
+    the predictive probability of the reference's own mix (its Dirichlet posterior).
+    Each start's product is a mixture sequential probability ratio (mSPRT, Robbins
+    1970; Johari et al. 2017). The statistic is their sum
+    :math:`R = \sum_k \Lambda_k`, the Shiryaev-Roberts statistic over the starts
+    kept, and drift is detected when :math:`R \ge A = ` ``arl0 / stride + 1``. Why
+    that level: under no change every :math:`\Lambda_k` is a martingale of mean 1
+    (under the reference's posterior), so with a start every ``stride``
+    observations :math:`R` minus the number of starts opened is a martingale, and
+    stopping at :math:`A` takes at least ``stride * (A - 1)`` = ``arl0`` observations
+    on average (optional stopping, as in Pollak 1987); dropping starts
+    only makes :math:`R` smaller. So ``arl0`` is a lower bound of the mean
+    observations between false alarms, not a tuning knob. After a detection the
+    starts are dropped (the reference is kept).
+
+    ``concentration`` sets which shifts are found fastest: about those whose
+    chi-square distance from the reference mix is ``1 / concentration`` or more.
+
+    Memory: O(``max_starts`` x K) counts, plus the reference's distinct categories
+    while it is learned (at most ``reference_size``).
+
+    Parameters
+    ----------
+    reference_size
+        Observations that make the reference mix (>= 1).
+    arl0
+        The least mean number of observations between false alarms (> 1); the
+        alarm level of :math:`R` is ``arl0 / stride + 1``.
+    concentration
+        Dirichlet concentration of the alternative mixes (> 0).
+    stride
+        Observations between starts (>= 1).
+    max_starts
+        Starts kept (>= 1).
+    max_categories
+        Reference categories with a cell of their own (>= 1).
+
+    Examples
+    --------
+    Five classes; 10 % of the mass moves from the most frequent class to the two
+    rarest after observation 3,000 (a total-variation distance of 0.10):
+
+    >>> import numpy as np
+    >>> from detectors.categorical_sr import CategoricalSR
+    >>> rng = np.random.default_rng(4)
+    >>> before = rng.choice(5, size=3000, p=[0.45, 0.25, 0.15, 0.10, 0.05])
+    >>> after = rng.choice(5, size=1000, p=[0.35, 0.25, 0.15, 0.15, 0.10])
+    >>> detector = CategoricalSR(reference_size=2000, arl0=1e5)
+    >>> for i, label in enumerate([*before.tolist(), *after.tolist()]):
+    ...     _ = detector.update(label)
+    ...     if detector.drift_detected:
+    ...         print(f"drift at {i}: R = {detector.statistic:.3g}")
+    ...         break
+    drift at 3191: R = 2.27e+03
+    """
+
+    name: ClassVar[str] = "categorical_sr"
+    column_path: ClassVar[bool] = True
+    input_kind: ClassVar[InputKind] = "categorical"
+    state_version: ClassVar[int] = 1
+    threshold_param: ClassVar[str | None] = "arl0"
+    threshold_increases_run_length: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        reference_size: int = 2000,
+        arl0: float = 1e5,
+        concentration: float = 50.0,
+        stride: int = 50,
+        max_starts: int = 20,
+        max_categories: int = 20,
+    ) -> None:
+        super().__init__()
+        self.reference_size = check_positive_int(reference_size, "reference_size")
+        self.arl0 = check_positive_float(arl0, "arl0")
+        require(self.arl0 > 1, "arl0", f"must be > 1, got {arl0!r}")
+        self.concentration = check_positive_float(concentration, "concentration")
+        self.stride = check_positive_int(stride, "stride")
+        self.max_starts = check_positive_int(max_starts, "max_starts")
+        self.max_categories = check_positive_int(max_categories, "max_categories")
+        self._log_threshold = math.log(self.arl0 / self.stride + 1.0)
+        self.reset()
+
+    def reset(self) -> None:
+        self.drift_detected = False
+        self.warning_detected = False
+        self._ref_counts: dict[str, int] = {}
+        self._ref_n = 0
+        self._cells: dict[str, int] = {}
+        self._reference: list[int] = []
+        self._null: list[float] = []
+        self._null_base = 0.0
+        self._alt: list[float] = []
+        self._restart()
+
+    def _restart(self) -> None:
+        self._since = 0
+        self._starts: list[tuple[int, list[int], float]] = []
+        """(observation it opened at, cell counts since, log likelihood ratio)."""
+        self._log_r = -math.inf
+
+    def _build(self, counts: Mapping[str, int]) -> None:
+        order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        top = order[: self.max_categories]
+        reference = [c for _, c in top]
+        reference.append(sum(c for _, c in order[self.max_categories :]))
+        self._set_cells([k for k, _ in top], reference)
+
+    def _set_cells(self, keys: list[str], reference: list[int]) -> None:
+        self._cells = {key: i for i, key in enumerate(keys)}
+        self._reference = reference
+        cells = len(reference)
+        total = sum(reference) + _PRIOR * cells
+        self._null_base = total  # predictive (r_x + 1/2 + c_x) / (M + K/2 + C)
+        self._null = [r + _PRIOR for r in reference]
+        self._alt = [self.concentration * (r + _PRIOR) / total for r in reference]
+        self._restart()
+
+    # -- the per-event path ---------------------------------------------------
+    def update(self, x: Any) -> CategoricalSR:
+        key = category_key(x)
+        self.drift_detected = False
+        if not self._reference:
+            self._ref_counts[key] = self._ref_counts.get(key, 0) + 1
+            self._ref_n += 1
+            if self._ref_n == self.reference_size:
+                learned, self._ref_counts = self._ref_counts, {}
+                self._build(learned)
+            return self
+        cell = self._cells.get(key, len(self._reference) - 1)
+        starts = self._starts
+        since = self._since
+        if since % self.stride == 0:
+            starts.append((since, [0] * len(self._reference), 0.0))
+            if len(starts) > self.max_starts:
+                # drop the weakest evidence (ties: the oldest); R only gets smaller
+                del starts[min(range(len(starts)), key=lambda i: (starts[i][2], i))]
+        self._since = since + 1
+        alt_x, null_x, kappa = self._alt[cell], self._null[cell], self.concentration
+        null_base = self._null_base
+        logs: list[float] = []
+        for i, (opened, counts, log_l) in enumerate(starts):
+            c = counts[cell]
+            seen = since - opened
+            log_l += math.log((alt_x + c) * (null_base + seen) / ((kappa + seen) * (null_x + c)))
+            counts[cell] = c + 1
+            starts[i] = (opened, counts, log_l)
+            logs.append(log_l)
+        top = max(logs)
+        self._log_r = top + math.log(math.fsum(math.exp(v - top) for v in logs))
+        if self._log_r >= self._log_threshold:
+            self.drift_detected = True
+            self._since = 0
+            self._starts = []  # the evidence restarts; log_r keeps the detection's value
+        return self
+
+    # -- evidence -------------------------------------------------------------
+    @property
+    def statistic(self) -> float:
+        """:math:`R` after the last observation (at a detection, the value that
+        crossed ``arl0``; NaN while the reference is learned)."""
+        if self._log_r == -math.inf:
+            return math.nan
+        return math.exp(min(self._log_r, _MAX_LOG))
+
+    @property
+    def threshold(self) -> float:
+        """The level :math:`R` is compared with, ``arl0 / stride + 1``."""
+        return self.arl0 / self.stride + 1.0
+
+    @property
+    def reference_probabilities(self) -> dict[str, float]:
+        """The reference mix per cell (``other``: the rest); empty while learning."""
+        total = sum(self._reference)
+        if not total:
+            return {}
+        names = [*self._cells, "other"]
+        return {name: r / total for name, r in zip(names, self._reference, strict=True)}
+
+    def learning_period(self) -> int:
+        """Observations a fresh detector spends learning its reference."""
+        return self.reference_size
+
+    # -- snapshots -------------------------------------------------------------
+    def _get_params(self) -> dict[str, Any]:
+        return {
+            "reference_size": self.reference_size,
+            "arl0": self.arl0,
+            "concentration": self.concentration,
+            "stride": self.stride,
+            "max_starts": self.max_starts,
+            "max_categories": self.max_categories,
+        }
+
+    def _get_state(self) -> dict[str, Any]:
+        return {
+            "ref_n": self._ref_n,
+            "ref_counts": [[k, c] for k, c in self._ref_counts.items()],
+            "cells": list(self._cells),
+            "reference": list(self._reference),
+            "since": self._since,
+            "starts": [[opened, list(counts), log_l] for opened, counts, log_l in self._starts],
+            "log_r": None if self._log_r == -math.inf else self._log_r,
+        }
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        ref_n = get_int(state, "ref_n")
+        require(ref_n <= self.reference_size, "ref_n", "exceeds reference_size")
+        ref_counts: dict[str, int] = {}
+        for key, c in state["ref_counts"]:
+            if not isinstance(key, str) or isinstance(c, bool) or not isinstance(c, int) or c < 1:
+                raise ValueError("ref_counts must be [str, positive int] pairs")
+            ref_counts[key] = c
+        cells, reference = state["cells"], state["reference"]
+        if not (isinstance(cells, list) and all(isinstance(k, str) for k in cells)):
+            raise ValueError("cells must be a list of str")
+        if len(cells) > self.max_categories or len(set(cells)) != len(cells):
+            raise ValueError("cells must be distinct and at most max_categories")
+        if not isinstance(reference, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in reference
+        ):
+            raise ValueError("reference must be a list of counts")
+        learning = ref_n < self.reference_size
+        if learning:
+            if sum(ref_counts.values()) != ref_n or cells or reference or state["starts"]:
+                raise ValueError("a detector learning its reference has only ref_counts")
+            self.reset()
+            self._ref_counts, self._ref_n = ref_counts, ref_n
+            return
+        if ref_counts or len(reference) != len(cells) + 1 or sum(reference) != ref_n:
+            raise ValueError("reference must count ref_n observations, one per cell + other")
+        self._ref_n = ref_n
+        self._ref_counts = {}
+        self._set_cells(cells, reference)
+        since = get_int(state, "since")
+        starts = state["starts"]
+        if not isinstance(starts, list) or len(starts) > self.max_starts:
+            raise ValueError("starts must be a list of at most max_starts entries")
+        self._since = since
+        previous = -1
+        for entry in starts:
+            opened, counts, log_l = entry
+            ok = isinstance(opened, int) and not isinstance(opened, bool)
+            if not (ok and previous < opened < max(since, 1) and opened % self.stride == 0):
+                raise ValueError("starts must open at increasing multiples of stride before since")
+            previous = opened
+            if not isinstance(counts, list) or len(counts) != len(reference):
+                raise ValueError("each start needs one count per cell")
+            if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+                raise ValueError("start counts must be non-negative ints")
+            if sum(counts) != since - opened:
+                raise ValueError("start counts do not match the observations since it opened")
+            if isinstance(log_l, bool) or not isinstance(log_l, (int, float)):
+                raise ValueError("start log-likelihood ratios must be numbers")
+            if not math.isfinite(log_l):
+                raise ValueError("start log-likelihood ratios must be finite")
+            self._starts.append((opened, list(counts), float(log_l)))
+        log_r = state["log_r"]
+        if log_r is None and self._starts:
+            raise ValueError("log_r must be given when there are starts")
+        if log_r is not None:
+            if isinstance(log_r, bool) or not isinstance(log_r, (int, float)):
+                raise ValueError("log_r must be a number")
+            self._log_r = float(log_r)

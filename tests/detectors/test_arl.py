@@ -1,0 +1,142 @@
+"""detectors.arl: thresholds for a target ARL0 without simulation, checked by simulation.
+
+The rules are meant for ARL0s of 1e5 and more, where a simulation costs ~1e7 updates;
+here each is checked at a cheap target (a few hundred to 10,000 observations) with
+:func:`detectors.estimate_arl0` on fresh i.i.d. streams: the Bonferroni rules must
+not alarm more often than the target (they are bounds), Siegmund's approximation must
+land near it, and an entry of the committed ADWIN table must reproduce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from detectors import create, estimate_arl0
+from detectors.arl import (
+    RULES,
+    TABLE,
+    adwin_delta,
+    band_width,
+    bonferroni_level,
+    cusum_h,
+    siegmund_arl0,
+    threshold_params,
+)
+from detectors.base import REGISTRY
+
+
+def normal(rng: np.random.Generator, n: int) -> list[float]:
+    return rng.normal(0.0, 1.0, size=n).tolist()
+
+
+def skewed(rng: np.random.Generator, n: int) -> list[float]:
+    # a confidence-like value: bounded, skewed towards its lower tail
+    return rng.beta(23.0, 2.0, size=n).tolist()
+
+
+def classes(rng: np.random.Generator, n: int) -> list[str]:
+    return [f"c{c}" for c in rng.choice(5, size=n, p=[0.45, 0.25, 0.15, 0.10, 0.05])]
+
+
+class TestRules:
+    def test_every_rule_names_a_registered_detector_and_its_threshold(self) -> None:
+        for name in RULES:
+            cls = REGISTRY[name]
+            params = threshold_params(name, {}, 1e5)
+            assert cls.threshold_param in params or name == "output_diversity"
+            cls(**params)  # a value the detector accepts
+
+    def test_bonferroni_spreads_the_budget_over_the_schedule(self) -> None:
+        assert bonferroni_level(1e5) == pytest.approx(1e-5)
+        assert bonferroni_level(1e5, 1 / 20) == pytest.approx(2e-4)
+        assert bonferroni_level(3) == 1 / 3
+        assert bonferroni_level(2, 1 / 20) == 0.5  # capped: a level, not a certainty
+
+    def test_band_is_the_normal_quantile_widened_for_the_estimated_centre(self) -> None:
+        assert band_width(1e5, 200, 1000) == pytest.approx(4.2649 * math.sqrt(1.2), rel=1e-4)
+        assert band_width(1e5, 200, 1000, two_sided=True) > band_width(1e5, 200, 1000)
+        assert band_width(1e5, 200, 1000, checks_every=10) < band_width(1e5, 200, 1000)
+
+    def test_siegmund_matches_the_textbook_values(self) -> None:
+        # Montgomery, Introduction to SQC, table 9.3 (one-sided ARL0 of k = 0.5):
+        # h = 4 -> ~336, h = 5 -> ~930 (the approximation is within 1 %)
+        assert siegmund_arl0(0.5, 4.0) == pytest.approx(336, rel=0.01)
+        assert siegmund_arl0(0.5, 5.0) == pytest.approx(930, rel=0.01)
+        h = cusum_h(930, 0.5, two_sided=False)
+        assert h == pytest.approx(5.0, abs=0.01)
+        assert cusum_h(930, 0.5, two_sided=True) > h
+        # an estimated reference widens it; the longer the warm-up, the less
+        assert (
+            cusum_h(930, 0.5, two_sided=False, reference=50)
+            > cusum_h(930, 0.5, two_sided=False, reference=5000)
+            > h
+        )
+
+    def test_a_bad_target_names_the_setting(self) -> None:
+        for bad in (1.0, math.inf, math.nan):
+            with pytest.raises(ValueError, match="target_arl0"):
+                threshold_params("ks_window", {}, bad)
+
+    def test_explicit_parameters_other_than_the_threshold_are_kept(self) -> None:
+        params = threshold_params("ks_window", {"window_size": 50, "stride": 5}, 1000)
+        assert params == {"window_size": 50, "stride": 5, "alpha": 0.005}
+
+
+class TestBySimulation:
+    """Each rule at a cheap target on fresh i.i.d. streams (200 runs each)."""
+
+    @pytest.mark.parametrize(
+        ("name", "params", "sampler"),
+        [
+            ("ks_window", {"window_size": 50, "reference_size": 200, "stride": 5}, normal),
+            ("categorical_drift", {"window_size": 100, "reference_size": 400}, classes),
+            (
+                "rolling_threshold",
+                {"window_size": 50, "reference_size": 400, "direction": "lower", "patience": 1},
+                skewed,
+            ),
+            ("entropy", {"window_size": 100, "reference_size": 400, "direction": "lower"}, classes),
+        ],
+    )
+    def test_bonferroni_rules_keep_false_alarms_under_the_target(
+        self, name: str, params: dict[str, object], sampler: object
+    ) -> None:
+        target = 500.0
+        detector = create(name, **threshold_params(name, params, target))
+        estimate = estimate_arl0(
+            detector, sampler, n_runs=200, max_run_length=20 * int(target), seed=3
+        )  # type: ignore[arg-type]
+        # a bound: the lower end of the estimate's 95 % interval is above the target
+        assert estimate.interval()[0] >= target, estimate
+
+    def test_siegmund_lands_near_the_target(self) -> None:
+        target = 2000.0
+        h = cusum_h(target, 0.5, two_sided=True)
+        detector = create("cusum", k=0.5, h=h, target=0.0, scale=1.0)
+        estimate = estimate_arl0(detector, normal, n_runs=200, max_run_length=40_000, seed=5)
+        low, high = estimate.interval()
+        assert low <= target * 1.15 and high >= target / 1.15, estimate
+
+    def test_an_adwin_table_entry_reproduces(self) -> None:
+        table = json.loads(TABLE.read_text(encoding="utf-8"))
+        row = next(
+            r for r in table["adwin"]["entries"] if r["target_arl0"] == 1e4 and r["rate"] == 0.3
+        )
+        detector = create("adwin", delta=row["delta"], clock=table["adwin"]["clock"])
+
+        def bernoulli(rng: np.random.Generator, n: int) -> list[float]:
+            return (rng.random(n) < row["rate"]).astype(float).tolist()
+
+        estimate = estimate_arl0(detector, bernoulli, n_runs=200, max_run_length=100_000, seed=7)
+        low, high = estimate.interval()
+        assert low <= 1e4 <= high, estimate
+
+    def test_the_adwin_delta_is_the_smallest_over_rates_and_falls_with_the_target(self) -> None:
+        table = json.loads(TABLE.read_text(encoding="utf-8"))
+        at_1e5 = [r["delta"] for r in table["adwin"]["entries"] if r["target_arl0"] == 1e5]
+        assert adwin_delta(1e5) == min(at_1e5)
+        assert adwin_delta(1e4) > adwin_delta(3e4) > adwin_delta(1e5) > adwin_delta(1e7)
