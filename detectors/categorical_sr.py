@@ -172,8 +172,7 @@ class CategoricalSR(DriftDetector[Any]):
         if since % self.stride == 0:
             starts.append((since, [0] * len(self._reference), 0.0))
             if len(starts) > self.max_starts:
-                # drop the weakest evidence (ties: the oldest); R only gets smaller
-                del starts[min(range(len(starts)), key=lambda i: (starts[i][2], i))]
+                del starts[0]  # the oldest: R only gets smaller
         self._since = since + 1
         alt_x, null_x, kappa = self._alt[cell], self._null[cell], self.concentration
         null_base = self._null_base

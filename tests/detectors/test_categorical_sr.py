@@ -1,0 +1,56 @@
+"""CategoricalSR: the alarm level bounds the ARL0; it finds a class-mix shift."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors import CategoricalSR, estimate_arl0
+
+MIX = [0.45, 0.25, 0.15, 0.10, 0.05]
+SHIFTED = [0.35, 0.25, 0.15, 0.15, 0.10]  # total-variation distance 0.10
+
+
+def classes(rng: np.random.Generator, n: int) -> list[str]:
+    return [f"c{c}" for c in rng.choice(5, size=n, p=MIX)]
+
+
+class TestCategoricalSR:
+    def test_the_level_is_arl0_over_stride_plus_one(self) -> None:
+        detector = CategoricalSR(arl0=1e5, stride=50)
+        assert detector.threshold == 2001.0
+
+    def test_arl0_is_a_lower_bound_of_the_mean_run_length(self) -> None:
+        detector = CategoricalSR(reference_size=500, arl0=300.0, stride=10, max_starts=10)
+        estimate = estimate_arl0(detector, classes, n_runs=100, max_run_length=30_000, seed=4)
+        assert estimate.interval()[0] >= 300, estimate
+
+    def test_a_shift_of_tv_0_10_is_found_within_1000_observations(self) -> None:
+        delays = []
+        for seed in range(10):
+            rng = np.random.default_rng([15, seed])
+            stream = classes(rng, 3000) + [f"c{c}" for c in rng.choice(5, size=1500, p=SHIFTED)]
+            detector = CategoricalSR(reference_size=2000, arl0=1e5, concentration=100.0)
+            after = [i - 3000 for i in detector.update_many(stream) if i >= 3000]
+            delays.append(after[0] if after else None)
+        assert all(d is not None and d < 1000 for d in delays), delays
+
+    def test_starts_are_kept_up_to_max_starts_and_the_statistic_stays_after_a_detection(
+        self,
+    ) -> None:
+        detector = CategoricalSR(
+            reference_size=20, arl0=50.0, concentration=5.0, stride=2, max_starts=3
+        )
+        for label in ["a", "b"] * 10 + ["a"] * 7:
+            detector.update(label)
+        state = detector.to_state()["state"]
+        assert len(state["starts"]) == 3
+        assert [s[0] for s in state["starts"]] == [2, 4, 6]
+        hits = detector.update_many(["c"] * 20)  # never seen: "other"
+        assert hits
+        assert CategoricalSR.from_state(detector.to_state()).to_state() == detector.to_state()
+        fresh = CategoricalSR(
+            reference_size=20, arl0=50.0, concentration=5.0, stride=2, max_starts=3
+        )
+        fresh.update_many(["a", "b"] * 10 + ["a"] * 7 + ["c"] * (hits[0] + 1))
+        assert fresh.drift_detected
+        assert fresh.statistic >= fresh.threshold
