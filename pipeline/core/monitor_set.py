@@ -204,8 +204,8 @@ def _derived_cached(description: str, target_arl0: float) -> tuple[MonitorSpec, 
     spec = json.loads(description)
     out: list[MonitorSpec] = []
 
-    def add(signal: str, detector: str, **params: Any) -> None:
-        if detector in ARL_RULES:
+    def add(signal: str, detector: str, *, fixed: bool = False, **params: Any) -> None:
+        if detector in ARL_RULES and not fixed:
             params = threshold_params(detector, params, target_arl0)
         out.append(MonitorSpec(signal=signal, detector=detector, params=params))
 
@@ -247,16 +247,25 @@ def _derived_cached(description: str, target_arl0: float) -> tuple[MonitorSpec, 
         # near-duplicate fraction + z binomial standard errors of a 200-window, at most
         # 0.5) instead of a fixed 0.3, which 25 % canned answers on top of a few stock
         # replies sit around, and which a model with many legitimate repeats exceeds.
+        # Not from target_arl0 (fixed=True): near-duplicate flags in a window are not
+        # independent (one stock reply makes its repeats duplicates), so the binomial
+        # band under-states the spread: z = 4.67 from the rule gave 2 false alarms in
+        # 60,000 stable responses of benchmarks/quality.py, z = 6 none.
         add(
             "output_text",
             "output_diversity",
+            fixed=True,
             window_size=200,
             max_duplicate_rate=0.5,
             reference_size=1000,
+            z=6.0,
         )
         # A 1,000-response reference, not 200: a noisy mean and spread made 1.3 false
-        # alarms per 10,000 responses.
-        add("token_logprobs", "token_entropy", reference_size=1000)
+        # alarms per 10,000 responses. Not from target_arl0 either: per-response
+        # surprisal is a heavy-tailed mixture (stock replies), which Siegmund's normal
+        # approximation does not cover (h = 11.5 from the rule: 1 false alarm in
+        # 60,000 stable responses; h = 16: none in 174,000).
+        add("token_logprobs", "token_entropy", fixed=True, reference_size=1000, h=16.0)
     if spec["embedding"]:
         # No rule: the centroid's cosine distance depends on the vectors' spread.
         add("embedding", "embedding_drift")
