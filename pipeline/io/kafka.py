@@ -164,7 +164,17 @@ class KafkaSource:
         except KafkaError as exc:
             raise SourceError(connect_error(bootstrap_servers, extra or {}, exc)) from exc
         self._recorder = _Recorder()
-        self._consumer.subscribe(list(topics), listener=self._recorder)
+        self._topics = list(topics)
+        self._consumer.subscribe(self._topics, listener=self._recorder)
+
+    def rejoin(self) -> None:
+        """Leave the group and join it again. kafka-python can join before its topics'
+        metadata arrived ("No partition metadata for topic ...") and then stay in the
+        group with nothing assigned, past any metadata refresh; a fresh subscription
+        sends a new join with the metadata it has now."""
+        with _reading("rejoining the consumer group failed"):
+            self._consumer.unsubscribe()
+            self._consumer.subscribe(self._topics, listener=self._recorder)
 
     @property
     def exhausted(self) -> bool:

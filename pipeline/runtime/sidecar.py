@@ -317,6 +317,8 @@ class SidecarHooks(LoopHooks):
         self._unassigned_since: float | None = None
         self._warned_at = 0.0
         self._ever_assigned = False
+        self._rejoined_at = 0.0
+        self._rejoins = 0
         self._gauges_due = 0.0
         self.unreachable_s: Callable[[], float] = lambda: 0.0
         """How long the broker has been unreachable (the sidecar's ``BrokerWatch``)."""
@@ -423,7 +425,9 @@ class SidecarHooks(LoopHooks):
 
     def _warn_if_unassigned(self, owned: set[TopicPartition]) -> None:
         """Say so when no partitions are assigned, once a minute. A consumer that was
-        never assigned anything for 2x liveness_timeout_s is taken to be wedged in
+        never assigned anything rejoins its group every ``REJOIN_AFTER_S``, at most
+        ``MAX_REJOINS`` times; one still never assigned anything for 2x
+        liveness_timeout_s is taken to be wedged in
         its group join (kafka-python 3 can stop heartbeating right after joining and
         never rejoin): exit with code 3 for the supervisor to restart it. The cost in
         the rare group with more members than partitions is a periodic restart. Time
@@ -434,7 +438,25 @@ class SidecarHooks(LoopHooks):
             self._ever_assigned = True
             return
         if self._unassigned_since is None or self.unreachable_s() > 0:
-            self._unassigned_since = self._warned_at = now
+            self._unassigned_since = self._warned_at = self._rejoined_at = now
+            return
+        if (
+            not self._ever_assigned
+            and self._rejoins < MAX_REJOINS
+            and now - self._rejoined_at > REJOIN_AFTER_S
+        ):
+            # Cheaper than the exit below, and it needs no supervisor; bounded, because
+            # each rejoin rebalances the whole group (a member that is simply one too
+            # many for the partitions would otherwise disturb it forever).
+            self._rejoins += 1
+            self._rejoined_at = now
+            log.warning(
+                "rejoining_group",
+                group_id=self.settings.kafka.group_id,
+                unassigned_s=round(now - self._unassigned_since, 1),
+                attempt=self._rejoins,
+            )
+            self.source.rejoin()
             return
         limit = 2 * self.settings.runtime.liveness_timeout_s
         if not self._ever_assigned and now - self._unassigned_since > limit:
@@ -485,6 +507,10 @@ def _statistics(processor: Processor) -> Iterable[tuple[str, str, str, float, fl
 
 
 STALL_EXIT_CODE = 3
+# A member never assigned anything rejoins its group this often, this many times,
+# before the never_assigned exit (see SidecarHooks._warn_if_unassigned).
+REJOIN_AFTER_S = 20.0
+MAX_REJOINS = 3
 GAUGE_INTERVAL_S = 1.0
 """Consumer lag, live keys and detector statistics are refreshed at most this often."""
 
