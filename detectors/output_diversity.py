@@ -133,7 +133,12 @@ class OutputDiversity(DriftDetector[str]):
     ``reference_size`` > 0, learned from the first ``reference_size`` responses (no
     alarm before): their near-duplicate fraction :math:`p_0` plus ``z`` binomial
     standard errors of a window, :math:`p_0 + z\sqrt{p_0(1-p_0)/n}` (:math:`p_0` at
-    least :math:`1/n`), capped at ``max_duplicate_rate``. Legitimately repeated requests
+    least :math:`1/n`), capped at ``max_duplicate_rate``. Flags are not independent
+    (one stock reply makes all its repeats duplicates), so with ``dispersion`` the
+    standard error is widened by the reference's own over-dispersion: the variance of
+    the flag counts of its consecutive blocks of ``window_size // 4`` responses over
+    the binomial variance, :math:`\phi` (at least 1), giving
+    :math:`p_0 + \max(z\sqrt{\phi}, z_{min})\sqrt{p_0(1-p_0)/n}`. Legitimately repeated requests
     (the same prompt from many users) raise the healthy rate: a learned bound follows
     it; a fixed one must be set above it (or chosen with :func:`detectors.calibrate`).
 
@@ -162,6 +167,10 @@ class OutputDiversity(DriftDetector[str]):
         ``max_duplicate_rate``).
     z
         Standard errors above the learned fraction (> 0).
+    dispersion
+        Widen the standard error by the reference's block over-dispersion.
+    min_z
+        Floor on the (widened) multiple of the binomial standard error (>= 0).
 
     Examples
     --------
@@ -192,7 +201,8 @@ class OutputDiversity(DriftDetector[str]):
     name: ClassVar[str] = "output_diversity"
     column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "text"
-    state_version: ClassVar[int] = 1
+    state_version: ClassVar[int] = 2
+    upgradable_versions: ClassVar[frozenset[int]] = frozenset({1})
     threshold_param: ClassVar[str | None] = "max_duplicate_rate"
     threshold_increases_run_length: ClassVar[bool] = True
 
@@ -207,6 +217,8 @@ class OutputDiversity(DriftDetector[str]):
         max_tokens: int = 256,
         reference_size: int = 0,
         z: float = 6.0,
+        dispersion: bool = False,
+        min_z: float = 0.0,
     ) -> None:
         super().__init__()
         self.window_size = check_positive_int(window_size, "window_size", minimum=2)
@@ -223,6 +235,15 @@ class OutputDiversity(DriftDetector[str]):
         self.max_tokens = check_positive_int(max_tokens, "max_tokens")
         self.reference_size = check_positive_int(reference_size, "reference_size", minimum=0)
         self.z = check_positive_float(z, "z")
+        require(isinstance(dispersion, bool), "dispersion", f"must be a bool, got {dispersion!r}")
+        self.dispersion = dispersion
+        require(
+            isinstance(min_z, (int, float)) and math.isfinite(min_z) and min_z >= 0,
+            "min_z",
+            f"must be a finite number >= 0, got {min_z!r}",
+        )
+        self.min_z = float(min_z)
+        self._block = max(self.window_size // 4, 1)
         self._a, self._b = _permutations(self.num_perm)
         self._rows = self.num_perm // self.bands
         self._min_agree = math.ceil(self.similarity * self.num_perm - 1e-9)
@@ -235,6 +256,9 @@ class OutputDiversity(DriftDetector[str]):
         self._checked: tuple[float, float, float, float] | None = None
         self._ref_seen = 0
         self._ref_near = 0
+        # Near-duplicate counts of the reference's completed blocks (None: restored
+        # from a version 1 snapshot, which kept none: phi = 1).
+        self._ref_blocks: list[int] | None = []
 
     def _clear_window(self) -> None:
         self._window: deque[_Slot] = deque()
@@ -286,6 +310,8 @@ class OutputDiversity(DriftDetector[str]):
         if self._ref_seen < self.reference_size:
             self._ref_seen += 1
             self._ref_near += slot.near_dup
+            if self._ref_blocks is not None and self._ref_seen % self._block == 0:
+                self._ref_blocks.append(self._ref_near - sum(self._ref_blocks))
             return
         if len(self._window) == self.window_size:
             self._checked = (
@@ -401,7 +427,40 @@ class OutputDiversity(DriftDetector[str]):
             return math.nan
         n = self.window_size
         p0 = max(self._ref_near / self._ref_seen, 1.0 / n)
-        return min(self.max_duplicate_rate, p0 + self.z * math.sqrt(p0 * (1.0 - p0) / n))
+        z = self.z * math.sqrt(self.overdispersion) if self.dispersion else self.z
+        z = max(z, self.min_z)
+        return min(self.max_duplicate_rate, p0 + z * math.sqrt(p0 * (1.0 - p0) / n))
+
+    @property
+    def overdispersion(self) -> float:
+        """The reference's :math:`\\phi`: sample variance of its blocks' near-duplicate
+        counts over the binomial variance at their mean rate, at least 1 (1 with fewer
+        than two blocks, no duplicates, or after a version 1 snapshot).
+
+        Stock replies that come in bursts (10 in every 80 responses) widen the
+        learned bound:
+
+        >>> from detectors.output_diversity import OutputDiversity
+        >>> def text(i):
+        ...     return " ".join(f"w{(i * 7919 + j * 104729) % 5003}" for j in range(8))
+        >>> burst = ["Yes." if i % 80 < 10 else text(i) for i in range(400)]
+        >>> params = {"window_size": 40, "reference_size": 400, "z": 2.0}
+        >>> plain = OutputDiversity(**params)
+        >>> wide = OutputDiversity(**params, dispersion=True)
+        >>> _ = plain.update_many(burst), wide.update_many(burst)
+        >>> round(wide.overdispersion, 1), round(plain.threshold, 3), round(wide.threshold, 3)
+        (9.1, 0.212, 0.414)
+        """
+        blocks = self._ref_blocks
+        if not blocks or len(blocks) < 2:
+            return 1.0
+        b = self._block
+        mean = sum(blocks) / len(blocks)
+        p = mean / b
+        if p <= 0.0 or p >= 1.0:
+            return 1.0
+        var = sum((c - mean) ** 2 for c in blocks) / (len(blocks) - 1)
+        return max(1.0, var / (b * p * (1.0 - p)))
 
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
@@ -415,6 +474,8 @@ class OutputDiversity(DriftDetector[str]):
             "max_tokens": self.max_tokens,
             "reference_size": self.reference_size,
             "z": self.z,
+            "dispersion": self.dispersion,
+            "min_z": self.min_z,
         }
 
     def _get_state(self) -> dict[str, Any]:
@@ -432,7 +493,12 @@ class OutputDiversity(DriftDetector[str]):
             ],
             "checked": None if self._checked is None else [json_float(v) for v in self._checked],
             "reference": [self._ref_seen, self._ref_near],
+            "reference_blocks": self._ref_blocks,
         }
+
+    def _upgrade_state(self, version: int, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Version 1 kept no block counts: its bound stays the plain binomial one.
+        return {**state, "reference_blocks": None}
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         window = state["window"]
@@ -470,6 +536,18 @@ class OutputDiversity(DriftDetector[str]):
         if len(reference) != 2 or ref_near > ref_seen or ref_seen > self.reference_size:
             raise ValueError("reference must be [seen, near duplicates] within reference_size")
         self._ref_seen, self._ref_near = ref_seen, ref_near
+        blocks = state["reference_blocks"]
+        if blocks is None:
+            self._ref_blocks = None
+        else:
+            counts = ints(blocks, "reference_blocks", 53)
+            if (
+                len(counts) != ref_seen // self._block
+                or any(c > self._block for c in counts)
+                or sum(counts) > ref_near
+            ):
+                raise ValueError("reference_blocks must be the completed blocks' counts")
+            self._ref_blocks = counts
         checked = state["checked"]
         if checked is None:
             self._checked = None

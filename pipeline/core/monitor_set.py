@@ -247,18 +247,20 @@ def _derived_cached(description: str, target_arl0: float) -> tuple[MonitorSpec, 
         # near-duplicate fraction + z binomial standard errors of a 200-window, at most
         # 0.5) instead of a fixed 0.3, which 25 % canned answers on top of a few stock
         # replies sit around, and which a model with many legitimate repeats exceeds.
-        # Not from target_arl0 (fixed=True): near-duplicate flags in a window are not
+        # z is the rule's for target_arl0, widened by the reference's own block
+        # over-dispersion (dispersion=True): near-duplicate flags in a window are not
         # independent (one stock reply makes its repeats duplicates), so the binomial
-        # band under-states the spread: z = 4.67 from the rule gave 2 false alarms in
-        # 60,000 stable responses of benchmarks/quality.py, z = 6 none.
+        # band under-states the spread (z = 4.67 alone gave 2 false alarms in 60,000
+        # stable responses of benchmarks/quality.py). Never below the earlier fixed
+        # z = 6 (min_z; none in 60,000): 20 blocks estimate the dispersion to ~30 %.
         add(
             "output_text",
             "output_diversity",
-            fixed=True,
             window_size=200,
             max_duplicate_rate=0.5,
             reference_size=1000,
-            z=6.0,
+            dispersion=True,
+            min_z=6.0,
         )
         # A 1,000-response reference, not 200: a noisy mean and spread made 1.3 false
         # alarms per 10,000 responses. Not from target_arl0 either: per-response

@@ -167,6 +167,8 @@ CASES: dict[str, ContractCase] = {
             ({"num_perm": 60, "bands": 16}, "num_perm"),
             ({"bands": 0}, "bands"),
             ({"max_tokens": 0}, "max_tokens"),
+            ({"min_z": -1.0}, "min_z"),
+            ({"dispersion": 1}, "dispersion"),
         ],
     ),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,21 +157,75 @@ class TestLearnedBound:
 
     def test_no_alarm_while_learning_and_state_round_trips(self) -> None:
         stream = self.stream(2, healthy=0.05, canned=0.6, at=300, n=1500)
-        det = OutputDiversity(window_size=100, reference_size=500)
-        assert math.isnan(det.threshold)
+        assert math.isnan(OutputDiversity(window_size=100, reference_size=500).threshold)
+        self.check_round_trips(stream, {}, first_at=500, cuts=(0, 250, 500, 777))
+
+    @staticmethod
+    def check_round_trips(
+        stream: list[str], extra: dict[str, Any], first_at: int, cuts: tuple[int, ...]
+    ) -> None:
+        """Per-event alarms start at ``first_at``; a snapshot at every cut restores
+        exactly and the batch path after it gives the same alarms and state."""
+        det = OutputDiversity(window_size=100, reference_size=500, **extra)
         per_event = []
         for i, text in enumerate(stream):
             det.update(text)
             if det.drift_detected:
                 per_event.append(i)
-        assert per_event and per_event[0] >= 500
-        for cut in (0, 250, 500, 777):
-            head = OutputDiversity(window_size=100, reference_size=500)
+        assert per_event and per_event[0] >= first_at
+        for cut in cuts:
+            head = OutputDiversity(window_size=100, reference_size=500, **extra)
             first = head.update_many(stream[:cut])
             restored = roundtrip(head)
             assert dumps(restored) == dumps(head)
             assert first + [cut + i for i in restored.update_many(stream[cut:])] == per_event
             assert dumps(restored) == dumps(det)
+
+    def test_dispersion_widens_the_bound_by_the_reference_s_own_spread(self) -> None:
+        # Stock answers in bursts: their duplicate flags cluster, blocks vary more
+        # than binomially, and the learned bound widens by sqrt(phi).
+        rng = np.random.default_rng(3)
+        stream = []
+        for block in range(40):
+            burst = block % 4 == 0
+            for a in answers(rng, 50):
+                stock = rng.random() < (0.3 if burst else 0.02)
+                stream.append("Yes." if stock else a)
+        params: dict[str, Any] = {"window_size": 200, "reference_size": 1000, "z": 4.0}
+        plain = OutputDiversity(**params)
+        wide = OutputDiversity(**params, dispersion=True)
+        floored = OutputDiversity(**params, dispersion=True, min_z=50.0)
+        for det in (plain, wide, floored):
+            det.update_many(stream[:1000])
+        assert wide.overdispersion > 2.0 and plain.overdispersion == wide.overdispersion
+        p0 = plain._ref_near / 1000
+        se = math.sqrt(p0 * (1 - p0) / 200)
+        assert plain.threshold == pytest.approx(p0 + 4.0 * se)
+        assert wide.threshold == pytest.approx(p0 + 4.0 * math.sqrt(wide.overdispersion) * se)
+        assert floored.threshold == 0.5  # min_z, capped at max_duplicate_rate
+        # Stock answers at a steady 5 %: less spread than the bursts (never below 1).
+        calm = OutputDiversity(**params, dispersion=True)
+        calm.update_many(self.stream(4, healthy=0.05, canned=0.0, n=1000))
+        assert 1.0 <= calm.overdispersion < wide.overdispersion / 2
+
+    def test_dispersion_state_round_trips_and_matches_the_per_event_path(self) -> None:
+        stream = self.stream(5, healthy=0.08, canned=0.5, at=700, n=1200)
+        self.check_round_trips(
+            stream, {"dispersion": True}, first_at=700, cuts=(0, 130, 499, 500, 901)
+        )
+
+    def test_a_version_1_snapshot_keeps_the_binomial_bound(self) -> None:
+        stream = self.stream(6, healthy=0.05, canned=0.0, n=800)
+        det = OutputDiversity(window_size=100, reference_size=500, dispersion=True)
+        det.update_many(stream)
+        old = det.to_state()
+        old["version"] = 1
+        del old["state"]["reference_blocks"]
+        old["params"] = {k: v for k, v in old["params"].items() if k not in ("dispersion", "min_z")}
+        restored = OutputDiversity.from_state(old)
+        assert restored.overdispersion == 1.0
+        p0 = max(det._ref_near / 500, 1 / 100)
+        assert restored.threshold == pytest.approx(p0 + restored.z * math.sqrt(p0 * (1 - p0) / 100))
 
     @pytest.mark.parametrize(("params", "name"), [({"reference_size": -1}, "reference_size"),
                                                     ({"z": 0.0}, "z")])  # fmt: skip
