@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -213,3 +215,23 @@ def full_records() -> list[Record]:
         out.append(Record("events", p, offsets[p], value, key=model.encode()))
         offsets[p] += 1
     return out
+
+
+@functools.cache
+def full_stream() -> tuple[Record, ...]:
+    """``full_records()``, built once per test session (the tests only read it)."""
+    return tuple(full_records())
+
+
+@functools.cache
+def full_reference() -> tuple[tuple[Message, ...], ...]:
+    """What a processor emits for each record of ``full_stream()`` fed one at a time:
+    the output every batching must reproduce."""
+    processor = Processor(settings(**FULL_CONFIG))
+    return tuple(tuple(processor.process(r)) for r in full_stream())
+
+
+def batches(recs: tuple[Record, ...], cuts: list[int]) -> list[tuple[Record, ...]]:
+    """``recs`` cut at ``cuts`` (out-of-range and repeated cuts ignored)."""
+    bounds = sorted({0, len(recs), *(c for c in cuts if 0 < c < len(recs))})
+    return [recs[a:b] for a, b in itertools.pairwise(bounds)]

@@ -8,8 +8,6 @@ one's, and it must go on to produce byte-identical outputs.
 
 from __future__ import annotations
 
-import functools
-import itertools
 from typing import Any
 
 import pytest
@@ -20,28 +18,18 @@ from hypothesis import strategies as st
 from pipeline.core import journal
 from pipeline.core.journal import JournalBook, due_values, json_exact
 from pipeline.core.processor import Processor
-from pipeline.core.records import Message, Record
+from pipeline.core.records import Message
 from pipeline.io.memory import MemorySink
 from pipeline.runtime.stores import ChangelogStore
-from tests.pipeline.core.helpers import FULL_CONFIG, full_records, settings
+from tests.pipeline.core.helpers import (
+    FULL_CONFIG,
+    batches,
+    full_reference,
+    full_stream,
+    settings,
+)
 
 Log = list[tuple[bytes | None, bytes | None]]
-
-
-@functools.cache
-def _records() -> tuple[Record, ...]:
-    return tuple(full_records())
-
-
-@functools.cache
-def _reference() -> tuple[tuple[Message, ...], ...]:
-    processor = Processor(settings(**FULL_CONFIG))
-    return tuple(tuple(processor.process(r)) for r in _records())
-
-
-def _batches(recs: tuple[Record, ...], cuts: list[int]) -> list[tuple[Record, ...]]:
-    bounds = sorted({0, len(recs), *(c for c in cuts if 0 < c < len(recs))})
-    return [recs[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def compacted(log: Log) -> Log:
@@ -55,7 +43,7 @@ def _journaled_run(cut: int, cuts: list[int]) -> tuple[Processor, MemorySink]:
     processor = Processor(settings(**FULL_CONFIG))
     sink = MemorySink()
     store = ChangelogStore(sink.changelog)
-    for batch in _batches(_records()[:cut], cuts):
+    for batch in batches(full_stream()[:cut], cuts):
         processor.process_batch(list(batch))
         for partition in (0, 1):
             store.save_report(sink, partition, processor.report_state(partition), {})
@@ -78,7 +66,7 @@ def _detectors(processor: Processor, partition: int) -> dict[str, Any]:
 
 
 def _continue(processor: Processor, cut: int) -> tuple[tuple[Message, ...], ...]:
-    return tuple(tuple(processor.process(r)) for r in _records()[cut:])
+    return tuple(tuple(processor.process(r)) for r in full_stream()[cut:])
 
 
 @pytest.fixture(params=["default", "tight"])
@@ -114,7 +102,7 @@ class TestJournalRestore:
         second = _restored(log_of)
         for partition in live.engine.partitions:
             assert second.engine.state_entries(partition) == live.engine.state_entries(partition)
-        assert _continue(second, cut) == _reference()[cut:]
+        assert _continue(second, cut) == full_reference()[cut:]
 
     @pytest.mark.parametrize("cuts", [(300, 1200), (1500, 1510)])
     def test_a_restored_processor_journals_on_from_the_log(
@@ -127,7 +115,7 @@ class TestJournalRestore:
         _, log = _journaled_run(first, list(range(0, first, 40)))
         resumed = _restored(log.changelog)
         store = ChangelogStore(log.changelog)
-        for batch in _batches(_records()[first:second], list(range(0, second - first, 40))):
+        for batch in batches(full_stream()[first:second], list(range(0, second - first, 40))):
             resumed.process_batch(list(batch))
             for partition in (0, 1):
                 store.save_report(log, partition, resumed.report_state(partition), {})
@@ -136,11 +124,11 @@ class TestJournalRestore:
         for partition in live.engine.partitions:
             # (a restored model starts a new label-join page: compare the detectors)
             assert _detectors(again, partition) == _detectors(live, partition)
-        assert _continue(again, second) == _reference()[second:]
+        assert _continue(again, second) == full_reference()[second:]
 
     def test_a_key_logged_in_full_is_written_as_deltas_until_due(self) -> None:
         live, _ = _journaled_run(2000, list(range(0, 2000, 50)))
-        for batch in _batches(_records()[2000:2200], [50, 100, 150]):
+        for batch in batches(full_stream()[2000:2200], [50, 100, 150]):
             live.process_batch(list(batch))
             part = live.engine.partitions[0]
             expected = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 from typing import Any
 
 import orjson
@@ -27,23 +26,14 @@ from pipeline.core.processor import (
     dead_letter,
 )
 from pipeline.core.records import Message, Record
-from tests.pipeline.core.helpers import FULL_CONFIG, flat, full_records, settings
-
-
-@functools.cache
-def _records() -> tuple[Record, ...]:
-    return tuple(full_records())
-
-
-@functools.cache
-def _reference() -> tuple[tuple[Message, ...], ...]:
-    processor = Processor(settings(**FULL_CONFIG))
-    return tuple(tuple(processor.process(r)) for r in _records())
-
-
-def _batches(recs: tuple[Record, ...], cuts: list[int]) -> list[tuple[Record, ...]]:
-    bounds = sorted({0, len(recs), *(c for c in cuts if 0 < c < len(recs))})
-    return [recs[a:b] for a, b in itertools.pairwise(bounds)]
+from tests.pipeline.core.helpers import (
+    FULL_CONFIG,
+    batches,
+    flat,
+    full_reference,
+    full_stream,
+    settings,
+)
 
 
 def _snapshot(processor: Processor, into: dict[int, dict[str, Any]]) -> None:
@@ -65,14 +55,14 @@ CONFIGS = {"full": FULL_CONFIG, "long_expiry": LONG_EXPIRY}
 
 class TestReferenceStream:
     def test_the_stream_exercises_every_output_kind(self) -> None:
-        outputs = _reference()
+        outputs = full_reference()
         kinds = {m.kind for messages in outputs for m in messages}
         assert kinds == {"alert", "rollback", "dead_letter"}  # dead letters: model cap
         signals = {a["signal"] for a in flat(outputs, "alert")}
         assert {"feature:amount", "error", "shadow.error_rate", "golden"} <= signals
         assert {"training.legacy_val_loss"} <= signals
         processor = Processor(settings(**FULL_CONFIG))
-        for r in _records():
+        for r in full_stream():
             processor.process(r)
         stats = processor.stats
         assert stats["expired_keys"] > 0 and stats["refused:signal_cap"] > 0
@@ -84,19 +74,19 @@ class TestBatchEqualsPerRecord:
     def test_any_batching_gives_the_per_record_outputs(self, cuts: list[int]) -> None:
         processor = Processor(settings(**FULL_CONFIG))
         got: list[tuple[Message, ...]] = []
-        for batch in _batches(_records(), cuts):
+        for batch in batches(full_stream(), cuts):
             got.extend(tuple(m) for m in processor.process_batch(list(batch)))
-        assert tuple(got) == _reference()
+        assert tuple(got) == full_reference()
 
     @hsettings(max_examples=6, deadline=None)
     @given(cuts=st.lists(st.integers(0, 2700), max_size=12))
     def test_routes_give_the_per_record_outputs(self, cuts: list[int]) -> None:
         """With a long idle expiry the engine's routes serve most of a batch."""
         reference = Processor(settings(**LONG_EXPIRY))
-        expected = [tuple(reference.process(r)) for r in _records()]
+        expected = [tuple(reference.process(r)) for r in full_stream()]
         processor = Processor(settings(**LONG_EXPIRY))
         got: list[tuple[Message, ...]] = []
-        for batch in _batches(_records(), cuts):
+        for batch in batches(full_stream(), cuts):
             got.extend(tuple(m) for m in processor.process_batch(list(batch)))
         assert got == expected
         assert sum(1 for m in got if m) > 20
@@ -106,7 +96,7 @@ class TestBatchEqualsPerRecord:
 def _reference_state(config: str) -> tuple[dict[int, dict[str, Any]], dict[int, list[Any]]]:
     """The per-record run's state entries and LRU orders, per partition."""
     processor = Processor(settings(**CONFIGS[config]))
-    for r in _records():
+    for r in full_stream():
         processor.process(r)
     return _state_of(processor)
 
@@ -141,7 +131,7 @@ class TestBatchStateEqualsPerRecord:
     def test_any_batching_leaves_the_per_record_state(self, config: str, cuts: list[int]) -> None:
         processor = Processor(settings(**CONFIGS[config]))
         folded: dict[int, dict[str, Any]] = {}
-        for batch in _batches(_records(), cuts):
+        for batch in batches(full_stream(), cuts):
             processor.process_batch(list(batch))
             _snapshot(processor, folded)
         entries, orders = _state_of(processor)
@@ -161,10 +151,10 @@ class TestRestore:
     def test_restored_processor_continues_byte_identically(
         self, cut: int, before: list[int], after: list[int]
     ) -> None:
-        recs = _records()
+        recs = full_stream()
         first = Processor(settings(**FULL_CONFIG))
         snapshot: dict[int, dict[str, Any]] = {}
-        for batch in _batches(recs[:cut], before):
+        for batch in batches(recs[:cut], before):
             first.process_batch(list(batch))
             _snapshot(first, snapshot)  # the runtime collects after every batch
         # What the changelog holds, read back: plain JSON.
@@ -173,12 +163,12 @@ class TestRestore:
         for partition, entries in stored.items():
             second.restore(int(partition), entries)
         got: list[tuple[Message, ...]] = []
-        for batch in _batches(recs[cut:], [c - cut for c in after]):
+        for batch in batches(recs[cut:], [c - cut for c in after]):
             got.extend(tuple(m) for m in second.process_batch(list(batch)))
-        assert tuple(got) == _reference()[cut:]
+        assert tuple(got) == full_reference()[cut:]
 
     def test_restore_then_snapshot_reproduces_the_entries(self) -> None:
-        recs = _records()
+        recs = full_stream()
         first = Processor(settings(**FULL_CONFIG))
         snapshot: dict[int, dict[str, Any]] = {}
         first.process_batch(list(recs[:1500]))
@@ -190,7 +180,7 @@ class TestRestore:
 
     def test_drop_forgets_a_partition(self) -> None:
         processor = Processor(settings(**FULL_CONFIG))
-        processor.process_batch(list(_records()[:300]))
+        processor.process_batch(list(full_stream()[:300]))
         processor.drop(0)
         assert processor.changed_state(0) == {}
         assert 0 not in processor.engine.scopes
@@ -199,7 +189,7 @@ class TestRestore:
 class TestChangedState:
     def test_entries_are_plain_json(self) -> None:
         processor = Processor(settings(**FULL_CONFIG))
-        processor.process_batch(list(_records()[:2000]))
+        processor.process_batch(list(full_stream()[:2000]))
         for partition in (0, 1):
             changed = processor.changed_state(partition)
             assert changed
@@ -207,7 +197,7 @@ class TestChangedState:
 
     def test_a_batch_reports_only_what_it_touched(self) -> None:
         processor = Processor(settings(**FULL_CONFIG))
-        recs = _records()
+        recs = full_stream()
         processor.process_batch(list(recs[:1500]))
         processor.changed_state(0)
         processor.changed_state(1)
@@ -229,7 +219,7 @@ class TestChangedState:
 
     def test_a_second_call_reports_nothing_new(self) -> None:
         processor = Processor(settings(**FULL_CONFIG))
-        processor.process_batch(list(_records()[:500]))
+        processor.process_batch(list(full_stream()[:500]))
         processor.changed_state(0)
         assert processor.changed_state(0) == {}
 
@@ -237,11 +227,11 @@ class TestChangedState:
 @pytest.mark.parametrize("batch", [1, 7, 500])
 def test_outputs_do_not_depend_on_the_batch_size(batch: int) -> None:
     processor = Processor(settings(**FULL_CONFIG))
-    recs = list(_records())
+    recs = list(full_stream())
     got = []
     for k in range(0, len(recs), batch):
         got.extend(tuple(m) for m in processor.process_batch(recs[k : k + batch]))
-    assert tuple(got) == _reference()
+    assert tuple(got) == full_reference()
 
 
 class TestDeadLetterBounds:

@@ -8,7 +8,6 @@ failure for ever.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from typing import Any
@@ -23,7 +22,12 @@ from pipeline.core.processor import Processor
 from pipeline.core.quarantine import MAX_PENDING, Quarantine, finite_json
 from pipeline.core.records import Message, Record
 from pipeline.formats import RecordDecoder
-from tests.pipeline.core.helpers import FULL_CONFIG, full_records, run, settings
+from tests.pipeline.core.helpers import (
+    FULL_CONFIG,
+    full_stream,
+    run,
+    settings,
+)
 from tests.pipeline.core.test_processor import _by_request
 
 SETTINGS = settings(**FULL_CONFIG)
@@ -31,16 +35,11 @@ POISON = 1234.5678
 """A feature value the patched detectors fail on."""
 
 
-@functools.cache
-def _records() -> tuple[Record, ...]:
-    return tuple(full_records())
-
-
 def _poisoned(every: int = 23) -> list[Record]:
     """The full stream with ``amount`` set to POISON in some model-0 predictions."""
     out = []
     seen = 0
-    for record in _records():
+    for record in full_stream():
         event = orjson.loads(record.value or b"")
         features = event.get("features")
         if event.get("model_id") == "model-0" and isinstance(features, dict):
@@ -115,7 +114,7 @@ class TestUpdate:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         _fail_on_poison(monkeypatch)
-        records = _records()
+        records = full_stream()
         processor = Processor(SETTINGS)
         run(processor, records[:400])
         (state,) = [
@@ -140,7 +139,7 @@ class TestSnapshot:
         self, monkeypatch: pytest.MonkeyPatch, failure: str
     ) -> None:
         processor = Processor(SETTINGS)
-        run(processor, _records()[:300])
+        run(processor, full_stream()[:300])
         original = CUSUM._get_state
         # The fresh detectors that replace them snapshot fine. Held here, not only by id:
         # a freed detector's id can be reused by its fresh replacement, which then
@@ -191,7 +190,7 @@ class TestSnapshot:
             raise TypeError("not serialisable")
 
         processor = Processor(SETTINGS)
-        run(processor, _records()[:1500])
+        run(processor, full_stream()[:1500])
         monkeypatch.setattr(PolicyState, "to_state", to_state)
         entries = {p: processor.engine.state_entries(p) for p in (0, 1)}
         assert not any(k.startswith("policy:") for e in entries.values() for k in e)
@@ -221,8 +220,8 @@ class TestPolicy:
 
         monkeypatch.setattr(AlertPolicy, "decide", decide)
         processor = Processor(SETTINGS)
-        outputs = run(processor, _records())
-        assert len(outputs) == len(_records())
+        outputs = run(processor, full_stream())
+        assert len(outputs) == len(full_stream())
         assert processor.stats["quarantined:policy"] == calls["n"] // 5 > 0
         assert {n.stage for n in processor.drain_notices()} == {"policy"}
         assert processor.stats["alerts"] > 0  # the other findings still alert
@@ -241,7 +240,7 @@ class TestRecordLevel:
 
         monkeypatch.setattr(Engine, "_training", training)
         processor = Processor(SETTINGS)
-        outputs = run(processor, _records())
+        outputs = run(processor, full_stream())
         reasons = [
             dict(m.headers)["dl_reason"]
             for messages in outputs
@@ -268,7 +267,7 @@ class TestRecordLevel:
 
 def _warm_entries() -> dict[int, dict[str, Any]]:
     processor = Processor(SETTINGS)
-    run(processor, _records())
+    run(processor, full_stream())
     return {p: json.loads(json.dumps(processor.engine.state_entries(p))) for p in (0, 1)}
 
 
@@ -309,7 +308,7 @@ class TestRestore:
                 )
                 .detector.to_state()
             )  # type: ignore[union-attr]
-        run(processor, [r for r in _records()[:700] if r.partition == 0])  # goes on  # goes on
+        run(processor, [r for r in full_stream()[:700] if r.partition == 0])  # goes on  # goes on
 
     def test_corrupt_other_entries_are_dropped_and_deleted(self) -> None:
         entries = _warm_entries()[0]
@@ -334,7 +333,7 @@ class TestRestore:
         assert changed["meta"] is not None and changed[model] is not None
         if join is not None:
             assert join in failed and changed[join] is None
-        run(processor, [r for r in _records()[:700] if r.partition == 0])  # goes on
+        run(processor, [r for r in full_stream()[:700] if r.partition == 0])  # goes on
 
     def test_a_corrupt_pairing_entry_is_dropped(self) -> None:
         inputs = [{"topic": "kserve", "format": "kserve-cloudevents", "model_id": "m"}]
