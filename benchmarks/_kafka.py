@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
-from pipeline.io.kafka import produce_all
+from pipeline.io.kafka_topics import produce_all
 
 __all__ = [
     "AlertCollector",

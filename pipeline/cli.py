@@ -121,7 +121,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.topic:
         from pipeline.config import parse_settings
-        from pipeline.io.kafka import produce_all
+        from pipeline.io.kafka_topics import produce_all
 
         kafka = (load_settings(args.config) if args.config else parse_settings({})).kafka
         bootstrap = args.bootstrap_servers or kafka.bootstrap_servers

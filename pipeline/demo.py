@@ -110,7 +110,7 @@ def _kserve_records(topic: str) -> Iterator[tuple[str, None, bytes, list[tuple[s
 def _online(bootstrap_servers: str, fmt: str = "driftline") -> list[AlertEvent]:
     """Kafka security (if any) from ``DRIFTLINE_KAFKA__SECURITY__*``, as for the sidecar
     this starts (it inherits the environment)."""
-    from pipeline.io.kafka import ensure_topics, produce_all, produce_records
+    from pipeline.io.kafka_topics import ensure_topics, produce_all, produce_records
 
     options = load_settings(DEMO_CONFIG).kafka.client_options()
 

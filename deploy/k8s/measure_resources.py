@@ -28,7 +28,7 @@ from kafka.admin import KafkaAdminClient
 
 from pipeline.config import TopicSettings
 from pipeline.generate import DriftSpec, GeneratorConfig, generate
-from pipeline.io.kafka import ensure_topics, produce_all
+from pipeline.io.kafka_topics import ensure_topics, produce_all
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

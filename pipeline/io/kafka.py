@@ -16,8 +16,8 @@ and saying so for as long as the outage lasts.
 
 Every client error leaves this module as a typed error of ``pipeline.io.errors``:
 ``SourceError`` / ``SinkError``, or ``FencedError`` when a newer producer with the
-same transactional id has taken over. (``kafka_range``, ``subscriber`` and the
-admin helpers here are the other modules that use the client.)
+same transactional id has taken over. (``kafka_range``, ``subscriber`` and
+``kafka_topics`` are the other modules that use the client.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -56,11 +56,6 @@ __all__ = [
     "KafkaSink",
     "KafkaSource",
     "TransactionalKafkaSink",
-    "ensure_topics",
-    "partitions_of",
-    "produce_all",
-    "produce_records",
-    "read_partition",
 ]
 
 
@@ -516,186 +511,3 @@ def _caused_by_rejection(error: BaseException) -> bool:
 
 def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
-def read_partition(
-    bootstrap_servers: str,
-    topic: str,
-    partition: int,
-    *,
-    extra: Mapping[str, Any] | None = None,
-    timeout_s: float = 60.0,
-    alive: Callable[[], None] = lambda: None,
-) -> list[tuple[bytes | None, bytes | None]]:
-    """Every committed (key, value) of one partition, oldest first.
-
-    Every client call is bounded (kafka-python's default is to wait forever), each by
-    ``BROKER_WAIT_MS`` and all by ``timeout_s``, so a partition that cannot be read
-    raises SourceError instead of hanging the caller; ``alive`` is called before each
-    call (the sidecar's stall watchdog: a long read of a large changelog is progress).
-    """
-    with _reading(f"cannot read {topic}[{partition}]"):
-        return _read_partition(bootstrap_servers, topic, partition, extra, timeout_s, alive)
-
-
-def _read_partition(
-    bootstrap_servers: str,
-    topic: str,
-    partition: int,
-    extra: Mapping[str, Any] | None,
-    timeout_s: float,
-    alive: Callable[[], None],
-) -> list[tuple[bytes | None, bytes | None]]:
-    deadline = time.monotonic() + timeout_s
-
-    def remaining_ms() -> int:
-        alive()
-        left = int((deadline - time.monotonic()) * 1000)
-        if left <= 0:
-            raise SourceError(f"timed out reading {topic}[{partition}]")
-        return min(left, BROKER_WAIT_MS)
-
-    alive()
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        **{"bootstrap_timeout_ms": BROKER_WAIT_MS, **_client_settings(extra)},
-    )
-    try:
-        tp = KafkaTopicPartition(topic, partition)
-        consumer.assign([tp])
-        start = consumer.beginning_offsets([tp], timeout_ms=remaining_ms())[tp]
-        end = consumer.end_offsets([tp], timeout_ms=remaining_ms())[tp]
-        out: list[tuple[bytes | None, bytes | None]] = []
-        if end <= start:
-            return out
-        consumer.seek(tp, start)
-        position = start
-        while position < end:
-            for records in consumer.poll(timeout_ms=min(500, remaining_ms())).values():
-                out.extend((r.key, r.value) for r in records)
-            position = consumer.position(tp, timeout_ms=remaining_ms())
-        return out
-    finally:
-        consumer.close(autocommit=False)
-
-
-def partitions_of(
-    bootstrap_servers: str, topics: Iterable[str], extra: Mapping[str, Any] | None = None
-) -> dict[str, int]:
-    """Partition count per existing topic (missing topics are left out)."""
-    with _reading("cannot read the topics' metadata"):
-        return _partitions_of(bootstrap_servers, topics, extra)
-
-
-def _partitions_of(
-    bootstrap_servers: str, topics: Iterable[str], extra: Mapping[str, Any] | None
-) -> dict[str, int]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **_client_settings(extra)
-    )
-    try:
-        counts = {}
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if parts:
-                counts[topic] = len(parts)
-        return counts
-    finally:
-        consumer.close()
-
-
-def produce_all(
-    bootstrap_servers: str, topic: str, records: Iterable[tuple[str, bytes]], **options: Any
-) -> int:
-    """Produce ``(key, value)`` pairs to ``topic``, wait for every ack, return the count.
-    ``options`` override the producer's settings (e.g. ``max_request_size``)."""
-    return produce_records(
-        bootstrap_servers,
-        ((topic, key.encode(), value, (), None) for key, value in records),
-        **options,
-    )
-
-
-def produce_records(
-    bootstrap_servers: str,
-    records: Iterable[tuple[str, bytes | None, bytes, Sequence[tuple[str, bytes]], int | None]],
-    **options: Any,
-) -> int:
-    """Produce ``(topic, key, value, headers, timestamp_ms)`` records in order, wait for
-    every ack, return the count (records as another system wrote them: headers, times)."""
-    settings: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024}
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers, **(settings | client_options(options))
-    )
-    count = 0
-    try:
-        for topic, key, value, headers, timestamp_ms in records:
-            producer.send(
-                topic, key=key, value=value, headers=list(headers), timestamp_ms=timestamp_ms
-            )
-            count += 1
-        producer.flush()
-    finally:
-        producer.close()
-    return count
-
-
-COMPACTED_TOPIC_CONFIG = {
-    "cleanup.policy": "compact",
-    # Small segments that roll often, so the log cleaner keeps the changelog close to
-    # one record per key and a restore reads little more than the live state.
-    "segment.bytes": str(16 * 1024 * 1024),
-    "segment.ms": str(10 * 60 * 1000),
-    "min.cleanable.dirty.ratio": "0.2",
-}
-
-
-def ensure_topics(
-    bootstrap_servers: str,
-    topics: Mapping[str, int],
-    *,
-    compacted: Iterable[str] = (),
-    extra: Mapping[str, Any] | None = None,
-) -> list[str]:
-    """Create the missing ones of ``topics`` (name -> partitions); return those created
-    (a client error raises ``SinkError``)."""
-    try:
-        return _ensure_topics(bootstrap_servers, topics, compacted, extra)
-    except KafkaError as exc:
-        raise SinkError(f"cannot create topics {sorted(topics)}: {exc}") from exc
-
-
-def _ensure_topics(
-    bootstrap_servers: str,
-    topics: Mapping[str, int],
-    compacted: Iterable[str],
-    extra: Mapping[str, Any] | None,
-) -> list[str]:
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    compacted = set(compacted)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **_client_settings(extra))
-    try:
-        existing = set(admin.list_topics())
-        new = [
-            NewTopic(
-                name,
-                partitions,
-                1,
-                topic_configs=COMPACTED_TOPIC_CONFIG if name in compacted else {},
-            )
-            for name, partitions in topics.items()
-            if name not in existing
-        ]
-        if new:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(new)
-            # Accepted is not ready: wait until every partition has a leader.
-            admin.wait_for_topics([t.name for t in new], timeout_ms=REQUEST_TIMEOUT_MS)
-        return [t.name for t in new]
-    finally:
-        admin.close()

@@ -32,14 +32,8 @@ from pipeline.errors import DriftlineError
 from pipeline.io.base import RebalanceEvents, TopicPartition
 from pipeline.io.diagnose import diagnose
 from pipeline.io.errors import TRANSIENT, FencedError
-from pipeline.io.kafka import (
-    KafkaSink,
-    KafkaSource,
-    TransactionalKafkaSink,
-    ensure_topics,
-    partitions_of,
-    read_partition,
-)
+from pipeline.io.kafka import KafkaSink, KafkaSource, TransactionalKafkaSink
+from pipeline.io.kafka_topics import ensure_topics, partitions_of, read_partition
 from pipeline.io.permissions import missing_permissions
 from pipeline.logs import get_logger
 from pipeline.runtime.broker_watch import BrokerWatch

@@ -28,7 +28,7 @@ from kafka.errors import KafkaError
 from pipeline.config import Settings, TopicSettings, load_settings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Record
-from pipeline.io.kafka import produce_all
+from pipeline.io.kafka_topics import produce_all
 from pipeline.runtime.sidecar import STALL_EXIT_CODE
 
 REPO = Path(__file__).resolve().parents[2]

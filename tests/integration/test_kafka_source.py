@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Callable
 
 from pipeline.core.records import Record
-from pipeline.io.kafka import KafkaSource, produce_all
+from pipeline.io.kafka import KafkaSource
+from pipeline.io.kafka_topics import produce_all
 
 
 def _read(source: KafkaSource, expected: int, deadline_s: float = 60) -> list[Record]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.generate import GeneratorConfig, generate
-from pipeline.io.kafka import produce_records
+from pipeline.io.kafka_topics import produce_records
 from pipeline.state.changelog import decode_changelog, encode_entry
 from tests.integration.sidecars import (
     SidecarProcess,

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from pipeline.generate import DriftSpec, GeneratorConfig, generate
-from pipeline.io.kafka import produce_all
+from pipeline.io.kafka_topics import produce_all
 from tests.integration.secured.conftest import SecuredBroker, _free_port
 from tests.integration.sidecars import MONITORS
 
