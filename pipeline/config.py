@@ -251,7 +251,7 @@ class RuntimeSettings(Strict):
     after a crash carry the same ids)."""
     max_batch_events: int = Field(2000, ge=1, le=100_000)
     """Events per batch (= per transaction). Each batch costs a few broker round trips
-    and rewrites the snapshots of the detectors it touched, whatever its size: larger
+    and one changelog journal record per partition, whatever its size: larger
     batches raise throughput under backlog (benchmarks/e2e.py: 500 -> 2000 gave ~20 %)
     at the price of alert latency while catching up."""
     max_batch_ms: int = Field(100, ge=0, le=60_000)
