@@ -255,8 +255,12 @@ class RuntimeSettings(Strict):
     batches raise throughput under backlog (benchmarks/e2e.py: 500 -> 2000 gave ~20 %)
     at the price of alert latency while catching up."""
     max_batch_ms: int = Field(100, ge=0, le=60_000)
-    """Milliseconds a batch may wait to fill up before it is processed and committed
-    (a batch at least half full goes as soon as nothing more is fetched)."""
+    """Milliseconds a batch may wait to fill up before it is processed and committed,
+    counted from when the previous batch was assembled (its records were arriving
+    meanwhile); the Kafka source lets the broker hold each fetch that long (at most
+    500 ms). A batch whose window is over, or that is at least half full, goes as soon
+    as nothing more is fetched. The bound on an alert's latency, with the batch's own
+    processing and commit: 0 takes whatever is fetched, at a commit per poll."""
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     max_event_bytes: int = Field(1_048_576, ge=256)
     max_dead_letter_bytes: int = Field(1_040_384, ge=16_384)

@@ -145,6 +145,8 @@ class Loop:
         self._sent: dict[int, tuple[Message, Identity, Record | None]] = {}
         self._offsets_worker: ThreadPoolExecutor | None = None
         self._delivery_broken = False
+        self._window_opened: float | None = None
+        """When the window of the batch being assembled opened (``poll_batch``)."""
 
     # ------------------------------------------------------------------- run
     def run(self, *, recover: bool = False) -> RunStats:
@@ -277,31 +279,41 @@ class Loop:
 
     # ----------------------------------------------------------------- batch
     def poll_batch(self) -> list[Record]:
-        """Poll until the batch is full (``max_batch_events``) or old
-        (``max_batch_ms``), applying rebalances between polls."""
+        """Poll until the batch is full (``max_batch_events``) or its window is over
+        (``max_batch_ms``), applying rebalances between polls.
+
+        A batch's window opens when the previous batch was assembled, not when this
+        one starts: records that arrived while the previous batch was processed and
+        committed have waited that long already. (Measured at 300 events/s: a
+        window opened at the poll added the previous cycle, ~50 ms of CPU and a
+        commit, to every record's wait.) Once the window is over, or the batch is
+        half full, the loop takes only what the client has fetched: waiting to fill
+        it would stall on a fetch round trip each time a partition's buffer runs
+        dry, while a poll that returns at once sends that fetch, and the response
+        arrives during the batch's processing. The Kafka source lets the broker do
+        the waiting (``KafkaSource``'s ``batch_wait_ms``): one fetch per window, not
+        one per record.
+        """
         rt = self.settings
         batch: list[Record] = []
-        deadline = time.monotonic() + rt.max_batch_ms / 1000
+        now = time.monotonic()
+        opened = self._window_opened if self._window_opened is not None else now
+        deadline = opened + rt.max_batch_ms / 1000
         while len(batch) < rt.max_batch_events and not self.stop.is_set():
-            # A batch closes when full, after max_batch_ms, or, once half full, when
-            # the client has nothing more fetched: waiting to fill it would stall on a
-            # fetch round trip each time a partition's buffer runs dry, while a poll
-            # that returns at once sends that fetch, and the response arrives during
-            # the batch's processing. (Small batches do wait: every batch rewrites the
-            # snapshots of the detectors it touched.)
             if not batch:
                 timeout = rt.poll_timeout_ms
-            elif 2 * len(batch) >= rt.max_batch_events:
-                timeout = 0
             else:
-                timeout = max(0, min(rt.poll_timeout_ms, int((deadline - time.monotonic()) * 1000)))
+                left = int((deadline - time.monotonic()) * 1000)
+                timeout = 0 if 2 * len(batch) >= rt.max_batch_events else max(0, left)
+                timeout = min(rt.poll_timeout_ms, timeout)
             polled = self.source.poll(rt.max_batch_events - len(batch), timeout)
             self.apply_rebalance()
             # Records of partitions revoked or lost meanwhile are not ours to process.
             batch = [r for r in batch if (r.topic, r.partition) in self.owned]
             batch.extend(r for r in polled if (r.topic, r.partition) in self.owned)
-            if not polled or time.monotonic() >= deadline:
+            if not polled:
                 break
+        self._window_opened = time.monotonic()
         return [r for r in batch if r.offset >= self.skip_below.get((r.topic, r.partition), -1)]
 
     # ------------------------------------------------------------- ownership

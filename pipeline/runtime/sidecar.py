@@ -211,6 +211,7 @@ class Sidecar:
                         2 * 1024 * 1024, self.settings.runtime.max_event_bytes + 65536
                     ),
                     bootstrap_servers=self.settings.kafka.bootstrap_servers,
+                    batch_wait_ms=self.settings.runtime.max_batch_ms,
                     extra=self.settings.kafka.client_options(),
                 )
                 return True

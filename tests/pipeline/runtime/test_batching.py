@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import pytest
+
 from pipeline.config import Settings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Record
 from pipeline.io.base import Standalone, TopicPartition
 from pipeline.io.memory import MemorySink
+from pipeline.runtime import loop as loop_module
 from pipeline.runtime.checkpoint import Delivery
 from pipeline.runtime.loop import Loop
 from pipeline.runtime.stores import ChangelogStore
@@ -77,3 +80,45 @@ def test_a_small_batch_waits_to_fill_up(make_settings: Callable[..., Settings]) 
     assert third == 0  # 55 of 100: half full, so only what is already fetched
     assert len(batch) == 100  # and never more than max_batch_events
     assert [r.offset for r in batch] == list(range(100))
+
+
+class _Clock:
+    """``time`` for the loop module, moved by hand (no sleeping, nothing timed)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_the_window_opens_when_the_previous_batch_was_assembled(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records that arrived while the previous batch was processed have waited that
+    long already: once the window is over, only what is fetched is taken."""
+    clock = _Clock()
+    monkeypatch.setattr(loop_module, "time", clock)
+    loop, source = _loop(make_settings, [10, 0, 10, 5, 0])
+    assert len(loop.poll_batch()) == 10
+    assert source.timeouts == [200, 200]  # window open: waits (bounded by poll_timeout_ms)
+    clock.now += 6.0  # the batch took longer than max_batch_ms (5 s) to process
+    source.timeouts.clear()
+    assert len(loop.poll_batch()) == 15
+    assert source.timeouts == [200, 0, 0]  # window over: what is fetched, no waiting
+
+
+def test_a_new_window_waits_for_what_is_left_of_it(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(loop_module, "time", clock)
+    loop, source = _loop(make_settings, [10, 0, 10, 0])
+    loop.poll_batch()
+    clock.now += 4.9  # 100 ms of the 5 s window left
+    source.timeouts.clear()
+    loop.poll_batch()
+    assert source.timeouts == [200, 100]
