@@ -206,8 +206,7 @@ class KafkaSource:
             polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         records: list[Record] = []
         for batch in polled.values():
-            for r in batch:
-                records.append(to_record(r))
+            records.extend(map(to_record, batch))
         return records
 
     def rebalance_events(self) -> RebalanceEvents:

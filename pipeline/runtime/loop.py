@@ -307,10 +307,12 @@ class Loop:
                 timeout = 0 if 2 * len(batch) >= rt.max_batch_events else max(0, left)
                 timeout = min(rt.poll_timeout_ms, timeout)
             polled = self.source.poll(rt.max_batch_events - len(batch), timeout)
-            self.apply_rebalance()
-            # Records of partitions revoked or lost meanwhile are not ours to process.
-            batch = [r for r in batch if (r.topic, r.partition) in self.owned]
-            batch.extend(r for r in polled if (r.topic, r.partition) in self.owned)
+            owned = self.owned
+            if self.apply_rebalance():
+                # Records of partitions revoked or lost meanwhile are not ours to process.
+                owned = self.owned
+                batch = [r for r in batch if (r.topic, r.partition) in owned]
+            batch.extend([r for r in polled if (r.topic, r.partition) in owned])
             if not polled:
                 break
         self._window_opened = time.monotonic()
@@ -321,13 +323,14 @@ class Loop:
         """State is kept per source partition number (all inputs are co-partitioned)."""
         return {partition for _topic, partition in self.owned}
 
-    def apply_rebalance(self) -> None:
+    def apply_rebalance(self) -> bool:
         """Act on what the group changed: drop the state of partitions no longer
         owned; restore that of assigned ones from the store, which is the truth at
-        the committed offsets, whoever processed the partition meanwhile."""
+        the committed offsets, whoever processed the partition meanwhile. True when
+        the group changed anything."""
         events = self.source.rebalance_events()
         if not events:
-            return
+            return False
         before = self.scopes_owned()
         gone = events.revoked | events.lost
         self.owned -= gone
@@ -348,6 +351,7 @@ class Loop:
             lost=sorted(events.lost),
             owned=sorted(self.owned),
         )
+        return True
 
     def restore(self, partition: int) -> None:
         started = time.monotonic()
