@@ -26,6 +26,23 @@ in microseconds, deterministically, from what is known about its statistic:
   deviation are estimates: the rule takes the mean one standard error off and the
   standard deviation one standard error low, which lowers the effective allowance
   and raises ``h``.
+* **A CUSUM on a stream whose warm-up is not normal** (``token_entropy``: per-response
+  surprisal is a mixture with a heavy lower tail from stock replies): the in-control
+  ARL of the chart under the warm-up's own *empirical* distribution of standardised
+  values, by the Markov-chain method of Brook & Evans (1972) — the sum's range
+  ``[0, h]`` cut into ``MARKOV_STATES`` states, transitions from the empirical CDF,
+  ``ARL = ((I - Q)^-1 1)_0`` — solved for ``h`` by bisection
+  (:func:`empirical_cusum_h`); the two sides combine as ``1/ARL = 1/ARL+ + 1/ARL-``
+  and the estimated mean and scale are taken one standard error off as above.
+* **A window centroid's cosine distance to a learned baseline** (``embedding_drift``):
+  the centroid's error has covariance ``Sigma (1/n + 1/m)`` (a window of ``n``, a
+  baseline of ``m``), and the distance is ``1 - |mu| / sqrt(|mu|^2 + |e|^2)`` for the
+  error's part ``e`` across the mean direction. ``|e|^2`` is matched to a scaled
+  chi-square by its first two moments (Satterthwaite: ``tr Sigma`` and
+  ``tr Sigma^2``, estimated from the warm-up by differences of consecutive vectors),
+  and its quantile at the Bonferroni level of the check schedule gives
+  ``max_distance`` (:func:`centroid_distance_bound`). Using the whole ``tr Sigma``
+  for the part across the mean direction errs on the quiet side.
 * **ADWIN**: its cut test's bound on false cuts is loose by orders of magnitude, so
   its ``delta`` comes from ``detectors/arl_table.json``, found offline by
   :func:`detectors.calibrate` on Bernoulli streams (``python -m
@@ -49,12 +66,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
+
+from detectors._stats import chi2_isf
 from detectors.base import get
 
 __all__ = [
@@ -62,7 +82,9 @@ __all__ = [
     "adwin_delta",
     "band_width",
     "bonferroni_level",
+    "centroid_distance_bound",
     "cusum_h",
+    "empirical_cusum_h",
     "siegmund_arl0",
     "threshold_params",
 ]
@@ -128,6 +150,147 @@ def cusum_h(
         else:
             hi = mid
     return hi / shrink
+
+
+MARKOV_STATES = 128
+"""States of the Brook-Evans chain over ``[0, h]`` (ARLs within a few % of simulation)."""
+
+
+def _markov_arl(sorted_steps: np.ndarray, h: float) -> float:
+    """In-control ARL of ``S_t = max(0, S_{t-1} + X_t)``, alarm at ``S > h``, from
+    ``S_0 = 0``, with ``X`` drawn from the sorted sample ``sorted_steps``."""
+    m = MARKOV_STATES
+    w = 2.0 * h / (2 * m - 1)  # state i covers [(i - 1/2) w, (i + 1/2) w); the last ends at h
+    # below[d + m] = P(X < (d + 1/2) w) for d = -m .. m - 1
+    edges = (np.arange(-m, m) + 0.5) * w
+    below = np.searchsorted(sorted_steps, edges, side="left") / sorted_steps.size
+    i = np.arange(m)[:, None]
+    j = np.arange(m)[None, :]
+    d = j - i  # offset from state i to state j
+    q = below[d + m] - below[d - 1 + m]
+    q[:, 0] = below[-i[:, 0] + m]  # everything that falls below w / 2 lands in state 0
+    if q.sum(axis=1).min() >= 1.0 - 1e-12:
+        return math.inf  # no step can leave [0, h): the sample never alarms
+    return _first_of_solution(np.eye(m) - q, np.ones(m))
+
+
+def _first_of_solution(a: np.ndarray, b: np.ndarray) -> float:
+    """``x[0]`` of ``a x = b`` by Gaussian elimination without pivoting (``a = I - Q``
+    is diagonally dominant), in plain element-wise numpy: LAPACK's threaded solve ran
+    50x slower on a loaded machine, and element-wise arithmetic gives the same bits
+    everywhere. ``inf`` when the system is singular (the chain cannot alarm)."""
+    m = b.size
+    for k in range(m - 1):
+        pivot = a[k, k]
+        if pivot <= 1e-300:
+            return math.inf
+        f = a[k + 1 :, k] / pivot
+        a[k + 1 :, k:] -= f[:, None] * a[k, k:]
+        b[k + 1 :] -= f * b[k]
+    x = np.zeros(m)
+    for k in range(m - 1, -1, -1):
+        if a[k, k] <= 1e-300:
+            return math.inf
+        x[k] = (b[k] - float((a[k, k + 1 :] * x[k + 1 :]).sum())) / a[k, k]
+    return float(x[0]) if math.isfinite(x[0]) and x[0] > 0 else math.inf
+
+
+def empirical_cusum_h(
+    values: Sequence[float],
+    allowance: float,
+    target_arl0: float,
+    *,
+    upper: bool = True,
+    lower: bool = True,
+) -> float:
+    """Decision interval ``h`` of a CUSUM with ``allowance`` for ``target_arl0``, from
+    the empirical distribution of ``values``: the warm-up's values standardised as the
+    chart standardises them (by the warm-up's mean and standard deviation).
+
+    The chart's in-control ARL under that distribution comes from the Markov-chain
+    method (Brook & Evans 1972), its sides (``upper``, ``lower``) combined as
+    ``1/ARL = sum 1/ARL_side``; the mean is taken one standard error and the scale one
+    standard error off, as in :func:`cusum_h`, and ``h`` is never below
+    :func:`cusum_h`'s normal-theory value (a sample cannot show the tail beyond its
+    extremes, and a constant one shows none). Rounded up to 0.01; deterministic.
+
+    >>> rng = np.random.default_rng(0)
+    >>> normal = rng.standard_normal(2000)
+    >>> round(cusum_h(1000.0, 0.5, two_sided=True, reference=2000), 2)
+    6.16
+    >>> mixture = np.where(rng.random(2000) < 0.05, -4.0, normal)  # 5 % stock replies
+    >>> z = (mixture - mixture.mean()) / mixture.std(ddof=1)
+    >>> empirical_cusum_h(z, 0.5, 1000.0), empirical_cusum_h(z, 0.5, 1000.0, lower=False)
+    (6.85, 5.42)
+    """
+    _check_target(target_arl0)
+    if not (upper or lower):
+        raise ValueError("at least one side")
+    z = np.asarray(values, dtype=np.float64)
+    m = z.size
+    if m < 2 or not np.isfinite(z).all():
+        raise ValueError("values: need at least two finite values")
+    normal = cusum_h(target_arl0, allowance, two_sided=upper and lower, reference=m)
+    floor = math.ceil(normal * 100.0) / 100.0
+    shrink = 1.0 - 1.0 / math.sqrt(2.0 * m)
+    k = allowance * shrink - 1.0 / math.sqrt(m)
+    sides = ([np.sort(z - k)] if upper else []) + ([np.sort(-z - k)] if lower else [])
+
+    def arl(h: float) -> float:
+        rate = sum(1.0 / _markov_arl(steps, h) for steps in sides)
+        return math.inf if rate == 0.0 else 1.0 / rate
+
+    lo, hi = 0.0, normal * shrink
+    if arl(hi) >= target_arl0:
+        return floor
+    while arl(hi) < target_arl0:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e6:
+            raise ValueError("values: no finite h reaches target_arl0")
+    while hi - lo > 5e-3:  # bisection on a fixed schedule: deterministic
+        mid = 0.5 * (lo + hi)
+        if arl(mid) < target_arl0:
+            lo = mid
+        else:
+            hi = mid
+    return max(floor, math.ceil(hi / shrink * 100.0) / 100.0)
+
+
+def centroid_distance_bound(
+    trace: float,
+    trace_sq: float,
+    mean_sq: float,
+    *,
+    window: int,
+    reference: int,
+    checks_every: int,
+    target_arl0: float,
+) -> float:
+    """``max_distance`` of a cosine-distance check of a ``window``-vector centroid
+    against a baseline learned from ``reference`` vectors, run every
+    ``checks_every`` vectors, for ``target_arl0``. ``trace`` and ``trace_sq`` are
+    ``tr Sigma`` and ``tr Sigma^2`` of the vectors' covariance, ``mean_sq`` the squared
+    norm of their mean. 2 (never) when the mean is not above its own noise (centred
+    data: the cosine to the baseline is then noise); at least 1e-9.
+
+    >>> d = 64  # unit vectors around one direction, spread 0.3 per coordinate
+    >>> round(centroid_distance_bound(d * 0.09 / 1.09, d * (0.09 / 1.09) ** 2, 1 / 1.09,
+    ...       window=256, reference=512, checks_every=64, target_arl0=1e5), 4)
+    0.027
+    """
+    _check_target(target_arl0)
+    if not (trace >= 0 and trace_sq >= 0 and math.isfinite(trace) and math.isfinite(trace_sq)):
+        raise ValueError("trace and trace_sq must be finite and >= 0")
+    f = 1.0 / window + 1.0 / reference
+    if not mean_sq > f * trace:
+        return 2.0
+    if trace == 0.0 or trace_sq == 0.0:
+        return 1e-9
+    scale = f * trace_sq / trace  # |e|^2 ~ scale * chi2(df)
+    df = trace * trace / trace_sq
+    level = bonferroni_level(target_arl0, 1.0 / checks_every)
+    q = scale * chi2_isf(level, df)
+    return min(2.0, max(1e-9, 1.0 - math.sqrt(mean_sq / (mean_sq + q))))
 
 
 @cache
@@ -212,13 +375,14 @@ def _cusum(p: Mapping[str, Any], target: float) -> dict[str, Any]:
 
 
 def _token_entropy(p: Mapping[str, Any], target: float) -> dict[str, Any]:
-    h = cusum_h(
-        target,
-        p["allowance"],
-        two_sided=p["direction"] == "both",
-        reference=p["reference_size"],
-    )
-    return {"h": h}
+    # h is learned at the end of the warm-up (empirical_cusum_h on its surprisals).
+    return {"target_arl0": float(target)}
+
+
+def _embedding_drift(p: Mapping[str, Any], target: float) -> dict[str, Any]:
+    # max_distance is learned at the end of the warm-up (centroid_distance_bound);
+    # a given baseline has no warm-up, and its max_distance is the user's.
+    return {} if p["baseline"] is not None else {"target_arl0": float(target)}
 
 
 def _adwin(p: Mapping[str, Any], target: float) -> dict[str, Any]:
@@ -234,6 +398,7 @@ RULES: dict[str, Rule] = {
     "output_diversity": _output_diversity,
     "cusum": _cusum,
     "token_entropy": _token_entropy,
+    "embedding_drift": _embedding_drift,
     "adwin": _adwin,
 }
 """Detector name -> the threshold parameters it needs for a target ARL0."""

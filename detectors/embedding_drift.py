@@ -19,6 +19,7 @@ from detectors._parse import (
     get_int,
     json_float,
 )
+from detectors.arl import centroid_distance_bound
 from detectors.base import DriftDetector, InputKind, register, require
 
 __all__ = ["EmbeddingDrift", "load_baseline", "save_baseline"]
@@ -117,13 +118,21 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
     vectors have cosine 0 to everything. Block sums restart at every block, so
     rounding does not accumulate.
 
+    With ``target_arl0`` (and a learned baseline) ``max_distance`` is learned too:
+    while the baseline is learned, the differences of consecutive pairs of vectors
+    estimate the spread of the vectors (``tr Sigma`` and ``tr Sigma^2``), and at its
+    end :func:`detectors.arl.centroid_distance_bound` turns them into the distance a
+    window's centroid exceeds by chance once per ``target_arl0`` vectors (the ``max_distance``
+    parameter is then unused; ``threshold`` is the learned one).
+
     The centroid cosine assumes the vectors share a mean direction, as embeddings and
     hidden states usually do. For centred data (mean near 0, e.g. whitened features)
     the baseline centroid is mostly noise and so is its cosine: monitor such data per
     coordinate, or with ``mean_cosine`` against a given baseline.
 
-    Memory: O(n_blocks * dim) -- the block sums, the open block and the baseline;
-    no vector is stored. (A per-vector sliding window would need O(window_size *
+    Memory: O(n_blocks * dim) -- the block sums, the open block and the baseline
+    (and, while learning with ``target_arl0``, one vector and one difference); no
+    vector is stored. (A per-vector sliding window would need O(window_size *
     dim) and as large a snapshot.)
 
     Parameters
@@ -142,6 +151,9 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         Vector dimension; ``None`` takes it from the baseline or the first vector.
     normalize
         Scale every vector to unit length before use.
+    target_arl0
+        Learn ``max_distance`` from the reference for this mean number of vectors
+        between false alarms (``None``: use ``max_distance``; needs a learned baseline).
 
     Examples
     --------
@@ -164,12 +176,21 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
     drift at 1599: centroid cosine 0.940, mean cosine 0.452
     drift at 1799: centroid cosine 0.790, mean cosine 0.400
     drift at 1999: centroid cosine 0.793, mean cosine 0.401
+
+    The bound learned for one false alarm per 100,000 vectors instead:
+
+    >>> learned = EmbeddingDrift(window_size=200, n_blocks=4, reference_size=500,
+    ...                          target_arl0=100_000)
+    >>> hits = learned.update_many(vectors)
+    >>> round(learned.threshold, 4), hits
+    (0.0206, [1549, 1749, 1949])
     """
 
     name: ClassVar[str] = "embedding_drift"
     column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "vector"
-    state_version: ClassVar[int] = 1
+    state_version: ClassVar[int] = 2
+    upgradable_versions: ClassVar[frozenset[int]] = frozenset({1})
     threshold_param: ClassVar[str | None] = "max_distance"
     threshold_increases_run_length: ClassVar[bool] = True
 
@@ -182,6 +203,7 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         baseline: Sequence[float] | None = None,
         dim: int | None = None,
         normalize: bool = True,
+        target_arl0: float | None = None,
     ) -> None:
         super().__init__()
         self.window_size = check_positive_int(window_size, "window_size")
@@ -209,6 +231,15 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
                 f"has {vector.size} dimensions, dim is {self.dim}",
             )
             self.baseline = vector.tolist()
+        if target_arl0 is not None:
+            target_arl0 = check_positive_float(target_arl0, "target_arl0")
+            require(target_arl0 >= 2, "target_arl0", f"must be >= 2, got {target_arl0!r}")
+            require(
+                self.baseline is None,
+                "target_arl0",
+                "learns max_distance with the baseline: give max_distance with a baseline",
+            )
+        self.target_arl0 = target_arl0
         self.reset()
 
     @classmethod
@@ -238,6 +269,13 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         self._clear_blocks()
         self._centroid_cos = math.nan
         self._mean_cos = math.nan
+        self._max_distance = self.max_distance
+        # Spread of the reference (target_arl0): the first vector of an open pair, the
+        # last pair's difference, and sums of |d|^2 / 2 and (d . d_prev)^2 / 4 with
+        # their counts, which estimate tr Sigma and tr Sigma^2.
+        self._pair_first: FloatArray | None = None
+        self._last_diff: FloatArray | None = None
+        self._moments = [0.0, 0, 0.0, 0]
 
     def _clear_blocks(self) -> None:
         self._blocks: deque[tuple[FloatArray, float]] = deque()
@@ -277,9 +315,12 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
             else:
                 self._ref_sum += v
             self._ref_n += 1
+            if self.target_arl0 is not None:
+                self._learn_spread(v)
             if self._ref_n == self.reference_size:
                 self._set_baseline(self._ref_sum / self._ref_n)
                 self._ref_sum = None
+                self._learn_max_distance()
             return self
         if self._open is None:
             self._open = v.copy()
@@ -304,10 +345,43 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
                 cos_sum += block_cos
             self._centroid_cos = _cosine(centroid, baseline)
             self._mean_cos = cos_sum / self.window_size
-            if 1.0 - self._centroid_cos > self.max_distance:
+            if 1.0 - self._centroid_cos > self._max_distance:
                 self.drift_detected = True
                 self._clear_blocks()
         return self
+
+    def _learn_spread(self, v: FloatArray) -> None:
+        if self._pair_first is None:
+            self._pair_first = v.copy()
+            return
+        d = v - self._pair_first
+        self._pair_first = None
+        m = self._moments
+        m[0] += float(d @ d) / 2.0
+        m[1] += 1
+        if self._last_diff is not None:
+            m[2] += float(d @ self._last_diff) ** 2 / 4.0
+            m[3] += 1
+        self._last_diff = d
+
+    def _learn_max_distance(self) -> None:
+        if self.target_arl0 is None or self._baseline is None:
+            return
+        s1, n1, s2, n2 = self._moments
+        trace = s1 / n1 if n1 else 0.0
+        trace_sq = s2 / n2 if n2 else trace * trace
+        # E|b|^2 = |mu|^2 + tr(Sigma) / m for the mean b of m vectors.
+        mean_sq = self._baseline_norm**2 - trace / self._ref_n
+        self._max_distance = centroid_distance_bound(
+            trace,
+            trace_sq,
+            mean_sq,
+            window=self.window_size,
+            reference=self.reference_size,
+            checks_every=self.window_size // self.n_blocks,
+            target_arl0=self.target_arl0,
+        )
+        self._pair_first = self._last_diff = None
 
     def _set_baseline(self, baseline: FloatArray | None) -> None:
         self._baseline = baseline
@@ -318,6 +392,14 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
     def statistic(self) -> float:
         """Cosine distance ``1 - centroid_cosine`` at the last check (NaN before one)."""
         return 1.0 - self._centroid_cos
+
+    @property
+    def threshold(self) -> float:
+        """The cosine distance alarmed above: ``max_distance``, or the learned one with
+        ``target_arl0`` (NaN until the baseline is learned)."""
+        if self.target_arl0 is not None and self._baseline is None:
+            return math.nan
+        return self._max_distance
 
     @property
     def centroid_cosine(self) -> float:
@@ -349,6 +431,7 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
             "baseline": None if self.baseline is None else list(self.baseline),
             "dim": self.dim,
             "normalize": self.normalize,
+            "target_arl0": self.target_arl0,
         }
 
     def _get_state(self) -> dict[str, Any]:
@@ -364,6 +447,20 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
             "open_n": self._open_n,
             "centroid_cos": json_float(self._centroid_cos),
             "mean_cos": json_float(self._mean_cos),
+            "max_distance": self._max_distance,
+            "pair_first": None if self._pair_first is None else self._pair_first.tolist(),
+            "last_diff": None if self._last_diff is None else self._last_diff.tolist(),
+            "moments": list(self._moments),
+        }
+
+    def _upgrade_state(self, version: int, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Version 1 had no learned max_distance and kept no spread.
+        return {
+            **state,
+            "max_distance": self.max_distance,
+            "pair_first": None,
+            "last_diff": None,
+            "moments": [0.0, 0, 0.0, 0],
         }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
@@ -414,3 +511,27 @@ class EmbeddingDrift(DriftDetector[Sequence[float]]):
         self._open_n = open_n
         self._centroid_cos = get_float_or_nan(state, "centroid_cos")
         self._mean_cos = get_float_or_nan(state, "mean_cos")
+        max_distance = get_float_or_nan(state, "max_distance")
+        if not 0.0 < max_distance <= 2.0:
+            raise ValueError("max_distance must be in (0, 2]")
+        if self.target_arl0 is None and max_distance != self.max_distance:
+            raise ValueError("max_distance differs from the parameter without target_arl0")
+        self._max_distance = max_distance
+        learning = self.target_arl0 is not None and baseline is None
+        pair_first, last_diff = state["pair_first"], state["last_diff"]
+        if not learning and (pair_first is not None or last_diff is not None):
+            raise ValueError("pair_first/last_diff are kept only while learning")
+        if learning and (pair_first is not None) != (ref_n % 2 == 1):
+            raise ValueError("pair_first must be set exactly after an odd count")
+        self._pair_first = None if pair_first is None else vec(pair_first, "pair_first")
+        self._last_diff = None if last_diff is None else vec(last_diff, "last_diff")
+        moments = state["moments"]
+        if not (isinstance(moments, list) and len(moments) == 4):
+            raise ValueError("moments must be four numbers")
+        s1 = get_float_or_nan({"v": moments[0]}, "v")
+        s2 = get_float_or_nan({"v": moments[2]}, "v")
+        n1 = get_int({"v": moments[1]}, "v")
+        n2 = get_int({"v": moments[3]}, "v")
+        if not (s1 >= 0 and s2 >= 0 and math.isfinite(s1) and math.isfinite(s2)):
+            raise ValueError("moments must be finite and >= 0")
+        self._moments = [s1, n1, s2, n2]

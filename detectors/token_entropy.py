@@ -15,6 +15,7 @@ from detectors._parse import (
     get_int,
     json_float,
 )
+from detectors.arl import empirical_cusum_h
 from detectors.base import DriftDetector, InputKind, register, require
 
 __all__ = ["TokenEntropy", "mean_surprisal"]
@@ -74,8 +75,18 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
     maximum for ``"both"`` -- exceeds ``h``. Both sums restart at 0 after a
     detection; the reference is kept (``reset()`` forgets it).
 
+    With ``target_arl0`` the decision interval is learned instead: when the reference
+    is complete, ``h`` is the one whose in-control ARL under the reference's own
+    *empirical* distribution of standardised surprisals is ``target_arl0``
+    (:func:`detectors.arl.empirical_cusum_h`: the Brook-Evans Markov chain, mean and
+    scale one standard error off). Per-response surprisal is a mixture (short stock
+    replies sit far below the rest) with a heavy lower tail, for which the normal
+    theory (Siegmund) gives too small an ``h``. The ``h`` parameter is then unused;
+    ``threshold`` is the learned one.
+
     Memory: O(1) -- a handful of floats; a response's log-probabilities are reduced
-    as they are read.
+    as they are read. With ``target_arl0``, the reference's surprisals (one float per
+    response) are kept until the reference is complete.
 
     Parameters
     ----------
@@ -91,6 +102,9 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
     min_std
         Floor of ``sigma`` (nats), so a near-constant reference cannot make every
         later response an alarm.
+    target_arl0
+        Learn ``h`` from the reference for this mean number of responses between
+        false alarms (``None``: use ``h``).
 
     Examples
     --------
@@ -111,12 +125,20 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
     ...               f"(reference {detector.reference_mean:.2f}), CUSUM {detector.statistic:.1f}")
     ...         break
     drift at 613: surprisal 0.85 (reference 1.20), CUSUM 8.7
+
+    The same stream with ``h`` learned for one false alarm per 10,000 responses:
+
+    >>> learned = TokenEntropy(reference_size=300, direction="lower", target_arl0=10_000)
+    >>> hits = learned.update_many(stream)
+    >>> round(learned.threshold, 2), hits[0]
+    (8.9, 624)
     """
 
     name: ClassVar[str] = "token_entropy"
     column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "logprobs"
-    state_version: ClassVar[int] = 1
+    state_version: ClassVar[int] = 2
+    upgradable_versions: ClassVar[frozenset[int]] = frozenset({1})
     threshold_param: ClassVar[str | None] = "h"
     threshold_increases_run_length: ClassVar[bool] = True
 
@@ -127,6 +149,7 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         allowance: float = 0.5,
         direction: Direction = "both",
         min_std: float = 1e-3,
+        target_arl0: float | None = None,
     ) -> None:
         super().__init__()
         self.reference_size = check_positive_int(reference_size, "reference_size", minimum=2)
@@ -134,6 +157,10 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         self.allowance = check_positive_float(allowance, "allowance", allow_zero=True)
         self.direction: Direction = check_direction(direction)
         self.min_std = check_positive_float(min_std, "min_std")
+        if target_arl0 is not None:
+            target_arl0 = check_positive_float(target_arl0, "target_arl0")
+            require(target_arl0 >= 2, "target_arl0", f"must be >= 2, got {target_arl0!r}")
+        self.target_arl0 = target_arl0
         self.reset()
 
     def reset(self) -> None:
@@ -148,6 +175,9 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         self._lower = 0.0
         self._last = math.nan
         self._stat = 0.0
+        self._h = self.h
+        # The reference's surprisals, kept only while learning h (target_arl0).
+        self._values: list[float] | None = None if self.target_arl0 is None else []
 
     def update(self, x: Sequence[float]) -> TokenEntropy:
         s = mean_surprisal(x)
@@ -159,9 +189,12 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
             delta = s - self._mean
             self._mean += delta / self._n
             self._m2 += delta * (s - self._mean)
+            if self._values is not None:
+                self._values.append(s)
             if self._n == self.reference_size:
                 self._mu = self._mean
                 self._sigma = max(math.sqrt(self._m2 / (self._n - 1)), self.min_std)
+                self._learn_h()
             return self
         z = (s - self._mu) / self._sigma
         self._upper = max(0.0, self._upper + z - self.allowance)
@@ -173,11 +206,25 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         else:
             stat = max(self._upper, self._lower)
         self._stat = stat
-        if stat > self.h:
+        if stat > self._h:
             self.drift_detected = True
             self._upper = 0.0
             self._lower = 0.0
         return self
+
+    def _learn_h(self) -> None:
+        values, self._values = self._values, None
+        if values is None or self.target_arl0 is None:
+            return
+        # Standardised by the floored sigma, as the chart sees them.
+        z = [(v - self._mu) / self._sigma for v in values]
+        self._h = empirical_cusum_h(
+            z,
+            self.allowance,
+            self.target_arl0,
+            upper=self.direction != "lower",
+            lower=self.direction != "upper",
+        )
 
     # -- evidence -------------------------------------------------------------
     @property
@@ -186,6 +233,14 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         restart that follows a detection, so an alert carries the crossing value); 0
         while learning."""
         return self._stat
+
+    @property
+    def threshold(self) -> float:
+        """The decision interval in use: ``h``, or the learned one with ``target_arl0``
+        (NaN until the reference is complete)."""
+        if self.target_arl0 is not None and self._n < self.reference_size:
+            return math.nan
+        return self._h
 
     @property
     def surprisal(self) -> float:
@@ -223,6 +278,7 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
             "allowance": self.allowance,
             "direction": self.direction,
             "min_std": self.min_std,
+            "target_arl0": self.target_arl0,
         }
 
     def _get_state(self) -> dict[str, Any]:
@@ -236,7 +292,13 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
             "lower": self._lower,
             "last": json_float(self._last),
             "stat": self._stat,
+            "h": self._h,
+            "values": self._values,
         }
+
+    def _upgrade_state(self, version: int, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Version 1 had no learned h (h was always the parameter) and kept no values.
+        return {**state, "h": self.h, "values": None}
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         n = get_int(state, "n")
@@ -255,3 +317,20 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         self._upper, self._lower = upper, lower
         self._last = get_float_or_nan(state, "last")
         self._stat = get_float_or_nan(state, "stat")
+        h = get_float_or_nan(state, "h")
+        if not (math.isfinite(h) and h > 0):
+            raise ValueError("h must be a finite number > 0")
+        values = state["values"]
+        learning = self.target_arl0 is not None and n < self.reference_size
+        if learning:
+            ok = isinstance(values, list) and len(values) == n
+            if not ok or not all(math.isfinite(get_float_or_nan({"v": v}, "v")) for v in values):
+                raise ValueError("values must be the reference's n surprisals while learning")
+            self._values = [float(v) for v in values]
+        elif values is not None:
+            raise ValueError("values are kept only while learning h")
+        else:
+            self._values = None
+        if self.target_arl0 is None and h != self.h:
+            raise ValueError("h differs from the parameter without target_arl0")
+        self._h = h

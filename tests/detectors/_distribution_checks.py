@@ -7,7 +7,9 @@ seeds directly, so each test_<name>.py is self-contained.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,8 +28,13 @@ def dumps(detector: DriftDetector[Any]) -> str:
     return json.dumps(detector.to_state(), sort_keys=True)
 
 
-def check_contract(name: str, seed: int, n: int = 400) -> None:
+def check_contract(
+    name: str, seed: int, n: int = 400, factory: Callable[[], DriftDetector[Any]] | None = None
+) -> None:
+    """The contract on ``name``'s case stream, with the case's detector or ``factory``'s."""
     case = CASES[name]
+    if factory is not None:
+        case = dataclasses.replace(case, factory=factory, invalid=())
     stream = case.stream(np.random.default_rng(seed), n)
 
     one = case.factory()

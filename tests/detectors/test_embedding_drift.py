@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from detectors.base import StateError
 from detectors.embedding_drift import EmbeddingDrift, load_baseline, save_baseline
 from tests.detectors._distribution_checks import (
     calibrated_quiet,
@@ -17,6 +20,7 @@ from tests.detectors._distribution_checks import (
     first_detection_after,
     roundtrip,
 )
+from tests.detectors.strategies import stream_strategy
 
 DIM = 64
 
@@ -127,3 +131,85 @@ class TestEmbeddingDrift:
         np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
         with pytest.raises(ValueError):
             load_baseline(path)
+
+
+class TestLearnedMaxDistance:
+    """``target_arl0``: max_distance from the spread of the baseline's warm-up."""
+
+    @staticmethod
+    def factory() -> EmbeddingDrift:
+        return EmbeddingDrift(window_size=8, n_blocks=2, reference_size=16, target_arl0=500)
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_contract(self, seed: int) -> None:
+        check_contract("embedding_drift", seed, factory=self.factory)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(stream=stream_strategy("vector"), cut=st.integers(0, 150))
+    def test_update_many_equals_update(self, stream: list[list[float]], cut: int) -> None:
+        one = self.factory()
+        expected = [i for i, x in enumerate(stream) if one.update(x).drift_detected]
+        batch = self.factory()
+        assert batch.update_many(stream) == expected
+        assert batch.to_state() == one.to_state()
+        cut = min(cut, len(stream))
+        head = self.factory()
+        hits = head.update_many(stream[:cut])
+        restored = EmbeddingDrift.from_state(json.loads(json.dumps(head.to_state())))
+        assert hits + [cut + i for i in restored.update_many(stream[cut:])] == expected
+        assert restored.to_state() == one.to_state()
+
+    def test_the_bound_follows_the_spread_and_the_target(self) -> None:
+        def learned(spread: float, target: float) -> float:
+            rng = np.random.default_rng(3)
+            mean = np.zeros(16)
+            mean[0] = 1.0
+            det = EmbeddingDrift(window_size=64, n_blocks=4, reference_size=256,
+                                 target_arl0=target)  # fmt: skip
+            assert math.isnan(det.threshold)
+            det.update_many(rng.normal(mean, spread, size=(256, 16)).tolist())
+            assert det.to_state()["state"]["last_diff"] is None  # dropped once learned
+            return det.threshold
+
+        assert learned(0.1, 1e5) < learned(0.3, 1e5)
+        assert learned(0.3, 1e3) < learned(0.3, 1e5) < learned(0.3, 1e7)
+
+    def test_centred_vectors_never_alarm(self) -> None:
+        # No shared direction: the cosine to the baseline is noise, the bound is 2.
+        det = EmbeddingDrift(window_size=8, n_blocks=2, reference_size=64, target_arl0=1e5)
+        rng = np.random.default_rng(4)
+        assert det.update_many(rng.normal(0.0, 1.0, size=(400, 4)).tolist()) == []
+        assert det.threshold == 2.0
+
+    def test_a_given_baseline_keeps_max_distance(self) -> None:
+        with pytest.raises(ValueError, match="target_arl0"):
+            EmbeddingDrift(baseline=[1.0, 0.0], target_arl0=1e5)
+
+    def test_a_version_1_snapshot_restores_with_its_max_distance(self) -> None:
+        stream = self.vectors(5, 120)
+        det = EmbeddingDrift(window_size=8, n_blocks=2, reference_size=16, max_distance=0.01)
+        det.update_many(stream[:50])
+        old = det.to_state()
+        old["version"] = 1
+        for key in ("max_distance", "pair_first", "last_diff", "moments"):
+            del old["state"][key]
+        del old["params"]["target_arl0"]
+        restored = EmbeddingDrift.from_state(old)
+        assert restored.threshold == 0.01
+        assert restored.update_many(stream[50:]) == det.update_many(stream[50:])
+        assert restored.to_state() == det.to_state()
+
+    def test_snapshot_validation(self) -> None:
+        det = self.factory()
+        det.update_many(self.vectors(6, 5))
+        snap = det.to_state()
+        with pytest.raises(StateError):  # an odd count keeps the open pair's first vector
+            EmbeddingDrift.from_state({**snap, "state": {**snap["state"], "pair_first": None}})
+        fixed = EmbeddingDrift(window_size=8, n_blocks=2, reference_size=16).to_state()
+        with pytest.raises(StateError):
+            EmbeddingDrift.from_state({**fixed, "state": {**fixed["state"], "max_distance": 0.2}})
+
+    @staticmethod
+    def vectors(seed: int, n: int) -> list[list[float]]:
+        rng = np.random.default_rng(seed)
+        return rng.normal([1.0, 0.0, 0.0], 0.2, size=(n, 3)).tolist()  # type: ignore[no-any-return]

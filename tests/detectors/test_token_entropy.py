@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from detectors.arl import cusum_h
+from detectors.base import StateError
 from detectors.token_entropy import TokenEntropy, mean_surprisal
 from tests.detectors._distribution_checks import (
     calibrated_quiet,
     check_contract,
     first_detection_after,
 )
+from tests.detectors.strategies import stream_strategy
 
 
 def responses(rng: np.random.Generator, n: int, scale: float) -> list[list[float]]:
@@ -90,3 +96,88 @@ class TestTokenEntropy:
         assert det.reference_std == 0.1
         det.update([-1.05])
         assert not det.drift_detected
+
+
+def mixture(rng: np.random.Generator, n: int) -> list[list[float]]:
+    """Like a chat model's answers: 5 % short stock replies with near-certain tokens
+    (a heavy lower tail of per-response surprisal), the rest 8-40 tokens."""
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.05:
+            out.append((-rng.exponential(0.3, size=3)).tolist())
+        else:
+            out.append((-rng.gamma(1.2, 1.6, size=int(rng.integers(8, 40)))).tolist())
+    return out
+
+
+class TestLearnedH:
+    """``target_arl0``: h from the reference's empirical surprisals."""
+
+    @staticmethod
+    def factory() -> TokenEntropy:
+        return TokenEntropy(reference_size=20, target_arl0=200)
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_contract(self, seed: int) -> None:
+        check_contract("token_entropy", seed, factory=self.factory)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(stream=stream_strategy("logprobs"), cut=st.integers(0, 200))
+    def test_update_many_equals_update(self, stream: list[list[float]], cut: int) -> None:
+        one = self.factory()
+        expected = [i for i, x in enumerate(stream) if one.update(x).drift_detected]
+        batch = self.factory()
+        assert batch.update_many(stream) == expected
+        assert batch.to_state() == one.to_state()
+        cut = min(cut, len(stream))
+        head = self.factory()
+        hits = head.update_many(stream[:cut])
+        restored = TokenEntropy.from_state(json.loads(json.dumps(head.to_state())))
+        assert hits + [cut + i for i in restored.update_many(stream[cut:])] == expected
+        assert restored.to_state() == one.to_state()
+
+    def test_heavy_lower_tail_raises_h_above_the_normal_theory(self) -> None:
+        det = TokenEntropy(reference_size=1000, target_arl0=1e5)
+        assert math.isnan(det.threshold)
+        det.update_many(mixture(np.random.default_rng(4), 1000))
+        normal = cusum_h(1e5, 0.5, two_sided=True, reference=1000)
+        assert det.threshold > normal + 1.0
+        assert det.to_state()["state"]["values"] is None  # dropped once learned
+        # only the side the chart watches counts: the upper side has no heavy tail
+        upper = TokenEntropy(reference_size=1000, target_arl0=1e5, direction="upper")
+        upper.update_many(mixture(np.random.default_rng(4), 1000))
+        assert upper.threshold < det.threshold
+
+    def test_alarms_use_the_learned_h(self) -> None:
+        det = TokenEntropy(reference_size=200, target_arl0=1e4, h=0.1)
+        stream = responses(np.random.default_rng(5), 1200, 1.2)
+        assert det.update_many(stream) == []  # h = 0.1 would alarm at once
+        assert det.threshold > 5.0
+
+    def test_a_version_1_snapshot_restores_with_its_h(self) -> None:
+        stream = responses(np.random.default_rng(6), 300, 1.2)
+        det = TokenEntropy(reference_size=100, h=5.0)
+        det.update_many(stream[:150])
+        old = det.to_state()
+        old["version"] = 1
+        del old["state"]["h"], old["state"]["values"]
+        del old["params"]["target_arl0"]
+        restored = TokenEntropy.from_state(old)
+        assert restored.threshold == 5.0
+        assert restored.update_many(stream[150:]) == det.update_many(stream[150:])
+        assert restored.to_state() == det.to_state()
+
+    def test_snapshot_validation(self) -> None:
+        det = self.factory()
+        det.update_many(responses(np.random.default_rng(7), 10, 1.0))
+        snap = det.to_state()
+        with pytest.raises(StateError):
+            TokenEntropy.from_state({**snap, "state": {**snap["state"], "values": [1.0]}})
+        fixed = TokenEntropy(reference_size=20).to_state()
+        with pytest.raises(StateError):
+            TokenEntropy.from_state({**fixed, "state": {**fixed["state"], "h": 3.0}})
+
+    def test_invalid_target(self) -> None:
+        for bad in (0.0, 1.5, math.nan):
+            with pytest.raises(ValueError, match="target_arl0"):
+                TokenEntropy(target_arl0=bad)

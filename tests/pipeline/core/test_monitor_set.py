@@ -124,7 +124,12 @@ class TestTargetArl0:
 
     def test_derived_thresholds_follow_the_target(self) -> None:
         model = parse_settings(
-            _model(features={"a": "numeric", "b": "categorical"}, classes=["x", "y"], text=True),
+            _model(
+                features={"a": "numeric", "b": "categorical"},
+                classes=["x", "y"],
+                text=True,
+                embedding=True,
+            ),
             environ={},
         ).models["fraud"]
         by_target = {
@@ -132,8 +137,6 @@ class TestTargetArl0:
             for target in (1e4, 1e5, 1e6)
         }
         for key, params in by_target[1e5].items():
-            if key[1] in ("embedding_drift", "token_entropy"):
-                continue  # no rule, or one the benchmark showed too loose: fixed values
             moved = {p for p in params if by_target[1e4][key][p] != by_target[1e6][key][p]}
             assert len(moved) == 1, (key, moved)  # exactly its threshold moves
         ks = ("feature:a", "ks_window")
@@ -141,6 +144,9 @@ class TestTargetArl0:
         assert by_target[1e6][ks]["alpha"] == pytest.approx(2e-5)
         conf = ("confidence", "rolling_threshold")
         assert by_target[1e4][conf]["k"] < by_target[1e5][conf]["k"] < by_target[1e6][conf]["k"]
+        # learned from the warm-up: the detector gets the target itself
+        for learned in (("token_logprobs", "token_entropy"), ("embedding", "embedding_drift")):
+            assert by_target[1e5][learned]["target_arl0"] == 1e5
 
     def test_explicit_params_win_over_the_target(self) -> None:
         monitor = {"signal": "confidence", "detector": "rolling_threshold",
