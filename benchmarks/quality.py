@@ -20,7 +20,14 @@ Kinds (the change in brackets is the issue's target effect):
   distance of 0.05 / [0.10] / 0.20;
 * ``canned``     — a generator answering from a 2,000-word vocabulary (5 % short stock
   answers) starts to answer a fixed refusal for 10 % / [25 %] / 40 % of requests,
-  with near-certain token log-probabilities for those.
+  with near-certain token log-probabilities for those;
+* ``collapse``   — the same generator (no refusals) grows over-confident: its answers
+  stay varied but their mean token surprisal falls by 0.25 / [0.5] / 1 standard
+  deviation of a stable answer's (the issue sets no target here; half a standard
+  deviation mirrors its confidence target);
+* ``embedding``  — 32-dimensional embeddings around one direction (noise 0.15 per
+  coordinate) whose mean moves sideways by 0.25 / [0.5] / 1 noise standard deviation
+  (again our own target, by the same analogy).
 
 Every model of a stream is one series per watched signal: ``reps`` changed series per
 effect size (the change at observation ``change_at``, ``after`` observations follow),
@@ -211,6 +218,78 @@ def _text(
         ]
 
 
+_SURPRISAL_SD = 0.533
+"""Standard deviation of a stable answer's mean surprisal (nats per token) in ``_text``'s
+answers, stock replies included (measured on 20,000)."""
+
+
+def _collapse(
+    rng: np.random.Generator, model: str, n: int, change: int | None, effect: float
+) -> Iterator[list[bytes]]:
+    """``_text``'s answers without canned ones; after the change the model grows
+    over-confident: the per-token surprisal of its (still varied) answers shrinks so
+    that the mean surprisal falls by ``effect`` stable standard deviations."""
+    shrink = 1.0 - effect * _SURPRISAL_SD / (0.95 * 1.2 * 1.6)
+    for j in range(n):
+        changed = change is not None and j >= change
+        if rng.random() < 0.05:
+            text = _STOCK[int(rng.integers(0, len(_STOCK)))]
+            logprobs = np.round(-rng.exponential(0.3, size=3), 4)
+        else:
+            length = int(rng.integers(8, 40))
+            text = " ".join(rng.choice(_WORDS, size=length, p=_ZIPF))
+            scale = 1.6 * (shrink if changed else 1.0)
+            logprobs = np.round(-rng.gamma(1.2, scale, size=length), 4)
+        yield [
+            _dump(
+                {
+                    "schema": "driftline.prediction.v1",
+                    "event_id": f"{model}-p{j}",
+                    "model_id": model,
+                    "model_version": "1",
+                    "timestamp": _ts(j),
+                    "request_id": f"{model}-r{j}",
+                    "prediction": "text",
+                    "output_text": text,
+                    "token_logprobs": [min(0.0, float(x)) for x in logprobs],
+                }
+            )
+        ]
+
+
+_EMBEDDING_DIM = 32
+_EMBEDDING_NOISE = 0.15
+"""Per-coordinate noise around the mean direction (a vector's cosine to it ~0.8)."""
+
+
+def _embedding(
+    rng: np.random.Generator, model: str, n: int, change: int | None, effect: float
+) -> Iterator[list[bytes]]:
+    """Embeddings around one direction; after the change the mean moves sideways by
+    ``effect`` per-coordinate noise standard deviations."""
+    mean = np.zeros(_EMBEDDING_DIM)
+    mean[0] = 1.0
+    moved = mean.copy()
+    moved[1] = effect * _EMBEDDING_NOISE
+    for j in range(n):
+        centre = moved if change is not None and j >= change else mean
+        vector = np.round(rng.normal(centre, _EMBEDDING_NOISE), 4)
+        yield [
+            _dump(
+                {
+                    "schema": "driftline.prediction.v1",
+                    "event_id": f"{model}-p{j}",
+                    "model_id": model,
+                    "model_version": "1",
+                    "timestamp": _ts(j),
+                    "request_id": f"{model}-r{j}",
+                    "prediction": "vector",
+                    "embedding": vector.tolist(),
+                }
+            )
+        ]
+
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -258,6 +337,24 @@ KINDS: dict[str, Kind] = {
             0.25,
             "{effect:.0%} canned",
             _text,
+        ),
+        Kind(
+            "collapse",
+            {"text": True},
+            ("token_logprobs",),
+            (0.25, 0.5, 1.0),
+            0.5,
+            "surprisal -{effect:g} sd",
+            _collapse,
+        ),
+        Kind(
+            "embedding",
+            {"embedding": True},
+            ("embedding",),
+            (0.25, 0.5, 1.0),
+            0.5,
+            "mean moved {effect:g} noise sd",
+            _embedding,
         ),
     )
 }
