@@ -13,7 +13,8 @@ events; nothing is left out, the label join's pending predictions included.
 
 Reported, as ratios within this one run (never asserted in tests):
 
-* events per CPU-second of the replay (decode, core and state bookkeeping);
+* events per CPU-second of the replay (decode, core and state bookkeeping), with the
+  collector tuned as ``driftline replay`` tunes it;
 * peak RSS of the subprocess (``ru_maxrss``; includes the interpreter, ~60 MiB);
 * state memory per warmed model: tracemalloc's traced bytes of a processor holding
   warmed models restored from their snapshots, less those of an empty one, per model
@@ -57,6 +58,7 @@ from pipeline.generate import CATEGORICAL, CLASSES, NUMERIC_NAMES, GeneratorConf
 from pipeline.io.files import JsonlSource
 from pipeline.io.memory import MemorySink
 from pipeline.replay import run_replay
+from pipeline.runtime.gc_tuning import tune_for_throughput
 from pipeline.state.file_store import Snapshot
 
 NUMERIC = 6
@@ -395,6 +397,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.child:
         workdir = Path(args.workdir)
+        if args.child in ("cold", "warm"):
+            tune_for_throughput()  # as `driftline replay` and `driftline run` do
         if args.child == "cold":
             result = child_cold(args.models, args.events, workdir)
         elif args.child == "warm":

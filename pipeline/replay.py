@@ -156,7 +156,7 @@ def run_replay(
     )
     processor.monitor.observer = observer
     snapshot = copy.deepcopy(initial) if initial is not None else Snapshot()
-    store = SnapshotStore(snapshot)
+    store = SnapshotStore(snapshot, processor)
     delivery = Delivery.at_least_once(ReplaySink(sink))
     hooks = _Progress(on_batch) if on_batch is not None else None
     total = RunStats()
@@ -172,6 +172,7 @@ def run_replay(
         total.events += stats.events
         total.alerts += stats.alerts
         total.dead_letters += stats.dead_letters
+    store.settle()
     # State a restore changed without a record (a layout migrated on load).
     for partition in sorted(snapshot.partitions):
         snapshot.apply(partition, processor.changed_state(partition))

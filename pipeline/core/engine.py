@@ -104,10 +104,18 @@ class Engine:
         self.observer: Observer | None = None
         """Optional, pure: called after every detector update (backtest traces)."""
         target = settings.policy.target_arl0
-        self._plans: dict[str, ModelPlan] = {
-            model_id: ModelPlan(spec, known=True, where=f"models.{model_id}", target_arl0=target)
-            for model_id, spec in settings.models.items()
-        }
+        # Models described alike share one plan: its monitor set is resolved (each
+        # detector built, thresholds calibrated) once, not once per model.
+        shared: dict[str, ModelPlan] = {}
+        self._plans: dict[str, ModelPlan] = {}
+        for model_id, spec in settings.models.items():
+            text = spec.model_dump_json()
+            plan = shared.get(text)
+            if plan is None:
+                plan = shared[text] = ModelPlan(
+                    spec, known=True, where=f"models.{model_id}", target_arl0=target
+                )
+            self._plans[model_id] = plan
         self._default: ModelPlan | None = None
         if settings.default_model is not None and settings.unknown_models == "monitor":
             self._default = ModelPlan(

@@ -69,18 +69,31 @@ def _local(
     """Model codes of several columns -> (page table, page codes), numbered by first
     appearance across ``pieces`` in order."""
     sizes = [len(p) for p in pieces]
-    codes = (
-        np.concatenate([p.astype(np.int64) for p in pieces]) if pieces else np.zeros(0, np.int64)
-    )
-    if not len(codes):
-        return [], [np.zeros(n, np.int64) for n in sizes]
-    unique, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(unique), np.int64)
-    rank[order] = np.arange(len(unique))
-    local = rank[inverse.reshape(-1)]
-    table = [store_table.values[int(unique[i])] for i in order]
-    return table, np.split(local, np.cumsum(sizes)[:-1])
+    total = sum(sizes)
+    if total <= _SMALL:
+        # A page of a few requests (one model's in a batch, the usual case with many
+        # models): a dict in first-appearance order, without numpy's per-call cost.
+        seen: dict[int, int] = {}
+        flat = [seen.setdefault(c, len(seen)) for p in pieces for c in p.astype(np.int64).tolist()]
+        table = [store_table.values[c] for c in seen]
+        local = np.array(flat, np.int64)
+    else:
+        codes = np.concatenate([p.astype(np.int64) for p in pieces])
+        unique, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(len(unique), np.int64)
+        rank[order] = np.arange(len(unique))
+        local = rank[inverse.reshape(-1)]
+        table = [store_table.values[int(unique[i])] for i in order]
+    out, start = [], 0
+    for n in sizes:
+        out.append(local[start : start + n])
+        start += n
+    return table, out
+
+
+_SMALL = 64
+"""Codes up to which :func:`_local` numbers them in Python (same result)."""
 
 
 def _code_dtype(table: list[Any]) -> str:

@@ -55,7 +55,8 @@ class Checkpoint:
     3. **changelog**: for every source partition the batch touched, record the
        positions its state now reflects and save the state entries that changed
        (``StateStore.save``; the changelog store sends them through the same sink,
-       tagged with those positions).
+       tagged with those positions; a lazy store — replay's — only records the
+       positions and takes the entries from the processor when it is read).
     4. **commit**. Exactly-once: wait for the offsets of step 1, then commit the
        transaction: outputs, changelog and offsets become visible together, or
        not at all. At-least-once: flush the changelog, then commit the offsets
@@ -142,6 +143,8 @@ class Checkpoint:
                 self.state_records += self.store.save_report(
                     state_sink, partition, report, positions
                 )
+            elif self.store.lazy:
+                self.store.save_positions(partition, positions)
             else:
                 changes = self.processor.changed_state(partition)
                 self.state_records += self.store.save(state_sink, partition, changes, positions)

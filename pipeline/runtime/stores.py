@@ -8,7 +8,12 @@ batch changed, tagged with the source positions they reflect:
   changelog). Saving *sends* the records through the checkpoint's sink, so with
   exactly-once delivery they are part of the batch's transaction;
 * ``SnapshotStore``: a ``Snapshot`` in memory (replay and backtests: saved to a
-  file at the end, if at all).
+  file at the end, if at all). Bound to the replay's processor it is *lazy*: a
+  checkpoint records only the positions, and the entries that changed are taken
+  from the processor when the snapshot is read (a restore, the end of the replay),
+  so each key is snapshotted once rather than at every checkpoint that touched it.
+  Nothing reads a replay's state between checkpoints: its sources assign all
+  their partitions once and never revoke them, and an error ends the replay.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pipeline.core.journal import Report
+from pipeline.core.processor import Processor
 from pipeline.core.records import Message
 from pipeline.io.base import Sink
 from pipeline.state.changelog import (
@@ -41,6 +47,9 @@ class StateStore(Protocol):
     incremental: bool
     """True: the checkpoint saves journals (``save_report``, deltas of detectors);
     False: full snapshots of the changed entries (``save``)."""
+    lazy: bool
+    """True: the checkpoint only records positions (``save_positions``); the store
+    takes the changed entries from the processor itself when it is read."""
 
     def load(self, partition: int) -> PartitionSnapshot:
         """The saved state of source partition ``partition`` and the positions it
@@ -60,12 +69,17 @@ class StateStore(Protocol):
         """Save a journal (``pipeline.core.journal``); the number of records sent."""
         ...
 
+    def save_positions(self, partition: int, positions: Mapping[str, int]) -> None:
+        """A lazy store: the processor's state of ``partition`` reflects ``positions``."""
+        ...
+
 
 class ChangelogStore:
     """State in the compacted changelog: changelog partition ``p`` holds source
     partition ``p``'s entries and a position record (``pipeline.state.changelog``)."""
 
     incremental = True
+    lazy = False
 
     def __init__(self, read: ChangelogReader) -> None:
         self.read = read
@@ -113,19 +127,29 @@ class ChangelogStore:
             sent += len(records)
         return sent
 
+    def save_positions(self, partition: int, positions: Mapping[str, int]) -> None:
+        raise TypeError("a changelog store saves what changed (lazy is False)")
+
 
 class SnapshotStore:
     """State in a ``Snapshot`` (replay). ``load`` gives no positions: a replay reads
     each input from where it is told (a file from its first line, a Kafka range
     from ``--from`` or from the snapshot's positions), never skipping records
-    because an earlier run's state had seen their offsets."""
+    because an earlier run's state had seen their offsets.
+
+    With a ``processor`` the store is lazy (see the module's docstring): ``settle``
+    folds what changed into the snapshot, and ``load`` settles first."""
 
     incremental = False
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, processor: Processor | None = None) -> None:
         self.snapshot = snapshot
+        self.processor = processor
+        self.lazy = processor is not None
+        self._unsettled: set[int] = set()
 
     def load(self, partition: int) -> PartitionSnapshot:
+        self.settle()
         return PartitionSnapshot(entries=dict(self.snapshot.partitions.get(partition, {})))
 
     def save(
@@ -138,3 +162,19 @@ class SnapshotStore:
         self, sink: Sink, partition: int, report: Report, positions: Mapping[str, int]
     ) -> int:
         raise TypeError("a snapshot store saves full entries (incremental is False)")
+
+    def save_positions(self, partition: int, positions: Mapping[str, int]) -> None:
+        if self.processor is None:
+            raise TypeError("a snapshot store without a processor is not lazy")
+        self.snapshot.apply(partition, {}, positions)
+        self._unsettled.add(partition)
+
+    def settle(self) -> None:
+        """Fold the entries the processor changed since the last checkpoints into the
+        snapshot (a lazy store; between batches the processor's state is the last
+        checkpoint's)."""
+        if self.processor is None:
+            return
+        for partition in sorted(self._unsettled):
+            self.snapshot.apply(partition, self.processor.changed_state(partition))
+        self._unsettled.clear()

@@ -256,3 +256,29 @@ class TestCorruptPages:
         later = {**state, "first": page + 10}
         with pytest.raises(ValueError, match="do not follow on"):
             decode_pages([(page, state), (page + 10, later)], None)
+
+
+@given(
+    st.lists(st.lists(st.integers(min_value=0, max_value=40), max_size=50), min_size=1, max_size=4)
+)
+def test_small_pages_number_their_codes_as_large_ones_do(pieces: list[list[int]]) -> None:
+    """``_local`` numbers a few codes in Python and many with numpy: the same result."""
+    import numpy as np
+
+    from pipeline.core import join_codec
+    from pipeline.core.join_store import Interned
+
+    table = Interned()
+    for k in range(41):
+        table.code(f"v{k}")
+    arrays = [np.array(p, np.int64) for p in pieces]
+    saved = join_codec._SMALL
+    try:
+        join_codec._SMALL = 10**9
+        small_table, small_codes = join_codec._local(table, arrays)
+        join_codec._SMALL = -1
+        large_table, large_codes = join_codec._local(table, arrays)
+    finally:
+        join_codec._SMALL = saved
+    assert small_table == large_table
+    assert [c.tolist() for c in small_codes] == [c.tolist() for c in large_codes]

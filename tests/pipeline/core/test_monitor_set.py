@@ -216,3 +216,28 @@ class TestCalibration:
             ConfigError, match=r"^models\.fraud\.monitors\[0\]\.calibrate\.reference"
         ):
             check_monitors(settings)
+
+
+class TestSharedPlans:
+    def test_models_described_alike_share_one_plan(self) -> None:
+        from pipeline.core.engine import Engine
+
+        alike = {"features": {"amount": "numeric"}, "classes": ["a", "b"]}
+        settings = parse_settings(
+            {"models": {"m1": alike, "m2": dict(alike), "m3": {"features": {"x": "numeric"}}}},
+            environ={},
+        )
+        engine = Engine(settings)
+        assert engine.plan_for("m1") is engine.plan_for("m2")
+        assert engine.plan_for("m3") is not engine.plan_for("m1")
+        signals = {w.signal for w in engine.plan_for("m3").feature}  # type: ignore[union-attr]
+        assert signals == {"feature:x"}
+
+    def test_a_refused_parameter_names_the_first_model_that_has_it(self) -> None:
+        from pipeline.core.engine import Engine
+
+        bad = {"monitors": [{"signal": "confidence", "detector": "ks_window",
+                             "params": {"window_size": -1}}]}  # fmt: skip
+        settings = parse_settings({"models": {"b": bad, "a": dict(bad)}}, environ={})
+        with pytest.raises(ConfigError, match=r"models\.b\.monitors\[0\]\.params"):
+            Engine(settings)
