@@ -358,8 +358,10 @@ class Router:
                     existing = part.keys[plan.known].get(key)
                     if existing is not None:
                         return existing
-        self.restructure()  # eviction reads the LRU order; routes may lose keys
         if part.live_keys() >= self.limits.max_keys:
+            # Only eviction reads the LRU order and can take keys from the routes; a
+            # new key alone changes no route (it is touched, and settled, like any).
+            self.restructure()
             unknown = part.keys[False]
             if plan.known and unknown:
                 part.drop_key(next(iter(unknown.values())))
