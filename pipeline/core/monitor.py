@@ -78,7 +78,7 @@ class MonitorKey(NamedTuple):
 
     @classmethod
     def from_state_key(cls, text: str) -> MonitorKey:
-        parts = json.loads(text.removeprefix("detector:"))
+        parts = orjson.loads(text.removeprefix("detector:"))
         if not (isinstance(parts, list) and len(parts) == 6):
             raise ValueError(f"not a monitor key: {text!r}")
         return cls(*(str(p) for p in parts))

@@ -24,7 +24,6 @@ and are rewritten (:mod:`pipeline.core.join_codec`).
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Final
 
 import orjson
@@ -62,7 +61,7 @@ def join_page_key(model_id: str, page: int) -> str:
 def parse(state_key: str) -> tuple[str, list[Any]]:
     """A key other than ``meta`` as (kind, its JSON array)."""
     kind, _, rest = state_key.partition(":")
-    parts = json.loads(rest)
+    parts = orjson.loads(rest)  # its JSONDecodeError is a ValueError, as json's is
     if not isinstance(parts, list) or not parts:
         raise ValueError(f"unknown state key {state_key!r}")
     return kind, parts
