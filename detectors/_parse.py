@@ -33,6 +33,7 @@ __all__ = [
     "get_float_list",
     "get_float_or_nan",
     "get_int",
+    "get_packed_array",
     "get_packed_floats",
     "is_finite_number",
     "json_float",
@@ -232,6 +233,13 @@ DEFLATED = "z:"
 def get_packed_floats(state: Mapping[str, Any], key: str, *, limit: int) -> list[float]:
     """What ``pack_floats`` wrote under ``key`` (at most ``limit`` values, checked
     before anything larger is inflated), refusing anything but finite numbers."""
+    out: list[float] = get_packed_array(state, key, limit=limit).tolist()
+    return out
+
+
+def get_packed_array(state: Mapping[str, Any], key: str, *, limit: int) -> FloatArray:
+    """``get_packed_floats`` as a float64 array of its own (writable, native order):
+    no Python float per value when the values go on as an array."""
     value = state[key]
     if not isinstance(value, str):
         raise TypeError(f"{key} must be a base64 string, got {type(value).__name__}")
@@ -260,5 +268,4 @@ def get_packed_floats(state: Mapping[str, Any], key: str, *, limit: int) -> list
     floats = arr.view("<f8").reshape(-1)
     if floats.size and not np.isfinite(floats).all():
         raise ValueError(f"{key} must hold finite numbers")
-    out: list[float] = floats.tolist()
-    return out
+    return floats.astype(np.float64)  # a copy: not a view of ``raw``

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -58,7 +58,8 @@ class CategoricalDrift(DriftDetector[Any]):
 
     Memory: O(window_size + R), R the number of distinct reference categories (at
     most ``reference_size`` when learned; the top ``max_categories`` get counters, the
-    others are only remembered as known).
+    others are only remembered as known). The window is a ring of cell codes, one
+    byte each (two past 254 cells), allocated with its first value.
 
     Parameters
     ----------
@@ -152,9 +153,23 @@ class CategoricalDrift(DriftDetector[Any]):
             self._build(self.reference)
 
     def _clear_window(self) -> None:
-        self._window: deque[int] = deque()
+        self._ring: array[int] | None = None  # cell codes, allocated with the first
+        self._held = 0
+        self._pos = 0
+        """The ring's next write (its oldest code once it is full)."""
         self._counts = [0] * (len(self._probs) + 1)  # last slot: unseen within "other"
         self._q = 0
+
+    def _new_ring(self) -> array[int]:
+        return array("B" if len(self._probs) < 255 else "H", bytes(0))
+
+    def _window(self) -> list[int]:
+        """The window's cell codes, oldest first."""
+        ring = self._ring
+        if ring is None:
+            return []
+        pos = self._pos if self._held == self.window_size else 0
+        return ring[pos:].tolist() + ring[:pos].tolist()
 
     def _build(self, weights: Mapping[str, float]) -> None:
         order = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -204,23 +219,30 @@ class CategoricalDrift(DriftDetector[Any]):
                 recent.append(key)
         counts = self._counts
         inv = self._inv
-        window = self._window
-        window.append(code)
         cell = other if code > other else code
         o = counts[cell]
         self._q += (2 * o + 1) * inv[cell]
         counts[cell] = o + 1
         if code > other:
             counts[-1] += 1
-        if len(window) > self.window_size:
-            old = window.popleft()
+        ring = self._ring
+        if ring is None:
+            ring = self._ring = self._new_ring()
+        pos = self._pos
+        if self._held < self.window_size:
+            ring.append(code)
+            self._held += 1
+        else:
+            old = ring[pos]
+            ring[pos] = code
             cell = other if old > other else old
             o = counts[cell]
             self._q += (1 - 2 * o) * inv[cell]
             counts[cell] = o - 1
             if old > other:
                 counts[-1] -= 1
-        if len(window) == self.window_size and self._q > self._critical_q():
+        self._pos = 0 if pos + 1 == self.window_size else pos + 1
+        if self._held == self.window_size and self._q > self._critical_q():
             self.drift_detected = True
             self._checked = counts
             self._checked_unseen = counts[-1]
@@ -234,7 +256,7 @@ class CategoricalDrift(DriftDetector[Any]):
 
     # -- evidence -------------------------------------------------------------
     def _evidence_counts(self) -> list[int] | None:
-        if len(self._window) == self.window_size:
+        if self._held == self.window_size:
             return self._counts
         return self._checked
 
@@ -299,7 +321,7 @@ class CategoricalDrift(DriftDetector[Any]):
     @property
     def unseen_count(self) -> int:
         """Observations of never-seen categories in the last full window checked."""
-        if len(self._window) == self.window_size:
+        if self._held == self.window_size:
             return self._counts[-1]
         return self._checked_unseen
 
@@ -351,7 +373,7 @@ class CategoricalDrift(DriftDetector[Any]):
             "cells": list(self._cells) if learned else None,
             "probs": list(self._probs) if learned else None,
             "known": sorted(self._known) if learned else None,
-            "window": list(self._window),
+            "window": self._window(),
             "checked": self._checked,
             "checked_unseen": self._checked_unseen,
             "unseen_total": self._unseen_total,
@@ -400,6 +422,7 @@ class CategoricalDrift(DriftDetector[Any]):
             raise ValueError("no window while the reference is learned")
         other = len(self._probs) - 1
         self._clear_window()
+        ring = self._new_ring()
         for code in window:
             if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < codes:
                 raise ValueError(f"bad cell code {code!r}")
@@ -409,7 +432,10 @@ class CategoricalDrift(DriftDetector[Any]):
             self._counts[cell] = o + 1
             if code > other:
                 self._counts[-1] += 1
-            self._window.append(code)
+            ring.append(code)
+        self._ring = ring if window else None
+        self._held = len(window)
+        self._pos = self._held % self.window_size
         checked = state["checked"]
         if checked is not None:
             ok = isinstance(checked, list) and len(checked) == codes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import deque
+from array import array
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -70,7 +70,9 @@ class EntropyTracker(DriftDetector[Any]):
     by the key of :func:`detectors._parse.category_key`, so ``1`` and ``"1"`` are one
     category. Entropies are in nats.
 
-    Memory: O(window_size) for the window, its counts and the ``n ln n`` table, plus
+    Memory: the window is a ring of small integer codes (2 bytes each), one per
+    distinct category it holds (each category's text is kept once, with its count);
+    the ``n ln n`` table is shared by every detector of one window size; plus
     O(distinct categories in the reference period) while the reference is learned.
 
     Parameters
@@ -142,8 +144,17 @@ class EntropyTracker(DriftDetector[Any]):
         self._z = math.nan
 
     def _clear_window(self) -> None:
-        self._window: deque[str] = deque()
-        self._counts: dict[str, int] = {}
+        self._ring: array[int] | None = None  # allocated with the window's first value
+        self._held = 0
+        self._pos = 0
+        """The ring's next write (its oldest code once it is full)."""
+        self._code: dict[str, int] = {}
+        """Category -> its code, for the categories in the window."""
+        self._keys: list[str] = []
+        """Code -> category ("" once free)."""
+        self._counts: list[int] = []
+        """Code -> observations in the window."""
+        self._free: list[int] = []
         self._sum = 0
 
     # -- learning -------------------------------------------------------------
@@ -173,20 +184,29 @@ class EntropyTracker(DriftDetector[Any]):
             return self
         table = self._table
         counts = self._counts
-        window = self._window
-        window.append(key)
-        c = counts.get(key, 0)
-        counts[key] = c + 1
+        code = self._code.get(key)
+        if code is None:
+            code = self._new_code(key)
+        c = counts[code]
+        counts[code] = c + 1
         self._sum += table[c + 1] - table[c]
-        if len(window) > self.window_size:
-            old = window.popleft()
+        ring = self._ring
+        if ring is None:
+            ring = self._ring = array("H" if self.window_size < 2**16 else "L", bytes(0))
+        pos = self._pos
+        if self._held < self.window_size:
+            ring.append(code)
+            self._held += 1
+        else:
+            old = ring[pos]
+            ring[pos] = code
             c = counts[old]
             self._sum += table[c - 1] - table[c]
+            counts[old] = c - 1
             if c == 1:
-                del counts[old]
-            else:
-                counts[old] = c - 1
-        if len(window) == self.window_size:
+                self._free_code(old)
+        self._pos = 0 if pos + 1 == self.window_size else pos + 1
+        if self._held == self.window_size:
             w = self.window_size
             # H = ln w - (1/w) sum n ln n, with ln w taken from the same fixed-point
             # table, so a single-category window has an entropy of exactly 0.
@@ -196,6 +216,30 @@ class EntropyTracker(DriftDetector[Any]):
                 self.drift_detected = True
                 self._clear_window()
         return self
+
+    def _new_code(self, key: str) -> int:
+        if self._free:
+            code = self._free.pop()
+            self._keys[code] = key
+        else:
+            code = len(self._keys)
+            self._keys.append(key)
+            self._counts.append(0)
+        self._code[key] = code
+        return code
+
+    def _free_code(self, code: int) -> None:
+        del self._code[self._keys[code]]
+        self._keys[code] = ""
+        self._free.append(code)
+
+    def _window(self) -> list[str]:
+        """The window's categories, oldest first."""
+        ring, keys = self._ring, self._keys
+        if ring is None:
+            return []
+        pos = self._pos if self._held == self.window_size else 0
+        return [keys[c] for c in ring[pos:]] + [keys[c] for c in ring[:pos]]
 
     # -- evidence -------------------------------------------------------------
     @property
@@ -267,7 +311,7 @@ class EntropyTracker(DriftDetector[Any]):
             "ref_entropy": json_float(self._ref_entropy),
             "center": json_float(self._center),
             "scale": json_float(self._scale),
-            "window": list(self._window),
+            "window": self._window(),
             "entropy": json_float(self._entropy),
             "z": json_float(self._z),
         }
@@ -297,10 +341,18 @@ class EntropyTracker(DriftDetector[Any]):
         self._center = center
         self._scale = scale
         self._clear_window()
+        table = self._table
+        ring = array("H" if self.window_size < 2**16 else "L", bytes(0))
         for key in window:
-            c = self._counts.get(key, 0)
-            self._counts[key] = c + 1
-            self._sum += self._table[c + 1] - self._table[c]
-        self._window.extend(window)
+            code = self._code.get(key)
+            if code is None:
+                code = self._new_code(key)
+            c = self._counts[code]
+            self._counts[code] = c + 1
+            self._sum += table[c + 1] - table[c]
+            ring.append(code)
+        self._ring = ring if window else None
+        self._held = len(window)
+        self._pos = self._held % self.window_size
         self._entropy = get_float_or_nan(state, "entropy")
         self._z = get_float_or_nan(state, "z")

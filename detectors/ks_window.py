@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import functools
 import math
-from bisect import bisect_left, insort
-from collections import deque
+from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import chain, islice
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from detectors._parse import (
     FloatArray,
     get_bool,
     get_float_list,
     get_int,
-    get_packed_floats,
+    get_packed_array,
     pack_floats,
 )
 from detectors._stats import kolmogorov_sf, ks_critical_count
@@ -32,6 +30,10 @@ _MODES = ("fixed", "sliding")
 IntArray = npt.NDArray[np.signedinteger[Any]]
 _PIECE = 1024
 """Most observations ``update_many`` takes into its buffers at once."""
+_BATCH_MIN = 32
+"""Fewer observations go through ``update`` one by one."""
+_EMPTY: FloatArray = np.empty(0, dtype=np.float64)
+_EMPTY.flags.writeable = False
 
 
 @register
@@ -68,28 +70,28 @@ class KSWindow(DriftDetector[float]):
 
     Notes
     -----
-    Memory: O(``reference_size`` + ``window_size``) floats, plus ``update_many``'s
-    buffer of at most 1,024 observations (ranks or values) beyond them.
+    Memory: the samples as float64 arrays and nothing else, ~8 bytes a value
+    (24.0 KiB + 3.9 KiB with the default set's m = 3,000, n = 500): a full fixed
+    reference is one sorted read-only array, a reference being learned a growing
+    ``array('d')``, the window (sliding mode: the last m + n values) one ring
+    allocated with its first value, so a detector that has seen nothing holds no
+    sample buffer. ``update_many``'s rank buffers live only during its call.
 
     Snapshots (version 2) pack both samples as base64 of little-endian float64
     (``detectors._parse.pack_floats``): exact, since every test compares values (a
     rounded value, float32 say, could tie or swap with another and change D), and
-    written without formatting decimals. A fixed reference is a multiset, stored
-    sorted; once full it is packed once, deflated, and the same text serves every
-    snapshot until the next detection. Version 1 snapshots (JSON lists) still restore.
+    written without formatting decimals. That exactness is also why the samples stay
+    float64 in memory. A fixed reference is a multiset, stored sorted; once full it
+    is packed deflated, and a small process-wide cache (256 references) gives the
+    same text back until the next detection. Version 1 snapshots (JSON lists) still
+    restore.
 
-    With the window sorted, :math:`w_0 \le \dots \le w_{n-1}`, a test evaluates
-    :math:`mn\,D = \max_k \max(n\,c_R(< w_k) - m\,k,\ m\,(k+1) - n\,c_R(\le w_k))`,
-    c_R counting reference values, with two vectorised binary searches of the window
-    in the sorted reference. Between tests :math:`mn\,D` moves by at most m (fixed)
-    or m + n (sliding) per observation, so after a test far below the critical
-    value the next tests that cannot reach it are skipped.
-
-    ``update`` keeps both samples sorted, by insertion and removal. ``update_many``
-    (same detections, same state) appends whole pieces instead: against a fixed
-    reference each value's two counts are found once, when it arrives, and the
-    statistic of any window is then a sort of its 2n counts; it evaluates the
-    statistic exactly at a few observations of a piece at once (one vectorised
+    ``update`` writes each value into the ring and, when a test is due, sorts the
+    window (n values) and searches it in the reference. ``update_many`` (same
+    detections, same state) takes whole pieces instead: against a fixed reference
+    each value's two counts are found once per call, and the statistic of any
+    window is then a sort of its 2n counts; it evaluates the statistic exactly at a
+    few observations of a piece at once (one vectorised
     sort), the bound above clears every observation whose distance to them leaves
     the critical value out of reach from both sides, and only the due observations
     where it could be reached are tested exactly, so the first detection is the one
@@ -169,11 +171,14 @@ class KSWindow(DriftDetector[float]):
         # counts reach +-2*m*n: 32 bits sort faster where they suffice
         self._int = np.int32 if 2 * m * self.window_size < 2**31 else np.int64
         self._scales, self._offsets = _count_terms(m, self.window_size, self._int)
-        # update_many's buffers (allocated on first use, kept across resets)
-        self._ranks: IntArray | None = None
-        self._windows: IntArray | None = None  # view of _ranks: [c] = _ranks[:, c : c + n]
-        self._values: FloatArray | None = None
-        self._hi = 0
+        self._ring = _EMPTY
+        """Fixed: the window; sliding: the last m + n values (reference, then window).
+        Allocated with the first value that goes into it."""
+        self._rank_ring: IntArray | None = None
+        """Fixed: c_R(< v) and c_R(<= v) of the window's values, where the ring holds
+        them, as ``update_many`` left them (``_ranks_ok``; ``update`` does not keep
+        them). 2n small integers, allocated by the first ``update_many``."""
+        self._rank_int = np.int16 if m < 2**15 else self._int
         self.reset()
 
     def _critical_count(self) -> int:
@@ -185,66 +190,93 @@ class KSWindow(DriftDetector[float]):
 
     # -- state -------------------------------------------------------------
     def reset(self) -> None:
+        self._ring = _EMPTY
         self._reset(keep_reference=False)
 
     def _reset(self, *, keep_reference: bool) -> None:
         self.drift_detected = False
         self.warning_detected = False
-        self._win: deque[float] = deque(maxlen=self.window_size)
-        self._win_sorted: list[float] = []
+        self._held = 0
+        """Values in the ring (fixed: the window; sliding: reference and window)."""
+        self._pos = 0
+        """The ring's next write (its oldest value once it is full)."""
         self._since_test = 0
         self._budget = 0
         self._steady = False
-        self._lazy = False
         self._g_end: int | None = None
+        self._ranks_ok = False
         if keep_reference:
             return
-        # sliding mode: arrival order; the maxlen drops the oldest value on append
-        self._ref: deque[float] = deque(maxlen=self._m)
-        self._ref_sorted: list[float] = []
-        self._ref_n = 0
-        """Values in a fixed reference (sliding mode: ``len(_ref)``)."""
-        self._ref_arr: FloatArray | None = None
-        self._ref_ends: tuple[FloatArray, IntArray] | None = None
-        self._ref_packed: str | None = None
+        self._learn: array[float] | None = None
+        """A fixed reference being learned: its values in arrival order."""
+        self._ref = _EMPTY
+        """A full fixed reference: sorted, read only (a multiset: all a test reads)."""
         if self.baseline is not None:
-            self._ref_sorted = sorted(self.baseline)
-            self._ref_n = len(self.baseline)
-            self._seal()
+            self._seal(np.array(self.baseline, dtype=np.float64))
 
-    def _seal(self) -> None:
-        """A full fixed reference is a sorted array from now to the next restart: the
-        only form its tests read (a multiset; the per-event list and its floats go)."""
-        padded = np.empty(self._m + 1, dtype=np.float64)  # +inf after it: _write_ranks
-        padded[:-1] = self._ref_sorted
-        padded[-1] = math.inf
-        self._ref_arr = padded[:-1]
-        self._ref_sorted = []
+    def _seal(self, values: FloatArray) -> None:
+        """The full fixed reference, sorted (stable: equal values keep their arrival
+        order, so that the snapshot of every path is the same), until the next restart."""
+        ref = np.sort(values, kind="stable")
+        ref.flags.writeable = False
+        self._ref = ref
+        self._learn = None
+
+    def _learned(self) -> int:
+        return 0 if self._learn is None else len(self._learn)
 
     def _ref_count(self) -> int:
-        return self._ref_n if self.mode == "fixed" else len(self._ref)
+        if self.mode == "sliding":
+            return max(0, self._held - self.window_size)
+        return len(self._ref) or self._learned()
+
+    def _win_count(self) -> int:
+        return min(self._held, self.window_size)
 
     def _restart(self) -> None:
-        # a given baseline stays, with what was derived from it
+        # a given baseline stays sealed
         self._reset(keep_reference=self.baseline is not None)
+
+    def _ordered(self) -> FloatArray:
+        """The ring's values in arrival order (a view unless it wrapped)."""
+        ring, held, pos = self._ring, self._held, self._pos
+        if held < len(ring) or pos == 0:
+            return ring[:held]
+        return np.concatenate((ring[pos:], ring[:pos]))
+
+    def _extend(self, values: FloatArray) -> None:
+        """Append ``values`` to the ring (allocated now if it is not yet)."""
+        ring = self._ring
+        if ring is _EMPTY:
+            size = self.window_size + (self._m if self.mode == "sliding" else 0)
+            ring = self._ring = np.empty(size, dtype=np.float64)
+        cap, k = len(ring), len(values)
+        if k >= cap:
+            ring[:] = values[k - cap :]
+            self._pos, self._held = 0, cap
+            return
+        pos = self._pos
+        head = min(k, cap - pos)
+        ring[pos : pos + head] = values[:head]
+        ring[: k - head] = values[head:]
+        self._pos = (pos + k) % cap
+        self._held = min(cap, self._held + k)
 
     # -- per-event path ----------------------------------------------------
     def update(self, x: float) -> KSWindow:
         x = float(x)
         if x - x != 0.0:
             raise ValueError(f"x must be a finite number, got {x!r}")
-        if self._lazy:
-            self._unlazy()
+        self._g_end = None
+        self._ranks_ok = False
         if self.drift_detected:
             self._restart()
         elif self._steady:
             # fixed reference and full window: the common case, inlined
-            win = self._win
-            ws = self._win_sorted
-            old = win[0]
-            win.append(x)  # drops ``old``
-            insort(ws, x)
-            del ws[bisect_left(ws, old)]
+            pos = self._pos
+            self._ring[pos] = x  # replaces the oldest
+            pos += 1
+            self._pos = 0 if pos == self.window_size else pos
             budget = self._budget
             if budget > 0:
                 self._budget = budget = budget - 1
@@ -255,63 +287,41 @@ class KSWindow(DriftDetector[float]):
                     return self
             if budget > 0:
                 return self
-            g = self._count_statistic()
-            self.drift_detected = g >= self._critical
-            self._budget = max(0, (self._critical - 1 - g) // self._step)
+            self._test()
             return self
         self._update_slow(x)
         self._steady = (
             self.mode == "fixed"
-            and self._ref_n == self._m
-            and len(self._win) == self.window_size
+            and len(self._ref) == self._m
+            and self._held == self.window_size
             and not self.drift_detected
         )
         return self
 
     def _update_slow(self, x: float) -> None:
-        ref = self._ref
-        m = self._m
-        if self.mode == "fixed":
-            if self._ref_n < m:
-                insort(self._ref_sorted, x)
-                self._ref_n += 1
-                if self._ref_n == m:
-                    self._seal()
-                return
-            self._push(x)
-        else:
-            old = self._push(x)
-            if old is not None:
-                rs = self._ref_sorted
-                if len(ref) == m:
-                    del rs[bisect_left(rs, ref[0])]
-                ref.append(old)  # drops ref[0] when full
-                insort(rs, old)
-                self._ref_arr = None
-            if len(ref) < m:
-                return
-        if len(self._win) < self.window_size:
+        n = self.window_size
+        if self.mode == "fixed" and not len(self._ref):
+            learn = self._learn
+            if learn is None:
+                learn = self._learn = array("d")
+            learn.append(x)
+            if len(learn) == self._m:
+                self._seal(np.frombuffer(learn, dtype=np.float64))
+            return
+        if self._held >= n and self._budget > 0:  # a value leaves the window
+            self._budget -= 1
+        self._extend(np.array((x,)))
+        if self._held < (n if self.mode == "fixed" else n + self._m):
             return
         due = self._since_test == 0
         self._since_test = (self._since_test + 1) % self.stride
-        if not due or self._budget > 0:
-            return
+        if due and self._budget == 0:
+            self._test()
+
+    def _test(self) -> None:
         g = self._count_statistic()
         self.drift_detected = g >= self._critical
         self._budget = max(0, (self._critical - 1 - g) // self._step)
-
-    def _push(self, x: float) -> float | None:
-        """Add ``x`` to the window; return the value that left it, if any."""
-        win = self._win
-        ws = self._win_sorted
-        old = win[0] if len(win) == self.window_size else None
-        win.append(x)  # drops ``old``
-        insort(ws, x)
-        if old is not None:
-            del ws[bisect_left(ws, old)]
-            if self._budget > 0:
-                self._budget -= 1
-        return old
 
     # -- batch path --------------------------------------------------------
     def update_many(self, values: Iterable[float]) -> list[int]:
@@ -326,36 +336,34 @@ class KSWindow(DriftDetector[float]):
         arr = _float_array(seq)
         if arr is None:  # not plainly numeric: one by one, as ``update`` takes them
             return super().update_many(seq)
-        floats: list[float] = arr.tolist()
-        bad = len(floats)
-        total = sum(floats)
-        if total - total != 0.0:  # a NaN or an infinity, or a sum that overflowed
-            finite = np.isfinite(arr)
-            if not finite.all():
-                bad = int(np.argmin(finite))
-        hits = self._run(arr[:bad], floats[:bad]) if bad else []
+        finite = np.isfinite(arr)
+        bad = len(arr) if finite.all() else int(np.argmin(finite))
+        hits = self._run(arr[:bad]) if bad else []
         if bad < len(arr):  # consume what precedes it, then refuse it as ``update`` does
             hits += [bad + i for i in super().update_many(seq[bad:])]
         return hits
 
-    def _run(self, arr: FloatArray, floats: list[float]) -> list[int]:
+    def _run(self, arr: FloatArray) -> list[int]:
+        total, m = len(arr), self._m
+        if total < _BATCH_MIN:  # the batch path's set-up would cost more
+            return [i for i, x in enumerate(arr.tolist()) if self.update(x).drift_detected]
         hits: list[int] = []
-        i, total, m = 0, len(floats), self._m
+        i = 0
         while i < total:
             if self.drift_detected:
                 self._restart()
-            if self._ref_n < m and self.mode == "fixed":
+            if self.mode == "fixed" and not len(self._ref):
                 # the first observations of an epoch become the reference
-                take = floats[i : i + m - self._ref_n]
-                self._ref_sorted.extend(take)
-                self._ref_sorted.sort()
-                self._ref_n += len(take)
-                if self._ref_n == m:
-                    self._seal()
+                take = arr[i : i + m - self._learned()]
+                if self._learn is None:
+                    self._learn = array("d")
+                self._learn.frombytes(take.tobytes())
+                if len(self._learn) == m:
+                    self._seal(np.frombuffer(self._learn, dtype=np.float64))
                 i += len(take)
                 continue
             k = min(_PIECE, total - i)
-            j = self._chunk(arr[i : i + k], floats[i : i + k])
+            j = self._chunk(arr[i : i + k])
             if j < 0:
                 i += k
             else:
@@ -363,40 +371,45 @@ class KSWindow(DriftDetector[float]):
                 i += j + 1
         return hits
 
-    def _chunk(self, arr: FloatArray, floats: list[float]) -> int:
-        """Feed ``floats`` (``arr``), the reference of a fixed mode being full; stop
-        after a detection and return its index, else return -1."""
-        if not self._lazy:
-            self._enter_lazy()
-        n, m, k = self.window_size, self._m, len(floats)
-        win, hi = self._win, self._hi
-        counts: Callable[[int, list[int]], list[int]]
+    def _chunk(self, arr: FloatArray) -> int:
+        """Feed ``arr``, the reference of a fixed mode being full; stop after a
+        detection and return its index, else return -1. The counts of the held
+        samples and ``arr`` live in buffers of this call only."""
+        n, m, k, held = self.window_size, self._m, len(arr), self._held
+        counts: Callable[[list[int]], list[int]]
         if self.mode == "fixed":
-            assert self._ranks is not None
-            held, need = len(win), n
-            if hi + k > self._ranks.shape[1]:
-                self._ranks[:, :held] = self._ranks[:, hi - held : hi]
-                hi = held
-            self._write_ranks(arr, hi)
-            counts = self._counts_ranks
+            need = n
+            ranks = np.empty((2, held + k), dtype=self._int)
+            if self._ranks_ok:
+                ranks[:, :held] = self._ordered_ranks()
+            else:
+                self._write_ranks(ranks, self._ordered(), 0)
+            self._write_ranks(ranks, arr, held)
+            # windows[c] = ranks[:, c : c + n], a view (nothing copied)
+            row, col = ranks.strides
+            windows: IntArray = np.ndarray(
+                (held + k - n + 1, 2, n) if held + k >= n else (0, 2, n),
+                dtype=ranks.dtype,
+                buffer=ranks,
+                strides=(col, row, col),
+            )
+
+            def counts(js: list[int]) -> list[int]:
+                return self._counts_ranks(windows, held + 1 - n, js)
+
         else:
-            assert self._values is not None
-            held, need = len(self._ref) + len(win), m + n
-            if hi + k > len(self._values):
-                self._values[:held] = self._values[hi - held : hi]
-                hi = held
-            self._values[hi : hi + k] = arr
-            counts = self._counts_values
-        j = self._scan(k, max(0, need - held - 1), lambda js: counts(hi + 1, js))
+            need = m + n
+            values = np.concatenate((self._ordered(), arr))
+
+            def counts(js: list[int]) -> list[int]:
+                return [self._count_values(values, held + 1 + j) for j in js]
+
+        j = self._scan(k, max(0, need - held - 1), counts)
         used = k if j < 0 else j + 1
-        self._hi = hi + used
-        new = floats if j < 0 else floats[:used]
-        if self.mode == "sliding":
-            leaving = len(win) + used - n
-            if leaving > 0:  # what leaves the window enters the reference
-                self._ref.extend(islice(chain(win, new), leaving))
-        win.extend(new)
-        self._steady = self.mode == "fixed" and len(win) == n and not self.drift_detected
+        self._extend(arr[:used])
+        if self.mode == "fixed":
+            self._keep_ranks(ranks[:, held + used - self._held : held + used])
+        self._steady = self.mode == "fixed" and self._held == n and not self.drift_detected
         return j
 
     def _scan(self, k: int, first: int, counts: Callable[[list[int]], list[int]]) -> int:
@@ -466,70 +479,44 @@ class KSWindow(DriftDetector[float]):
         self._g_end = None
         return j
 
-    def _enter_lazy(self) -> None:
-        """Put the held samples in the batch path's buffer; the sorted lists of the
-        per-event path go stale until ``_unlazy``."""
-        n, m = self.window_size, self._m
-        if self.mode == "fixed":
-            if self._ranks is None:
-                self._ranks = np.empty((2, n + _PIECE), dtype=self._int)
-                self._windows = sliding_window_view(self._ranks, n, axis=1).transpose(1, 0, 2)
-            held = len(self._win)
-            self._write_ranks(np.fromiter(self._win, dtype=np.float64, count=held), 0)
+    def _write_ranks(self, ranks: IntArray, values: FloatArray, start: int) -> None:
+        """Columns ``start...`` of ``ranks``: c_R(< v) and c_R(<= v) of ``values``
+        (the second search only for values the reference holds)."""
+        ref, stop = self._ref, start + len(values)
+        below = ref.searchsorted(values, "left")
+        ranks[0, start:stop] = below
+        ranks[1, start:stop] = below
+        held = ref[np.minimum(below, len(ref) - 1)] == values
+        if held.any():
+            ranks[1, start:stop][held] = ref.searchsorted(values[held], "right")
+
+    def _ordered_ranks(self) -> IntArray:
+        """The rank ring in the order of ``_ordered``."""
+        ranks, held, pos = self._rank_ring, self._held, self._pos
+        assert ranks is not None
+        if held < self.window_size or pos == 0:
+            return ranks[:, :held]
+        return np.concatenate((ranks[:, pos:], ranks[:, :pos]), axis=1)
+
+    def _keep_ranks(self, ranks: IntArray) -> None:
+        """Put the window's ``ranks`` (in arrival order) where the ring holds its values."""
+        if self._rank_ring is None:
+            self._rank_ring = np.empty((2, self.window_size), dtype=self._rank_int)
+        ring, held, pos = self._rank_ring, self._held, self._pos
+        if held < self.window_size or pos == 0:
+            ring[:, :held] = ranks
         else:
-            if self._values is None:
-                self._values = np.empty(m + n + _PIECE, dtype=np.float64)
-            held = len(self._ref) + len(self._win)
-            self._values[:held] = np.fromiter(
-                chain(self._ref, self._win), dtype=np.float64, count=held
-            )
-            self._ref_sorted = []
-        self._win_sorted = []
-        self._hi = held
-        self._g_end = None
-        self._lazy = True
-
-    def _unlazy(self) -> None:
-        self._win_sorted = sorted(self._win)
-        if self.mode == "sliding":
-            self._ref_sorted = sorted(self._ref)
-            self._ref_arr = None
-        self._lazy = False
-        self._g_end = None
-
-    def _write_ranks(self, values: FloatArray, start: int) -> None:
-        """Columns ``start...`` of the rank buffer: c_R(< v) and c_R(<= v)."""
-        if not len(values):
-            return
-        assert self._ranks is not None
-        r, stop = self._ref_array(), start + len(values)
-        if self._ref_ends is None:
-            # padded with +inf; ends[i] = c_R(<= r[i]): c_R(<= v) without a second search
-            ends: IntArray = np.append(r.searchsorted(r, "right"), len(r)).astype(self._int)
-            base = r.base  # _seal's padded array, when it made r
-            if isinstance(base, np.ndarray) and len(base) == len(r) + 1:
-                self._ref_ends = base, ends
-            else:
-                self._ref_ends = np.append(r, math.inf), ends
-        padded, ends = self._ref_ends
-        below = r.searchsorted(values, "left")
-        self._ranks[0, start:stop] = below
-        self._ranks[1, start:stop] = np.where(padded[below] == values, ends[below], below)
+            ring[:, pos:] = ranks[:, : held - pos]
+            ring[:, :pos] = ranks[:, held - pos :]
+        self._ranks_ok = True
 
     # -- the statistic -----------------------------------------------------
-    def _ref_array(self) -> FloatArray:
-        r = self._ref_arr
-        if r is None:
-            r = self._ref_arr = np.array(self._ref_sorted, dtype=np.float64)
-        return r
-
     def _count_statistic(self) -> int:
         """m*n*D for the current samples (both full)."""
-        if self._lazy:
-            if self.mode == "fixed":
-                return self._counts_ranks(self._hi, [0])[0]
-            return self._count_values(self._hi)
-        return self._count_sorted(self._ref_array(), np.array(self._win_sorted, dtype=np.float64))
+        if self.mode == "fixed":
+            return self._count_sorted(self._ref, np.sort(self._ring))
+        values = self._ordered()
+        return self._count_values(values, len(values))
 
     def _count_sorted(self, ref: FloatArray, win: FloatArray) -> int:
         """m*n*D of a sorted reference and a sorted window."""
@@ -538,29 +525,23 @@ class KSWindow(DriftDetector[float]):
         pair[1] = ref.searchsorted(win, "right")
         return self._count_pair(pair)
 
-    def _count_values(self, end: int) -> int:
-        """m*n*D of the sliding samples that end before ``end`` in the value buffer."""
-        assert self._values is not None
+    def _count_values(self, values: FloatArray, end: int) -> int:
+        """m*n*D of the sliding samples that end before ``end`` in ``values``."""
         n, m = self.window_size, self._m
-        ref, win = self._values[end - n - m : end - n], self._values[end - n : end]
+        ref, win = values[end - n - m : end - n], values[end - n : end]
         return self._count_sorted(np.sort(ref), np.sort(win))
 
-    def _counts_ranks(self, offset: int, js: list[int]) -> list[int]:
-        """m*n*D of the windows that end before columns ``offset + j`` of the rank
-        buffer, for each j in ``js``, in one vectorised computation (as ``_count_pair``)."""
+    def _counts_ranks(self, windows: IntArray, start: int, js: list[int]) -> list[int]:
+        """m*n*D of the windows ``windows[start + j]`` (a sliding view of the rank
+        buffer) for each j in ``js``, in one vectorised computation (as ``_count_pair``)."""
         if not js:
             return []
-        assert self._windows is not None
-        start = offset - self.window_size
-        pairs = self._windows[[start + j for j in js]]  # (len(js), 2, n)
+        pairs = windows[[start + j for j in js]]  # (len(js), 2, n), a copy
         pairs.sort(axis=2)
         pairs *= self._scales
         pairs += self._offsets
         counts: list[int] = pairs.reshape(len(js), -1).max(axis=1).tolist()
         return counts
-
-    def _counts_values(self, offset: int, js: list[int]) -> list[int]:
-        return [self._count_values(offset + j) for j in js]
 
     def _count_pair(self, pair: IntArray) -> int:
         """m*n*D from row 0 = c_R(< w_k) and row 1 = c_R(<= w_k), k = 0..n-1, of the
@@ -572,7 +553,7 @@ class KSWindow(DriftDetector[float]):
         return int(pair.max())
 
     def _full(self) -> bool:
-        return self._ref_count() == self._m and len(self._win) == self.window_size
+        return self._ref_count() == self._m and self._win_count() == self.window_size
 
     @property
     def statistic(self) -> float:
@@ -605,20 +586,20 @@ class KSWindow(DriftDetector[float]):
 
     def _get_state(self) -> dict[str, Any]:
         reference: str | None = None
+        ordered = self._ordered()
+        window = ordered[len(ordered) - self._win_count() :]
         if self.baseline is not None:
             pass
-        elif self.mode == "fixed" and self._ref_n == self._m:
-            # fixed until the next detection: packed once, the same text every snapshot
-            if self._ref_packed is None:
-                self._ref_packed = pack_floats(self._ref_array(), compress=True)
-            reference = self._ref_packed
-        elif self.mode == "fixed":
-            reference = pack_floats(self._ref_sorted)  # a multiset: sorted is canonical
-        else:
-            reference = pack_floats(self._ref)  # arrival order: the oldest leaves first
+        elif self.mode == "sliding":
+            reference = pack_floats(ordered[: len(ordered) - len(window)])  # arrival order
+        elif len(self._ref):
+            reference = _packed_reference(self._ref)  # the same text until the next detection
+        else:  # a multiset: sorted is canonical
+            learned = np.frombuffer(self._learn or b"", dtype=np.float64)
+            reference = pack_floats(np.sort(learned, kind="stable"))
         return {
             "reference": reference,
-            "window": pack_floats(self._win),
+            "window": pack_floats(window),
             "since_test": self._since_test,
             "drift_detected": self.drift_detected,
         }
@@ -634,37 +615,56 @@ class KSWindow(DriftDetector[float]):
         return upgraded
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        window = get_packed_floats(state, "window", limit=self.window_size)
+        n, m = self.window_size, self._m
+        window = get_packed_array(state, "window", limit=n)
         since = get_int(state, "since_test")
         drift = get_bool(state, "drift_detected")
         if self.baseline is None:
-            ref = get_packed_floats(state, "reference", limit=self._m)
+            ref = get_packed_array(state, "reference", limit=m)
         elif state["reference"] is not None:
             raise ValueError("reference must be null when a baseline is given")
         else:
-            ref = list(self.baseline)
-        if len(ref) > self._m or len(window) > self.window_size or since >= self.stride:
+            ref = np.empty(m)  # only its length is read
+        if len(ref) > m or len(window) > n or since >= self.stride:
             raise ValueError("reference, window or since_test out of range")
-        if self.mode == "fixed" and window and len(ref) < self._m:
+        if self.mode == "fixed" and len(window) and len(ref) < m:
             raise ValueError("the window fills only after the reference")
-        if self.mode == "sliding" and ref and len(window) < self.window_size:
+        if self.mode == "sliding" and len(ref) and len(window) < n:
             raise ValueError("the reference fills only after the window")
         self.reset()
         if self.mode == "sliding":
-            self._ref.extend(ref)
-            self._ref_sorted = sorted(ref)
-        elif self.baseline is None:
-            self._ref_sorted = sorted(ref)
-            self._ref_n = len(ref)
-            if self._ref_n == self._m:
-                self._seal()
-        self._win.extend(window)
-        self._win_sorted = sorted(window)
+            self._extend(np.concatenate((ref, window)))
+        else:
+            if self.baseline is None and len(ref) == m:
+                self._seal(ref)
+            elif self.baseline is None and len(ref):
+                self._learn = array("d", np.sort(ref, kind="stable").tobytes())
+            if len(window):
+                self._extend(window)
         self._since_test = since
         self.drift_detected = drift
-        self._steady = (
-            self.mode == "fixed" and len(ref) == self._m and len(window) == self.window_size
-        ) and not drift
+        self._steady = (self.mode == "fixed" and len(ref) == m and len(window) == n) and not drift
+
+
+_PACKED: OrderedDict[int, tuple[FloatArray, str]] = OrderedDict()
+_PACKED_MAX = 256
+"""Packed full fixed references kept (with their arrays): a few MiB at most, shared by
+the whole process instead of a text per detector next to its array."""
+
+
+def _packed_reference(ref: FloatArray) -> str:
+    """``ref`` packed and deflated, from a small process-wide cache: the engine takes a
+    snapshot of a detector before every batch it feeds it (to put it back if the batch
+    fires), and deflating 3,000 floats again each time costs ~0.4 ms."""
+    hit = _PACKED.get(id(ref))
+    if hit is not None and hit[0] is ref:
+        _PACKED.move_to_end(id(ref))
+        return hit[1]
+    text = pack_floats(ref, compress=True)
+    _PACKED[id(ref)] = (ref, text)
+    if len(_PACKED) > _PACKED_MAX:
+        _PACKED.popitem(last=False)
+    return text
 
 
 @functools.lru_cache(maxsize=256)

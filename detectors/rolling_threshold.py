@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from detectors._parse import (
@@ -26,7 +26,7 @@ __all__ = ["RollingThreshold"]
 Aggregate = Literal["mean", "quantile"]
 
 
-def _quantile(sorted_values: list[float], q: float) -> float:
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
     """Linear-interpolation quantile (numpy's default) of already sorted values."""
     pos = q * (len(sorted_values) - 1)
     lo = math.floor(pos)
@@ -64,7 +64,9 @@ class RollingThreshold(DriftDetector[float]):
     ``window_size`` values so rounding cannot accumulate.
 
     Memory: O(window_size) (the window, and a sorted copy for quantiles); while the
-    reference is learned, O(1) for the mean and O(reference_size) for quantiles.
+    reference is learned, O(1) for the mean and O(reference_size) for quantiles. All
+    of them are ``array('d')`` (8 bytes a value), the window a ring allocated with
+    its first value.
 
     Parameters
     ----------
@@ -143,7 +145,7 @@ class RollingThreshold(DriftDetector[float]):
         self._ref_n = 0
         self._ref_mean = 0.0
         self._ref_m2 = 0.0
-        self._ref_values: list[float] = []
+        self._ref_values = array("d")
         self._center = math.nan
         self._lower = math.nan
         self._upper = math.nan
@@ -151,8 +153,10 @@ class RollingThreshold(DriftDetector[float]):
         self._clear_window()
 
     def _clear_window(self) -> None:
-        self._window: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._ring = array("d")  # grows to window_size, then a ring
+        self._pos = 0
+        """The ring's next write (its oldest value once it is full)."""
+        self._sorted = array("d")
         self._sum = 0.0
         self._since_fsum = 0
         self._since_check = 0
@@ -174,7 +178,7 @@ class RollingThreshold(DriftDetector[float]):
             upper = _quantile(values, min(q + d, 1.0))
             self._lower = min(lower, self._center - self.tolerance)
             self._upper = max(upper, self._center + self.tolerance)
-            self._ref_values = []
+            self._ref_values = array("d")
 
     # -- the per-event path ---------------------------------------------------
     def update(self, x: float) -> RollingThreshold:
@@ -191,22 +195,26 @@ class RollingThreshold(DriftDetector[float]):
                 self._finish_reference()
             return self
         w = self.window_size
-        window = self._window
-        window.append(value)
+        ring = self._ring
         self._sum += value
         quantiles = self.aggregate == "quantile"
         if quantiles:
             bisect.insort(self._sorted, value)
-        if len(window) > w:
-            old = window.popleft()
+        pos = self._pos
+        if len(ring) < w:
+            ring.append(value)
+        else:
+            old = ring[pos]
+            ring[pos] = value
             self._sum -= old
             if quantiles:
                 del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._pos = 0 if pos + 1 == w else pos + 1
         self._since_fsum += 1
         if self._since_fsum >= w:
-            self._sum = math.fsum(window)
+            self._sum = math.fsum(ring)
             self._since_fsum = 0
-        if len(window) < w:
+        if len(ring) < w:
             return self
         self._since_check += 1
         if self._since_check < self.check_every:
@@ -230,6 +238,11 @@ class RollingThreshold(DriftDetector[float]):
         else:
             self._consecutive = 0
         return self
+
+    def _window(self) -> list[float]:
+        """The window's values, oldest first."""
+        ring, pos = self._ring, self._pos if len(self._ring) == self.window_size else 0
+        return ring[pos:].tolist() + ring[:pos].tolist()
 
     # -- evidence -------------------------------------------------------------
     @property
@@ -298,12 +311,12 @@ class RollingThreshold(DriftDetector[float]):
             "ref_n": self._ref_n,
             "ref_mean": self._ref_mean,
             "ref_m2": self._ref_m2,
-            "ref_values": list(self._ref_values),
+            "ref_values": self._ref_values.tolist(),
             "center": json_float(self._center),
             "lower": json_float(self._lower),
             "upper": json_float(self._upper),
             "value": json_float(self._value),
-            "window": list(self._window),
+            "window": self._window(),
             "sum": self._sum,
             "since_fsum": self._since_fsum,
             "since_check": self._since_check,
@@ -332,13 +345,14 @@ class RollingThreshold(DriftDetector[float]):
         self._ref_n = ref_n
         self._ref_mean = get_float_or_nan(state, "ref_mean")
         self._ref_m2 = get_float_or_nan(state, "ref_m2")
-        self._ref_values = ref_values
+        self._ref_values = array("d", ref_values)
         self._center, self._lower, self._upper = band
         self._value = get_float_or_nan(state, "value")
         self._clear_window()
-        self._window.extend(window)
+        self._ring = array("d", window)
+        self._pos = len(window) % self.window_size
         if self.aggregate == "quantile":
-            self._sorted = sorted(window)
+            self._sorted = array("d", sorted(window))
         self._sum = get_float_or_nan(state, "sum")
         self._since_fsum = since_fsum
         self._since_check = since_check
