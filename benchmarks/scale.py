@@ -7,9 +7,11 @@ the default monitor set derived from that description: KS window per numeric
 feature, categorical drift per categorical feature and on the class, entropy,
 confidence) is replayed through the processor (``driftline replay``'s path) spread
 over 4, 40, 400 and 4,000 models, each size in a fresh subprocess so that its peak
-RSS is its own. A last run restores every one of the largest size's models with
-full windows (a warmed model's state, cloned) and replays the same events over them. A warmed model's state is what the processor holds after 2,600 of its
-events; nothing is left out, the label join's pending predictions included.
+RSS is its own. Two last runs restore every one of the largest size's models with
+full windows (a warmed model's state, cloned) and replay the same events over them: one
+with the label join's pending predictions (3,600 per model, no label ever sent), one
+without a labels topic (``topics.labels: null``: no join at all). A warmed model's state
+is what the processor holds after 3,600 of its events.
 
 Reported, as ratios within this one run (never asserted in tests):
 
@@ -20,6 +22,17 @@ Reported, as ratios within this one run (never asserted in tests):
   warmed models restored from their snapshots, less those of an empty one, per model
   (detectors and the engine's per-key bookkeeping; buffers a detector's batch path
   allocates on first use are not included), and per detector kind;
+* events per CPU-second of the replay (decode, core and state bookkeeping);
+* peak RSS of the subprocess (``ru_maxrss``; includes the interpreter, ~60 MiB); with
+  fewer warmed models than the target's 4,000 (``--quick``: 400) it is extrapolated
+  linearly from the 4-model run's peak (the process) to 4,000 models, and says so;
+* detector memory per warmed model: tracemalloc's traced bytes of each of a warmed
+  model's detectors restored from its snapshot, summed (per kind in a table; buffers a
+  batch path allocates on first use are not included: the ``ks_window fed`` lines
+  show them); and all of a warmed model's state: a processor holding warmed models
+  restored from their snapshots, less an empty one, per model, with and without the
+  label join's entries (the difference is the join; the rest beyond the detectors is
+  the engine's per-key bookkeeping);
 * snapshot bytes per model: the encoded state entries (key + JSON value) the
   changelog would hold, per model, and per detector kind of a warmed model;
 * restore time of one partition holding the warmed run's models (the largest size;
@@ -76,18 +89,23 @@ MEMORY_MODELS = 50
 TARGET_SPEED_RATIO = 0.7
 TARGET_MODEL_BYTES = 64 * 1024
 TARGET_WARM_RSS = 400 * 1024 * 1024
+TARGET_MODELS = 4_000
+"""Warmed models of the peak RSS target (``--quick`` runs fewer and extrapolates)."""
 TARGET_RESTORE_S = 10.0
 
 
-def settings_for(models: int) -> Settings:
+def settings_for(models: int, *, labels: bool = True) -> Settings:
     """Every model listed (unknown models are capped by ``limits``), each with the
-    default monitor set of its description."""
+    default monitor set of its description; ``labels=False``: no labels topic (no
+    label join at all, ``topics.labels: null``)."""
     model = {"features": FEATURES, "classes": list(CLASSES)}
-    config = {
+    config: dict[str, Any] = {
         "runtime": {"http_port": None},
         "models": {f"model-{k}": model for k in range(models)},
         "limits": {"max_keys": 1_000_000},  # every model's detectors, not the pod-sized cap
     }
+    if not labels:
+        config["topics"] = {"labels": None}
     return parse_settings(config, environ={})
 
 
@@ -181,9 +199,15 @@ def child_cold(models: int, events: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def child_warm(models: int, events: int, workdir: Path) -> dict[str, Any]:
+def without_join(template: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template.items() if not k.startswith("join:")}
+
+
+def child_warm(models: int, events: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
     template = warm_template(workdir)
-    settings = settings_for(models)
+    if not labels:
+        template = without_join(template)
+    settings = settings_for(models, labels=labels)
     entries = cloned(template, models)
     gc.collect()
     processor = Processor(settings, {})
@@ -208,6 +232,7 @@ def child_warm(models: int, events: int, workdir: Path) -> dict[str, Any]:
         "peak_rss": peak_rss(),
         "restore_s": restore_s,
         "snapshot_bytes_per_model": total / models,
+        "labels": labels,
     }
 
 
@@ -223,11 +248,16 @@ def child_memory(workdir: Path) -> dict[str, Any]:
     empty = Processor(settings, {})
     gc.collect()
     base = tracemalloc.get_traced_memory()[0]
-    full = Processor(settings, {})
-    full.restore(0, cloned(template, MEMORY_MODELS))
-    gc.collect()
-    per_model = (tracemalloc.get_traced_memory()[0] - base) / MEMORY_MODELS
-    del full, empty
+    per: list[float] = []
+    for entries in (template, without_join(template)):
+        full = Processor(settings, {})
+        full.restore(0, cloned(entries, MEMORY_MODELS))
+        gc.collect()
+        per.append((tracemalloc.get_traced_memory()[0] - base) / MEMORY_MODELS)
+        del full
+        gc.collect()
+    per_model, no_join = per
+    del empty
     kinds: dict[str, list[int]] = {}
     for key, state in template.items():
         kind = key_kind(key, state)
@@ -248,15 +278,17 @@ def child_memory(workdir: Path) -> dict[str, Any]:
         row[2] += snapshot_size
     fed = {path: ks_fed(path) for path in ("update_many", "update")}
     tracemalloc.stop()
-    return {"per_model": per_model, "kinds": kinds, "ks_fed": fed}
+    return {"per_model": per_model, "no_join": no_join, "kinds": kinds, "ks_fed": fed}
 
 
 def ks_fed(path: str) -> list[int]:
     """Traced bytes and snapshot bytes of the default set's KS window fed 5,000 normal
-    values (6 decimals) by ``path``, snapshotted once."""
+    values (6 decimals) by ``path``, snapshotted once; and the bytes of that snapshot's
+    packed reference text, which the process-wide cache of ``detectors.ks_window`` keeps
+    (at most 256 of them, whatever the number of detectors)."""
     import numpy as np
 
-    from detectors import KSWindow
+    from detectors import KSWindow, ks_window
     from pipeline.config import ModelSpec
     from pipeline.core.monitor_set import derived_monitors
 
@@ -274,7 +306,11 @@ def ks_fed(path: str) -> list[int]:
             ks.update(x)
     size = len(orjson.dumps(ks.to_state()))  # not kept: orjson's buffer is over-allocated
     gc.collect()
-    return [tracemalloc.get_traced_memory()[0] - before, size]
+    cached = tracemalloc.get_traced_memory()[0]
+    ks_window._PACKED.clear()
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0]
+    return [held - before, size, cached - held]
 
 
 # ------------------------------------------------------------------------- parent
@@ -301,7 +337,7 @@ def verdict(ok: bool) -> str:
 
 def report(
     cold: list[dict[str, Any]],
-    warm: dict[str, Any],
+    warms: list[dict[str, Any]],
     memory: dict[str, Any],
     events: int,
     join: dict[str, Any],
@@ -316,9 +352,11 @@ def report(
     print()
     base = cold[0]["events"] / cold[0]["cpu_s"]
     rows = []
-    for run in [*cold, warm]:
+    for run in [*cold, *warms]:
         speed = run["events"] / run["cpu_s"]
-        label = f"{run['models']:,}" + (" (windows full)" if run is warm else "")
+        label = f"{run['models']:,}"
+        if "labels" in run:
+            label += " (windows full)" if run["labels"] else " (windows full, no labels topic)"
         rows.append(
             [
                 label,
@@ -340,8 +378,11 @@ def report(
     ]
     print(f"a warmed model's state ({WARM_EVENTS:,} events: every window full), per entry:")
     print(markdown_table(["state entry", "per model", "memory (each)", "snapshot (each)"], krows))
-    for path, (size, snap) in memory["ks_fed"].items():
-        print(f"ks_window fed 5,000 values by {path}: {kib(size)} held, snapshot {snap:,} bytes")
+    for path, (size, snap, cached) in memory["ks_fed"].items():
+        print(
+            f"ks_window fed 5,000 values by {path}: {kib(size)} held, snapshot {snap:,} "
+            f"bytes (+ {kib(cached)} of packed reference in the process-wide cache)"
+        )
     print()
     last = cold[-1]
     ratio = (last["events"] / last["cpu_s"]) / base
@@ -360,15 +401,34 @@ def report(
         f"than {first['models']}: {extra * 1e3:.2f} ms per model; the target allows "
         f"{allowed * 1e3:.2f} ms)"
     )
-    per_model = memory["per_model"]
+    per_model, no_join = memory["per_model"], memory["no_join"]
+    owned = sum(size for _count, size, _snap in kinds.values())  # detector kinds only
     print(
-        f"- state memory per warmed model {kib(per_model)} (traced; target <= "
-        f"{kib(TARGET_MODEL_BYTES)}): {verdict(per_model <= TARGET_MODEL_BYTES)}"
+        f"- detector memory per warmed model {kib(owned)} (traced: its "
+        f"{sum(c for c, size, _s in kinds.values() if size)} detectors restored from their "
+        f"snapshots; target <= {kib(TARGET_MODEL_BYTES)}): {verdict(owned <= TARGET_MODEL_BYTES)}"
     )
     print(
-        f"- peak RSS with {warm['models']:,} warmed models {mib(warm['peak_rss'])} (target <= "
-        f"{mib(TARGET_WARM_RSS)}): {verdict(warm['peak_rss'] <= TARGET_WARM_RSS)}"
+        f"  all of a warmed model's state {kib(per_model)} (a processor holding "
+        f"{MEMORY_MODELS}, traced): detectors + engine per-key bookkeeping "
+        f"{kib(no_join - owned)} + label join {kib(per_model - no_join)} "
+        f"({WARM_EVENTS:,} predictions pending, no label sent)"
     )
+    process = cold[0]["peak_rss"]  # the interpreter and a few models
+    for warm in warms:
+        n, peak = warm["models"], warm["peak_rss"]
+        what = (
+            f"label join with {WARM_EVENTS:,} pending predictions each"
+            if warm["labels"]
+            else "no labels topic: no label join"
+        )
+        at_target = peak if n >= TARGET_MODELS else process + (peak - process) * TARGET_MODELS / n
+        how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
+        print(
+            f"- peak RSS with {n:,} warmed models {mib(peak)} ({what}){how} (target <= "
+            f"{mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): {verdict(at_target <= TARGET_WARM_RSS)}"
+        )
+    warm = warms[0]
     print(
         f"- restore of one partition holding {warm['models']:,} warmed models "
         f"{warm['restore_s']:.1f} s (in-process restore only, no broker; target "
@@ -400,7 +460,9 @@ def main(argv: list[str] | None = None) -> None:
         "(benchmarks/changelog.py; KAFKA_PORT)",
     )
     parser.add_argument(
-        "--child", choices=("cold", "warm", "memory", "join"), help=argparse.SUPPRESS
+        "--child",
+        choices=("cold", "warm", "warm-nolabels", "memory", "join"),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--models", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -412,7 +474,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.child == "cold":
             result = child_cold(args.models, args.events, workdir)
         elif args.child == "warm":
-            result = child_warm(args.models, args.events, workdir)
+            result = child_warm(args.models, args.events, workdir, labels=True)
+        elif args.child == "warm-nolabels":
+            result = child_warm(args.models, args.events, workdir, labels=False)
         elif args.child == "join":
             result = join_state.measure()
         else:
@@ -427,8 +491,8 @@ def main(argv: list[str] | None = None) -> None:
         join = run_child("join", 0, 0, workdir)
         cold = [run_child("cold", n, events, workdir) for n in sizes]
         warm_models = args.warm_models or (400 if args.quick else sizes[-1])
-        warm = run_child("warm", warm_models, events, workdir)
-    report(cold, warm, memory, events, join)
+        warms = [run_child(k, warm_models, events, workdir) for k in ("warm", "warm-nolabels")]
+    report(cold, warms, memory, events, join)
     if args.broker:
         from benchmarks import changelog
 

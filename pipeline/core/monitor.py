@@ -402,7 +402,7 @@ class KeyState:
 
     def to_state(self) -> dict[str, Any]:
         detector = dict(self.detector.to_state())
-        self.saved = orjson.dumps(detector)
+        self.saved = memoryview(orjson.dumps(detector)).tobytes()  # orjson over-allocates
         return {
             "detector": detector,
             "last_seen": self.last_seen,

@@ -419,7 +419,7 @@ def _replay_deltas(
     key_state.detector = replay_values(
         key_state.detector, key_state.monitor.detector, base["detector"], values
     )
-    saved = orjson.dumps(base["detector"])
+    saved = memoryview(orjson.dumps(base["detector"])).tobytes()  # orjson over-allocates
     key_state.saved = None if values else saved
     for _journal, _values, fields in deltas:
         key_state.apply_fields(fields)
