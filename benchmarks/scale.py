@@ -16,7 +16,10 @@ is what the processor holds after 3,600 of its events.
 Reported, as ratios within this one run (never asserted in tests):
 
 * events per CPU-second of the replay (decode, core and state bookkeeping), with the
-  collector tuned as ``driftline replay`` tunes it;
+  collector tuned as ``driftline replay`` tunes it; and of the fewest models again in
+  batches of as many events as models (about one event per model per batch, as a
+  2,000-event batch over thousands of models has): what batching amortises, models
+  apart;
 * peak RSS of the subprocess (``ru_maxrss``; includes the interpreter, ~60 MiB);
 * state memory per warmed model: tracemalloc's traced bytes of a processor holding
   warmed models restored from their snapshots, less those of an empty one, per model
@@ -94,13 +97,16 @@ TARGET_MODELS = 4_000
 TARGET_RESTORE_S = 10.0
 
 
-def settings_for(models: int, *, labels: bool = True) -> Settings:
+def settings_for(models: int, batch: int | None = None, *, labels: bool = True) -> Settings:
     """Every model listed (unknown models are capped by ``limits``), each with the
-    default monitor set of its description; ``labels=False``: no labels topic (no
-    label join at all, ``topics.labels: null``)."""
+    default monitor set of its description; ``batch``: ``runtime.max_batch_events``;
+    ``labels=False``: no labels topic (no label join at all, ``topics.labels: null``)."""
     model = {"features": FEATURES, "classes": list(CLASSES)}
+    runtime: dict[str, Any] = {"http_port": None}
+    if batch is not None:
+        runtime["max_batch_events"] = batch
     config: dict[str, Any] = {
-        "runtime": {"http_port": None},
+        "runtime": runtime,
         "models": {f"model-{k}": model for k in range(models)},
         "limits": {"max_keys": 1_000_000},  # every model's detectors, not the pod-sized cap
     }
@@ -181,16 +187,17 @@ def bytes_by_part(partitions: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> 
     return out
 
 
-def child_cold(models: int, events: int, workdir: Path) -> dict[str, Any]:
+def child_cold(models: int, events: int, workdir: Path, batch: int | None) -> dict[str, Any]:
     path = workdir / f"events-{models}.jsonl"
     write_stream(path, events, models, seed=7)
-    cpu, done, partitions, alerts = replay_file(settings_for(models), path)
+    cpu, done, partitions, alerts = replay_file(settings_for(models, batch), path)
     path.unlink()
     parts = bytes_by_part(partitions)
     total = sum(parts.values())
     return {
         "join_bytes_per_model": parts["join"] / models,
         "models": models,
+        "batch": batch,
         "events": done,
         "cpu_s": cpu,
         "alerts": alerts,
@@ -314,9 +321,13 @@ def ks_fed(path: str) -> list[int]:
 
 
 # ------------------------------------------------------------------------- parent
-def run_child(kind: str, models: int, events: int, workdir: Path) -> dict[str, Any]:
+def run_child(
+    kind: str, models: int, events: int, workdir: Path, batch: int | None = None
+) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.scale", "--child", kind]
     command += ["--models", str(models), "--events", str(events), "--workdir", str(workdir)]
+    if batch is not None:
+        command += ["--batch", str(batch)]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{kind} {models}: {json.dumps(result)}", file=sys.stderr, flush=True)
@@ -337,6 +348,7 @@ def verdict(ok: bool) -> str:
 
 def report(
     cold: list[dict[str, Any]],
+    small: dict[str, Any],
     warms: list[dict[str, Any]],
     memory: dict[str, Any],
     events: int,
@@ -352,9 +364,11 @@ def report(
     print()
     base = cold[0]["events"] / cold[0]["cpu_s"]
     rows = []
-    for run in [*cold, *warms]:
+    for run in [*cold, small, *warms]:
         speed = run["events"] / run["cpu_s"]
         label = f"{run['models']:,}"
+        if run is small:
+            label += f" ({run['batch']}-event batches)"
         if "labels" in run:
             label += " (windows full)" if run["labels"] else " (windows full, no labels topic)"
         rows.append(
@@ -465,14 +479,15 @@ def main(argv: list[str] | None = None) -> None:
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--models", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         workdir = Path(args.workdir)
-        if args.child in ("cold", "warm"):
+        if args.child in ("cold", "warm", "warm-nolabels"):
             tune_for_throughput()  # as `driftline replay` and `driftline run` do
         if args.child == "cold":
-            result = child_cold(args.models, args.events, workdir)
+            result = child_cold(args.models, args.events, workdir, args.batch)
         elif args.child == "warm":
             result = child_warm(args.models, args.events, workdir, labels=True)
         elif args.child == "warm-nolabels":
@@ -490,9 +505,12 @@ def main(argv: list[str] | None = None) -> None:
         memory = run_child("memory", 0, 0, workdir)
         join = run_child("join", 0, 0, workdir)
         cold = [run_child("cold", n, events, workdir) for n in sizes]
+        # The fewest models again, in batches holding about one event per model, as
+        # a batch at the most models does: what batching amortises, apart from models.
+        small = run_child("cold", sizes[0], events, workdir, batch=sizes[0])
         warm_models = args.warm_models or (400 if args.quick else sizes[-1])
         warms = [run_child(k, warm_models, events, workdir) for k in ("warm", "warm-nolabels")]
-    report(cold, warms, memory, events, join)
+    report(cold, small, warms, memory, events, join)
     if args.broker:
         from benchmarks import changelog
 
