@@ -374,8 +374,8 @@ class LimitSettings(Strict):
     max_keys: int = Field(20_000, ge=1)
     """Live detector instances; a configured model's new key may evict an unknown
     model's least recently used one, otherwise new keys are refused (counted). The
-    default bounds a partition's detectors to ~1-2 GiB: the largest warmed detector of
-    the default set, a KS window, holds 50 KiB as restored and 95 KiB once its batch path
+    default bounds a partition's detectors to ~0.6 GiB: the largest warmed detector of
+    the default set, a KS window, holds 28 KiB as restored and 30 KiB once its batch path
     ran (``python -m benchmarks.scale``; README "Sizing"). The Helm chart derives it
     from the pod's memory limit instead."""
     max_unknown_models: int = Field(1000, ge=0)
