@@ -44,7 +44,9 @@ at ``--rate``/s for ``--seconds`` with recurring drifts) in which each alert's l
 is the time a read_committed consumer got it minus the Kafka timestamp of the record
 that caused it (the alert's ``source``), and the peak RSS (VmHWM) of the process.
 Every variant runs ``--repeats`` times, interleaved; the tables show medians and the
-ratios are taken within each round. A cProfile of an in-process ``Sidecar`` follows.
+ratios are taken within each round. A cProfile of an in-process ``Sidecar`` follows
+(function names; it inflates Python-heavy code), then py-spy's sampled profile of (b)'s
+process by stage (``benchmarks/e2e_spy.py``: the shares of the timed run).
 Timings are never asserted.
 """
 
@@ -730,6 +732,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 from benchmarks.e2e_profile import profile_sidecar
 
                 text += "\n\n### profile\n\n" + profile_sidecar(args, backlog, workdir, key)
+            if "b" in keys and not args.no_profile:
+                from benchmarks.e2e_spy import spy_sidecar
+
+                text += "\n\n### where the CPU goes (sampled)\n\n" + spy_sidecar(
+                    args, backlog, workdir
+                )
         print("\n" + text)
         if args.out:
             Path(args.out).write_text(text + "\n", encoding="utf-8")
