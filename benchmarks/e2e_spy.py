@@ -46,6 +46,9 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the loop and its hooks: metrics (lag per record), logs, progress", ("Loop.run_once",)),
 )
 CLIENT_THREADS = "kafka-python's own threads (network I/O, producer sender)"
+IDLE = ("EpollSelector.select", "Condition.wait", "Event.wait", "time.sleep", "lock.acquire")
+"""Leaf frames of a thread waiting (py-spy counts a thread blocked in ``epoll`` as
+active): left out."""
 
 
 def py_spy() -> str | None:
@@ -57,7 +60,7 @@ def py_spy() -> str | None:
 
 def stage_shares(raw: str) -> tuple[Counter[str], int]:
     """Samples per stage from py-spy's ``raw`` output (``--threads``: the thread is the
-    first frame of each stack)."""
+    first frame of each stack), and their total; waiting threads left out."""
     per_stage: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
@@ -65,8 +68,10 @@ def stage_shares(raw: str) -> tuple[Counter[str], int]:
             continue
         stack, count = line.rsplit(" ", 1)
         n = int(count)
-        total += n
         frames = stack.split(";")
+        if any(frames[-1].startswith(leaf) for leaf in IDLE):
+            continue
+        total += n
         if "MainThread" not in frames[0]:
             name = frames[0].split(": ", 1)[-1]
             per_stage[CLIENT_THREADS if "kafka-io" in name or "network" in name else name] += n
