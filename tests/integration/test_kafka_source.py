@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 
 from pipeline.core.records import Record
-from pipeline.io.kafka import KafkaSource
+from pipeline.io.kafka import BATCH_FETCH_MIN_BYTES, MAX_FETCH_WAIT_MS, KafkaSource
 from pipeline.io.kafka_topics import produce_all
 
 
@@ -42,3 +42,34 @@ def test_rejoin_gets_the_partitions_back_and_reads_on(
         assert source.assignment() == {(topic, 0), (topic, 1)}
     finally:
         source.close()
+
+
+def test_a_batch_window_lets_the_broker_hold_each_fetch(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """``batch_wait_ms`` (the loop's ``max_batch_ms``) becomes the broker's fetch wait, at
+    most kafka-python's 500 ms default; a backlog above ``fetch_min_bytes`` is answered at
+    once, so it reads as without a window."""
+    topic = make_topic(partitions=2)
+    produce_all(kafka_bootstrap, topic, [(f"k{i % 7}", b"x" * 700) for i in range(2000)])
+    settings = {}
+    for wait_ms in (0, 100, 5000):
+        source = KafkaSource(
+            [topic],
+            bootstrap_servers=kafka_bootstrap,
+            group_id=f"window-{uuid.uuid4().hex[:8]}",
+            batch_wait_ms=wait_ms,
+        )
+        try:
+            config = source._consumer.config
+            settings[wait_ms] = (config["fetch_max_wait_ms"], config["fetch_min_bytes"])
+            records = _read(source, 2000)
+            assert len(records) == 2000
+            assert {r.value for r in records} == {b"x" * 700}
+        finally:
+            source.close()
+    assert settings == {
+        0: (500, 1),  # kafka-python's defaults
+        100: (100, BATCH_FETCH_MIN_BYTES),
+        5000: (MAX_FETCH_WAIT_MS, BATCH_FETCH_MIN_BYTES),
+    }
