@@ -142,8 +142,13 @@ class CategoricalSR(DriftDetector[Any]):
         self._since = 0
         self._seen = [0] * len(self._reference)
         """Cell counts of every observation since the (re)start: the null learns them."""
-        self._starts: list[tuple[int, list[int], float]] = []
-        """(observation it opened at, cell counts since, log likelihood ratio)."""
+        # the starts, oldest first, as three parallel lists (no tuple per start and event)
+        self._opened: list[int] = []
+        """Observation each start opened at."""
+        self._rows: list[list[int]] = []
+        """Cell counts each start has seen."""
+        self._logs: list[float] = []
+        """Log likelihood ratio of each start."""
         self._log_r = -math.inf
 
     def _build(self, counts: Mapping[str, int]) -> None:
@@ -175,24 +180,24 @@ class CategoricalSR(DriftDetector[Any]):
                 self._build(learned)
             return self
         cell = self._cells.get(key, len(self._reference) - 1)
-        starts = self._starts
+        opened, rows, logs = self._opened, self._rows, self._logs
         since = self._since
         if since % self.stride == 0:
-            starts.append((since, [0] * len(self._reference), 0.0))
-            if len(starts) > self.max_starts:
-                del starts[0]  # the oldest: R only gets smaller
+            opened.append(since)
+            rows.append([0] * len(self._reference))
+            logs.append(0.0)
+            if len(opened) > self.max_starts:  # the oldest: R only gets smaller
+                del opened[0], rows[0], logs[0]
         self._since = since + 1
         alt_x, kappa = self._alt[cell], self.concentration
         # the null's predictive: the reference and everything since the (re)start
-        log_null = math.log((self._null[cell] + self._seen[cell]) / (self._null_base + since))
+        log = math.log
+        log_null = log((self._null[cell] + self._seen[cell]) / (self._null_base + since))
         self._seen[cell] += 1
-        logs: list[float] = []
-        for i, (opened, counts, log_l) in enumerate(starts):
-            c = counts[cell]
-            log_l += math.log((alt_x + c) / (kappa + since - opened)) - log_null
-            counts[cell] = c + 1
-            starts[i] = (opened, counts, log_l)
-            logs.append(log_l)
+        for i, row in enumerate(rows):
+            c = row[cell]
+            logs[i] += log((alt_x + c) / (kappa + since - opened[i])) - log_null
+            row[cell] = c + 1
         top = max(logs)
         self._log_r = top + math.log(math.fsum(math.exp(v - top) for v in logs))
         if self._log_r >= self._log_threshold:
@@ -248,7 +253,10 @@ class CategoricalSR(DriftDetector[Any]):
             "reference": list(self._reference),
             "since": self._since,
             "seen": list(self._seen),
-            "starts": [[opened, list(counts), log_l] for opened, counts, log_l in self._starts],
+            "starts": [
+                [opened, list(row), log_l]
+                for opened, row, log_l in zip(self._opened, self._rows, self._logs, strict=True)
+            ],
             "log_r": None if self._log_r == -math.inf else self._log_r,
         }
 
@@ -311,9 +319,11 @@ class CategoricalSR(DriftDetector[Any]):
                 raise ValueError("start log-likelihood ratios must be numbers")
             if not math.isfinite(log_l):
                 raise ValueError("start log-likelihood ratios must be finite")
-            self._starts.append((opened, list(counts), float(log_l)))
+            self._opened.append(opened)
+            self._rows.append(list(counts))
+            self._logs.append(float(log_l))
         log_r = state["log_r"]
-        if log_r is None and self._starts:
+        if log_r is None and self._opened:
             raise ValueError("log_r must be given when there are starts")
         if log_r is not None:
             if isinstance(log_r, bool) or not isinstance(log_r, (int, float)):
