@@ -85,6 +85,7 @@ __all__ = [
     "centroid_distance_bound",
     "cusum_h",
     "empirical_cusum_h",
+    "markov_arl",
     "siegmund_arl0",
     "threshold_params",
 ]
@@ -156,7 +157,7 @@ MARKOV_STATES = 128
 """States of the Brook-Evans chain over ``[0, h]`` (ARLs within a few % of simulation)."""
 
 
-def _markov_arl(sorted_steps: np.ndarray, h: float) -> float:
+def markov_arl(sorted_steps: np.ndarray, h: float) -> float:
     """In-control ARL of ``S_t = max(0, S_{t-1} + X_t)``, alarm at ``S > h``, from
     ``S_0 = 0``, with ``X`` drawn from the sorted sample ``sorted_steps``."""
     m = MARKOV_STATES
@@ -237,7 +238,7 @@ def empirical_cusum_h(
     sides = ([np.sort(z - k)] if upper else []) + ([np.sort(-z - k)] if lower else [])
 
     def arl(h: float) -> float:
-        rate = sum(1.0 / _markov_arl(steps, h) for steps in sides)
+        rate = sum(1.0 / markov_arl(steps, h) for steps in sides)
         return math.inf if rate == 0.0 else 1.0 / rate
 
     lo, hi = 0.0, normal * shrink

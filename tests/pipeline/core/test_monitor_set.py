@@ -137,8 +137,6 @@ class TestTargetArl0:
             for target in (1e4, 1e5, 1e6)
         }
         for key, params in by_target[1e5].items():
-            if key[1] == "token_entropy":
-                continue  # fixed h = 16 (monitor_set: the learned h measured too loose)
             moved = {p for p in params if by_target[1e4][key][p] != by_target[1e6][key][p]}
             assert len(moved) == 1, (key, moved)  # exactly its threshold moves
         ks = ("feature:a", "ks_window")
@@ -147,7 +145,8 @@ class TestTargetArl0:
         conf = ("confidence", "rolling_threshold")
         assert by_target[1e4][conf]["k"] < by_target[1e5][conf]["k"] < by_target[1e6][conf]["k"]
         # learned from the warm-up: the detector gets the target itself
-        assert by_target[1e5][("embedding", "embedding_drift")]["target_arl0"] == 1e5
+        for learned in (("token_logprobs", "token_entropy"), ("embedding", "embedding_drift")):
+            assert by_target[1e5][learned]["target_arl0"] == 1e5
 
     def test_explicit_params_win_over_the_target(self) -> None:
         monitor = {"signal": "confidence", "detector": "rolling_threshold",
