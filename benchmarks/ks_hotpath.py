@@ -1,5 +1,6 @@
-"""KSWindow as the sidecar runs it: the default monitor set's setting (window 200,
-reference the first 1,000 observations, alpha 1e-6, stride 1), fed through
+"""KSWindow as the sidecar runs it: the default monitor set's setting (derived by
+``pipeline.core.monitor_set`` for a numeric feature: window 500 against the first
+3,000 observations, tested every 20, alpha from ``policy.target_arl0``), fed through
 ``update_many`` in chunks of 125 values (a typical poll batch per detector), with a
 ``to_state()`` + ``orjson.dumps`` per batch as the engine's snapshot and changelog
 take it.
@@ -25,8 +26,19 @@ from detectors import KSWindow
 
 __all__ = ["CHUNK", "HEADERS", "SIDECAR", "rows", "table"]
 
-SIDECAR: dict[str, Any] = {"window_size": 200, "reference_size": 1000, "alpha": 1e-6}
-"""The default monitor set's KSWindow parameters (pipeline/config.py)."""
+
+def _sidecar() -> dict[str, Any]:
+    from pipeline.config import ModelSpec
+    from pipeline.core.monitor_set import derived_monitors
+
+    (spec,) = [
+        m for m in derived_monitors(ModelSpec(features={"x": "numeric"})) if m.signal == "feature:x"
+    ]
+    return dict(spec.params)
+
+
+SIDECAR: dict[str, Any] = _sidecar()
+"""The default monitor set's KSWindow parameters (``pipeline.core.monitor_set``)."""
 
 CHUNK = 125
 """Values per ``update_many`` call: a typical poll batch for one detector."""
@@ -102,7 +114,11 @@ def _snapshot_cost(
 def rows(n: int, repeats: int) -> list[list[object]]:
     out: list[list[object]] = []
     settings: Sequence[tuple[str, dict[str, Any]]] = [
-        ("sidecar: 200/1000 first-N, alpha 1e-6", SIDECAR),
+        (
+            f"sidecar: {SIDECAR['window_size']}/{SIDECAR['reference_size']} first-N, "
+            f"stride {SIDECAR['stride']}, alpha {SIDECAR['alpha']:.1e}",
+            SIDECAR,
+        ),
     ]
     streams = [("stationary N(0,1)", stationary), ("mean steps", steps)]
     for label, params in settings:

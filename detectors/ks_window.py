@@ -381,7 +381,7 @@ class KSWindow(DriftDetector[float]):
             need = n
             ranks = np.empty((2, held + k), dtype=self._int)
             if self._ranks_ok:
-                ranks[:, :held] = self._ordered_ranks()
+                self._copy_ranks(ranks)
             else:
                 self._write_ranks(ranks, self._ordered(), 0)
             self._write_ranks(ranks, arr, held)
@@ -490,13 +490,15 @@ class KSWindow(DriftDetector[float]):
         if held.any():
             ranks[1, start:stop][held] = ref.searchsorted(values[held], "right")
 
-    def _ordered_ranks(self) -> IntArray:
-        """The rank ring in the order of ``_ordered``."""
-        ranks, held, pos = self._rank_ring, self._held, self._pos
-        assert ranks is not None
+    def _copy_ranks(self, ranks: IntArray) -> None:
+        """The rank ring into the first columns of ``ranks``, in the order of ``_ordered``."""
+        ring, held, pos = self._rank_ring, self._held, self._pos
+        assert ring is not None
         if held < self.window_size or pos == 0:
-            return ranks[:, :held]
-        return np.concatenate((ranks[:, pos:], ranks[:, :pos]), axis=1)
+            ranks[:, :held] = ring[:, :held]
+        else:
+            ranks[:, : held - pos] = ring[:, pos:]
+            ranks[:, held - pos : held] = ring[:, :pos]
 
     def _keep_ranks(self, ranks: IntArray) -> None:
         """Put the window's ``ranks`` (in arrival order) where the ring holds its values."""
