@@ -338,8 +338,11 @@ class KeyState:
     """The detector fired and its key has not been quiet for ``resolve_after``
     observations since: an incident may be open on it."""
     saved: bytes | None = None
-    """The detector's snapshot as JSON bytes while it is unchanged since then (not
-    state): ``feed_column`` puts the detector back from it when a batch fires."""
+    """The detector's snapshot as JSON bytes, set by ``to_state`` for its caller (the
+    snapshot code reads it and drops it: kept until the next batch, a copy per key
+    doubled the state in memory, and orjson's output holds its whole growth buffer);
+    ``feed_column`` puts the detector back from it, or from its own copy, when a batch
+    fires."""
     fed: list[Any] | None = None
     """Values fed since the last state report, the next delta
     (:mod:`pipeline.core.journal`); None while no full record of the key is logged
@@ -402,7 +405,7 @@ class KeyState:
 
     def to_state(self) -> dict[str, Any]:
         detector = dict(self.detector.to_state())
-        self.saved = memoryview(orjson.dumps(detector)).tobytes()  # orjson over-allocates
+        self.saved = orjson.dumps(detector)
         return {
             "detector": detector,
             "last_seen": self.last_seen,

@@ -157,6 +157,8 @@ def changed_entries(
     for key in list(part.dirty_keys):
         state = part.key_state(key)
         out[key.state_key()] = None if state is None else key_entry(part, state, quarantine)
+        if state is not None:
+            state.saved = None  # a copy of the entry, kept would double the state in memory
     for name in part.dirty:
         out[name] = entry_of(part, name, quarantine)
     part.dirty_keys.clear()
@@ -211,6 +213,7 @@ def report_changes(part: Partition, quarantine: Quarantine | None = None) -> Rep
             state.key_id = part.key_ids
             part.key_ids += 1
         base = len(state.saved or b"")
+        state.saved = None  # a copy of the entry, kept would double the state in memory
         state.mark_logged(state.key_id, base)
         report.ids[name] = state.key_id
         if base <= DETECTOR_ENTRY_BYTES:  # a new key's, mostly: one record for them all
@@ -419,8 +422,8 @@ def _replay_deltas(
     key_state.detector = replay_values(
         key_state.detector, key_state.monitor.detector, base["detector"], values
     )
-    saved = memoryview(orjson.dumps(base["detector"])).tobytes()  # orjson over-allocates
-    key_state.saved = None if values else saved
+    saved = orjson.dumps(base["detector"])
+    key_state.saved = None  # not kept: a copy per restored key doubled the state in memory
     for _journal, _values, fields in deltas:
         key_state.apply_fields(fields)
     key_state.mark_logged(key_id, len(saved))
