@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import math
+import tracemalloc
 import zlib
 from collections import deque
 from decimal import Decimal
@@ -360,6 +362,40 @@ class TestBatchPath:
         with pytest.raises((TypeError, ValueError)):
             ks.update_many([1.0, 2.0, None])  # type: ignore[list-item]
         assert ks.to_state() == sequential(ks._get_params(), [1.0, 2.0])[1].to_state()
+
+
+class TestMemory:
+    """What a detector holds (docs/architecture.md, "State": samples as float64 arrays,
+    one copy each, allocated with their first value)."""
+
+    def test_a_fresh_detector_holds_no_sample_buffer(self) -> None:
+        ks = KSWindow(window_size=500, reference_size=3000, stride=20)
+        assert ks._ring.size == 0 and ks._ref.size == 0 and ks._learn is None
+        assert ks._rank_ring is None
+
+    def test_each_sample_is_one_float64_array(self) -> None:
+        ks = KSWindow(window_size=50, reference_size=300, stride=5)
+        ks.update_many(np.random.default_rng(0).normal(size=400))
+        assert ks._ref.dtype == np.float64 and ks._ref.size == 300
+        assert not ks._ref.flags.writeable  # shared by the packed-reference cache
+        assert ks._ring.dtype == np.float64 and ks._ring.size == 50 and ks._learn is None
+        assert ks._rank_ring is not None and ks._rank_ring.nbytes == 2 * 50 * 2  # int16
+
+    def test_a_restored_default_window_holds_its_samples_and_little_else(self) -> None:
+        ks = KSWindow(window_size=500, reference_size=3000, stride=20)
+        ks.update_many(np.random.default_rng(1).normal(50.0, 10.0, 3600).round(6))
+        snapshot = json.loads(json.dumps(ks.to_state()))
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            again = KSWindow.from_state(snapshot)
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert again.to_state() == ks.to_state()
+        assert held < 8 * 3500 + 4096  # the 3,500 float64 values, and under 4 KiB besides
 
 
 class TestSnapshots:
