@@ -406,15 +406,16 @@ def report(
         f"{ratio:.2f}x (target >= {TARGET_SPEED_RATIO}x): {verdict(ratio >= TARGET_SPEED_RATIO)}"
     )
     first = cold[0]
-    extra = (last["cpu_s"] - first["cpu_s"]) / (last["models"] - first["models"])
-    allowed = (first["cpu_s"] / TARGET_SPEED_RATIO - first["cpu_s"]) / (
-        last["models"] - first["models"]
-    )
-    print(
-        f"  (a model's own CPU cost, the same events over {last['models']:,} models rather "
-        f"than {first['models']}: {extra * 1e3:.2f} ms per model; the target allows "
-        f"{allowed * 1e3:.2f} ms)"
-    )
+    if last["models"] != first["models"]:  # one size (--sizes 4): no difference to take
+        extra = (last["cpu_s"] - first["cpu_s"]) / (last["models"] - first["models"])
+        allowed = (first["cpu_s"] / TARGET_SPEED_RATIO - first["cpu_s"]) / (
+            last["models"] - first["models"]
+        )
+        print(
+            f"  (a model's own CPU cost, the same events over {last['models']:,} models "
+            f"rather than {first['models']}: {extra * 1e3:.2f} ms per model; the target "
+            f"allows {allowed * 1e3:.2f} ms)"
+        )
     per_model, no_join = memory["per_model"], memory["no_join"]
     owned = sum(size for _count, size, _snap in kinds.values())  # detector kinds only
     print(
