@@ -401,12 +401,15 @@ def report(
     last = cold[-1]
     ratio = (last["events"] / last["cpu_s"]) / base
     print("targets (issue 13):")
-    print(
-        f"- events per CPU-s at {last['models']:,} models / at {cold[0]['models']} = "
-        f"{ratio:.2f}x (target >= {TARGET_SPEED_RATIO}x): {verdict(ratio >= TARGET_SPEED_RATIO)}"
-    )
     first = cold[0]
-    if last["models"] != first["models"]:  # one size (--sizes 4): no difference to take
+    if last["models"] == first["models"]:  # one size (--sizes 4): no ratio to take
+        print("- events per CPU-s: one size run, no ratio")
+    else:
+        print(
+            f"- events per CPU-s at {last['models']:,} models / at {first['models']} = "
+            f"{ratio:.2f}x (target >= {TARGET_SPEED_RATIO}x): "
+            f"{verdict(ratio >= TARGET_SPEED_RATIO)}"
+        )
         extra = (last["cpu_s"] - first["cpu_s"]) / (last["models"] - first["models"])
         allowed = (first["cpu_s"] / TARGET_SPEED_RATIO - first["cpu_s"]) / (
             last["models"] - first["models"]
