@@ -36,12 +36,15 @@ and ``stable`` unchanged series of ``stable_length`` observations. Classifier st
 request, so all their monitors run on every stream.
 
 Printed per kind and effect: recall within 1,000 observations of the change (the
-first alert on the changed signal), median delay in observations, alerts per detected
-change (repeats of one incident), and false alarms — every alert of a stable series,
-and every alert of a changed series before its change — per 10,000 observations of a
-watched series (the unit of ``target_arl0``) and per 10,000 events of a model. A row
-is ``met`` when recall >= 0.9 within 1,000 and the kind's false alarms <= 0.1 per
-10,000 observations per series. Never asserts anything.
+first alert on the changed signal), median delay in observations, firing alerts after
+the change per incident they opened (``incident_id``; 1.00 means no repeats), and false
+alarms — every firing alert of a stable series, and of a changed series before its
+change — per 10,000 observations of a watched series (the unit of ``target_arl0``) and
+per 10,000 events of a model. A target row is ``met`` when recall >= 0.9 within 1,000,
+the kind's false alarms <= 0.1 per 10,000 observations per series and one alert per
+incident; then ``met``/``MISSED`` per kind and overall. ``--save FILE`` keeps a run's
+report data; ``--combine FILE ...`` prints one report of saved runs. Never asserts
+anything.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """False alarms of ``token_entropy``'s learned ``h`` at ``target_arl0``, averaged over warm-ups.
 
-Run: ``python -m benchmarks.surprisal_arl [--target 1e5] [--series 100] [--reference 1000]``.
+Run: ``python -m benchmarks.surprisal_arl [--target 1e5] [--series 100] [--reference 1000]``
+``[--detector N --length L]``.
 
 The derived ``token_entropy`` monitor learns its CUSUM's ``h`` from its first 1,000
 responses (:func:`detectors.arl.empirical_cusum_h`). Checking that at an ARL0 of 1e5
@@ -15,7 +16,10 @@ deviation and ``h`` exactly as the detector does, then runs a two-sided CUSUM
 Printed: the learned ``h`` (mean, range), the alarms, and the ARL0 averaged over the
 series (all responses / all alarms: the false-alarm rate a fleet of series sees),
 with its 95 % interval; and the spread between warm-ups (each series' own ARL0 by
-the Markov chain on a 400,000-response sample of the true distribution). Never
+the Markov chain on a 400,000-response sample of the true distribution). With
+``--detector N``, also ``N`` series of ``L`` responses of token log-probabilities drawn
+as ``benchmarks.quality`` draws them (rounded to 4 decimals) through the real
+``TokenEntropy`` (reference 1,000, ``target_arl0``): its alarms after the warm-ups. Never
 asserts anything.
 """
 
@@ -31,6 +35,7 @@ import numpy.typing as npt
 
 from benchmarks.harness import machine_info
 from detectors.arl import empirical_cusum_h, markov_arl
+from detectors.token_entropy import TokenEntropy
 
 FloatArray = npt.NDArray[np.float64]
 ALLOWANCE = 0.5
@@ -51,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--series", type=int, default=100)
     parser.add_argument("--reference", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detector", type=int, default=0, help="series through the detector")
+    parser.add_argument("--length", type=int, default=41_000, help="responses per such series")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     n, m, steps = args.series, args.reference, int(4 * args.target)
@@ -103,6 +110,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     q = np.quantile(own, [0.05, 0.5, 0.95])
     print(f"each series' own ARL0 (Markov chain): 5 % {q[0]:,.0f}, median {q[1]:,.0f}, "
           f"95 % {q[2]:,.0f}")  # fmt: skip
+    if args.detector:
+        through_detector(args.detector, args.length, args.reference, args.target, args.seed)
+
+
+def _logprobs(rng: np.random.Generator, n: int) -> list[list[float]]:
+    """Token log-probabilities of ``n`` stable answers, as ``benchmarks.quality`` draws them."""
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.05:
+            values = np.round(-rng.exponential(0.3, size=3), 4)
+        else:
+            values = np.round(-rng.gamma(1.2, 1.6, size=int(rng.integers(8, 40))), 4)
+        out.append([min(0.0, float(x)) for x in values])
+    return out
+
+
+def through_detector(series: int, length: int, reference: int, target: float, seed: int) -> None:
+    alarms = 0
+    learned = []
+    for i in range(series):
+        detector = TokenEntropy(reference_size=reference, target_arl0=target)
+        alarms += len(detector.update_many(_logprobs(np.random.default_rng([seed, 2, i]), length)))
+        learned.append(detector.threshold)
+    exposure = series * (length - reference)
+    low, high = _poisson_interval(alarms)
+    print(
+        f"through TokenEntropy: {series} series of {length:,} responses, h "
+        f"{min(learned):.2f}-{max(learned):.2f}; alarms {alarms} in {exposure:,} after the "
+        f"warm-ups: ARL0 {exposure / max(alarms, 1):,.0f} "
+        f"(95 % {exposure / high:,.0f}-{exposure / low if low else math.inf:,.0f})"
+    )
 
 
 def _poisson_interval(count: int) -> tuple[float, float]:
