@@ -20,7 +20,6 @@ no clock), so two replays of the same input give byte-identical output.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +128,9 @@ class _Progress(LoopHooks):
 class ReplayOutcome:
     stats: RunStats
     snapshot: Snapshot
-    """Detector state at the end (starting snapshot + changes) and positions reached."""
+    """Detector state at the end (starting snapshot + changes) and positions reached;
+    with ``keep_state=False`` the positions only (and the entries of the starting
+    snapshot, untouched)."""
     processor_stats: dict[str, int] = field(default_factory=dict)
 
 
@@ -142,20 +143,29 @@ def run_replay(
     initial: Snapshot | None = None,
     topic_kinds: Mapping[str, str] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    keep_state: bool = True,
 ) -> ReplayOutcome:
     """Replay ``sources`` in order through one processor (state carries over from
     one source to the next); outputs go to ``sink``, which is not closed.
 
     Each source is closed once read. ``topic_kinds`` maps input topics to event
     kinds (default: the configured input topics; other topics and files are
-    decoded by each event's ``schema`` tag).
+    decoded by each event's ``schema`` tag). ``keep_state=False``: the end state
+    is not gathered into ``outcome.snapshot`` (nothing will save it): gathering
+    takes a snapshot of every key at once, as large as the state itself (~180 KiB
+    per warmed model of the default set), which made it the largest part of a
+    replay's peak memory over many warmed models.
     """
     settings = force_dry_run(settings)
     processor = Processor(
         settings, settings.topics.inputs() if topic_kinds is None else topic_kinds
     )
     processor.monitor.observer = observer
-    snapshot = copy.deepcopy(initial) if initial is not None else Snapshot()
+    # The caller's snapshot is not changed: its partition and position maps are
+    # copied, and its entries are only read (``Snapshot.apply`` replaces an entry,
+    # never edits one), so they are shared rather than deep-copied (a second copy
+    # of a large state).
+    snapshot = Snapshot() if initial is None else initial.copy()
     store = SnapshotStore(snapshot, processor)
     delivery = Delivery.at_least_once(ReplaySink(sink))
     hooks = _Progress(on_batch) if on_batch is not None else None
@@ -172,10 +182,11 @@ def run_replay(
         total.events += stats.events
         total.alerts += stats.alerts
         total.dead_letters += stats.dead_letters
-    store.settle()
-    # State a restore changed without a record (a layout migrated on load).
-    for partition in sorted(snapshot.partitions):
-        snapshot.apply(partition, processor.changed_state(partition))
+    if keep_state:
+        store.settle()
+        # State a restore changed without a record (a layout migrated on load).
+        for partition in sorted(snapshot.partitions):
+            snapshot.apply(partition, processor.changed_state(partition))
     return ReplayOutcome(total, snapshot, dict(processor.stats))
 
 
@@ -198,7 +209,13 @@ def replay(
     plan.output("--output", output).output("--dead-letters", dead_letters).check()
     sink = JsonlSink({"alert": output, "rollback": output, "dead_letter": dead_letters})
     try:
-        outcome = run_replay(settings, (JsonlSource(path) for path in inputs), sink, topic_kinds={})
+        outcome = run_replay(
+            settings,
+            (JsonlSource(path) for path in inputs),
+            sink,
+            topic_kinds={},
+            keep_state=False,  # nothing saves it
+        )
     finally:
         sink.close()
     return outcome.stats

@@ -138,6 +138,7 @@ def run_command(args: argparse.Namespace) -> int:
             initial=initial,
             alerts_path=_alerts_path(Path(args.alerts), i, len(configs)) if args.alerts else None,
             progress=args.progress,
+            keep_state=bool(args.state_out) and i == 0,  # only --state-out reads it
         )
         bt.runs.append(run)
         events = run.outcome.stats.events

@@ -123,10 +123,13 @@ def run_backtest(
     alerts_path: Path | None = None,
     progress: bool | None = None,
     max_points: int = 512,
+    keep_state: bool = True,
 ) -> BacktestRun:
     """Replay ``inputs`` with ``config`` through the sidecar's path and score it.
 
-    ``progress`` None: a progress bar when stderr is a terminal.
+    ``progress`` None: a progress bar when stderr is a terminal. ``keep_state``
+    False: the end state is not gathered (``run_replay``), for a run whose state
+    nobody saves.
     """
     import time
 
@@ -154,7 +157,13 @@ def run_backtest(
             bar.total = None if None in counts else sum(c or 0 for c in counts)
         started = time.perf_counter()
         outcome = run_replay(
-            config.settings, sources, sink, observer=tracer, initial=initial, on_batch=bar.update
+            config.settings,
+            sources,
+            sink,
+            observer=tracer,
+            initial=initial,
+            on_batch=bar.update,
+            keep_state=keep_state,
         )
         elapsed = time.perf_counter() - started
         bar.close()

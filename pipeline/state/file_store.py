@@ -64,6 +64,14 @@ class Snapshot:
         if positions:
             self.positions.setdefault(partition, {}).update(positions)
 
+    def copy(self) -> Snapshot:
+        """A snapshot that ``apply`` can change without changing this one: the maps
+        are copied, the entries (never edited in place, only replaced) shared."""
+        return Snapshot(
+            partitions={p: dict(entries) for p, entries in self.partitions.items()},
+            positions={p: dict(offsets) for p, offsets in self.positions.items()},
+        )
+
     def to_json(self) -> bytes:
         return orjson.dumps(
             {

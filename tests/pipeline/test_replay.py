@@ -149,3 +149,29 @@ class TestRunReplay:
         run_replay(settings, [MemorySource(records)], one)
         run_replay(settings, [MemorySource(records[:cut]), MemorySource(records[cut:])], two)
         assert _alerts(one) == _alerts(two)
+
+    def test_the_starting_snapshot_is_left_as_it_was(self) -> None:
+        # the replay shares the starting entries (not a deep copy): it must never
+        # edit one, whatever it restores (the default set's detectors, join pages)
+        settings = parse_settings(
+            {"default_model": {"features": {"amount": "numeric"}, "classes": ["a", "b"]}},
+            environ={},
+        )
+        records = _records(3000)
+        start = run_replay(settings, [MemorySource(records[:1500])], MemorySink()).snapshot
+        assert any(k.startswith("join:") for k in start.partitions[0])
+        before = orjson.dumps(start.partitions, option=orjson.OPT_NON_STR_KEYS)
+        run_replay(settings, [MemorySource(records[1500:])], MemorySink(), initial=start)
+        after = orjson.dumps(start.partitions, option=orjson.OPT_NON_STR_KEYS)
+        assert after == before
+        assert start.positions == {0: {"preds": 1500}}
+
+    def test_without_keeping_the_state_the_outputs_are_the_same(self) -> None:
+        settings = parse_settings({"default_model": {"monitors": MONITORS}}, environ={})
+        records = _records()
+        kept, dropped = MemorySink(), MemorySink()
+        full = run_replay(settings, [MemorySource(records)], kept)
+        lean = run_replay(settings, [MemorySource(records)], dropped, keep_state=False)
+        assert _alerts(kept) == _alerts(dropped) and len(_alerts(kept)) >= 2
+        assert lean.snapshot.positions == full.snapshot.positions == {0: {"preds": 6000}}
+        assert full.snapshot.partitions[0] and not lean.snapshot.partitions.get(0)
