@@ -6,6 +6,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from pipeline.core.fast_decode import decode_fast
 from pipeline.errors import DecodeError
 from pipeline.events import (
     VALUE_TAGS,
@@ -65,10 +66,14 @@ class Decoder:
     """Turns raw record bytes into events.
 
     ``kind=None`` decodes any input kind by its ``schema`` tag (files, mixed topics).
+    An event the fast path vouches for (:mod:`pipeline.core.fast_decode`) skips
+    pydantic's validation; every other one, and every refusal, goes through the
+    contract's models (``fast=False``: always, for comparisons).
     """
 
-    def __init__(self, max_event_bytes: int) -> None:
+    def __init__(self, max_event_bytes: int, *, fast: bool = True) -> None:
         self.max_event_bytes = max_event_bytes
+        self.fast = fast
 
     def decode(self, value: bytes, kind: str | None = None) -> InputEvent:
         if len(value) > self.max_event_bytes:
@@ -76,6 +81,10 @@ class Decoder:
                 "oversized",
                 f"payload is {len(value)} bytes, the limit is {self.max_event_bytes}",
             )
+        if self.fast:
+            fast = decode_fast(value, kind)
+            if fast is not None:
+                return fast
         adapter = _ANY if kind is None else _BY_KIND[kind]
         try:
             event: InputEvent = adapter.validate_json(value)
