@@ -183,30 +183,22 @@ def encode_page(store: JoinStore, page: int) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------- reading
-def _unpack(text: object, dtype: str, n: int, where: str) -> np.ndarray:
+def _unbase64(text: object, where: str) -> bytes:
     if not isinstance(text, str):
         raise ValueError(f"join page: {where} is not a string")
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
+        # what base64.b64decode(validate=True) does, without its Python layers
+        return binascii.a2b_base64(text, strict_mode=True)
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise ValueError(f"join page: {where} is not base64") from exc
-    if len(raw) != np.dtype(dtype).itemsize * n:
+
+
+def _raw(text: object, itemsize: int, n: int, where: str) -> bytes:
+    """The bytes of a packed column of ``n`` values of ``itemsize`` bytes."""
+    raw = _unbase64(text, where)
+    if len(raw) != itemsize * n:
         raise ValueError(f"join page: {where} holds {len(raw)} bytes, not {n} values")
-    return np.frombuffer(raw, dtype=dtype)
-
-
-def _unpack_codes(text: object, n: int, table: list[Any], where: str) -> np.ndarray:
-    dtype = "<u2" if isinstance(text, str) and len(base64.b64decode(text)) == 2 * n else "<u4"
-    codes = _unpack(text, dtype, n, where).astype(np.int64)
-    if len(codes) and int(codes.max()) >= max(len(table), 1):
-        raise ValueError(f"join page: {where} names a value its table does not have")
-    return codes
-
-
-def _model_codes(table: Interned, local: list[Any], codes: np.ndarray) -> np.ndarray:
-    lut = np.array([table.code(value) for value in local] or [0], dtype=np.int64)
-    out: np.ndarray = lut[codes]
-    return out
+    return raw
 
 
 def _outcome(value: Any, where: str) -> Any:
@@ -215,15 +207,115 @@ def _outcome(value: Any, where: str) -> Any:
     raise ValueError(f"join page: {where} holds {value!r}, not a class or flag")
 
 
+class _Pages:
+    """A model's pages read as one run of rows: each column is decoded from every
+    page's text and joined into one array, and page-local codes are turned into the
+    model's codes through one table per kind, pages side by side (a restore of
+    thousands of models reads tens of thousands of pages: per-page numpy calls on a
+    few rows each were most of its time)."""
+
+    def __init__(self, ordered: list[tuple[int, dict[str, Any]]], store: JoinStore) -> None:
+        self.pages = [page for page, _ in ordered]
+        self.states = [state for _, state in ordered]
+        self.rows = [int(state["rows"]) for state in self.states]
+        self.total = sum(self.rows)
+        self.items: list[dict[str, dict[str, Any]]] = []
+        self.luts: dict[str, list[list[int]]] = {"values": [], "versions": [], "segments": []}
+        self.sizes: dict[str, list[int]] = {"values": [], "versions": [], "segments": []}
+        for page, state in ordered:
+            if state.get("version") != 2:
+                raise ValueError(f"join page {page}: version {state.get('version')!r} unsupported")
+            where = f"page {page}"
+            tables = {
+                "values": [_outcome(v, f"{where} values") for v in state["values"]],
+                "versions": [str(v) for v in state["versions"]],
+                "segments": [tuple((str(k), v) for k, v in s) for s in state.get("segments", [])],
+            }
+            items = {str(item["name"]): item for item in state["variants"]}
+            self.items.append(items)
+            # The model's tables number values in the order pages first use them
+            # (classes by a variant or a label, versions and segments by a variant).
+            used = {
+                "values": bool(items) or "label" in state,
+                "versions": bool(items),
+                "segments": any("segment" in item for item in items.values()),
+            }
+            for kind, table in (
+                ("values", store.values),
+                ("versions", store.versions),
+                ("segments", store.segments),
+            ):
+                local = tables[kind]
+                lut = [table.code(v) for v in local] if used[kind] else []
+                self.luts[kind].append(lut or [0])
+                self.sizes[kind].append(len(local))
+
+    def page_of(self, row: int) -> int:
+        ends = np.cumsum(self.rows)
+        return self.pages[int(np.searchsorted(ends, row, side="right"))]
+
+    def column(self, texts: list[object], dtype: str, names: list[str]) -> np.ndarray:
+        """Packed columns of each page (None: zeros) as one array."""
+        itemsize = np.dtype(dtype).itemsize
+        chunks = [
+            bytes(itemsize * n) if text is None else _raw(text, itemsize, n, name)
+            for text, n, name in zip(texts, self.rows, names, strict=True)
+        ]
+        return np.frombuffer(b"".join(chunks), dtype=dtype)
+
+    def codes(self, texts: list[object], kind: str, names: list[str]) -> np.ndarray:
+        """Code columns of each page (2 or 4 bytes a code; None: code 0) in the
+        model's codes of ``kind``."""
+        local: list[np.ndarray] = []
+        for text, n, name, size in zip(texts, self.rows, names, self.sizes[kind], strict=True):
+            if text is None:
+                local.append(np.zeros(n, np.int64))
+                continue
+            raw = _unbase64(text, name)
+            dtype = "<u2" if len(raw) == 2 * n else "<u4"
+            if len(raw) != np.dtype(dtype).itemsize * n:
+                raise ValueError(f"join page: {name} holds {len(raw)} bytes, not {n} values")
+            codes = np.frombuffer(raw, dtype=dtype)
+            if n and int(codes.max()) >= max(size, 1):
+                raise ValueError(f"join page: {name} names a value its table does not have")
+            local.append(codes)
+        joined = np.concatenate(local).astype(np.int64) if local else np.zeros(0, np.int64)
+        luts = [
+            lut if text is not None else [0]
+            for lut, text in zip(self.luts[kind], texts, strict=True)
+        ]
+        return self._mapped(joined, luts, np.ones(len(joined), bool))
+
+    def _mapped(self, local: np.ndarray, luts: list[list[int]], rows: np.ndarray) -> np.ndarray:
+        """``local[rows]`` (each a code of its page's table) as the model's codes."""
+        starts = np.cumsum([0] + [len(lut) for lut in luts[:-1]], dtype=np.int64)
+        offsets = np.repeat(starts, self.rows)[rows]
+        table = np.fromiter((c for lut in luts for c in lut), np.int64)
+        out: np.ndarray = table[local + offsets] if len(local) else local
+        return out
+
+    def classes(self, value: np.ndarray, coded: np.ndarray, what: str, code: str) -> None:
+        """Turn the class codes of ``value`` (rows ``coded``) into the model's codes."""
+        local = value[coded].astype(np.int64)
+        if not len(local):
+            return
+        sizes = np.repeat(np.array(self.sizes["values"], np.int64), self.rows)[coded]
+        bad = (local >= sizes) | (local < 0)
+        if bad.any():
+            row = int(np.flatnonzero(coded)[int(np.argmax(bad))])
+            raise ValueError(
+                f"join page {self.page_of(row)}{what}: a {code} code its table does not have"
+            )
+        value[coded] = self._mapped(local, self.luts["values"], coded)
+
+
 def decode_pages(pages: Iterable[tuple[int, dict[str, Any]]], next_number: int | None) -> JoinStore:
     """A model's store from its version 2 pages ((page number, state) in any order).
     ``next_number``: the creation number of the next request (the model entry's
     ``join_next``), for a model whose pages are all gone."""
     ordered = sorted(pages, key=lambda p: p[0])
     store = JoinStore()
-    total = 0
     expected: int | None = None
-    parts: list[dict[str, Any]] = []
     for page, state in ordered:
         first, n = int(state["first"]), int(state["rows"])
         # Rows leave at the oldest end only: the oldest page may have lost its first
@@ -231,113 +323,85 @@ def decode_pages(pages: Iterable[tuple[int, dict[str, Any]]], next_number: int |
         if n < 1 or first < page or (expected is not None and not first == page == expected):
             raise ValueError(f"join page {page}: rows {first}..{first + n - 1} do not follow on")
         expected = first + n
-        parts.append(_read_page(store, page, state, n))
-        total += n
+    run = _Pages(ordered, store)
+    where = [f"page {page}" for page in run.pages]
+    states = run.states
+    total = run.total
     capacity = max(16, total)
     store.capacity = capacity
     store.size = total
-    store.base = parts[0]["first"] if parts else (next_number or 0)
-    store.hashes = _joined_column(parts, "hash", np.uint64, capacity)
-    store.flags = _joined_column(parts, "flags", np.uint8, capacity)
+    store.base = int(states[0]["first"]) if states else (next_number or 0)
+    hashes = run.column([s["hash"] for s in states], "<u8", [f"{w} hash" for w in where])
+    flags = run.column([s["flags"] for s in states], "u1", [f"{w} flags" for w in where])
+    store.hashes = _filled(hashes, np.uint64, capacity)
+    store.flags = _filled(flags, np.uint8, capacity)
     names: list[str] = []
-    for part in parts:
-        names.extend(name for name in part["variants"] if name not in names)
+    for items in run.items:
+        names.extend(name for name in items if name not in names)
     for name in names:
-        segmented = any(
-            name in p["variants"] and p["variants"][name]["segment"] is not None for p in parts
-        )
+        its = [items.get(name) for items in run.items]
+        at = [f"{w} variant {name!r}" for w in where]
+        segmented = any(item is not None and "segment" in item for item in its)
         k = store.variant(name, segmented)
         columns = store.variants[k]
+        vflags = run.column(
+            [None if i is None else i["flags"] for i in its], "u1", [f"{a} flags" for a in at]
+        )
+        value = run.column(
+            [None if i is None else i["value"] for i in its], "<f8", [f"{a} value" for a in at]
+        )
+        value = value.astype(np.float64)
+        coded = (vflags & (PRESENT | CODE)) == (PRESENT | CODE)
+        run.classes(value, coded, f" variant {name!r}", "class")
+        decoded = {
+            "flags": vflags,
+            "value": value,
+            "version": run.codes(
+                [None if i is None else i["version"] for i in its],
+                "versions",
+                [f"{a} version" for a in at],
+            ),
+            "at": run.column(
+                [None if i is None else i["at"] for i in its], "<i8", [f"{a} at" for a in at]
+            ),
+        }
+        if columns.segment is not None:
+            decoded["segment"] = run.codes(
+                [i.get("segment") if i else None for i in its],
+                "segments",
+                [f"{a} segment" for a in at],
+            )
         for column in columns.columns():
-            dtype = getattr(columns, column).dtype
-            pieces = [
-                p["variants"][name][column]
-                if name in p["variants"] and p["variants"][name][column] is not None
-                else np.zeros(p["rows"], dtype)
-                for p in parts
-            ]
-            setattr(columns, column, _concat(pieces, dtype, capacity))
-    if any(p["label"] is not None for p in parts):
-        store.label_value = _concat(
-            [p["label"][0] if p["label"] else np.zeros(p["rows"]) for p in parts],
-            np.float64,
-            capacity,
+            setattr(
+                columns, column, _filled(decoded[column], getattr(columns, column).dtype, capacity)
+            )
+    labelled = [s.get("label") for s in states]
+    if any(label is not None for label in labelled):
+        label_value = run.column(
+            [None if label is None else label["value"] for label in labelled],
+            "<f8",
+            [f"{w} label" for w in where],
+        ).astype(np.float64)
+        has_label = np.repeat(np.array([label is not None for label in labelled]), run.rows)
+        coded = ((flags & (LABEL | LABEL_CODE)) == (LABEL | LABEL_CODE)) & has_label
+        run.classes(label_value, coded, "", "label")
+        store.label_value = _filled(label_value, np.float64, capacity)
+        label_at = run.column(
+            [None if label is None else label["at"] for label in labelled],
+            "<i8",
+            [f"{w} label at" for w in where],
         )
-        store.label_at = _concat(
-            [p["label"][1] if p["label"] else np.zeros(p["rows"], np.int64) for p in parts],
-            np.int64,
-            capacity,
-        )
-    for page, _state in ordered:
+        store.label_at = _filled(label_at, np.int64, capacity)
+    for page in run.pages:
         store.pages.append(page)
     store._reindex(0)
     store._intern_limit = max(256, 2 * max(len(store.values), len(store.versions)))
     return store
 
 
-def _read_page(store: JoinStore, page: int, state: dict[str, Any], n: int) -> dict[str, Any]:
-    if state.get("version") != 2:
-        raise ValueError(f"join page {page}: version {state.get('version')!r} unsupported")
-    where = f"page {page}"
-    values = [_outcome(v, f"{where} values") for v in state["values"]]
-    versions = [str(v) for v in state["versions"]]
-    segments = [tuple((str(k), v) for k, v in s) for s in state.get("segments", [])]
-    flags = _unpack(state["flags"], "u1", n, f"{where} flags")
-    variants: dict[str, dict[str, Any]] = {}
-    for item in state["variants"]:
-        name = str(item["name"])
-        at = f"{where} variant {name!r}"
-        vflags = _unpack(item["flags"], "u1", n, f"{at} flags")
-        value = _unpack(item["value"], "<f8", n, f"{at} value").astype(np.float64)
-        coded = (vflags & (PRESENT | CODE)) == (PRESENT | CODE)
-        local = value[coded].astype(np.int64)
-        if len(local) and (int(local.max()) >= len(values) or int(local.min()) < 0):
-            raise ValueError(f"join {at}: a class code its table does not have")
-        value[coded] = _model_codes(store.values, values, local)
-        version = _model_codes(
-            store.versions, versions, _unpack_codes(item["version"], n, versions, f"{at} version")
-        )
-        segment = None
-        if "segment" in item:
-            local_segments = _unpack_codes(item["segment"], n, segments, f"{at} segment")
-            segment = _model_codes(store.segments, segments, local_segments)
-        variants[name] = {
-            "flags": vflags,
-            "value": value,
-            "version": version,
-            "at": _unpack(item["at"], "<i8", n, f"{at} at"),
-            "segment": segment,
-        }
-    label = None
-    if "label" in state:
-        label_value = _unpack(state["label"]["value"], "<f8", n, f"{where} label").astype(
-            np.float64
-        )
-        coded = (flags & (LABEL | LABEL_CODE)) == (LABEL | LABEL_CODE)
-        local = label_value[coded].astype(np.int64)
-        if len(local) and (int(local.max()) >= len(values) or int(local.min()) < 0):
-            raise ValueError(f"join {where}: a label code its table does not have")
-        label_value[coded] = _model_codes(store.values, values, local)
-        label = (label_value, _unpack(state["label"]["at"], "<i8", n, f"{where} label at"))
-    return {
-        "first": int(state["first"]),
-        "rows": n,
-        "hash": _unpack(state["hash"], "<u8", n, f"{where} hash"),
-        "flags": flags,
-        "variants": variants,
-        "label": label,
-    }
-
-
-def _joined_column(parts: list[dict[str, Any]], name: str, dtype: Any, capacity: int) -> np.ndarray:
-    return _concat([p[name] for p in parts], dtype, capacity)
-
-
-def _concat(pieces: list[np.ndarray], dtype: Any, capacity: int) -> np.ndarray:
+def _filled(joined: np.ndarray, dtype: Any, capacity: int) -> np.ndarray:
     out = np.zeros(capacity, dtype)
-    if pieces:
-        joined = np.concatenate(pieces).astype(dtype)
-        out[: len(joined)] = joined
+    out[: len(joined)] = joined.astype(dtype)
     return out
 
 

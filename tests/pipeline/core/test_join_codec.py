@@ -282,3 +282,41 @@ def test_small_pages_number_their_codes_as_large_ones_do(pieces: list[list[int]]
         join_codec._SMALL = saved
     assert small_table == large_table
     assert [c.tolist() for c in small_codes] == [c.tolist() for c in large_codes]
+
+
+class TestManyPages:
+    """Pages are decoded together (one array per column, page-local codes mapped
+    side by side): pages that number their classes and versions differently, a
+    variant one page lacks, labels on some pages only."""
+
+    def _buffer(self) -> JoinBuffer:
+        buffer = JoinBuffer()
+        counters = dict.fromkeys(COUNTERS, 0)
+        kw: dict[str, Any] = {"ttl": 10**9, "max_pending": 99, "classification": None}
+        add = buffer.add_prediction
+        add("r0", "production", "1", "a", 1, None, batch=0, counters=counters, **kw)
+        add("r1", "production", "2", "b", 2, None, batch=0, counters=counters, **kw)
+        add("r2", "production", "2", "c", 3, None, batch=1, counters=counters, **kw)  # c first
+        add("r3", "shadow", "1", "b", 4, None, batch=1, counters=counters, **kw)
+        add("r4", "shadow", "3", 0.5, 5, None, batch=2, counters=counters, **kw)
+        buffer.add_label("r3", "a", 6, batch=2, counters=counters, **kw)
+        add("r5", "production", "1", True, 7, None, batch=3, counters=counters, **kw)
+        assert len(buffer.pages) == 4
+        return buffer
+
+    def test_decoded_together_they_write_the_same_pages(self) -> None:
+        buffer = self._buffer()
+        pages = [(p, buffer.page_state(p)) for p in buffer.pages]
+        restored = JoinBuffer(decode_pages([(p, s) for p, s in pages if s is not None], None))
+        assert [(p, restored.page_state(p)) for p in restored.pages] == pages
+        for page in reversed(pages):  # in any order
+            assert page in [(p, restored.page_state(p)) for p in restored.pages]
+
+    def test_a_bad_class_code_names_its_page(self) -> None:
+        buffer = self._buffer()
+        pages = [(p, buffer.page_state(p)) for p in buffer.pages]
+        page, state = pages[1]
+        assert state is not None
+        state = {**state, "values": state["values"][:1]}  # its codes 1.. now point nowhere
+        with pytest.raises(ValueError, match=f"join page {page} variant .*class code"):
+            decode_pages([pages[0], (page, state)], None)  # type: ignore[list-item]
