@@ -254,6 +254,36 @@ def child_warm(models: int, events: int, workdir: Path, *, labels: bool) -> dict
     }
 
 
+def child_sidecar_restore(models: int, workdir: Path) -> dict[str, Any]:
+    """Peak RSS of a sidecar's restore of ``models`` warmed models (with their label
+    join): the changelog records of their entries read whole (as ``read_partition``
+    gives them), decoded and restored through the loop's store and processor."""
+    from pipeline.runtime.stores import ChangelogStore
+    from pipeline.state.changelog import encode_entry
+
+    template = warm_template(workdir)
+    records: list[tuple[bytes | None, bytes | None]] = []
+    for key, state in cloned(template, models).items():
+        raw_key, raw_value = encode_entry(0, key, state, {"t": 0}, None)
+        records.append((raw_key, raw_value))
+    state_bytes = sum(len(v or b"") for _k, v in records)
+    del template
+    gc.collect()
+    before = peak_rss()
+    processor = Processor(settings_for(models), {})
+    started = time.perf_counter()
+    snapshot = ChangelogStore(lambda _p: records).load(0)
+    processor.restore(0, snapshot.entries, snapshot.tail, release=True)
+    restore_s = time.perf_counter() - started
+    return {
+        "models": models,
+        "state_bytes": state_bytes,
+        "before_rss": before,
+        "peak_rss": peak_rss(),
+        "restore_s": restore_s,
+    }
+
+
 def child_memory(workdir: Path) -> dict[str, Any]:
     """Traced bytes per warmed model (processor) and per detector kind; snapshot bytes
     per detector kind."""
@@ -364,6 +394,7 @@ def report(
     memory: dict[str, Any],
     events: int,
     join: dict[str, Any],
+    sidecar: dict[str, Any],
 ) -> None:
     info = machine_info()
     print(
@@ -457,6 +488,16 @@ def report(
             f"- peak RSS with {n:,} warmed models {mib(peak)} ({what}){how} (target <= "
             f"{mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): {verdict(at_target <= TARGET_WARM_RSS)}"
         )
+    n, held = sidecar["models"], sidecar["peak_rss"] - process
+    at_target = process + held * TARGET_MODELS / n
+    how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
+    print(
+        f"- peak RSS of a sidecar restoring {n:,} warmed models from their changelog "
+        f"records ({mib(sidecar['state_bytes'])} of them, read whole, decoded, restored) "
+        f"{mib(sidecar['peak_rss'])}, {kib(held / n)} per model over the process{how} "
+        f"(target <= {mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): "
+        f"{verdict(at_target <= TARGET_WARM_RSS)}"
+    )
     warm = warms[0]
     print(
         f"- restore of one partition holding {warm['models']:,} warmed models "
@@ -490,7 +531,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--child",
-        choices=("cold", "warm", "warm-nolabels", "memory", "join"),
+        choices=("cold", "warm", "warm-nolabels", "memory", "join", "sidecar-restore"),
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--models", type=int, help=argparse.SUPPRESS)
@@ -509,6 +550,8 @@ def main(argv: list[str] | None = None) -> None:
             result = child_warm(args.models, args.events, workdir, labels=False)
         elif args.child == "join":
             result = join_state.measure()
+        elif args.child == "sidecar-restore":
+            result = child_sidecar_restore(args.models, workdir)
         else:
             result = child_memory(workdir)
         print(json.dumps(result))
@@ -525,7 +568,8 @@ def main(argv: list[str] | None = None) -> None:
         small = run_child("cold", sizes[0], events, workdir, batch=sizes[0])
         warm_models = args.warm_models or (400 if args.quick else sizes[-1])
         warms = [run_child(k, warm_models, events, workdir) for k in ("warm", "warm-nolabels")]
-    report(cold, small, warms, memory, events, join)
+        sidecar = run_child("sidecar-restore", warm_models, 0, workdir)
+    report(cold, small, warms, memory, events, join, sidecar)
     if args.broker:
         from benchmarks import changelog
 

@@ -553,12 +553,18 @@ class Engine:
         return {} if part is None else all_entries(part, self.quarantine)
 
     def restore(
-        self, number: int, entries: dict[str, dict[str, Any]], tail: JournalTail | None = None
+        self,
+        number: int,
+        entries: dict[str, dict[str, Any]],
+        tail: JournalTail | None = None,
+        *,
+        release: bool = False,
     ) -> None:
         """Replace partition ``number`` by the one ``entries`` (and the deltas of
-        ``tail``) describe."""
+        ``tail``) describe; ``release``: ``entries`` is emptied as it is read
+        (``restore_partition``)."""
         self.partitions[number] = restore_partition(
-            number, entries, self.plan_for, self.quarantine, tail
+            number, entries, self.plan_for, self.quarantine, tail, release=release
         )
 
     def drop(self, number: int) -> None:

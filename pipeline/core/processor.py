@@ -215,16 +215,26 @@ class Processor:
         return report
 
     def restore(
-        self, partition: int, entries: dict[str, dict[str, Any]], tail: JournalTail | None = None
+        self,
+        partition: int,
+        entries: dict[str, dict[str, Any]],
+        tail: JournalTail | None = None,
+        *,
+        release: bool = False,
     ) -> None:
         """Load ``partition``'s state as read back from the changelog (full entries,
         and the deltas of ``tail``). Never raises for an entry: what cannot be read
-        is reset and reported (:mod:`pipeline.core.quarantine`)."""
+        is reset and reported (:mod:`pipeline.core.quarantine`). ``release``:
+        ``entries`` is emptied, each entry let go of once its component is rebuilt
+        (a restore then never holds all of a partition's decoded snapshots beside
+        the state built from them)."""
         rest = self.decoder.restore(partition, entries)
+        if release:
+            entries.clear()
         for key, exc in self.decoder.restore_failures:
             self.engine.quarantine.record("restore", key, exc)
         self.decoder.restore_failures.clear()
-        self.engine.restore(partition, rest, tail)
+        self.engine.restore(partition, rest, tail, release=release)
 
     def drain_notices(self) -> list[Notice]:
         """Keys quarantined since the last call, each key and stage once: the runtime

@@ -264,12 +264,17 @@ def restore_partition(
     plan_for: PlanFor,
     quarantine: Quarantine | None = None,
     tail: JournalTail | None = None,
+    *,
+    release: bool = False,
 ) -> Partition:
     """The partition the entries describe, with the deltas of ``tail`` replayed
     into their detectors. Keys whose monitor is no longer configured are reported
     deleted; join entries of the older layouts are reported deleted and rewritten
     as version 2 pages. With a ``quarantine``, an entry that cannot be read back is
-    reset (see the module's docstring) instead of raising."""
+    reset (see the module's docstring) instead of raising. ``release``: each entry
+    is removed from ``entries`` once its component is rebuilt, so that a large
+    partition's decoded snapshots are not all held beside the state built from
+    them (``entries`` is empty at the end)."""
     tail = tail or JournalTail()
     part = Partition(number)
 
@@ -296,18 +301,24 @@ def restore_partition(
         return model
 
     joins = _Joins()
-    detector_entries: list[tuple[MonitorKey, dict[str, Any]]] = []
+    detector_entries: list[tuple[str, MonitorKey, dict[str, Any]]] = []
     for text, state in entries.items():
         if text == META:
             continue
         try:
             kind, parts = parse(text)
             if kind == "detector":
-                detector_entries.append((MonitorKey.from_state_key(text), state))
+                detector_entries.append((text, MonitorKey.from_state_key(text), state))
                 continue
             _restore_entry(part, text, kind, parts, state, model_of(str(parts[0])), joins)
         except Exception as exc:
             failed(text, exc)
+    for journal, size in tail.journals.items():
+        part.book.open(journal, size)
+        part.journal = max(part.journal, journal + 1)
+    for name, journal in tail.journaled.items():  # before the deltas (they add to it)
+        if name in entries:
+            part.book.depend(name, journal, latest=True)
     for model_id in sorted({*joins.pages, *joins.legacy, *joins.next}):
         model = part.models[model_id]
         pages = joins.pages.get(model_id, [])
@@ -326,17 +337,18 @@ def restore_partition(
             read = {*(join_page_key(model_id, p) for p, _ in pages), *(k for k, _ in legacy)}
             for entry_key in sorted(read):
                 failed(entry_key, exc)
+        if release:
+            for page, _state in joins.pages.pop(model_id, []):
+                entries.pop(join_page_key(model_id, page), None)
     for model in sorted(part.models.values(), key=lambda m: m.seq):
         if not model.known:
             part.unknown[model.model_id] = model
-    for journal, size in tail.journals.items():
-        part.book.open(journal, size)
-        part.journal = max(part.journal, journal + 1)
-    for name, journal in tail.journaled.items():  # before the deltas (they add to it)
-        if name in entries:
-            part.book.depend(name, journal, latest=True)
     restored: list[KeyState] = []
-    for key, state in detector_entries:
+    detector_entries.reverse()
+    while detector_entries:  # in entry order, each let go of once taken
+        text, key, state = detector_entries.pop()
+        if release:
+            del entries[text]
         plan = plan_for(key.model_id)
         monitor = None if plan is None else plan.resolve(key.signal, key.monitor_id)
         if plan is None or monitor is None:
@@ -355,6 +367,8 @@ def restore_partition(
             key_state.seq = _int_or(state, "seq", 0)
             part.dirty_keys.add(key)  # the fresh detector replaces the bad snapshot
         restored.append(key_state)
+    if release:
+        entries.clear()  # meta, models, policies...: read into the partition above
     for key_state in sorted(restored, key=lambda s: s.seq):
         part.add_key(key_state, model_of(key_state.key.model_id))
     return part

@@ -357,7 +357,12 @@ class Loop:
         started = time.monotonic()
         snapshot = self.store.load(partition)
         read = time.monotonic() - started
-        self.processor.restore(partition, snapshot.entries, snapshot.tail)
+        snapshot.read_entries = len(snapshot.entries)
+        deltas = sum(len(d) for d in snapshot.tail.deltas.values())
+        # The store's entries are the loop's own (a changelog just decoded, a copy of
+        # a snapshot's map): released as restored, so that they and the state built
+        # from them are not held in full together.
+        self.processor.restore(partition, snapshot.entries, snapshot.tail, release=True)
         self._log_quarantined()
         self.positions[partition] = dict(snapshot.positions)
         for topic, offset in snapshot.positions.items():
@@ -367,8 +372,8 @@ class Loop:
         log.info(
             "state_restored",
             partition=partition,
-            entries=len(snapshot.entries),
-            deltas=sum(len(d) for d in snapshot.tail.deltas.values()),
+            entries=snapshot.read_entries,
+            deltas=deltas,
             positions=snapshot.positions,
             skipped_records=snapshot.skipped,
             read_seconds=round(read, 3),

@@ -349,7 +349,7 @@ class SidecarHooks(LoopHooks):
         self.metrics.assigned_partitions.set(len(owned))
 
     def restored(self, partition: int, snapshot: PartitionSnapshot) -> None:
-        self.metrics.restored_keys.inc(len(snapshot.entries))
+        self.metrics.restored_keys.inc(snapshot.read_entries)
 
     def dead_letter(self, reason: str) -> None:
         self.metrics.dead_letters.labels(reason).inc()

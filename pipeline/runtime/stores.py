@@ -18,7 +18,7 @@ batch changed, tagged with the source positions they reflect:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from pipeline.core.journal import Report
@@ -74,6 +74,17 @@ class StateStore(Protocol):
         ...
 
 
+def _released(
+    records: list[tuple[bytes | None, bytes | None]],
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """``records`` in order, each dropped from the list once taken: a changelog read
+    whole is not held beside the state decoded from it."""
+    for i in range(len(records)):
+        record = records[i]
+        records[i] = (None, None)
+        yield record
+
+
 class ChangelogStore:
     """State in the compacted changelog: changelog partition ``p`` holds source
     partition ``p``'s entries and a position record (``pipeline.state.changelog``)."""
@@ -87,7 +98,7 @@ class ChangelogStore:
         """Partition -> key -> parts its latest value was split into."""
 
     def load(self, partition: int) -> PartitionSnapshot:
-        snapshot = decode_changelog(self.read(partition))
+        snapshot = decode_changelog(_released(self.read(partition)))
         self.parts[partition] = dict(snapshot.parts)
         return snapshot
 

@@ -179,6 +179,8 @@ class PartitionSnapshot:
     tail: JournalTail = field(default_factory=JournalTail)
     parts: dict[str, int] = field(default_factory=dict)
     """Key -> parts its latest value was split into (``pipeline.state.chunks``)."""
+    read_entries: int = 0
+    """How many entries the loop restored (it empties ``entries`` as it restores)."""
 
 
 class _Fold:
