@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from array import array
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from detectors._ks_knots import KnotReference, get_window_counts, pack_counts
+from detectors._ks_support import PACKED as _PACKED  # noqa: F401 (benchmarks.scale clears it)
+from detectors._ks_support import (
+    check_int,
+    count_terms,
+    float_array,
+    packed_reference,
+    scan_for_detection,
+)
 from detectors._parse import (
     FloatArray,
     get_bool,
@@ -34,6 +41,7 @@ _BATCH_MIN = 32
 """Fewer observations go through ``update`` one by one."""
 _EMPTY: FloatArray = np.empty(0, dtype=np.float64)
 _EMPTY.flags.writeable = False
+_EMPTY_COUNTS = np.empty((2, 0), dtype=np.int64)
 
 
 @register
@@ -67,24 +75,34 @@ class KSWindow(DriftDetector[float]):
         A fixed reference sample (finite numbers), only with ``mode="fixed"``.
     stride
         Test every ``stride`` observations.
+    reference_knots
+        None (exact) or q: once a fixed reference is full, keep only q + 1 of its
+        order statistics with their exact counts (``detectors._ks_knots``); its CDF
+        is then interpolated between them, within 1/q of the sample's, and so is D.
 
     Notes
     -----
-    Memory: the samples as float64 arrays and nothing else, ~8 bytes a value
-    (24.0 KiB + 3.9 KiB with the default set's m = 3,000, n = 500): a full fixed
-    reference is one sorted read-only array, a reference being learned a growing
-    ``array('d')``, the window (sliding mode: the last m + n values) one ring
-    allocated with its first value, so a detector that has seen nothing holds no
-    sample buffer. ``update_many``'s rank buffers live only during its call.
+    Memory, exact: the samples as float64 arrays and nothing else, ~8 bytes a value
+    (24.0 KiB + 3.9 KiB with m = 3,000, n = 500): a full fixed reference is one
+    sorted read-only array, a reference being learned a growing ``array('d')``, the
+    window (sliding mode: the last m + n values) one ring allocated with its first
+    value, so a detector that has seen nothing holds no sample buffer.
+    ``update_many``'s rank buffers live only during its call. With
+    ``reference_knots`` (the default set's q = 256): the knots (12 bytes each) and
+    the window as each value's two counts in the reference (2n int16), ~5 KiB; the
+    test reads nothing else. The critical value stays the two-sample test's for m
+    reference values (the reference is still a sample of that size).
 
-    Snapshots (version 2) pack both samples as base64 of little-endian float64
+    Snapshots (version 3) pack samples as base64 of little-endian float64
     (``detectors._parse.pack_floats``): exact, since every test compares values (a
     rounded value, float32 say, could tie or swap with another and change D), and
-    written without formatting decimals. That exactness is also why the samples stay
-    float64 in memory. A fixed reference is a multiset, stored sorted; once full it
-    is packed deflated, and a small process-wide cache (256 references) gives the
-    same text back until the next detection. Version 1 snapshots (JSON lists) still
-    restore.
+    written without formatting decimals. A fixed reference is a multiset, stored
+    sorted; once full it is packed deflated, and a small process-wide cache (256
+    references) gives the same text back until the next detection. With knots,
+    the knots and the window's counts (uint16) are written instead. Version 2 is
+    version 3 without knots; version 1 snapshots (JSON lists) still restore; a full
+    reference restored into a detector with ``reference_knots`` is summarised as its
+    own run would have.
 
     ``update`` writes each value into the ring and, when a test is due, sorts the
     window (n values) and searches it in the reference. ``update_many`` (same
@@ -110,13 +128,19 @@ class KSWindow(DriftDetector[float]):
     ...     if ks.drift_detected:
     ...         print(f"drift at index {i}, D={ks.statistic:.2f}, p={ks.p_value:.1e}")
     drift at index 1092, D=0.28, p=7.9e-04
+
+    The reference as 65 knots finds the same change, from 65 + 100 numbers:
+
+    >>> ks = KSWindow(alpha=0.001, reference_knots=64)
+    >>> [int(i) for i in ks.update_many(stream)]
+    [1092]
     """
 
     name: ClassVar[str] = "ks_window"
     column_path: ClassVar[bool] = True
     input_kind = "numeric"
-    state_version: ClassVar[int] = 2
-    upgradable_versions: ClassVar[frozenset[int]] = frozenset({1})
+    state_version: ClassVar[int] = 3
+    upgradable_versions: ClassVar[frozenset[int]] = frozenset({1, 2})
     threshold_param: ClassVar[str | None] = "alpha"
     threshold_increases_run_length: ClassVar[bool] = False
 
@@ -128,6 +152,7 @@ class KSWindow(DriftDetector[float]):
         mode: Mode = "fixed",
         baseline: Sequence[float] | None = None,
         stride: int = 1,
+        reference_knots: int | None = None,
     ) -> None:
         super().__init__()
         require(
@@ -135,11 +160,14 @@ class KSWindow(DriftDetector[float]):
             "alpha",
             f"must be a number in (0, 1), got {alpha!r}",
         )
-        _check_int(window_size, "window_size")
-        _check_int(stride, "stride")
+        check_int(window_size, "window_size")
+        check_int(stride, "stride")
         require(mode in _MODES, "mode", f"must be one of {_MODES}, got {mode!r}")
         if reference_size is not None:
-            _check_int(reference_size, "reference_size")
+            check_int(reference_size, "reference_size")
+        if reference_knots is not None:
+            check_int(reference_knots, "reference_knots")
+            require(mode == "fixed", "reference_knots", "is only allowed with mode='fixed'")
         base: list[float] | None = None
         if baseline is not None:
             require(mode == "fixed", "baseline", "is only allowed with mode='fixed'")
@@ -163,6 +191,7 @@ class KSWindow(DriftDetector[float]):
         self.mode: Mode = mode
         self.baseline = base
         self.stride = int(stride)
+        self.reference_knots = None if reference_knots is None else int(reference_knots)
         m = len(base) if base is not None else (reference_size or 100)
         self._m = m
         self._scale = math.sqrt(m * self.window_size / (m + self.window_size))
@@ -170,7 +199,7 @@ class KSWindow(DriftDetector[float]):
         self._step = m if mode == "fixed" else m + self.window_size
         # counts reach +-2*m*n: 32 bits sort faster where they suffice
         self._int = np.int32 if 2 * m * self.window_size < 2**31 else np.int64
-        self._scales, self._offsets = _count_terms(m, self.window_size, self._int)
+        self._scales, self._offsets = count_terms(m, self.window_size, self._int)
         self._ring = _EMPTY
         """Fixed: the window; sliding: the last m + n values (reference, then window).
         Allocated with the first value that goes into it."""
@@ -179,6 +208,9 @@ class KSWindow(DriftDetector[float]):
         them, as ``update_many`` left them (``_ranks_ok``; ``update`` does not keep
         them). 2n small integers, allocated by the first ``update_many``."""
         self._rank_int = np.int16 if m < 2**15 else self._int
+        self._knots: KnotReference | None = None
+        """A full fixed reference as its knots (``reference_knots``); the window is
+        then its counts alone, in ``_rank_ring``."""
         self.reset()
 
     def _critical_count(self) -> int:
@@ -211,6 +243,7 @@ class KSWindow(DriftDetector[float]):
         """A fixed reference being learned: its values in arrival order."""
         self._ref = _EMPTY
         """A full fixed reference: sorted, read only (a multiset: all a test reads)."""
+        self._knots = None
         if self.baseline is not None:
             self._seal(np.array(self.baseline, dtype=np.float64))
 
@@ -218,9 +251,15 @@ class KSWindow(DriftDetector[float]):
         """The full fixed reference, sorted (stable: equal values keep their arrival
         order, so that the snapshot of every path is the same), until the next restart."""
         ref = np.sort(values, kind="stable")
+        self._learn = None
+        if self.reference_knots is not None:
+            self._knots = KnotReference.of_sorted(ref, self.reference_knots)
+            return
         ref.flags.writeable = False
         self._ref = ref
-        self._learn = None
+
+    def _sealed(self) -> bool:
+        return self._knots is not None or len(self._ref) > 0
 
     def _learned(self) -> int:
         return 0 if self._learn is None else len(self._learn)
@@ -228,7 +267,7 @@ class KSWindow(DriftDetector[float]):
     def _ref_count(self) -> int:
         if self.mode == "sliding":
             return max(0, self._held - self.window_size)
-        return len(self._ref) or self._learned()
+        return self._m if self._sealed() else self._learned()
 
     def _win_count(self) -> int:
         return min(self._held, self.window_size)
@@ -239,26 +278,41 @@ class KSWindow(DriftDetector[float]):
 
     def _ordered(self) -> FloatArray:
         """The ring's values in arrival order (a view unless it wrapped)."""
-        ring, held, pos = self._ring, self._held, self._pos
-        if held < len(ring) or pos == 0:
-            return ring[:held]
-        return np.concatenate((ring[pos:], ring[:pos]))
+        return self._in_order(self._ring)
 
-    def _extend(self, values: FloatArray) -> None:
-        """Append ``values`` to the ring (allocated now if it is not yet)."""
-        ring = self._ring
-        if ring is _EMPTY:
-            size = self.window_size + (self._m if self.mode == "sliding" else 0)
-            ring = self._ring = np.empty(size, dtype=np.float64)
-        cap, k = len(ring), len(values)
+    def _in_order(self, ring: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The held columns of ``ring`` (the float ring or the rank ring) in arrival
+        order (a view unless it wrapped)."""
+        held, pos = self._held, self._pos
+        if held < ring.shape[-1] or pos == 0:
+            return ring[..., :held]
+        return np.concatenate((ring[..., pos:], ring[..., :pos]), axis=-1)
+
+    def _extend(self, values: FloatArray, ranks: IntArray | None = None) -> None:
+        """Append ``values`` to the ring (allocated now if it is not yet); with knots,
+        their counts (``ranks`` if given) to the rank ring instead."""
+        ring: npt.NDArray[Any]
+        data: npt.NDArray[Any]
+        if self._knots is not None:
+            if ranks is None:
+                ranks = np.stack(self._knots.counts_of(values))
+            if self._rank_ring is None:
+                self._rank_ring = np.empty((2, self.window_size), dtype=self._rank_int)
+            ring, data = self._rank_ring, ranks
+        else:
+            if self._ring is _EMPTY:
+                size = self.window_size + (self._m if self.mode == "sliding" else 0)
+                self._ring = np.empty(size, dtype=np.float64)
+            ring, data = self._ring, values
+        cap, k = ring.shape[-1], data.shape[-1]
         if k >= cap:
-            ring[:] = values[k - cap :]
+            ring[...] = data[..., k - cap :]
             self._pos, self._held = 0, cap
             return
         pos = self._pos
         head = min(k, cap - pos)
-        ring[pos : pos + head] = values[:head]
-        ring[: k - head] = values[head:]
+        ring[..., pos : pos + head] = data[..., :head]
+        ring[..., : k - head] = data[..., head:]
         self._pos = (pos + k) % cap
         self._held = min(cap, self._held + k)
 
@@ -274,7 +328,11 @@ class KSWindow(DriftDetector[float]):
         elif self._steady:
             # fixed reference and full window: the common case, inlined
             pos = self._pos
-            self._ring[pos] = x  # replaces the oldest
+            knots = self._knots
+            if knots is None:
+                self._ring[pos] = x  # replaces the oldest
+            else:
+                self._rank_ring[:, pos] = knots.count(x)  # type: ignore[index]
             pos += 1
             self._pos = 0 if pos == self.window_size else pos
             budget = self._budget
@@ -292,7 +350,7 @@ class KSWindow(DriftDetector[float]):
         self._update_slow(x)
         self._steady = (
             self.mode == "fixed"
-            and len(self._ref) == self._m
+            and self._sealed()
             and self._held == self.window_size
             and not self.drift_detected
         )
@@ -300,7 +358,7 @@ class KSWindow(DriftDetector[float]):
 
     def _update_slow(self, x: float) -> None:
         n = self.window_size
-        if self.mode == "fixed" and not len(self._ref):
+        if self.mode == "fixed" and not self._sealed():
             learn = self._learn
             if learn is None:
                 learn = self._learn = array("d")
@@ -333,7 +391,7 @@ class KSWindow(DriftDetector[float]):
         tested exactly.
         """
         seq = values if isinstance(values, (list, tuple, np.ndarray)) else list(values)
-        arr = _float_array(seq)
+        arr = float_array(seq)
         if arr is None:  # not plainly numeric: one by one, as ``update`` takes them
             return super().update_many(seq)
         finite = np.isfinite(arr)
@@ -352,7 +410,7 @@ class KSWindow(DriftDetector[float]):
         while i < total:
             if self.drift_detected:
                 self._restart()
-            if self.mode == "fixed" and not len(self._ref):
+            if self.mode == "fixed" and not self._sealed():
                 # the first observations of an epoch become the reference
                 take = arr[i : i + m - self._learned()]
                 if self._learn is None:
@@ -380,7 +438,7 @@ class KSWindow(DriftDetector[float]):
         if self.mode == "fixed":
             need = n
             ranks = np.empty((2, held + k), dtype=self._int)
-            if self._ranks_ok:
+            if self._ranks_ok or self._knots is not None:
                 self._copy_ranks(ranks)
             else:
                 self._write_ranks(ranks, self._ordered(), 0)
@@ -406,83 +464,40 @@ class KSWindow(DriftDetector[float]):
 
         j = self._scan(k, max(0, need - held - 1), counts)
         used = k if j < 0 else j + 1
-        self._extend(arr[:used])
-        if self.mode == "fixed":
-            self._keep_ranks(ranks[:, held + used - self._held : held + used])
+        if self._knots is not None:  # the window is its counts
+            self._extend(arr[:used], ranks[:, held : held + used])
+        else:
+            self._extend(arr[:used])
+            if self.mode == "fixed":
+                self._keep_ranks(ranks[:, held + used - self._held : held + used])
         self._steady = self.mode == "fixed" and self._held == n and not self.drift_detected
         return j
 
     def _scan(self, k: int, first: int, counts: Callable[[list[int]], list[int]]) -> int:
-        """Find the first detection among ``k`` observations, both samples full
-        from the ``first``; return its index, or -1.
-
-        ``counts(js)`` gives m*n*D after each observation j in ``js`` (a batch, one
-        vectorised computation). m*n*D moves by at most ``step`` per observation,
-        so exact values at a few grid points bound it everywhere between them;
-        observations where the bound reaches the critical count are computed
-        exactly. Only due observations (every ``stride``) can detect, as in
-        ``update``; its budget (observations that cannot reach the critical
-        count) is honoured and left sound.
-        """
-        if k <= first:
-            return -1
-        stride, critical, step = self.stride, self._critical, self._step
-        since = self._since_test
-        start = max(first, self._budget)  # before it nothing can detect
-        if start >= k:
-            self._since_test = (since + k - first) % stride
-            self._budget -= k
-            self._g_end = None
-            return -1
-        anchor = self._g_end if first == 0 else None  # m*n*D before the first
-        if anchor is None:
-            left, slack = start, critical - 1  # left is a grid point
-            points = [start]
-        else:
-            left, slack = -1, critical - 1 - anchor
-            points = []
-        span = k - 1 - left
-        if span > 0:
-            parts = min(span, -(-span * 2 * step // max(3 * slack, step)))  # ~1.5 slack/step
-            points += [left + (span * i) // parts for i in range(1, parts + 1)]
-        values = counts(points)
-        if anchor is None:
-            left_g, values = values[0], values[1:]
-            points = points[1:]
-            if (start - first + since) % stride == 0 and left_g >= critical:
-                return self._detected(start, first, since)
-        else:
-            left_g = anchor
-        for point, g in zip(points, values, strict=True):
-            # between left and point, only where neither end's bound clears it
-            lo = max(start, left + max(1, -((left_g - critical) // step)))
-            hi = point - max(1, -((g - critical) // step))
-            lo += (first - since - lo) % stride  # due
-            while lo <= hi:
-                batch = list(range(lo, min(hi + 1, lo + 16 * stride), stride))
-                for j, gj in zip(batch, counts(batch), strict=True):
-                    if gj >= critical:
-                        return self._detected(j, first, since)
-                lo = batch[-1] + stride
-            if g >= critical and point >= start and (point - first + since) % stride == 0:
-                return self._detected(point, first, since)
-            left, left_g = point, g
-        self._since_test = (since + k - first) % stride
-        self._budget = max(0, (critical - 1 - left_g) // step)
-        self._g_end = left_g
-        return -1
-
-    def _detected(self, j: int, first: int, since: int) -> int:
-        self.drift_detected = True
-        self._since_test = (since + j - first + 1) % self.stride
-        self._budget = 0
-        self._g_end = None
+        """The first detection among ``k`` observations, both samples full from the
+        ``first`` (``scan_for_detection``); its index, or -1."""
+        j, self._since_test, self._budget, self._g_end = scan_for_detection(
+            k,
+            first,
+            counts,
+            stride=self.stride,
+            critical=self._critical,
+            step=self._step,
+            since=self._since_test,
+            budget=self._budget,
+            g_end=self._g_end,
+        )
+        if j >= 0:
+            self.drift_detected = True
         return j
 
     def _write_ranks(self, ranks: IntArray, values: FloatArray, start: int) -> None:
         """Columns ``start...`` of ``ranks``: c_R(< v) and c_R(<= v) of ``values``
         (the second search only for values the reference holds)."""
         ref, stop = self._ref, start + len(values)
+        if self._knots is not None:
+            ranks[0, start:stop], ranks[1, start:stop] = self._knots.counts_of(values)
+            return
         below = ref.searchsorted(values, "left")
         ranks[0, start:stop] = below
         ranks[1, start:stop] = below
@@ -492,13 +507,9 @@ class KSWindow(DriftDetector[float]):
 
     def _copy_ranks(self, ranks: IntArray) -> None:
         """The rank ring into the first columns of ``ranks``, in the order of ``_ordered``."""
-        ring, held, pos = self._rank_ring, self._held, self._pos
-        assert ring is not None
-        if held < self.window_size or pos == 0:
-            ranks[:, :held] = ring[:, :held]
-        else:
-            ranks[:, : held - pos] = ring[:, pos:]
-            ranks[:, held - pos : held] = ring[:, :pos]
+        if self._held:
+            assert self._rank_ring is not None
+            ranks[:, : self._held] = self._in_order(self._rank_ring)
 
     def _keep_ranks(self, ranks: IntArray) -> None:
         """Put the window's ``ranks`` (in arrival order) where the ring holds its values."""
@@ -515,6 +526,11 @@ class KSWindow(DriftDetector[float]):
     # -- the statistic -----------------------------------------------------
     def _count_statistic(self) -> int:
         """m*n*D for the current samples (both full)."""
+        if self._knots is not None:
+            assert self._rank_ring is not None
+            pair: IntArray = self._rank_ring[:, : self._held].astype(self._int)
+            pair.sort(axis=1)  # both rows are monotone in the value: sorted together
+            return self._count_pair(pair)
         if self.mode == "fixed":
             return self._count_sorted(self._ref, np.sort(self._ring))
         values = self._ordered()
@@ -584,9 +600,11 @@ class KSWindow(DriftDetector[float]):
             "mode": self.mode,
             "baseline": None if self.baseline is None else list(self.baseline),
             "stride": self.stride,
-        }
+        } | ({} if self.reference_knots is None else {"reference_knots": self.reference_knots})
 
     def _get_state(self) -> dict[str, Any]:
+        if self._knots is not None:
+            return self._knotted_state(self._knots)
         reference: str | None = None
         ordered = self._ordered()
         window = ordered[len(ordered) - self._win_count() :]
@@ -595,7 +613,7 @@ class KSWindow(DriftDetector[float]):
         elif self.mode == "sliding":
             reference = pack_floats(ordered[: len(ordered) - len(window)])  # arrival order
         elif len(self._ref):
-            reference = _packed_reference(self._ref)  # the same text until the next detection
+            reference = packed_reference(self._ref)  # the same text until the next detection
         else:  # a multiset: sorted is canonical
             learned = np.frombuffer(self._learn or b"", dtype=np.float64)
             reference = pack_floats(np.sort(learned, kind="stable"))
@@ -606,8 +624,26 @@ class KSWindow(DriftDetector[float]):
             "drift_detected": self.drift_detected,
         }
 
+    def _knotted_state(self, knots: KnotReference) -> dict[str, Any]:
+        """Version 3's layout of a full reference kept as knots: the knots (none with a
+        ``baseline``, which gives them back), the window's counts in arrival order."""
+        values, counts = (None, None) if self.baseline is not None else knots.pack()
+        ring = self._rank_ring
+        window = _EMPTY_COUNTS if ring is None or not self._held else self._in_order(ring)
+        return {
+            "knots": values,
+            "knot_counts": counts,
+            "window_counts": pack_counts(window),
+            "since_test": self._since_test,
+            "drift_detected": self.drift_detected,
+        }
+
     def _upgrade_state(self, version: int, state: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Version 1 listed the samples as JSON numbers (in arrival order)."""
+        """Version 1 listed the samples as JSON numbers (in arrival order); version 2
+        is version 3 without knots (restored into a detector with ``reference_knots``,
+        its full reference is summarised as that detector's own run would have)."""
+        if version == 2:
+            return state
         if version != 1:
             return super()._upgrade_state(version, state)
         upgraded = dict(state)
@@ -617,6 +653,9 @@ class KSWindow(DriftDetector[float]):
         return upgraded
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
+        if "window_counts" in state:
+            self._set_knotted_state(state)
+            return
         n, m = self.window_size, self._m
         window = get_packed_array(state, "window", limit=n)
         since = get_int(state, "since_test")
@@ -647,55 +686,22 @@ class KSWindow(DriftDetector[float]):
         self.drift_detected = drift
         self._steady = (self.mode == "fixed" and len(ref) == m and len(window) == n) and not drift
 
-
-_PACKED: OrderedDict[int, tuple[FloatArray, str]] = OrderedDict()
-_PACKED_MAX = 256
-"""Packed full fixed references kept (with their arrays): a few MiB at most, shared by
-the whole process instead of a text per detector next to its array."""
-
-
-def _packed_reference(ref: FloatArray) -> str:
-    """``ref`` packed and deflated, from a small process-wide cache: the engine takes a
-    snapshot of a detector before every batch it feeds it (to put it back if the batch
-    fires), and deflating 3,000 floats again each time costs ~0.4 ms."""
-    hit = _PACKED.get(id(ref))
-    if hit is not None and hit[0] is ref:
-        _PACKED.move_to_end(id(ref))
-        return hit[1]
-    text = pack_floats(ref, compress=True)
-    _PACKED[id(ref)] = (ref, text)
-    if len(_PACKED) > _PACKED_MAX:
-        _PACKED.popitem(last=False)
-    return text
-
-
-@functools.lru_cache(maxsize=256)
-def _count_terms(m: int, n: int, kind: type[np.signedinteger[Any]]) -> tuple[IntArray, IntArray]:
-    """The scales and offsets of m*n*D's terms (``_count_pair``), read only and shared
-    by every detector of these sizes: restoring thousands of them builds them once."""
-    k = np.arange(n, dtype=kind)
-    scales: IntArray = np.array([[n], [-n]], dtype=kind)
-    offsets: IntArray = np.stack((-m * k, m * (k + 1)))
-    scales.flags.writeable = False
-    offsets.flags.writeable = False
-    return scales, offsets
-
-
-def _float_array(values: Sequence[Any] | npt.NDArray[Any]) -> FloatArray | None:
-    """``values`` as float64, or None unless they are plainly numbers (bool, int,
-    float), whose conversion by numpy is exactly ``float``'s."""
-    try:
-        arr = np.asarray(values)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if arr.ndim != 1 or arr.dtype.kind not in "biuf":
-        return None
-    return arr.astype(np.float64, copy=False)
-
-
-def _check_int(value: Any, name: str) -> None:
-    require(
-        isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= 1),
-        name,
-        f"must be an integer >= 1, got {value!r}",
-    )
+    def _set_knotted_state(self, state: Mapping[str, Any]) -> None:
+        n, m, q = self.window_size, self._m, self.reference_knots
+        if q is None:
+            raise ValueError("knots need reference_knots")
+        window = get_window_counts(state, "window_counts", n=n, m=m)
+        since = get_int(state, "since_test")
+        drift = get_bool(state, "drift_detected")
+        if since >= self.stride:
+            raise ValueError("since_test out of range")
+        self.reset()
+        if self.baseline is None:
+            self._knots = KnotReference.unpack(state, "knots", "knot_counts", m=m, knots=q)
+        elif state["knots"] is not None or state["knot_counts"] is not None:
+            raise ValueError("knots must be null when a baseline is given")
+        if len(window[0]):
+            self._extend(_EMPTY, window)
+        self._since_test = since
+        self.drift_detected = drift
+        self._steady = self._held == n and not drift

@@ -222,8 +222,17 @@ def _derived_cached(description: str, target_arl0: float) -> tuple[MonitorSpec, 
             # (ties only make it conservative), so alpha = 20 / target_arl0 (2e-4 at
             # 1e5) bounds the false alarms of any feature; a shift of KS distance 0.10
             # is found within 1,000 observations (200 against 1,000 at 1e-6, the
-            # earlier setting, needs a distance of ~0.21).
-            add(f"feature:{feature}", "ks_window", window_size=500, reference_size=3000, stride=20)
+            # earlier setting, needs a distance of ~0.21). Once learned, the reference is
+            # kept as 257 of its order statistics (reference_knots): its CDF within
+            # 1/256, ~5 KiB a window instead of ~28 (docs/architecture.md, "State").
+            add(
+                f"feature:{feature}",
+                "ks_window",
+                window_size=500,
+                reference_size=3000,
+                stride=20,
+                reference_knots=256,
+            )
         else:
             add(f"feature:{feature}", "categorical_drift", **_WINDOWED_CATEGORIES)
     if spec["classes"] is not None or spec["classification"]:

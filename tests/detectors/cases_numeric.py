@@ -76,6 +76,8 @@ CASES: dict[str, ContractCase] = {
             ({"baseline": [1.0, NAN]}, "baseline"),
             ({"baseline": [1.0, 2.0], "mode": "sliding"}, "baseline"),
             ({"baseline": [1.0, 2.0], "reference_size": 3}, "reference_size"),
+            ({"reference_knots": 0}, "reference_knots"),
+            ({"reference_knots": 8, "mode": "sliding"}, "reference_knots"),
         ],
     ),
     "cusum": ContractCase(

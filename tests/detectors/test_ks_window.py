@@ -129,7 +129,8 @@ class TestKSWindow:
 
 @st.composite
 def ks_params(draw: st.DrawFn) -> dict[str, Any]:
-    """Small windows, every reference mode, strides up to 4."""
+    """Small windows, every reference mode (a fixed one exact or as a few knots),
+    strides up to 4."""
     n, m = draw(st.integers(1, 20), label="n"), draw(st.integers(1, 25), label="m")
     params: dict[str, Any] = {
         "alpha": draw(st.sampled_from([0.3, 0.05, 0.01, 1e-3])),
@@ -142,6 +143,9 @@ def ks_params(draw: st.DrawFn) -> dict[str, Any]:
     else:
         params["reference_size"] = m
         params["mode"] = "sliding" if reference == "sliding" else "fixed"
+    knots = draw(st.sampled_from([None, None, 1, 2, 5]), label="knots")
+    if knots is not None and reference != "sliding":
+        params["reference_knots"] = knots
     return params
 
 
@@ -241,6 +245,8 @@ class TestBatchPath:
                 params["baseline"] = rng.normal(0, 1, m).round(1).tolist()
             else:
                 params["reference_size"] = m
+            if params["mode"] == "fixed" and rng.random() < 0.3:
+                params["reference_knots"] = int(rng.integers(1, 6))
             length, cut = int(rng.integers(20, 200)), int(rng.integers(0, 200))
             kind = rng.integers(3)
             if kind == 0:
@@ -289,16 +295,20 @@ class TestBatchPath:
         assert hits == expected
         assert ks.to_state() == whole.to_state()
 
+    @pytest.mark.parametrize("knots", [None, 64])
     @pytest.mark.parametrize("seed", [0, 1, 2])
     @pytest.mark.parametrize("piece", [1, 7, 40, 125, 170, 5000])
-    def test_sidecar_setting(self, seed: int, piece: int) -> None:
+    def test_sidecar_setting(self, seed: int, piece: int, knots: int | None) -> None:
         """The default monitor set's KSWindow on slowly drifting data, whose statistic
-        creeps up to the critical value, and on abrupt changes."""
+        creeps up to the critical value, and on abrupt changes (exact, and with the
+        reference as knots)."""
         rng = np.random.default_rng(seed)
         creep = rng.normal(0, 1, 6000) + np.linspace(0, 1.5, 6000)
         jumps = np.repeat(rng.normal(0, 2, 6), 1500) + rng.normal(0, 1, 9000)
         values = np.concatenate([creep, jumps]).round(2).tolist()  # some ties
         params: dict[str, Any] = {"window_size": 200, "reference_size": 1000, "alpha": 1e-6}
+        if knots is not None:
+            params["reference_knots"] = knots
         expected, whole = sequential(params, values)
         assert len(expected) >= 3
         ks, hits = KSWindow(**params), []
@@ -502,7 +512,7 @@ class TestSnapshots:
             },
         }
         ks = KSWindow.from_state(snapshot)
-        assert ks.to_state()["version"] == 2
+        assert ks.to_state()["version"] == KSWindow.state_version
         assert unpacked(ks.to_state()["state"], "window") == [1.0, 0.25, -0.5]
         again = KSWindow.from_state(snapshot)
         values = [0.1, 5.0, 6.0, 7.0, 0.3, -0.2, 8.0, 9.0, 9.5, 10.0]

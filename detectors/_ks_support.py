@@ -1,0 +1,149 @@
+"""What every ``KSWindow`` shares and holds nothing of its own: the process-wide
+cache of packed references, the terms of the count statistic, input conversion, the
+batch path's search for the first detection."""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors._parse import FloatArray, pack_floats
+from detectors.base import require
+
+__all__ = [
+    "PACKED",
+    "check_int",
+    "count_terms",
+    "float_array",
+    "packed_reference",
+    "scan_for_detection",
+]
+
+IntArray = npt.NDArray[np.signedinteger[Any]]
+
+PACKED: OrderedDict[int, tuple[FloatArray, str]] = OrderedDict()
+PACKED_MAX = 256
+"""Packed full fixed references kept (with their arrays): a few MiB at most, shared by
+the whole process instead of a text per detector next to its array."""
+
+
+def packed_reference(ref: FloatArray) -> str:
+    """``ref`` packed and deflated, from a small process-wide cache: the engine takes a
+    snapshot of a detector before every batch it feeds it (to put it back if the batch
+    fires), and deflating 3,000 floats again each time costs ~0.4 ms."""
+    hit = PACKED.get(id(ref))
+    if hit is not None and hit[0] is ref:
+        PACKED.move_to_end(id(ref))
+        return hit[1]
+    text = pack_floats(ref, compress=True)
+    PACKED[id(ref)] = (ref, text)
+    if len(PACKED) > PACKED_MAX:
+        PACKED.popitem(last=False)
+    return text
+
+
+@functools.lru_cache(maxsize=256)
+def count_terms(m: int, n: int, kind: type[np.signedinteger[Any]]) -> tuple[IntArray, IntArray]:
+    """The scales and offsets of m*n*D's terms (``_count_pair``), read only and shared
+    by every detector of these sizes: restoring thousands of them builds them once."""
+    k = np.arange(n, dtype=kind)
+    scales: IntArray = np.array([[n], [-n]], dtype=kind)
+    offsets: IntArray = np.stack((-m * k, m * (k + 1)))
+    scales.flags.writeable = False
+    offsets.flags.writeable = False
+    return scales, offsets
+
+
+def float_array(values: Sequence[Any] | npt.NDArray[Any]) -> FloatArray | None:
+    """``values`` as float64, or None unless they are plainly numbers (bool, int,
+    float), whose conversion by numpy is exactly ``float``'s."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if arr.ndim != 1 or arr.dtype.kind not in "biuf":
+        return None
+    return arr.astype(np.float64, copy=False)
+
+
+def check_int(value: Any, name: str) -> None:
+    require(
+        isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= 1),
+        name,
+        f"must be an integer >= 1, got {value!r}",
+    )
+
+
+def scan_for_detection(
+    k: int,
+    first: int,
+    counts: Callable[[list[int]], list[int]],
+    *,
+    stride: int,
+    critical: int,
+    step: int,
+    since: int,
+    budget: int,
+    g_end: int | None,
+) -> tuple[int, int, int, int | None]:
+    """The first detection among ``k`` observations of ``KSWindow``'s batch path,
+    both samples full from the ``first``: its index or -1, and the detector's test
+    schedule after it (``since`` observations since a test, the ``budget`` of
+    observations that cannot reach the critical count, m*n*D after the last one if
+    known: ``g_end``).
+
+    ``counts(js)`` gives m*n*D after each observation j in ``js`` (a batch, one
+    vectorised computation). m*n*D moves by at most ``step`` per observation,
+    so exact values at a few grid points bound it everywhere between them;
+    observations where the bound reaches the critical count are computed
+    exactly. Only due observations (every ``stride``) can detect, as in
+    ``update``; its budget is honoured and left sound.
+    """
+    if k <= first:
+        return -1, since, budget, g_end
+    start = max(first, budget)  # before it nothing can detect
+    if start >= k:
+        return -1, (since + k - first) % stride, budget - k, None
+
+    def detected(j: int) -> tuple[int, int, int, int | None]:
+        return j, (since + j - first + 1) % stride, 0, None
+
+    anchor = g_end if first == 0 else None  # m*n*D before the first
+    if anchor is None:
+        left, slack = start, critical - 1  # left is a grid point
+        points = [start]
+    else:
+        left, slack = -1, critical - 1 - anchor
+        points = []
+    span = k - 1 - left
+    if span > 0:
+        parts = min(span, -(-span * 2 * step // max(3 * slack, step)))  # ~1.5 slack/step
+        points += [left + (span * i) // parts for i in range(1, parts + 1)]
+    values = counts(points)
+    if anchor is None:
+        left_g, values = values[0], values[1:]
+        points = points[1:]
+        if (start - first + since) % stride == 0 and left_g >= critical:
+            return detected(start)
+    else:
+        left_g = anchor
+    for point, g in zip(points, values, strict=True):
+        # between left and point, only where neither end's bound clears it
+        lo = max(start, left + max(1, -((left_g - critical) // step)))
+        hi = point - max(1, -((g - critical) // step))
+        lo += (first - since - lo) % stride  # due
+        while lo <= hi:
+            batch = list(range(lo, min(hi + 1, lo + 16 * stride), stride))
+            for j, gj in zip(batch, counts(batch), strict=True):
+                if gj >= critical:
+                    return detected(j)
+            lo = batch[-1] + stride
+        if g >= critical and point >= start and (point - first + since) % stride == 0:
+            return detected(point)
+        left, left_g = point, g
+    return -1, (since + k - first) % stride, max(0, (critical - 1 - left_g) // step), left_g
