@@ -155,6 +155,15 @@ class DriftDetector(ABC, Generic[T]):
         still restore; validation stays in ``_set_state``."""
         raise StateError(f"{self.name} cannot upgrade a version {version} snapshot")
 
+    @classmethod
+    def adopt(cls, snapshot: Mapping[str, Any], params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``snapshot`` as a detector configured with ``params`` now restores it. A
+        restored detector keeps the parameters it was written with (its state means
+        what they say), so by default ``snapshot`` unchanged; a detector whose state
+        converts to a newer parameter's takes that parameter (``KSWindow``'s
+        ``reference_knots``)."""
+        return snapshot
+
     def to_state(self) -> DetectorState:
         return {
             "detector": self.name,

@@ -602,6 +602,18 @@ class KSWindow(DriftDetector[float]):
             "stride": self.stride,
         } | ({} if self.reference_knots is None else {"reference_knots": self.reference_knots})
 
+    @classmethod
+    def adopt(cls, snapshot: Mapping[str, Any], params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A fixed reference written exact restores as knots when ``params`` has
+        ``reference_knots`` (it is summarised at restore, as that detector's own run
+        would have); knots never become an exact reference again."""
+        knots, written = params.get("reference_knots"), snapshot.get("params")
+        if knots is None or not isinstance(written, Mapping):
+            return snapshot
+        if written.get("reference_knots") is not None or written.get("mode") != "fixed":
+            return snapshot
+        return {**snapshot, "params": {**written, "reference_knots": knots}}
+
     def _get_state(self) -> dict[str, Any]:
         if self._knots is not None:
             return self._knotted_state(self._knots)

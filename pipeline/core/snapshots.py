@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+import detectors
 from pipeline.core.golden import GoldenState
 from pipeline.core.join_codec import decode_pages, is_legacy, legacy_requests, legacy_store
 from pipeline.core.journal import (
@@ -356,6 +357,7 @@ def restore_partition(
             continue
         groups = fanout_groups(key, monitor)
         try:
+            state = _adopted(state, monitor.detector, monitor.params)
             key_state = KeyState.from_state(key, monitor, state, known=plan.known, groups=groups)
             _replay_deltas(part, key_state, state, tail)
         except Exception as exc:
@@ -421,6 +423,17 @@ def _restore_entry(
         model.checkpoints = CheckpointRegistry.from_state(state)
     else:
         raise ValueError(f"unknown state key {text!r}")
+
+
+def _adopted(state: dict[str, Any], detector: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A key's entry whose detector snapshot takes what the monitor's parameters now
+    allow it to (``DriftDetector.adopt``: an exact KS reference restored as knots),
+    for the restore and the replay of its deltas alike."""
+    snapshot = state.get("detector")
+    if not isinstance(snapshot, dict):
+        return state  # malformed: ``from_state`` says so
+    adopted = detectors.get(detector).adopt(snapshot, params)
+    return state if adopted is snapshot else {**state, "detector": dict(adopted)}
 
 
 def _replay_deltas(
