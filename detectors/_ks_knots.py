@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from array import array
 from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
@@ -53,19 +54,38 @@ def count_dtype(m: int) -> type[np.signedinteger[Any]]:
     return np.int16 if m < 2**15 else np.int32
 
 
-class KnotReference:
-    """The knots of a full fixed reference of ``size`` values (see the module notes)."""
+def _view(data: array[Any], dtype: Any) -> npt.NDArray[Any]:
+    view: npt.NDArray[Any] = np.frombuffer(data, dtype=dtype)
+    view.flags.writeable = False
+    return view
 
-    __slots__ = ("_view", "counts", "size", "values")
+
+class KnotReference:
+    """The knots of a full fixed reference of ``size`` values (see the module notes).
+
+    Held as three ``array`` objects: ``count`` (once per event) indexes them as
+    Python numbers, without a numpy scalar per step; ``counts_of`` views them."""
+
+    __slots__ = ("_below", "_upto", "_values", "size")
 
     def __init__(self, size: int, values: FloatArray, counts: IntArray) -> None:
+        code = "h" if count_dtype(size) is np.int16 else "i"
         self.size = size
-        self.values = values
-        """Distinct knot values, increasing (read only)."""
-        self.counts = counts
-        """Row 0: reference values below each knot; row 1: at or below it (read only)."""
-        self._view = values.data
-        """``values`` for ``bisect`` (Python floats, no numpy scalar per step)."""
+        self._values = array("d", np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        self._below = array(code, np.ascontiguousarray(counts[0], dtype=code).tobytes())
+        self._upto = array(code, np.ascontiguousarray(counts[1], dtype=code).tobytes())
+
+    @property
+    def values(self) -> FloatArray:
+        """Distinct knot values, increasing (a read-only view)."""
+        return _view(self._values, np.float64)
+
+    @property
+    def counts(self) -> IntArray:
+        """Row 0: reference values below each knot; row 1: at or below it (a copy)."""
+        return np.stack(
+            (_view(self._below, self._below.typecode), _view(self._upto, self._upto.typecode))
+        )
 
     @classmethod
     def of_sorted(cls, ref: FloatArray, knots: int) -> KnotReference:
@@ -75,23 +95,14 @@ class KnotReference:
         ranks = (2 * i * (m - 1) + knots) // (2 * knots)  # round(i (m-1) / q), half up
         values = np.unique(ref[ranks])
         counts = np.stack((ref.searchsorted(values, "left"), ref.searchsorted(values, "right")))
-        return cls._sealed(m, values, counts)
-
-    @classmethod
-    def _sealed(cls, m: int, values: FloatArray, counts: IntArray) -> KnotReference:
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        packed = np.ascontiguousarray(counts, dtype=count_dtype(m))
-        values.flags.writeable = False
-        packed.flags.writeable = False
-        return cls(m, values, packed)
-
-    def nbytes(self) -> int:
-        return int(self.values.nbytes + self.counts.nbytes)
+        return cls(m, values, counts)
 
     # -- counts ----------------------------------------------------------------
     def counts_of(self, x: FloatArray) -> tuple[IntArray, IntArray]:
         """Reference values below and at or below each of ``x`` (estimated between knots)."""
-        values, below, upto = self.values, self.counts[0], self.counts[1]
+        values = self.values
+        below = _view(self._below, self._below.typecode)
+        upto = _view(self._upto, self._upto.typecode)
         last = len(values) - 1
         i = values.searchsorted(x, "right")  # knots at or below x
         left = np.maximum(i - 1, 0)
@@ -112,18 +123,18 @@ class KnotReference:
 
     def count(self, x: float) -> tuple[int, int]:
         """``counts_of`` for one value (the same operations, in Python floats)."""
-        view = self._view
-        i = bisect_right(view, x)
+        values = self._values
+        i = bisect_right(values, x)
         if i == 0:
             return 0, 0
-        lv = view[i - 1]
+        lv = values[i - 1]
         if lv == x:
-            return int(self.counts[0, i - 1]), int(self.counts[1, i - 1])
-        if i == len(view):
+            return self._below[i - 1], self._upto[i - 1]
+        if i == len(values):
             return self.size, self.size
-        rv = view[i]
-        a = float(self.counts[1, i - 1])
-        b = float(self.counts[0, i])
+        rv = values[i]
+        a = float(self._upto[i - 1])
+        b = float(self._below[i])
         den = rv * 0.5 - lv * 0.5
         frac = (x * 0.5 - lv * 0.5) / den if den > 0.0 else 0.0
         frac = min(max(frac, 0.0), 1.0)
@@ -155,7 +166,7 @@ class KnotReference:
         )
         if not ok:
             raise ValueError(f"{values_key} and {counts_key} are not the knots of {m} values")
-        return cls._sealed(m, values, counts)
+        return cls(m, values, counts)
 
 
 WIDE = "w:"

@@ -332,7 +332,9 @@ class KSWindow(DriftDetector[float]):
             if knots is None:
                 self._ring[pos] = x  # replaces the oldest
             else:
-                self._rank_ring[:, pos] = knots.count(x)  # type: ignore[index]
+                ring = self._rank_ring
+                assert ring is not None
+                ring[0, pos], ring[1, pos] = knots.count(x)
             pos += 1
             self._pos = 0 if pos == self.window_size else pos
             budget = self._budget

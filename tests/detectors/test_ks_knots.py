@@ -155,7 +155,7 @@ class TestMemoryAndSnapshots:
         finally:
             tracemalloc.stop()
         assert ks._ring.size == 0 and len(ks._ref) == 0  # no float sample at all
-        assert held < 257 * 12 + 500 * 4 + 2048
+        assert held < 257 * 12 + 500 * 4 + 4096  # and under 4 KiB besides (exact: 28.6 KiB)
         assert len(json.dumps(snapshot)) < 8000  # the exact window's: ~29,000
 
     @pytest.mark.parametrize("version", [2, 3])
