@@ -332,11 +332,11 @@ def child_memory(workdir: Path) -> dict[str, Any]:
 def ks_fed(path: str) -> list[int]:
     """Traced bytes and snapshot bytes of the default set's KS window fed 5,000 normal
     values (6 decimals) by ``path``, snapshotted once; and the bytes of that snapshot's
-    packed reference text, which the process-wide cache of ``detectors.ks_window`` keeps
-    (at most 256 of them, whatever the number of detectors)."""
+    packed reference text (exact, or its knots), which a process-wide cache keeps (at
+    most 256 of each, whatever the number of detectors)."""
     import numpy as np
 
-    from detectors import KSWindow, ks_window
+    from detectors import KSWindow, _ks_knots, _ks_support
     from pipeline.config import ModelSpec
     from pipeline.core.monitor_set import derived_monitors
 
@@ -355,7 +355,8 @@ def ks_fed(path: str) -> list[int]:
     size = len(orjson.dumps(ks.to_state()))  # not kept: orjson's buffer is over-allocated
     gc.collect()
     cached = tracemalloc.get_traced_memory()[0]
-    ks_window._PACKED.clear()
+    _ks_support.PACKED.clear()  # the exact reference's text
+    _ks_knots._PACKED.clear()  # the knots' text, when the reference is kept as knots
     gc.collect()
     held = tracemalloc.get_traced_memory()[0]
     return [held - before, size, cached - held]

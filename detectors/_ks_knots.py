@@ -30,6 +30,7 @@ import base64
 import binascii
 from array import array
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,11 @@ IntArray = npt.NDArray[np.signedinteger[Any]]
 def count_dtype(m: int) -> type[np.signedinteger[Any]]:
     """The smallest integer type for counts 0..m (int16 at the default m = 3,000)."""
     return np.int16 if m < 2**15 else np.int32
+
+
+_PACKED: OrderedDict[int, tuple[KnotReference, tuple[str, str]]] = OrderedDict()
+_PACKED_MAX = 256
+"""Packed knots kept: ~4 KiB of text each, ~1 MiB at most for the whole process."""
 
 
 def _view(data: array[Any], dtype: Any) -> npt.NDArray[Any]:
@@ -143,7 +149,18 @@ class KnotReference:
 
     # -- snapshots -------------------------------------------------------------
     def pack(self) -> tuple[str, str]:
-        return pack_floats(self.values), pack_counts(self.counts)
+        """The knots and their counts for a snapshot, from a small process-wide cache:
+        they never change, and the engine snapshots a detector before every batch it
+        feeds it (as the exact reference's packed text, ``detectors._ks_support``)."""
+        hit = _PACKED.get(id(self))
+        if hit is not None and hit[0] is self:
+            _PACKED.move_to_end(id(self))
+            return hit[1]
+        texts = pack_floats(self.values), pack_counts(self.counts)
+        _PACKED[id(self)] = (self, texts)
+        if len(_PACKED) > _PACKED_MAX:
+            _PACKED.popitem(last=False)
+        return texts
 
     @classmethod
     def unpack(
@@ -177,7 +194,7 @@ def pack_counts(counts: IntArray) -> str:
     """Whole counts for a snapshot, row after row: base64 of little-endian uint16, or
     of uint32 after ``w:`` when one exceeds 65,535 (a reference that large)."""
     flat = np.ascontiguousarray(counts).reshape(-1)
-    if flat.size and int(flat.max()) > 0xFFFF:
+    if flat.dtype.itemsize > 2 and flat.size and int(flat.max()) > 0xFFFF:
         return WIDE + base64.b64encode(flat.astype("<u4").tobytes()).decode("ascii")
     return base64.b64encode(flat.astype("<u2").tobytes()).decode("ascii")
 

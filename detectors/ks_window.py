@@ -11,7 +11,6 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors._ks_knots import KnotReference, get_window_counts, pack_counts
-from detectors._ks_support import PACKED as _PACKED  # noqa: F401 (benchmarks.scale clears it)
 from detectors._ks_support import (
     check_int,
     count_terms,
