@@ -209,7 +209,7 @@ and a replay held at their peak); a memory given under .Values.resources wins.
 {{/*
 limits.max_keys of the sidecar's config (unless config.limits.max_keys is set): the
 detectors the memory limit holds beyond the process, at sizing.keyKiB each (the largest
-warmed detector of the default set, measured), per partition.
+detector of the default set, measured: a KS window learning its reference), per partition.
 */}}
 {{- define "driftline.maxKeys" -}}
 {{- $spare := sub (include "driftline.memoryLimitMiB" . | int) (int .Values.sizing.baseMiB) -}}
