@@ -36,7 +36,10 @@ from benchmarks.harness import markdown_table
 __all__ = ["STAGES", "py_spy", "spy_sidecar", "stage_shares"]
 
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("decode (pydantic, the v1 contract)", ("RecordDecoder.decode", "Decoder.decode")),
+    (
+        "decode (the v1 contract: msgspec fast path, else pydantic)",
+        ("RecordDecoder.decode", "Decoder.decode"),
+    ),
     ("detector updates (feed_column)", ("feed_column",)),
     ("state journal (report_state, encode, save)", ("report_state", "save_report")),
     ("engine: routing, label join, policy, alerts", ("Processor.process_batch",)),

@@ -36,7 +36,7 @@ import base64
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import orjson
@@ -154,6 +154,12 @@ def _decode_deltas(rows: Any) -> list[tuple[int, list[Any], dict[str, Any]]]:
     return out
 
 
+JOURNAL_ZLIB_LEVEL: Final = 1
+"""zlib's fastest level: on the e2e workload's journals (~150 KB of JSON per partition
+and checkpoint, much of it base64 floats that hardly compress) level 6 cost ~10 µs of
+CPU per event for 6 % fewer bytes than level 1 (~4.5 µs). Readers take any level."""
+
+
 def encode_journal(partition: int, report: Report, positions: Mapping[str, int]) -> bytes:
     """The journal record's value (see the module notes)."""
     envelope = {
@@ -165,7 +171,7 @@ def encode_journal(partition: int, report: Report, positions: Mapping[str, int])
         "ids": {name: report.ids[name] for name in report.entries if name in report.ids},
         "deltas": _encode_deltas(report.deltas),
     }
-    return JOURNAL_MAGIC + zlib.compress(orjson.dumps(envelope), 6)
+    return JOURNAL_MAGIC + zlib.compress(orjson.dumps(envelope), JOURNAL_ZLIB_LEVEL)
 
 
 @dataclass
