@@ -5,9 +5,10 @@ number belongs, NaN, an unknown schema version or a 10 MB embedding gets a
 validation error that names the field, and the runtime routes the record to the
 dead-letter path instead of feeding garbage to a detector.
 
-Decoding goes straight from bytes through pydantic-core
-(``model_validate_json``), which is several times faster than ``json.loads``
-followed by validation of the resulting dicts.
+These models are the contract: ``pipeline.core.decode`` validates bytes through them
+(``validate_json``), after a msgspec fast path (``pipeline.core.fast_decode``) that
+vouches only for events these models accept with the same values and hands back these
+models' instances; every refusal and its message comes from here.
 """
 
 from __future__ import annotations
