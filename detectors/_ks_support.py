@@ -18,7 +18,9 @@ from detectors.base import require
 __all__ = [
     "PACKED",
     "check_int",
+    "count_pair",
     "count_terms",
+    "count_windows",
     "float_array",
     "packed_reference",
     "scan_for_detection",
@@ -49,7 +51,7 @@ def packed_reference(ref: FloatArray) -> str:
 
 @functools.lru_cache(maxsize=256)
 def count_terms(m: int, n: int, kind: type[np.signedinteger[Any]]) -> tuple[IntArray, IntArray]:
-    """The scales and offsets of m*n*D's terms (``_count_pair``), read only and shared
+    """The scales and offsets of m*n*D's terms (``count_pair``), read only and shared
     by every detector of these sizes: restoring thousands of them builds them once."""
     k = np.arange(n, dtype=kind)
     scales: IntArray = np.array([[n], [-n]], dtype=kind)
@@ -57,6 +59,31 @@ def count_terms(m: int, n: int, kind: type[np.signedinteger[Any]]) -> tuple[IntA
     scales.flags.writeable = False
     offsets.flags.writeable = False
     return scales, offsets
+
+
+def count_pair(pair: IntArray, scales: IntArray, offsets: IntArray) -> int:
+    """m*n*D from row 0 = c_R(< w_k) and row 1 = c_R(<= w_k), k = 0..n-1, of the
+    sorted window w_0 <= ... <= w_(n-1): the largest of n*c_R(< w_k) - m*k (the
+    reference's CDF above the window's just below w_k) and m*(k+1) - n*c_R(<= w_k)
+    (the window's above the reference's at w_k). ``pair`` is overwritten."""
+    pair *= scales
+    pair += offsets
+    return int(pair.max())
+
+
+def count_windows(
+    windows: IntArray, start: int, js: list[int], scales: IntArray, offsets: IntArray
+) -> list[int]:
+    """m*n*D of the windows ``windows[start + j]`` (a sliding view of the rank
+    buffer) for each j in ``js``, in one vectorised computation (as ``count_pair``)."""
+    if not js:
+        return []
+    pairs = windows[[start + j for j in js]]  # (len(js), 2, n), a copy
+    pairs.sort(axis=2)
+    pairs *= scales
+    pairs += offsets
+    counts: list[int] = pairs.reshape(len(js), -1).max(axis=1).tolist()
+    return counts
 
 
 def float_array(values: Sequence[Any] | npt.NDArray[Any]) -> FloatArray | None:

@@ -13,7 +13,9 @@ import numpy.typing as npt
 from detectors._ks_knots import KnotReference, get_window_counts, pack_counts
 from detectors._ks_support import (
     check_int,
+    count_pair,
     count_terms,
+    count_windows,
     float_array,
     packed_reference,
     scan_for_detection,
@@ -454,7 +456,7 @@ class KSWindow(DriftDetector[float]):
             )
 
             def counts(js: list[int]) -> list[int]:
-                return self._counts_ranks(windows, held + 1 - n, js)
+                return count_windows(windows, held + 1 - n, js, self._scales, self._offsets)
 
         else:
             need = m + n
@@ -531,7 +533,7 @@ class KSWindow(DriftDetector[float]):
             assert self._rank_ring is not None
             pair: IntArray = self._rank_ring[:, : self._held].astype(self._int)
             pair.sort(axis=1)  # both rows are monotone in the value: sorted together
-            return self._count_pair(pair)
+            return count_pair(pair, self._scales, self._offsets)
         if self.mode == "fixed":
             return self._count_sorted(self._ref, np.sort(self._ring))
         values = self._ordered()
@@ -542,34 +544,13 @@ class KSWindow(DriftDetector[float]):
         pair = np.empty((2, self.window_size), dtype=self._int)
         pair[0] = ref.searchsorted(win, "left")
         pair[1] = ref.searchsorted(win, "right")
-        return self._count_pair(pair)
+        return count_pair(pair, self._scales, self._offsets)
 
     def _count_values(self, values: FloatArray, end: int) -> int:
         """m*n*D of the sliding samples that end before ``end`` in ``values``."""
         n, m = self.window_size, self._m
         ref, win = values[end - n - m : end - n], values[end - n : end]
         return self._count_sorted(np.sort(ref), np.sort(win))
-
-    def _counts_ranks(self, windows: IntArray, start: int, js: list[int]) -> list[int]:
-        """m*n*D of the windows ``windows[start + j]`` (a sliding view of the rank
-        buffer) for each j in ``js``, in one vectorised computation (as ``_count_pair``)."""
-        if not js:
-            return []
-        pairs = windows[[start + j for j in js]]  # (len(js), 2, n), a copy
-        pairs.sort(axis=2)
-        pairs *= self._scales
-        pairs += self._offsets
-        counts: list[int] = pairs.reshape(len(js), -1).max(axis=1).tolist()
-        return counts
-
-    def _count_pair(self, pair: IntArray) -> int:
-        """m*n*D from row 0 = c_R(< w_k) and row 1 = c_R(<= w_k), k = 0..n-1, of the
-        sorted window w_0 <= ... <= w_(n-1): the largest of n*c_R(< w_k) - m*k (the
-        reference's CDF above the window's just below w_k) and m*(k+1) - n*c_R(<= w_k)
-        (the window's above the reference's at w_k)."""
-        pair *= self._scales
-        pair += self._offsets
-        return int(pair.max())
 
     def _full(self) -> bool:
         return self._ref_count() == self._m and self._win_count() == self.window_size
