@@ -106,6 +106,11 @@ class TestBySimulation:
         ("name", "params", "sampler"),
         [
             ("ks_window", {"window_size": 50, "reference_size": 200, "stride": 5}, normal),
+            (  # the reference as knots (D within 1/64): the same rule holds
+                "ks_window",
+                {"window_size": 50, "reference_size": 200, "stride": 5, "reference_knots": 64},
+                normal,
+            ),
             ("categorical_drift", {"window_size": 100, "reference_size": 400}, classes),
             (
                 "rolling_threshold",
