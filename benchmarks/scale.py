@@ -28,7 +28,10 @@ Reported, as ratios within this one run (never asserted in tests):
 * events per CPU-second of the replay (decode, core and state bookkeeping);
 * peak RSS of the subprocess (``ru_maxrss``; includes the interpreter, ~60 MiB); with
   fewer warmed models than the target's 4,000 (``--quick``: 400) it is extrapolated
-  linearly from the 4-model run's peak (the process) to 4,000 models, and says so;
+  linearly from the 4-model run's peak (the process) to 4,000 models, and says so. The
+  warmed replays run as ``driftline replay`` does (``keep_state=False``: no end state
+  gathered), and a last child measures a sidecar's restore of the warmed models from
+  their changelog records (read whole, decoded, restored with ``release``);
 * detector memory per warmed model: tracemalloc's traced bytes of each of a warmed
   model's detectors restored from its snapshot, summed (per kind in a table; buffers a
   batch path allocates on first use are not included: the ``ks_window fed`` lines
