@@ -32,8 +32,11 @@ in microseconds, deterministically, from what is known about its statistic:
   values, by the Markov-chain method of Brook & Evans (1972) — the sum's range
   ``[0, h]`` cut into ``MARKOV_STATES`` states, transitions from the empirical CDF,
   ``ARL = ((I - Q)^-1 1)_0`` — solved for ``h`` by bisection
-  (:func:`empirical_cusum_h`); the two sides combine as ``1/ARL = 1/ARL+ + 1/ARL-``
-  and the estimated mean and scale are taken one standard error off as above.
+  (:func:`empirical_cusum_h`); the two sides combine as ``1/ARL = 1/ARL+ + 1/ARL-``.
+  The warm-up's mean, scale and tail are estimates, and one warm-up's ``h`` can be
+  far too small for its stream; a bootstrap of the whole rule adds what it falls
+  short by in 95 % of resamples, so the target holds for ~95 % of warm-ups, not only
+  on average over them.
 * **A window centroid's cosine distance to a learned baseline** (``embedding_drift``):
   the centroid's error has covariance ``Sigma (1/n + 1/m)`` (a window of ``n``, a
   baseline of ``m``), and the distance is ``1 - |mu| / sqrt(|mu|^2 + |e|^2)`` for the
@@ -155,45 +158,120 @@ def cusum_h(
 
 MARKOV_STATES = 128
 """States of the Brook-Evans chain over ``[0, h]`` (ARLs within a few % of simulation)."""
+BOOTSTRAP_STATES = 64
+"""States of the chains of :func:`empirical_cusum_h`'s bootstrap (~7 % of the ARL at
+128 states; the correction is a difference of two such solutions, whose
+discretisation errors largely cancel)."""
 
 
 def markov_arl(sorted_steps: np.ndarray, h: float) -> float:
     """In-control ARL of ``S_t = max(0, S_{t-1} + X_t)``, alarm at ``S > h``, from
     ``S_0 = 0``, with ``X`` drawn from the sorted sample ``sorted_steps``."""
-    m = MARKOV_STATES
+    steps = np.asarray(sorted_steps, dtype=np.float64)
+    cum = (np.arange(steps.size + 1) / steps.size)[None, :]
+    one = np.ones(1)
+    return float(_markov_arls(steps, cum, one, np.zeros(1), np.full(1, float(h)))[0])
+
+
+def _markov_arls(
+    base: np.ndarray,
+    cum: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    h: np.ndarray,
+    states: int = MARKOV_STATES,
+) -> np.ndarray:
+    """:func:`markov_arl` of ``B`` charts at once: chart ``b`` has steps ``scales[b] *
+    X + offsets[b]`` with ``X`` drawn from the sorted ``base`` with the cumulative
+    weights ``cum[b]`` (``B x (n + 1)``, from 0 to 1), and decision interval ``h[b]``."""
+    m = states
+    count = scales.size
     w = 2.0 * h / (2 * m - 1)  # state i covers [(i - 1/2) w, (i + 1/2) w); the last ends at h
-    # below[d + m] = P(X < (d + 1/2) w) for d = -m .. m - 1
-    edges = (np.arange(-m, m) + 0.5) * w
-    below = np.searchsorted(sorted_steps, edges, side="left") / sorted_steps.size
-    i = np.arange(m)[:, None]
-    j = np.arange(m)[None, :]
-    d = j - i  # offset from state i to state j
-    q = below[d + m] - below[d - 1 + m]
-    q[:, 0] = below[-i[:, 0] + m]  # everything that falls below w / 2 lands in state 0
-    if q.sum(axis=1).min() >= 1.0 - 1e-12:
-        return math.inf  # no step can leave [0, h): the sample never alarms
-    return _first_of_solution(np.eye(m) - q, np.ones(m))
+    # below[b, d + m] = P(step < (d + 1/2) w) for d = -m .. m - 1
+    edges = (np.arange(-m, m) + 0.5)[None, :] * w[:, None]
+    where = (edges - offsets[:, None]) / scales[:, None]
+    pos = np.searchsorted(base, where.ravel(), side="left").reshape(count, 2 * m)
+    below = np.take_along_axis(cum, pos, axis=1)
+    d = np.arange(m)[None, :] - np.arange(m)[:, None]  # offset from state i to state j
+    q = below[:, d + m] - below[:, d - 1 + m]
+    q[:, :, 0] = below[:, m - np.arange(m)]  # everything below w / 2 lands in state 0
+    arl = _first_of_solutions(np.eye(m)[None, :, :] - q, np.ones((count, m)))
+    # a chart none of whose steps can leave [0, h) never alarms
+    arl[q.sum(axis=2).min(axis=1) >= 1.0 - 1e-12] = math.inf
+    return arl
 
 
-def _first_of_solution(a: np.ndarray, b: np.ndarray) -> float:
-    """``x[0]`` of ``a x = b`` by Gaussian elimination without pivoting (``a = I - Q``
-    is diagonally dominant), in plain element-wise numpy: LAPACK's threaded solve ran
-    50x slower on a loaded machine, and element-wise arithmetic gives the same bits
-    everywhere. ``inf`` when the system is singular (the chain cannot alarm)."""
-    m = b.size
+def _first_of_solutions(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x[:, 0]`` of the systems ``a[k] x = b[k]`` by Gaussian elimination without
+    pivoting (``a = I - Q`` is diagonally dominant), in plain element-wise numpy:
+    LAPACK's threaded solve ran 50x slower on a loaded machine, and element-wise
+    arithmetic gives the same bits everywhere. ``inf`` where a system is singular
+    (the chain cannot alarm)."""
+    count, m = b.shape
+    singular = np.zeros(count, dtype=bool)
     for k in range(m - 1):
-        pivot = a[k, k]
-        if pivot <= 1e-300:
-            return math.inf
-        f = a[k + 1 :, k] / pivot
-        a[k + 1 :, k:] -= f[:, None] * a[k, k:]
-        b[k + 1 :] -= f * b[k]
-    x = np.zeros(m)
+        pivot = a[:, k, k].copy()
+        singular |= pivot <= 1e-300
+        pivot[pivot <= 1e-300] = 1.0
+        f = a[:, k + 1 :, k] / pivot[:, None]
+        a[:, k + 1 :, k:] -= f[:, :, None] * a[:, k, None, k:]
+        b[:, k + 1 :] -= f * b[:, k, None]
+    x = np.zeros((count, m))
     for k in range(m - 1, -1, -1):
-        if a[k, k] <= 1e-300:
-            return math.inf
-        x[k] = (b[k] - float((a[k, k + 1 :] * x[k + 1 :]).sum())) / a[k, k]
-    return float(x[0]) if math.isfinite(x[0]) and x[0] > 0 else math.inf
+        diagonal = a[:, k, k].copy()
+        singular |= diagonal <= 1e-300
+        diagonal[diagonal <= 1e-300] = 1.0
+        x[:, k] = (b[:, k] - (a[:, k, k + 1 :] * x[:, k + 1 :]).sum(axis=1)) / diagonal
+    first = x[:, 0]
+    bad = singular | ~np.isfinite(first) | (first <= 0)
+    return np.where(bad, math.inf, first)
+
+
+def _cusum_h_batch(
+    sorted_z: np.ndarray,
+    cum: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    allowance: float,
+    target_arl0: float,
+    *,
+    upper: bool,
+    lower: bool,
+    states: int,
+) -> np.ndarray:
+    """Per chart ``b`` (values ``scales[b] * z + offsets[b]`` of ``z`` drawn from the
+    sorted ``sorted_z`` with cumulative weights ``cum[b]``) the decision interval whose
+    two-sided ARL (``1/ARL = sum 1/ARL_side``) is ``target_arl0``, to 0.005 by
+    bisection on a fixed schedule."""
+    count = scales.size
+    negated = -sorted_z[::-1]
+    negated_cum = cum[:, -1:] - cum[:, ::-1]
+
+    def arl(h: np.ndarray) -> np.ndarray:
+        rate = np.zeros(count)
+        if upper:
+            rate += 1.0 / _markov_arls(sorted_z, cum, scales, offsets - allowance, h, states)
+        if lower:
+            steps = _markov_arls(negated, negated_cum, scales, -offsets - allowance, h, states)
+            rate += 1.0 / steps
+        with np.errstate(divide="ignore"):
+            return np.where(rate == 0.0, math.inf, 1.0 / rate)
+
+    lo, hi = np.zeros(count), np.full(count, 4.0)
+    while (short := arl(hi) < target_arl0).any():
+        if hi.max() > 1e6:
+            raise ValueError("values: no finite h reaches target_arl0")
+        lo, hi = np.where(short, hi, lo), np.where(short, 2.0 * hi, hi)
+    while (hi - lo).max() > 5e-3:
+        mid = 0.5 * (lo + hi)
+        short = arl(mid) < target_arl0
+        lo, hi = np.where(short, mid, lo), np.where(short, hi, mid)
+    return hi
+
+
+ARL0_CONFIDENCE = 0.95
+"""Share of warm-ups whose learned ``h`` gives an ARL0 of at least the target."""
+BOOTSTRAP_RESAMPLES = 100
 
 
 def empirical_cusum_h(
@@ -203,17 +281,31 @@ def empirical_cusum_h(
     *,
     upper: bool = True,
     lower: bool = True,
+    confidence: float = ARL0_CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> float:
-    """Decision interval ``h`` of a CUSUM with ``allowance`` for ``target_arl0``, from
-    the empirical distribution of ``values``: the warm-up's values standardised as the
-    chart standardises them (by the warm-up's mean and standard deviation).
+    """Decision interval ``h`` of a CUSUM with ``allowance`` whose in-control ARL is
+    at least ``target_arl0`` with probability ``confidence`` over warm-ups, learned
+    from the warm-up's ``values`` standardised as the chart standardises them (by the
+    warm-up's mean and standard deviation).
 
-    The chart's in-control ARL under that distribution comes from the Markov-chain
+    The ARL of a chart under an empirical distribution comes from the Markov-chain
     method (Brook & Evans 1972), its sides (``upper``, ``lower``) combined as
-    ``1/ARL = sum 1/ARL_side``; the mean is taken one standard error and the scale one
-    standard error off, as in :func:`cusum_h`, and ``h`` is never below
-    :func:`cusum_h`'s normal-theory value (a sample cannot show the tail beyond its
-    extremes, and a constant one shows none). Rounded up to 0.01; deterministic.
+    ``1/ARL = sum 1/ARL_side``. The ``h`` at which the warm-up's own distribution
+    gives ``target_arl0`` is only a point estimate: the mean, the scale and the
+    tail the chart is run with are all estimated from the warm-up, and a warm-up with
+    few extreme values (stock replies) is high in mean, low in spread and thin in tail
+    at once, so its ``h`` is too small for the stream. The correction is the bootstrap
+    of the whole rule (after Gandy & Kvaløy 2013, "guaranteed conditional
+    performance"): with the warm-up as the truth, each of ``resamples`` resamples
+    standardises the chart by its own mean and scale and learns its own ``h*``; the
+    ``h`` the truth needs for that standardisation, minus ``h*``, is what the rule
+    fell short by. Its ``confidence`` quantile (not below 0; by the normal
+    approximation, mean plus ``z`` standard deviations, steadier than an order
+    statistic of 100 resamples) is added to the point estimate; ~2 CPU-s. The resamples come from a fixed-seed generator: the result is a
+    deterministic function of ``values``. ``confidence=0`` gives the point estimate.
+    ``h`` is never below :func:`cusum_h`'s normal-theory value (a sample cannot show
+    the tail beyond its extremes, and a constant one shows none). Rounded up to 0.01.
 
     >>> rng = np.random.default_rng(0)
     >>> normal = rng.standard_normal(2000)
@@ -221,40 +313,47 @@ def empirical_cusum_h(
     6.16
     >>> mixture = np.where(rng.random(2000) < 0.05, -4.0, normal)  # 5 % stock replies
     >>> z = (mixture - mixture.mean()) / mixture.std(ddof=1)
-    >>> empirical_cusum_h(z, 0.5, 1000.0), empirical_cusum_h(z, 0.5, 1000.0, lower=False)
-    (6.85, 5.42)
+    >>> empirical_cusum_h(z, 0.5, 1000.0, confidence=0), empirical_cusum_h(z, 0.5, 1000.0)
+    (6.51, 7.14)
+    >>> empirical_cusum_h(z, 0.5, 1000.0, lower=False)
+    5.42
     """
     _check_target(target_arl0)
     if not (upper or lower):
         raise ValueError("at least one side")
-    z = np.asarray(values, dtype=np.float64)
-    m = z.size
-    if m < 2 or not np.isfinite(z).all():
+    if not 0.0 <= confidence < 1.0:
+        raise ValueError(f"confidence: must be in [0, 1), got {confidence!r}")
+    z = np.sort(np.asarray(values, dtype=np.float64))
+    n = z.size
+    if n < 2 or not np.isfinite(z).all():
         raise ValueError("values: need at least two finite values")
-    normal = cusum_h(target_arl0, allowance, two_sided=upper and lower, reference=m)
+    normal = cusum_h(target_arl0, allowance, two_sided=upper and lower, reference=n)
     floor = math.ceil(normal * 100.0) / 100.0
-    shrink = 1.0 - 1.0 / math.sqrt(2.0 * m)
-    k = allowance * shrink - 1.0 / math.sqrt(m)
-    sides = ([np.sort(z - k)] if upper else []) + ([np.sort(-z - k)] if lower else [])
-
-    def arl(h: float) -> float:
-        rate = sum(1.0 / markov_arl(steps, h) for steps in sides)
-        return math.inf if rate == 0.0 else 1.0 / rate
-
-    lo, hi = 0.0, normal * shrink
-    if arl(hi) >= target_arl0:
-        return floor
-    while arl(hi) < target_arl0:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e6:
-            raise ValueError("values: no finite h reaches target_arl0")
-    while hi - lo > 5e-3:  # bisection on a fixed schedule: deterministic
-        mid = 0.5 * (lo + hi)
-        if arl(mid) < target_arl0:
-            lo = mid
-        else:
-            hi = mid
-    return max(floor, math.ceil(hi / shrink * 100.0) / 100.0)
+    sides = {"upper": upper, "lower": lower}
+    plain = (np.arange(n + 1) / n)[None, :]
+    one, zero = np.ones(1), np.zeros(1)
+    point = _cusum_h_batch(
+        z, plain, one, zero, allowance, target_arl0, **sides, states=MARKOV_STATES
+    )[0]
+    shortfall = 0.0
+    if confidence > 0.0:
+        counts = np.zeros((resamples, n))
+        picks = np.random.default_rng(0).integers(0, n, size=(resamples, n))
+        np.add.at(counts, (np.arange(resamples)[:, None], picks), 1.0)
+        cum = np.concatenate([np.zeros((resamples, 1)), np.cumsum(counts, axis=1)], axis=1) / n
+        spread = float(z.std(ddof=1))
+        mean = counts @ z / n
+        sd = np.sqrt(np.maximum(counts @ (z * z) - n * mean * mean, 0.0) / (n - 1))
+        sd = np.maximum(sd / spread, 1e-9) if spread > 0 else np.ones(resamples)
+        scales, offsets = 1.0 / sd, -mean / sd
+        truth = np.repeat(plain, resamples, axis=0)
+        args = (allowance, target_arl0)
+        needed = _cusum_h_batch(z, truth, scales, offsets, *args, **sides, states=BOOTSTRAP_STATES)
+        learned = _cusum_h_batch(z, cum, scales, offsets, *args, **sides, states=BOOTSTRAP_STATES)
+        short = needed - learned
+        quantile = NormalDist().inv_cdf(confidence) if confidence > 0.5 else 0.0
+        shortfall = max(0.0, float(short.mean() + quantile * short.std(ddof=1)))
+    return max(floor, math.ceil((float(point) + shortfall) * 100.0) / 100.0)
 
 
 def centroid_distance_bound(
@@ -266,31 +365,57 @@ def centroid_distance_bound(
     reference: int,
     checks_every: int,
     target_arl0: float,
+    confidence: float = ARL0_CONFIDENCE,
 ) -> float:
     """``max_distance`` of a cosine-distance check of a ``window``-vector centroid
     against a baseline learned from ``reference`` vectors, run every
-    ``checks_every`` vectors, for ``target_arl0``. ``trace`` and ``trace_sq`` are
-    ``tr Sigma`` and ``tr Sigma^2`` of the vectors' covariance, ``mean_sq`` the squared
-    norm of their mean. 2 (never) when the mean is not above its own noise (centred
-    data: the cosine to the baseline is then noise); at least 1e-9.
+    ``checks_every`` vectors, for ``target_arl0`` with probability ``confidence``
+    over baselines. ``trace`` and ``trace_sq`` are ``tr Sigma`` and ``tr Sigma^2`` of
+    the vectors' covariance, ``mean_sq`` the squared norm of their mean. 2 (never)
+    when the mean is not above its own noise (centred data: the cosine to the
+    baseline is then noise); at least 1e-9.
+
+    The baseline's error ``e_b`` is drawn once and stays for the whole series, while
+    each window brings a fresh error ``e_w``: a bound on their sum's *marginal*
+    distribution holds on average over baselines, but a baseline that is off by
+    more than usual makes its series alarm far more often. So the bound is
+    conditional: ``|e_b|^2`` is taken at its ``confidence`` quantile, and the window's
+    ``|e_b + e_w|^2`` is then a noncentral chi-square (both errors as Satterthwaite's
+    ``tr Sigma^2 / tr Sigma`` times a chi-square of ``(tr Sigma)^2 / tr Sigma^2``
+    degrees of freedom, scaled by ``1/m`` and ``1/n``; Patnaik's central
+    approximation of the noncentral one), whose quantile at the Bonferroni level of
+    the check schedule is the bound. A longer reference shrinks the baseline's part
+    and with it the bound. ``confidence=0`` bounds the marginal
+    (the baseline's error counted as fresh at every check).
 
     >>> d = 64  # unit vectors around one direction, spread 0.3 per coordinate
-    >>> round(centroid_distance_bound(d * 0.09 / 1.09, d * (0.09 / 1.09) ** 2, 1 / 1.09,
-    ...       window=256, reference=512, checks_every=64, target_arl0=1e5), 4)
+    >>> args = (d * 0.09 / 1.09, d * (0.09 / 1.09) ** 2, 1 / 1.09)
+    >>> schedule = {"window": 256, "reference": 512, "checks_every": 64, "target_arl0": 1e5}
+    >>> round(centroid_distance_bound(*args, **schedule, confidence=0), 4)
     0.027
+    >>> round(centroid_distance_bound(*args, **schedule), 4)
+    0.0286
     """
     _check_target(target_arl0)
     if not (trace >= 0 and trace_sq >= 0 and math.isfinite(trace) and math.isfinite(trace_sq)):
         raise ValueError("trace and trace_sq must be finite and >= 0")
+    if not 0.0 <= confidence < 1.0:
+        raise ValueError(f"confidence: must be in [0, 1), got {confidence!r}")
     f = 1.0 / window + 1.0 / reference
     if not mean_sq > f * trace:
         return 2.0
     if trace == 0.0 or trace_sq == 0.0:
         return 1e-9
-    scale = f * trace_sq / trace  # |e|^2 ~ scale * chi2(df)
+    per_dim = trace_sq / trace  # |e|^2 ~ per_dim * (1/n + 1/m) * chi2(df)
     df = trace * trace / trace_sq
     level = bonferroni_level(target_arl0, 1.0 / checks_every)
-    q = scale * chi2_isf(level, df)
+    if confidence == 0.0:
+        q = per_dim * f * chi2_isf(level, df)
+    else:
+        # n |e_b + e_w|^2 / per_dim ~ noncentral chi2(df, lam), lam at its quantile
+        lam = window / reference * chi2_isf(1.0 - confidence, df)
+        scale = (df + 2.0 * lam) / (df + lam)
+        q = per_dim / window * scale * chi2_isf(level, (df + lam) ** 2 / (df + 2.0 * lam))
     return min(2.0, max(1e-9, 1.0 - math.sqrt(mean_sq / (mean_sq + q))))
 
 

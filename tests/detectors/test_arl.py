@@ -22,7 +22,10 @@ from detectors.arl import (
     adwin_delta,
     band_width,
     bonferroni_level,
+    centroid_distance_bound,
     cusum_h,
+    empirical_cusum_h,
+    markov_arl,
     siegmund_arl0,
     threshold_params,
 )
@@ -194,3 +197,50 @@ class TestBySimulation:
         at_1e5 = [r["delta"] for r in table["adwin"]["entries"] if r["target_arl0"] == 1e5]
         assert adwin_delta(1e5) == min(at_1e5)
         assert adwin_delta(1e4) > adwin_delta(3e4) > adwin_delta(1e5) > adwin_delta(1e7)
+
+
+class TestGuaranteedOverWarmUps:
+    """The learned thresholds hold for most warm-ups, not only on average over them:
+    each warm-up's own ARL0 (its chart run on the true distribution) is checked."""
+
+    @staticmethod
+    def mean_surprisals(rng: np.random.Generator, n: int) -> np.ndarray:
+        # per-response mean surprisal of surprisal_mixture's answers, drawn directly
+        stock = rng.random(n) < 0.05
+        length = rng.integers(8, 40, size=n)
+        return np.where(stock, rng.gamma(3.0, 0.1, size=n), rng.gamma(1.2 * length, 1.6) / length)
+
+    def test_the_bootstrap_keeps_most_warm_ups_at_the_target(self) -> None:
+        target, runs = 2000.0, 16
+        truth = self.mean_surprisals(np.random.default_rng(1), 200_000)
+        below = {"point": 0, "bootstrap": 0}
+        for i in range(runs):
+            warm_up = self.mean_surprisals(np.random.default_rng([2, i]), 300)
+            mu, sd = warm_up.mean(), warm_up.std(ddof=1)
+            z = (truth - mu) / sd
+            for name, confidence in (("point", 0.0), ("bootstrap", 0.95)):
+                h = empirical_cusum_h((warm_up - mu) / sd, 0.5, target, confidence=confidence)
+                rate = 1 / markov_arl(np.sort(z - 0.5), h) + 1 / markov_arl(np.sort(-z - 0.5), h)
+                below[name] += 1 / rate < target
+        # the point estimate is a coin flip per warm-up; the bootstrap's is not
+        assert below["point"] >= 4, below
+        assert below["bootstrap"] <= 2, below
+
+    def test_the_bootstrap_is_deterministic_and_only_raises_h(self) -> None:
+        z = np.random.default_rng(3).standard_normal(500)
+        point = empirical_cusum_h(z, 0.5, 5000.0, confidence=0)
+        assert empirical_cusum_h(z, 0.5, 5000.0) == empirical_cusum_h(z.tolist(), 0.5, 5000.0)
+        assert empirical_cusum_h(z, 0.5, 5000.0) >= point
+        with pytest.raises(ValueError, match="confidence"):
+            empirical_cusum_h(z, 0.5, 5000.0, confidence=1.0)
+
+    def test_the_centroid_bound_is_conditional_on_the_baseline(self) -> None:
+        args = (32 * 0.01, 32 * 1e-4, 1.0)
+        schedule = {"window": 256, "checks_every": 64, "target_arl0": 1e5}
+        marginal = centroid_distance_bound(*args, reference=512, **schedule, confidence=0)
+        short = centroid_distance_bound(*args, reference=512, **schedule)
+        long = centroid_distance_bound(*args, reference=4096, **schedule)
+        # a far-off baseline must not make its series alarm: the bound widens, and a
+        # longer baseline (a smaller persistent error) narrows it again
+        assert short > marginal
+        assert long < short
