@@ -22,6 +22,7 @@ from detectors._parse import (
     get_float_or_nan,
     json_float,
 )
+from detectors.arl import duplicate_rate_bound
 from detectors.base import DriftDetector, InputKind, register, require
 
 __all__ = ["OutputDiversity", "normalize_text"]
@@ -138,7 +139,11 @@ class OutputDiversity(DriftDetector[str]):
     standard error is widened by the reference's own over-dispersion: the variance of
     the flag counts of its consecutive blocks of ``window_size // 4`` responses over
     the binomial variance, :math:`\phi` (at least 1), giving
-    :math:`p_0 + \max(z\sqrt{\phi}, z_{min})\sqrt{p_0(1-p_0)/n}`. Legitimately repeated requests
+    :math:`p_0 + \max(z\sqrt{\phi}, z_{min})\sqrt{p_0(1-p_0)/n}`. With ``target_arl0`` the
+    bound is :func:`detectors.arl.duplicate_rate_bound` instead: the window count's
+    Poisson tail (scaled for :math:`\phi`) at the reference rate's upper 95 %
+    confidence bound, so that the target holds for 95 % of references (``z`` and
+    ``min_z`` are then unused). Legitimately repeated requests
     (the same prompt from many users) raise the healthy rate: a learned bound follows
     it; a fixed one must be set above it (or chosen with :func:`detectors.calibrate`).
 
@@ -171,6 +176,9 @@ class OutputDiversity(DriftDetector[str]):
         Widen the standard error by the reference's block over-dispersion.
     min_z
         Floor on the (widened) multiple of the binomial standard error (>= 0).
+    target_arl0
+        Learn the bound from the reference for this mean number of responses between
+        false alarms (``None``: the ``z`` band; needs ``reference_size`` > 0).
 
     Examples
     --------
@@ -196,6 +204,13 @@ class OutputDiversity(DriftDetector[str]):
     ...               f"distinct-2 {detector.distinct_2:.2f}")
     ...         break
     drift at 333: near-duplicates 0.32, exact 0.30, distinct-2 0.75
+
+    The bound learned from the first 200 answers for one false alarm per 10,000:
+
+    >>> learned = OutputDiversity(window_size=50, reference_size=200, target_arl0=10_000)
+    >>> hits = learned.update_many(stream)
+    >>> round(learned.threshold, 2), hits[0]
+    (0.19, 321)
     """
 
     name: ClassVar[str] = "output_diversity"
@@ -219,6 +234,7 @@ class OutputDiversity(DriftDetector[str]):
         z: float = 6.0,
         dispersion: bool = False,
         min_z: float = 0.0,
+        target_arl0: float | None = None,
     ) -> None:
         super().__init__()
         self.window_size = check_positive_int(window_size, "window_size", minimum=2)
@@ -243,6 +259,15 @@ class OutputDiversity(DriftDetector[str]):
             f"must be a finite number >= 0, got {min_z!r}",
         )
         self.min_z = float(min_z)
+        if target_arl0 is not None:
+            target_arl0 = check_positive_float(target_arl0, "target_arl0")
+            require(target_arl0 >= 2, "target_arl0", f"must be >= 2, got {target_arl0!r}")
+            require(
+                self.reference_size > 0,
+                "target_arl0",
+                "learns the bound from the reference: set reference_size",
+            )
+        self.target_arl0 = target_arl0
         self._block = max(self.window_size // 4, 1)
         self._a, self._b = _permutations(self.num_perm)
         self._rows = self.num_perm // self.bands
@@ -259,6 +284,7 @@ class OutputDiversity(DriftDetector[str]):
         # Near-duplicate counts of the reference's completed blocks (None: restored
         # from a version 1 snapshot, which kept none: phi = 1).
         self._ref_blocks: list[int] | None = []
+        self._bound: float | None = None  # the target_arl0 bound, once computed
 
     def _clear_window(self) -> None:
         self._window: deque[_Slot] = deque()
@@ -425,6 +451,17 @@ class OutputDiversity(DriftDetector[str]):
             return self.max_duplicate_rate
         if self._ref_seen < self.reference_size:
             return math.nan
+        if self.target_arl0 is not None:
+            if self._bound is None:
+                learned = duplicate_rate_bound(
+                    self._ref_near,
+                    self._ref_seen,
+                    self.overdispersion,
+                    window=self.window_size,
+                    target_arl0=self.target_arl0,
+                )
+                self._bound = min(self.max_duplicate_rate, learned)
+            return self._bound
         n = self.window_size
         p0 = max(self._ref_near / self._ref_seen, 1.0 / n)
         z = self.z * math.sqrt(self.overdispersion) if self.dispersion else self.z
@@ -476,6 +513,7 @@ class OutputDiversity(DriftDetector[str]):
             "z": self.z,
             "dispersion": self.dispersion,
             "min_z": self.min_z,
+            "target_arl0": self.target_arl0,
         }
 
     def _get_state(self) -> dict[str, Any]:
@@ -536,6 +574,7 @@ class OutputDiversity(DriftDetector[str]):
         if len(reference) != 2 or ref_near > ref_seen or ref_seen > self.reference_size:
             raise ValueError("reference must be [seen, near duplicates] within reference_size")
         self._ref_seen, self._ref_near = ref_seen, ref_near
+        self._bound = None
         blocks = state["reference_blocks"]
         if blocks is None:
             self._ref_blocks = None

@@ -254,24 +254,23 @@ def _derived_cached(description: str, target_arl0: float) -> tuple[MonitorSpec, 
         tolerance=0.01,
     )
     if spec["text"]:
-        # The duplicate-rate bound is learned from the first 1,000 responses (their
-        # near-duplicate fraction + z binomial standard errors of a 200-window, at most
-        # 0.5) instead of a fixed 0.3, which 25 % canned answers on top of a few stock
-        # replies sit around, and which a model with many legitimate repeats exceeds.
-        # z is the rule's for target_arl0, widened by the reference's own block
-        # over-dispersion (dispersion=True): near-duplicate flags in a window are not
-        # independent (one stock reply makes its repeats duplicates), so the binomial
-        # band under-states the spread (z = 4.67 alone gave 2 false alarms in 60,000
-        # stable responses of benchmarks/quality.py). Never below the earlier fixed
-        # z = 6 (min_z; none in 60,000): 20 blocks estimate the dispersion to ~30 %.
+        # The duplicate-rate bound is learned from the first 1,000 responses
+        # (detectors.arl.duplicate_rate_bound) instead of a fixed 0.3, which 25 %
+        # canned answers on top of a few stock replies sit around, and which a model
+        # with many legitimate repeats exceeds: the window count's Poisson tail at
+        # the Bonferroni level of target_arl0, at the reference rate's upper 95 %
+        # bound and scaled by the reference's own block over-dispersion (near
+        # duplicate flags are not independent: one stock reply makes its repeats
+        # duplicates). The normal band it replaces (z = 4.67, widened by the
+        # over-dispersion, floored at the earlier fixed z = 6) ignored the count's
+        # right skew and the reference's own error: 2-4 false alarms in 220,000
+        # stable responses of benchmarks/quality.py.
         add(
             "output_text",
             "output_diversity",
             window_size=200,
             max_duplicate_rate=0.5,
             reference_size=1000,
-            dispersion=True,
-            min_z=6.0,
         )
         # A 1,000-response reference, not 200: a noisy mean and spread made 1.3 false
         # alarms per 10,000 responses. h is learned from that reference's own
