@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from detectors import estimate_arl0
+from detectors.arl import duplicate_rate_bound
 from detectors.output_diversity import OutputDiversity, normalize_text
 from tests.detectors._distribution_checks import (
     check_contract,
@@ -229,6 +231,72 @@ class TestLearnedBound:
 
     @pytest.mark.parametrize(("params", "name"), [({"reference_size": -1}, "reference_size"),
                                                     ({"z": 0.0}, "z")])  # fmt: skip
+    def test_invalid(self, params: dict[str, float], name: str) -> None:
+        with pytest.raises(ValueError, match=name):
+            OutputDiversity(**params)  # type: ignore[arg-type]
+
+
+class TestBoundForTarget:
+    """``target_arl0``: the bound is :func:`detectors.arl.duplicate_rate_bound` of the
+    reference's counts and over-dispersion."""
+
+    stream = staticmethod(TestLearnedBound.stream)
+
+    def test_the_bound_is_the_count_tail_at_the_reference_s_upper_rate(self) -> None:
+        det = OutputDiversity(window_size=200, reference_size=1000, target_arl0=1e5)
+        assert math.isnan(det.threshold)
+        det.update_many(self.stream(7, healthy=0.05, canned=0.0, n=1000))
+        expected = duplicate_rate_bound(
+            det._ref_near, 1000, det.overdispersion, window=200, target_arl0=1e5
+        )
+        assert det.threshold == expected
+        # wider than the plain z band at the same target (its right skew, the
+        # reference's own error), and a higher target widens it further
+        band = OutputDiversity(window_size=200, reference_size=1000, z=4.67)
+        band.update_many(self.stream(7, healthy=0.05, canned=0.0, n=1000))
+        assert det.threshold > band.threshold
+        wider = OutputDiversity(window_size=200, reference_size=1000, target_arl0=1e7)
+        wider.update_many(self.stream(7, healthy=0.05, canned=0.0, n=1000))
+        assert wider.threshold > det.threshold
+
+    def test_a_quarter_canned_is_found_within_100(self) -> None:
+        stream = self.stream(0, healthy=0.05, canned=0.25)
+        det = OutputDiversity(window_size=200, reference_size=1000, target_arl0=1e5)
+        delay = first_detection_after(det, stream, 2000)
+        assert delay is not None and delay < 100
+
+    def test_state_round_trips_and_matches_the_per_event_path(self) -> None:
+        stream = self.stream(8, healthy=0.05, canned=0.5, at=700, n=1200)
+        TestLearnedBound.check_round_trips(
+            stream, {"target_arl0": 1e4}, first_at=700, cuts=(0, 130, 499, 500, 901)
+        )
+
+    def test_a_snapshot_from_before_target_arl0_restores(self) -> None:
+        det = OutputDiversity(window_size=100, reference_size=500, dispersion=True)
+        det.update_many(self.stream(9, healthy=0.05, canned=0.0, n=800))
+        old = det.to_state()
+        del old["params"]["target_arl0"]
+        restored = OutputDiversity.from_state(old)
+        assert restored.target_arl0 is None and restored.threshold == det.threshold
+
+    def test_keeps_false_alarms_under_the_target(self) -> None:
+        # 5 % stock replies (3 of them) among varied answers, checked at every response
+        def texts(rng: np.random.Generator, n: int) -> list[str]:
+            out = answers(rng, n)
+            stock = rng.random(n) < 0.05
+            picks = rng.integers(0, 3, size=n)
+            return [["Yes.", "No.", "Thanks!"][p] if s else a
+                    for a, s, p in zip(out, stock, picks, strict=True)]  # fmt: skip
+
+        target = 300.0
+        det = OutputDiversity(window_size=40, reference_size=200, target_arl0=target)
+        estimate = estimate_arl0(det, texts, n_runs=30, max_run_length=3000, seed=5)
+        assert estimate.interval()[1] >= target, estimate
+
+    @pytest.mark.parametrize(
+        ("params", "name"),
+        [({"target_arl0": 1.0}, "target_arl0"), ({"target_arl0": 1e5}, "target_arl0")],
+    )
     def test_invalid(self, params: dict[str, float], name: str) -> None:
         with pytest.raises(ValueError, match=name):
             OutputDiversity(**params)  # type: ignore[arg-type]
