@@ -37,7 +37,7 @@ from pipeline.core.comparisons import golden_finding, shadow_finding
 from pipeline.core.eventtime import micros, seconds_to_micros
 from pipeline.core.golden import GoldenState
 from pipeline.core.journal import JournalTail, Report
-from pipeline.core.labels import NO_JOINS, JoinBuffer, Touched
+from pipeline.core.labels import NO_JOINS, JoinBuffer, MakeRoom, Touched
 from pipeline.core.monitor import (
     Finding,
     KeyState,
@@ -315,8 +315,10 @@ class Engine:
             if plan.error_segment_features:
                 features = event.features or {}
                 segment = tuple((k, features.get(k)) for k in plan.error_segment_features)
-            ctx.partition.next_seq()
-            touched = self._joins(model).add_prediction(
+            part = ctx.partition
+            part.next_seq()
+            joins = self._joins(model)
+            touched = joins.add_prediction(
                 event.request_id,
                 event.variant,
                 event.model_version,
@@ -328,7 +330,9 @@ class Engine:
                 max_pending=plan.spec.labels.max_pending,
                 classification=plan.spec.classification,
                 counters=model.counters,
+                make_room=self._room_maker(part, model),
             )
+            part.pending.note(model.model_id, len(joins))
             if touched is not None:
                 self._joined(ctx, touched, event.request_id)
 
@@ -390,14 +394,17 @@ class Engine:
         for page in joins.expire(horizon, model.counters):
             part.dirty.add(join_page_key(model.model_id, page))
             part.mark_model("model", model.model_id)
+        part.pending.note(model.model_id, len(joins))
 
     def _label(self, ctx: EventContext, event: LabelEvent) -> None:
         plan, model = ctx.plan, ctx.model
         if not plan.needs_join:
             self.stats["labels_unused"] += 1
             return
-        ctx.partition.next_seq()
-        touched = self._joins(model).add_label(
+        part = ctx.partition
+        part.next_seq()
+        joins = self._joins(model)
+        touched = joins.add_label(
             event.request_id,
             event.label,
             ctx.at,
@@ -406,8 +413,38 @@ class Engine:
             max_pending=plan.spec.labels.max_pending,
             classification=plan.spec.classification,
             counters=model.counters,
+            make_room=self._room_maker(part, model),
         )
+        part.pending.note(model.model_id, len(joins))
         self._joined(ctx, touched, event.request_id)
+
+    def _room_maker(self, part: Partition, model: ModelState) -> MakeRoom | None:
+        """The partition-wide budget's evictions before ``model`` stores a new
+        request (None while the partition is below it: nothing to make room for)."""
+        budget = self.limits.max_pending_labels
+        if part.pending.total < budget:
+            return None
+
+        def make_room() -> list[int]:
+            own: list[int] = []
+            pending = part.pending
+            while pending.total >= budget:
+                victim = part.models[pending.largest()]
+                joins = victim.joins
+                assert isinstance(joins, JoinBuffer)
+                counters = victim.counters
+                pages = joins.evict_oldest(1, counters)
+                counters["evicted_budget"] = counters.get("evicted_budget", 0) + 1
+                pending.note(victim.model_id, len(joins))
+                if victim is model:
+                    own.extend(pages)
+                    continue
+                for page in pages:
+                    part.dirty.add(join_page_key(victim.model_id, page))
+                part.mark_model("model", victim.model_id)
+            return own
+
+        return make_room
 
     @staticmethod
     def _joins(model: ModelState) -> JoinBuffer:
@@ -564,7 +601,13 @@ class Engine:
         ``tail``) describe; ``release``: ``entries`` is emptied as it is read
         (``restore_partition``)."""
         self.partitions[number] = restore_partition(
-            number, entries, self.plan_for, self.quarantine, tail, release=release
+            number,
+            entries,
+            self.plan_for,
+            self.quarantine,
+            tail,
+            release=release,
+            join_budget=self.limits.max_pending_labels,
         )
 
     def drop(self, number: int) -> None:

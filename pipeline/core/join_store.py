@@ -274,6 +274,32 @@ class JoinStore:
             del pages[0]  # its last row left
         return slot, page
 
+    def drop_oldest(self, count: int) -> list[int]:
+        """Remove the ``count`` oldest rows (at most all); the pages they were on.
+        Many at once (a restore trimmed to the partition's budget) move the rest to
+        arrays of their size instead of deleting row by row."""
+        count = min(count, self.size)
+        if count <= 0:
+            return []
+        pages = self.pages
+        first = bisect.bisect_right(pages, self.base) - 1
+        last = bisect.bisect_right(pages, self.base + count - 1) - 1
+        touched = list(pages[first : last + 1])
+        if count * 8 <= self.size:
+            for _ in range(count):
+                self.pop_oldest()
+            self.shrink()
+            return touched
+        self.head = (self.head + count) % self.capacity
+        self.size -= count
+        self.base += count
+        if not self.size:
+            del pages[:]
+        else:
+            del pages[: bisect.bisect_right(pages, self.base) - 1]
+        self._relayout(max(_MIN_CAPACITY, self.size))
+        return touched
+
     def shrink(self) -> None:
         """Give memory back after a burst (a quarter full at most)."""
         if self.capacity > 4 * _MIN_CAPACITY and self.size * 4 < self.capacity:

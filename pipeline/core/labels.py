@@ -29,8 +29,11 @@ every request is a page of its own. (Older per-request entries,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
+
+import numpy as np
 
 from pipeline.core.join_codec import encode_page
 from pipeline.core.join_store import (
@@ -46,7 +49,21 @@ from pipeline.core.join_store import (
     request_hash,
 )
 
-__all__ = ["NO_JOINS", "JoinBuffer", "Joined", "NoJoins", "Touched", "error_of", "request_hash"]
+MakeRoom = Callable[[], list[int]]
+"""Called before a new request is stored (after ``max_pending``'s evictions): the
+partition-wide budget's evictions (:mod:`pipeline.core.join_budget`); returns the
+pages of this model's own requests it pushed out."""
+
+__all__ = [
+    "NO_JOINS",
+    "JoinBuffer",
+    "Joined",
+    "MakeRoom",
+    "NoJoins",
+    "Touched",
+    "error_of",
+    "request_hash",
+]
 
 COUNTERS = ("joined", "late", "orphan", "unlabeled", "evicted", "duplicate_labels")
 
@@ -168,8 +185,32 @@ class JoinBuffer:
         elif predicted and not labelled:
             counters["unlabeled"] += 1
 
+    def evict_oldest(self, count: int, counters: dict[str, int]) -> list[int]:
+        """Push the ``count`` oldest requests out (counted ``evicted``, and
+        ``orphan`` / ``unlabeled`` as the size bound's are); the pages that changed."""
+        store = self.store
+        count = min(count, store.size)
+        if count <= 0:
+            return []
+        counters["evicted"] += count
+        slots = store.slots(0, count)
+        labelled = (store.flags[slots] & LABEL) != 0
+        predicted = np.zeros(count, dtype=bool)
+        for v in store.variants:
+            predicted |= (v.flags[slots] & PRESENT) != 0
+        counters["orphan"] += int((labelled & ~predicted).sum())
+        counters["unlabeled"] += int((predicted & ~labelled).sum())
+        pages = store.drop_oldest(count)
+        store.maybe_compact_interned()
+        return pages
+
     def _entry(
-        self, h: int, batch: int, max_pending: int, counters: dict[str, int]
+        self,
+        h: int,
+        batch: int,
+        max_pending: int,
+        counters: dict[str, int],
+        make_room: MakeRoom | None,
     ) -> tuple[int, bool, list[int]]:
         """The slot of request ``h`` (created, pushing the oldest out when the buffer
         is full), whether it was created, the pages of the requests pushed out."""
@@ -186,6 +227,10 @@ class JoinBuffer:
                 evicted.append(page)
         if evicted:
             store.maybe_compact_interned()
+        if make_room is not None:
+            for page in make_room():
+                if not evicted or evicted[-1] != page:
+                    evicted.append(page)
         return store.append(h, batch, max_pending), True, evicted
 
     def _touched(self, slot: int, joined: list[Joined], evicted: list[int]) -> Touched:
@@ -208,6 +253,7 @@ class JoinBuffer:
         max_pending: int,
         classification: bool | None,
         counters: dict[str, int],
+        make_room: MakeRoom | None = None,
     ) -> Touched | None:
         """Remember a prediction; join it when its label is already here. A new
         request joins the page ``batch`` opened. None: one variant too many for
@@ -218,7 +264,7 @@ class JoinBuffer:
             counters["variants_dropped"] = counters.get("variants_dropped", 0) + 1
             return None
         slot, _created, evicted = self._entry(
-            request_hash(request_id), batch, max_pending, counters
+            request_hash(request_id), batch, max_pending, counters, make_room
         )
         columns = store.variants[k]
         joined: list[Joined] = []
@@ -249,13 +295,16 @@ class JoinBuffer:
         max_pending: int,
         classification: bool | None,
         counters: dict[str, int],
+        make_room: MakeRoom | None = None,
     ) -> Touched:
         """Remember a label; join it to every prediction of the request seen so far,
         in the order they came (returns as :meth:`add_prediction`)."""
         store = self.store
         store.ensure_labels()
         assert store.label_value is not None and store.label_at is not None
-        slot, created, evicted = self._entry(request_hash(request_id), batch, max_pending, counters)
+        slot, created, evicted = self._entry(
+            request_hash(request_id), batch, max_pending, counters, make_room
+        )
         joined: list[Joined] = []
         flags = int(store.flags[slot])
         if flags & LABEL:

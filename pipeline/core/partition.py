@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.golden import GoldenState
+from pipeline.core.join_budget import PendingCounts
 from pipeline.core.journal import JournalBook
 from pipeline.core.labels import COUNTERS, NO_JOINS, JoinBuffer, NoJoins
 from pipeline.core.monitor import KeyState, MonitorKey
@@ -100,6 +101,9 @@ class Partition:
         """Topic -> latest event time of the predictions and labels read from it."""
         self.join_kinds: list[str] = []
         """Which of prediction / label were seen (no expiry by time before both)."""
+        self.pending = PendingCounts()
+        """The label join's pending requests per model (``limits.max_pending_labels``):
+        not state of its own, recounted from the joins on restore."""
         self.seq = 0
         """The touch counter: orders keys and models by their last use."""
         self.keys: dict[bool, OrderedDict[MonitorKey, KeyState]] = {
@@ -125,6 +129,12 @@ class Partition:
 
     def key_state(self, key: MonitorKey) -> KeyState | None:
         return self.keys[True].get(key) or self.keys[False].get(key)
+
+    def count_pending(self) -> None:
+        """Recount :attr:`pending` from the models' joins (after a restore)."""
+        self.pending = PendingCounts()
+        for model_id in sorted(self.models):
+            self.pending.note(model_id, len(self.models[model_id].joins))
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -161,6 +171,7 @@ class Partition:
                 self.drop_key(state)
         for page in model.joins.pages:
             self.dirty.add(join_page_key(model.model_id, page))
+        self.pending.note(model.model_id, 0)
         del self.models[model.model_id]
         self.unknown.pop(model.model_id, None)
         self.mark_model("model", model.model_id)

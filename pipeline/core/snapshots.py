@@ -24,6 +24,7 @@ import orjson
 
 import detectors
 from pipeline.core.golden import GoldenState
+from pipeline.core.join_budget import trimmed_sizes
 from pipeline.core.join_codec import decode_pages, is_legacy, legacy_requests, legacy_store
 from pipeline.core.journal import (
     DETECTOR_ENTRY_BYTES,
@@ -267,6 +268,7 @@ def restore_partition(
     tail: JournalTail | None = None,
     *,
     release: bool = False,
+    join_budget: int | None = None,
 ) -> Partition:
     """The partition the entries describe, with the deltas of ``tail`` replayed
     into their detectors. Keys whose monitor is no longer configured are reported
@@ -275,7 +277,9 @@ def restore_partition(
     reset (see the module's docstring) instead of raising. ``release``: each entry
     is removed from ``entries`` once its component is rebuilt, so that a large
     partition's decoded snapshots are not all held beside the state built from
-    them (``entries`` is empty at the end)."""
+    them (``entries`` is empty at the end). ``join_budget``: ``limits.max_pending_labels``;
+    pages holding more pending requests are trimmed to it as they are decoded
+    (:func:`~pipeline.core.join_budget.trimmed_sizes`)."""
     tail = tail or JournalTail()
     part = Partition(number)
 
@@ -320,7 +324,9 @@ def restore_partition(
     for name, journal in tail.journaled.items():  # before the deltas (they add to it)
         if name in entries:
             part.book.depend(name, journal, latest=True)
-    for model_id in sorted({*joins.pages, *joins.legacy, *joins.next}):
+    joined_models = sorted({*joins.pages, *joins.legacy, *joins.next})
+    keep = _within_budget(joins, joined_models, join_budget)
+    for model_id in joined_models:
         model = part.models[model_id]
         pages = joins.pages.get(model_id, [])
         legacy = joins.legacy.get(model_id, [])
@@ -341,6 +347,9 @@ def restore_partition(
         if release:
             for page, _state in joins.pages.pop(model_id, []):
                 entries.pop(join_page_key(model_id, page), None)
+        if keep is not None and isinstance(model.joins, JoinBuffer):
+            _trim_join(part, model, keep.get(model_id, 0))
+    part.count_pending()
     for model in sorted(part.models.values(), key=lambda m: m.seq):
         if not model.known:
             part.unknown[model.model_id] = model
@@ -381,6 +390,41 @@ def _int_or(state: Any, name: str, default: int) -> int:
         return int(state[name])
     except Exception:
         return default
+
+
+def _within_budget(
+    joins: _Joins, model_ids: list[str], budget: int | None
+) -> dict[str, int] | None:
+    """What each model's join keeps under the partition's budget, from the pages' row
+    counts before any is decoded; None when they are within it (the usual case)."""
+    if budget is None:
+        return None
+    sizes: dict[str, int] = {}
+    for model_id in model_ids:
+        legacy = joins.legacy.get(model_id)
+        if legacy:  # rebuilt from these alone
+            sizes[model_id] = len(legacy)
+            continue
+        pages = joins.pages.get(model_id, [])
+        rows = (state.get("rows") if isinstance(state, dict) else 0 for _page, state in pages)
+        sizes[model_id] = sum(n for n in rows if type(n) is int and n > 0)
+    if sum(sizes.values()) <= budget:
+        return None
+    return trimmed_sizes(sizes, budget)
+
+
+def _trim_join(part: Partition, model: ModelState, keep: int) -> None:
+    """Push the oldest requests of a restored join out until ``keep`` are left."""
+    joins = model.joins
+    assert isinstance(joins, JoinBuffer)
+    excess = len(joins) - keep
+    if excess <= 0:
+        return
+    counters = model.counters
+    for page in joins.evict_oldest(excess, counters):
+        part.dirty.add(join_page_key(model.model_id, page))
+    counters["evicted_budget"] = counters.get("evicted_budget", 0) + excess
+    part.mark_model("model", model.model_id)
 
 
 def _restore_entry(

@@ -38,6 +38,8 @@ class TestLoadSettings:
         [
             ({"kafka": {"bootstrap_server": "x"}}, "kafka.bootstrap_server"),
             ({"runtime": {"max_batch_events": 0}}, "runtime.max_batch_events"),
+            ({"limits": {"max_pending_labels": 0}}, "limits.max_pending_labels"),
+            ({"limits": {"max_pending_labels": "many"}}, "limits.max_pending_labels"),
             (
                 {"models": {"fraud": {"monitors": [{"signal": "confidence", "detector": "nope"}]}}},
                 "models.fraud.monitors[0].detector",
