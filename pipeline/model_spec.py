@@ -176,7 +176,8 @@ class LabelSpec(Strict):
     later ones, and labels whose prediction never comes, as orphans."""
     max_pending: int = Field(10_000, ge=1, le=10_000_000)
     """Requests waiting for their label (or label for its prediction), per model;
-    beyond it the oldest is dropped and counted."""
+    beyond it the oldest is dropped and counted. All models of a partition together
+    are bounded by ``limits.max_pending_labels``."""
 
 
 class ShadowSpec(Strict):

@@ -9,7 +9,8 @@ classification, the absolute error for regression — which feeds the model's
 
 A request stays in the buffer until event time passes ``2 x ttl`` after it was
 first seen (so a second variant's prediction or a duplicate label still finds it),
-or until ``max_pending`` newer requests push it out. "Event time" is that of the
+or until ``max_pending`` newer requests push it out, or the partition's budget over
+all models (``limits.max_pending_labels``, :mod:`pipeline.core.join_budget`) takes it. "Event time" is that of the
 slowest topic carrying predictions or labels in the partition, and nothing expires by
 time before both a prediction and a label were seen: a label topic consumed behind the
 prediction topic does not turn its labels into late ones. What could not join is counted
@@ -193,6 +194,11 @@ class JoinBuffer:
         if count <= 0:
             return []
         counters["evicted"] += count
+        if count == 1:  # the budget's usual case: one request per new one
+            self._count_unjoined(store.head, counters)
+            _slot, page = store.pop_oldest()
+            store.shrink()
+            return [page]
         slots = store.slots(0, count)
         labelled = (store.flags[slots] & LABEL) != 0
         predicted = np.zeros(count, dtype=bool)
