@@ -387,12 +387,13 @@ class LimitSettings(Strict):
     """How long (event time) an unknown model must have been idle before a new
     unknown model may take its place at the cap: junk model ids lock a partition
     out for this long after they stop, not for ``idle_expiry``."""
-    max_pending_labels: int = Field(1_000_000, ge=1, le=100_000_000)
+    max_pending_labels: int = Field(500_000, ge=1, le=100_000_000)
     """Pending requests of the label join over all models of a partition (each
     model's own bound is ``labels.max_pending``). Beyond it the model holding the
     most gives up its oldest (ties: the smallest model id), counted ``evicted`` and
-    ``evicted_budget``. The default bounds a partition's join to ~33 MiB at the
-    measured ~35 bytes per pending prediction (README "Sizing")."""
+    ``evicted_budget``. The default bounds a partition's join to ~17 MiB at the
+    measured ~35 bytes per pending prediction (README "Sizing"): an hour of label
+    delay at ~140 predictions per second per partition."""
     idle_expiry: Duration = 7 * 86400.0
     """Keys and unknown models idle this long (event time) are dropped."""
     max_future_skew: Duration = Field(86400.0, gt=0)

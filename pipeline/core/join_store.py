@@ -297,7 +297,8 @@ class JoinStore:
             del pages[:]
         else:
             del pages[: bisect.bisect_right(pages, self.base) - 1]
-        self._relayout(max(_MIN_CAPACITY, self.size))
+        # room for an eighth more: a model at the budget goes one up, one down
+        self._relayout(max(_MIN_CAPACITY, self.size + self.size // 8))
         return touched
 
     def shrink(self) -> None:
