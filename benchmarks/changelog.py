@@ -294,11 +294,12 @@ def measure(bootstrap: str, quick: bool, parts: str = "all") -> ChangelogFigures
                 if parts != "restore"
                 else (1, 0, 1, 0, 0.0)
             )
-            print(
-                f"changelog bytes / input bytes: backlog {b_state / b_in:.2f}x, "
-                f"paced {p_state / p_in:.2f}x at {rate:,.0f}/s",
-                flush=True,
-            )
+            if parts != "restore":
+                print(
+                    f"changelog bytes / input bytes: backlog {b_state / b_in:.2f}x, "
+                    f"paced {p_state / p_in:.2f}x at {rate:,.0f}/s",
+                    flush=True,
+                )
             r_bytes, r_s, r_read, again = (
                 _restore(bootstrap, workdir, restore_events, progress)
                 if parts != "traffic"
@@ -318,7 +319,14 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def report_lines(f: ChangelogFigures) -> list[str]:
+def report_lines(f: ChangelogFigures, parts: str = "all") -> list[str]:
+    """The tables of the parts measured (a part left out by ``--only`` prints nothing)."""
+    traffic = _traffic_lines(f) if parts != "restore" else []
+    restore = _restore_lines(f) if parts != "traffic" else []
+    return traffic + ([""] if traffic and restore else []) + restore
+
+
+def _traffic_lines(f: ChangelogFigures) -> list[str]:
     b_ratio = f.backlog_state_bytes / f.backlog_input_bytes
     p_ratio = f.paced_state_bytes / f.paced_input_bytes
     return [
@@ -330,7 +338,11 @@ def report_lines(f: ChangelogFigures) -> list[str]:
         f"| {f.paced_events:,} events paced at {f.paced_rate:,.0f}/s "
         f"| {f.paced_input_bytes / f.paced_events:,.0f} | {f.paced_state_bytes / f.paced_events:,.0f} "
         f"| {p_ratio:.2f}x | {_verdict(p_ratio <= TARGET_CHANGELOG_RATIO)} |",
-        "",
+    ]
+
+
+def _restore_lines(f: ChangelogFigures) -> list[str]:
+    return [
         "| restore (real broker) | state topic | restore (read) | processing again | target <= 10 s |",
         "|---|---|---|---|---|",
         f"| {f.restore_models:,} models, {f.restore_events:,} events "
@@ -349,8 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     print(machine_info(), flush=True)
-    figures = measure(args.bootstrap, args.quick, args.only or "all")
-    print("\n".join(report_lines(figures)))
+    parts = args.only or "all"
+    figures = measure(args.bootstrap, args.quick, parts)
+    print("\n".join(report_lines(figures, parts)))
 
 
 if __name__ == "__main__":
