@@ -332,8 +332,13 @@ class Run:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{self.variant.key}: no report within the timeout")
             line = self.proc.stdout.readline()
-            if not line:
-                self._alive()
+            if not line:  # its stdout closed: it is exiting, maybe not yet reaped
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=10)
+                raise RuntimeError(
+                    f"{self.variant.key} closed its output without a report "
+                    f"(exit {self.proc.poll()}):\n{self._tail()}"
+                )
             r = json.loads(line)
             self.load.append(os.getloadavg()[0])
             self.steady, self.version, self.fill = r.get("steady"), r.get("version"), r.get("fill")
