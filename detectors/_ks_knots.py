@@ -30,13 +30,13 @@ import base64
 import binascii
 from array import array
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from detectors._ks_support import PackCache
 from detectors._parse import FloatArray, get_packed_array, pack_floats
 
 __all__ = [
@@ -55,8 +55,7 @@ def count_dtype(m: int) -> type[np.signedinteger[Any]]:
     return np.int16 if m < 2**15 else np.int32
 
 
-_PACKED: OrderedDict[int, tuple[KnotReference, tuple[str, str]]] = OrderedDict()
-_PACKED_MAX = 256
+_PACKED: PackCache[tuple[str, str]] = PackCache(256)
 """Packed knots kept: ~4 KiB of text each, ~1 MiB at most for the whole process."""
 
 
@@ -155,15 +154,7 @@ class KnotReference:
         """The knots and their counts for a snapshot, from a small process-wide cache:
         they never change, and the engine snapshots a detector before every batch it
         feeds it (as the exact reference's packed text, ``detectors._ks_support``)."""
-        hit = _PACKED.get(id(self))
-        if hit is not None and hit[0] is self:
-            _PACKED.move_to_end(id(self))
-            return hit[1]
-        texts = pack_floats(self.values), pack_counts(self.counts)
-        _PACKED[id(self)] = (self, texts)
-        if len(_PACKED) > _PACKED_MAX:
-            _PACKED.popitem(last=False)
-        return texts
+        return _PACKED.get(self, lambda: (pack_floats(self.values), pack_counts(self.counts)))
 
     @classmethod
     def unpack(
