@@ -58,7 +58,7 @@ from pipeline.core.snapshots import (
     report_changes,
     restore_partition,
 )
-from pipeline.core.state_keys import join_page_key, model_key
+from pipeline.core.state_keys import model_key
 from pipeline.core.training import Checkpoint, CheckpointRegistry
 from pipeline.events import (
     AlertEvent,
@@ -391,9 +391,7 @@ class Engine:
         joins = model.joins
         if not isinstance(joins, JoinBuffer):
             return
-        for page in joins.expire(horizon, model.counters):
-            part.dirty.add(join_page_key(model.model_id, page))
-            part.mark_model("model", model.model_id)
+        part.mark_join_pages(model.model_id, joins.expire(horizon, model.counters))
         part.pending.note(model.model_id, len(joins))
 
     def _label(self, ctx: EventContext, event: LabelEvent) -> None:
@@ -438,10 +436,8 @@ class Engine:
                 pending.note(victim.model_id, len(joins))
                 if victim is model:
                     own.extend(pages)
-                    continue
-                for page in pages:
-                    part.dirty.add(join_page_key(victim.model_id, page))
-                part.mark_model("model", victim.model_id)
+                else:
+                    part.mark_join_pages(victim.model_id, pages)
             return own
 
         return make_room
@@ -461,10 +457,7 @@ class Engine:
         production and the shadow variant's errors is one pair of the shadow test."""
         part, model, plan = ctx.partition, ctx.model, ctx.plan
         model_id = model.model_id
-        part.dirty.add(join_page_key(model_id, touched.page))
-        part.mark_model("model", model_id)
-        for page in touched.evicted:
-            part.dirty.add(join_page_key(model_id, page))
+        part.mark_join_pages(model_id, [touched.page, *touched.evicted])
         for j in touched.joined:
             context = {
                 "request_id": request_id,

@@ -19,6 +19,7 @@ dropped (:meth:`Partition.expire`).
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,14 @@ class Partition:
     def mark_model(self, kind: str, model_id: str) -> None:
         """The per-model entry ``kind`` of ``model_id`` changed."""
         self.dirty.add(model_key(kind, model_id))
+
+    def mark_join_pages(self, model_id: str, pages: Iterable[int]) -> None:
+        """Pages of ``model_id``'s label join changed, and with them its counters (in
+        the model entry); nothing when no page did."""
+        keys = [join_page_key(model_id, page) for page in pages]
+        if keys:
+            self.dirty.update(keys)
+            self.mark_model("model", model_id)
 
     # -- adding --------------------------------------------------------------------
     def add_key(self, state: KeyState, model: ModelState) -> None:

@@ -421,10 +421,8 @@ def _trim_join(part: Partition, model: ModelState, keep: int) -> None:
     if excess <= 0:
         return
     counters = model.counters
-    for page in joins.evict_oldest(excess, counters):
-        part.dirty.add(join_page_key(model.model_id, page))
+    part.mark_join_pages(model.model_id, joins.evict_oldest(excess, counters))
     counters["evicted_budget"] = counters.get("evicted_budget", 0) + excess
-    part.mark_model("model", model.model_id)
 
 
 def _restore_entry(
