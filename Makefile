@@ -86,7 +86,7 @@ deploy-check: deploy-tools
 test: $(STAMP) browser deploy-tools
 	$(MAKE) --no-print-directory lint typecheck
 	PYTHON=$(BIN)/python $(KAFKA) start
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 # The quixstreams peer of bench-e2e in a virtualenv of its own: quixstreams pins an older
 # pydantic, and driftline's rows must run on the project's own resolution.

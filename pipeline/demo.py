@@ -139,7 +139,7 @@ def _online(bootstrap_servers: str, fmt: str = "driftline") -> list[AlertEvent]:
     if fmt == "kserve":
         env["DRIFTLINE_INPUTS"] = _kserve_input(kserve_topic)
     print(f"starting the sidecar (topics demo-{run}.*)")
-    sidecar = subprocess.Popen(
+    sidecar = _Supervised(
         [sys.executable, "-m", "pipeline.cli", "--log-level", "warning", "run",
          "--config", str(DEMO_CONFIG)],
         env=env,
@@ -160,11 +160,71 @@ def _online(bootstrap_servers: str, fmt: str = "driftline") -> list[AlertEvent]:
         expected = len(truth(DEMO_STREAM)["changes"])
         return _collect_alerts(bootstrap_servers, topics["ALERTS"], expected, sidecar, options)
     finally:
-        sidecar.send_signal(signal.SIGTERM)
+        sidecar.stop()
+
+
+STALL_EXIT_CODE = 3
+"""The sidecar's exit code for "restart me" (``pipeline.runtime.sidecar``)."""
+MAX_RESTARTS = 2
+METRICS_URL = "http://127.0.0.1:8080/metrics"
+"""The demo config's HTTP port (``runtime.http_port``'s default)."""
+DIAGNOSTIC_METRICS = (
+    "driftline_assigned_partitions",
+    "driftline_events_total",
+    "driftline_consumer_lag",
+    "driftline_committed_lag",
+    "driftline_transactions_total",
+    "driftline_input_pending_halves",
+)
+
+
+class _Supervised:
+    """The sidecar subprocess, restarted when it exits with code 3 as its supervisor
+    (Kubernetes) would: the sidecar's way out of a client wedged in a call it cannot
+    interrupt. Exactly-once state and offsets make a restart repeat nothing."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.args, self.env = args, env
+        self.restarts = 0
+        self.process = subprocess.Popen(args, env=env)
+
+    def exited(self) -> int | None:
+        """The exit code once the sidecar is gone for good; None while it runs."""
+        code = self.process.poll()
+        if code == STALL_EXIT_CODE and self.restarts < MAX_RESTARTS:
+            self.restarts += 1
+            print(f"the sidecar exited with code {code} (stalled): restarting it")
+            self.process = subprocess.Popen(self.args, env=self.env)
+            return None
+        return code
+
+    def diagnose(self) -> None:
+        """Print what the sidecar says about itself (its metrics) and have it dump its
+        threads' stacks to its stderr (``faulthandler`` on SIGUSR1): what a stuck
+        run leaves behind for whoever reads the log."""
+        import urllib.request
+
         try:
-            sidecar.wait(timeout=30)
+            with urllib.request.urlopen(METRICS_URL, timeout=5) as response:
+                text = response.read().decode()
+        except OSError as exc:
+            print(f"sidecar metrics unavailable ({METRICS_URL}): {exc}")
+        else:
+            print("the sidecar's metrics:")
+            for line in text.splitlines():
+                if line.startswith(DIAGNOSTIC_METRICS):
+                    print("  " + line)
+        if self.process.poll() is None:
+            print("the sidecar's thread stacks (SIGUSR1) follow on its stderr")
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            sidecar.kill()
+            self.process.kill()
 
 
 COLLECT_TIMEOUT_S = 300
@@ -174,7 +234,7 @@ def _collect_alerts(
     bootstrap_servers: str,
     topic: str,
     expected: int,
-    sidecar: subprocess.Popen[bytes],
+    sidecar: _Supervised,
     options: dict[str, Any],
 ) -> list[AlertEvent]:
     """Read committed alerts until ``expected`` arrived and the topic stayed quiet
@@ -191,7 +251,7 @@ def _collect_alerts(
     quiet_since = started
     next_report = started + 30
     try:
-        while time.monotonic() - started < COLLECT_TIMEOUT_S and sidecar.poll() is None:
+        while time.monotonic() - started < COLLECT_TIMEOUT_S and sidecar.exited() is None:
             for r in reader.poll(timeout_ms=500):
                 if r.value is None:
                     continue
@@ -205,10 +265,12 @@ def _collect_alerts(
                 next_report = now + 30
     finally:
         reader.close()
-    if sidecar.poll() is not None:
-        print(f"the sidecar exited with code {sidecar.returncode} before the alerts were complete")
+    code = sidecar.exited()
+    if code is not None:
+        print(f"the sidecar exited with code {code} before the alerts were complete")
     elif len(alerts) < expected:
         print(f"gave up waiting after {COLLECT_TIMEOUT_S}s")
+        sidecar.diagnose()
     return alerts
 
 

@@ -192,9 +192,13 @@ class KafkaSource:
         """Leave the group and join it again. kafka-python can join before its topics'
         metadata arrived ("No partition metadata for topic ...") and then stay in the
         group with nothing assigned, past any metadata refresh; a fresh subscription
-        sends a new join with the metadata it has now."""
+        sends a new join with the metadata it has now. Partitions held are reported
+        revoked (``unsubscribe`` does not call the listener): call this between
+        batches, with every processed offset committed."""
         with _reading("rejoining the consumer group failed"):
+            held = list(self._consumer.assignment())
             self._consumer.unsubscribe()
+            self._recorder.on_partitions_revoked(held)
             self._consumer.subscribe(self._topics, listener=self._recorder)
 
     @property
@@ -215,6 +219,14 @@ class KafkaSource:
 
     def assignment(self) -> set[TopicPartition]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def partition_counts(self) -> dict[str, int]:
+        """Partitions per subscribed topic as the client's metadata cache has them
+        (what its group leader assigns from); 0 for a topic it has no metadata for.
+        No request: ``KafkaConsumer.partitions_for_topic`` would wait without a
+        timeout for a topic missing from the cache."""
+        cluster = self._consumer._cluster
+        return {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in self._topics}
 
     def group_metadata(self) -> object:
         return self._consumer.group_metadata()

@@ -36,6 +36,7 @@ from pipeline.io.kafka import KafkaSink, KafkaSource, TransactionalKafkaSink
 from pipeline.io.kafka_topics import ensure_topics, partitions_of, read_partition
 from pipeline.io.permissions import missing_permissions
 from pipeline.logs import get_logger
+from pipeline.runtime.assignment_check import IncompleteAssignment, missing_partitions
 from pipeline.runtime.broker_watch import BrokerWatch
 from pipeline.runtime.checkpoint import Checkpoint, Delivery
 from pipeline.runtime.cloudevents import with_cloudevent_headers
@@ -314,6 +315,8 @@ class SidecarHooks(LoopHooks):
         self._ever_assigned = False
         self._rejoined_at = 0.0
         self._rejoins = 0
+        self._incomplete = IncompleteAssignment()
+        self._assignment_checked = 0.0
         self._gauges_due = 0.0
         self.unreachable_s: Callable[[], float] = lambda: 0.0
         """How long the broker has been unreachable (the sidecar's ``BrokerWatch``)."""
@@ -336,6 +339,8 @@ class SidecarHooks(LoopHooks):
         self.copartition.observe(records)
         self.metrics.mark_progress(time.time())
         self._warn_if_unassigned(loop.owned)
+        if not records:  # between batches: a rejoin hands back only committed work
+            self._rejoin_if_incomplete(loop.owned)
         if time.monotonic() >= self._gauges_due:
             # Lag asks the broker, statistics walk every key: once per interval, not
             # per batch (they are scraped every few seconds at best).
@@ -462,6 +467,26 @@ class SidecarHooks(LoopHooks):
             log.warning("no_partitions_assigned", group_id=self.settings.kafka.group_id)
             self._warned_at = now
 
+    def _rejoin_if_incomplete(self, owned: set[TopicPartition]) -> None:
+        """Rejoin when this member owns a partition number of some co-partitioned
+        inputs and not of the others (``pipeline.runtime.assignment_check``)."""
+        now = time.monotonic()
+        if now - self._assignment_checked < ASSIGNMENT_CHECK_S:
+            return
+        self._assignment_checked = now
+        missing = missing_partitions(owned, self.source.partition_counts())
+        if not self._incomplete.should_rejoin(missing, now):
+            return
+        log.warning(
+            "assignment_incomplete",
+            group_id=self.settings.kafka.group_id,
+            missing=sorted(missing),
+            attempt=self._incomplete.rejoins,
+            detail="partitions of some inputs were assigned without the same partitions "
+            "of the others (the group leader lacked their metadata): rejoining the group",
+        )
+        self.source.rejoin()
+
     def _export_gauges(self, loop: Loop) -> None:
         processor, progress = loop.processor, loop.progress
         ends = self.source.ends()
@@ -506,6 +531,8 @@ STALL_EXIT_CODE = 3
 # before the never_assigned exit (see SidecarHooks._warn_if_unassigned).
 REJOIN_AFTER_S = 20.0
 MAX_REJOINS = 3
+ASSIGNMENT_CHECK_S = 5.0
+"""How often a member compares its partitions across its co-partitioned inputs."""
 GAUGE_INTERVAL_S = 1.0
 """Consumer lag, live keys and detector statistics are refreshed at most this often."""
 
