@@ -308,10 +308,14 @@ class Loop:
                 timeout = min(rt.poll_timeout_ms, timeout)
             polled = self.source.poll(rt.max_batch_events - len(batch), timeout)
             owned = self.owned
-            if self.apply_rebalance():
-                # Records of partitions revoked or lost meanwhile are not ours to process.
-                owned = self.owned
+            events = self.apply_rebalance()
+            if events:
+                # Records of partitions revoked or lost meanwhile are not ours to process;
+                # those of a partition (re)assigned are read again from its committed
+                # offset, where its restored state stands (the source rewinds them).
+                owned = self.owned - events.assigned
                 batch = [r for r in batch if (r.topic, r.partition) in owned]
+                owned = self.owned
             batch.extend([r for r in polled if (r.topic, r.partition) in owned])
             if not polled:
                 break
@@ -323,14 +327,14 @@ class Loop:
         """State is kept per source partition number (all inputs are co-partitioned)."""
         return {partition for _topic, partition in self.owned}
 
-    def apply_rebalance(self) -> bool:
+    def apply_rebalance(self) -> RebalanceEvents:
         """Act on what the group changed: drop the state of partitions no longer
         owned; restore that of assigned ones from the store, which is the truth at
-        the committed offsets, whoever processed the partition meanwhile. True when
-        the group changed anything."""
+        the committed offsets, whoever processed the partition meanwhile. Returns
+        the changes (false when there were none)."""
         events = self.source.rebalance_events()
         if not events:
-            return False
+            return events
         before = self.scopes_owned()
         gone = events.revoked | events.lost
         self.owned -= gone
@@ -351,7 +355,7 @@ class Loop:
             lost=sorted(events.lost),
             owned=sorted(self.owned),
         )
-        return True
+        return events
 
     def restore(self, partition: int) -> None:
         started = time.monotonic()

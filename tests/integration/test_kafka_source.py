@@ -4,6 +4,7 @@ again, gets its partitions back and goes on reading from the committed offsets."
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -128,3 +129,53 @@ def test_an_assignment_made_without_a_topics_metadata_is_completed_by_a_rejoin(
         assert missing_partitions(source.assignment(), source.partition_counts()) == set()
     finally:
         source.close()
+
+
+def test_a_partition_assigned_back_is_read_again_from_its_committed_offset(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """At an eager rebalance kafka-python 3 reports every partition revoked but keeps
+    the fetch position of one assigned back to the same member. The loop drops a
+    revoked partition's records and restores its state at the committed offset, so the
+    source must read it again from there: here nothing is committed, and the partition
+    that member ``a`` keeps when ``b`` joins is read again from its first record."""
+    topic = make_topic(partitions=2)
+    produce_all(kafka_bootstrap, topic, [(f"k{i}", f"v{i}".encode()) for i in range(40)])
+    group = f"assigned-back-{uuid.uuid4().hex[:8]}"
+    a = KafkaSource([topic], bootstrap_servers=kafka_bootstrap, group_id=group)
+    b: KafkaSource | None = None
+    try:
+        first = _read(a, 40)
+        assert len(first) == 40
+        assert a.rebalance_events().assigned == {(topic, 0), (topic, 1)}
+
+        joined = threading.Event()
+
+        def join_b() -> None:
+            nonlocal b
+            b = KafkaSource([topic], bootstrap_servers=kafka_bootstrap, group_id=group)
+            deadline = time.monotonic() + 60
+            while not b.assignment() and time.monotonic() < deadline:
+                b.poll(max_records=1, timeout_ms=200)
+            joined.set()
+
+        thread = threading.Thread(target=join_b, daemon=True)
+        thread.start()
+        again: list[Record] = []
+        deadline = time.monotonic() + 60
+        while not (joined.is_set() and len(a.assignment()) == 1) and time.monotonic() < deadline:
+            again.extend(a.poll(max_records=100, timeout_ms=200))
+        thread.join(timeout=5)
+        assert joined.is_set() and len(a.assignment()) == 1
+        events = a.rebalance_events()
+        assert events.revoked == {(topic, 0), (topic, 1)} and events.assigned == a.assignment()
+        ((_, kept),) = a.assignment()
+        again.extend(_read(a, sum(1 for r in first if r.partition == kept) - len(again), 10))
+        assert sorted(r.offset for r in again) == sorted(
+            r.offset for r in first if r.partition == kept
+        )
+        assert {r.partition for r in again} == {kept}
+    finally:
+        a.close()
+        if b is not None:
+            b.close()

@@ -93,3 +93,43 @@ def test_records_of_a_partition_lost_during_the_polls_are_not_processed(
     second = loop.poll_batch()
     assert {r.partition for r in second} == {0}
     assert loop.owned == {P0}
+
+
+@pytest.mark.parametrize("same_poll", [True, False])
+def test_a_partition_assigned_back_while_a_batch_is_assembled_is_read_once(
+    records: list[Record],
+    expected: list[str],
+    make_loop: Callable[..., Loop],
+    same_poll: bool,
+) -> None:
+    """An eager rebalance that hands partition 1 back to the same member in the middle
+    of a batch (revoked and assigned in one poll, or in two): its state is restored at
+    the committed offset and its records are read from there, once; the records of it
+    already in the batch are not processed twice, and none is skipped."""
+
+    class Rebalancing(MemorySource):
+        polls = 0
+
+        def poll(self, max_records: int, timeout_ms: int) -> list[Record]:
+            # As a Kafka client does: the group's callbacks run inside the poll, before
+            # it fetches (an assigned partition is fetched from its committed offset).
+            self.polls += 1
+            if self.polls == 7:
+                self.revoke([P1])
+                if same_poll:
+                    self.assign([P1])
+            elif self.polls == 8 and not same_poll:
+                self.assign([P1])
+            return super().poll(max_records, timeout_ms)
+
+    sink = MemoryTransactionalSink()
+    loop = make_loop(Rebalancing(records), sink, max_batch_events=1000)
+    loop.source.poll = _small_polls(loop.source.poll)  # type: ignore[method-assign]
+    loop.run()
+    assert sorted(alert_ids(sink.committed)) == sorted(expected)
+    assert loop.stats.events == len(records)
+
+
+def _small_polls(poll: Callable[[int, int], list[Record]]) -> Callable[[int, int], list[Record]]:
+    """Polls of at most 100 records, so that a batch takes several."""
+    return lambda max_records, timeout_ms: poll(min(max_records, 100), timeout_ms)
