@@ -283,6 +283,8 @@ class Run:
         self.version: str | None = None
         self.fill: dict[str, float] | None = None
         self.paced_cpu: float | None = None
+        self.alert_times: list[tuple[int, int, float, float]] = []
+        """Paced phase: (partition, offset, sent ms, received ms) of each alert's record."""
 
     def _tail(self) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -393,6 +395,9 @@ class Run:
             sent_ms = stamps.get((source.get("partition"), source.get("offset")))
             if source.get("topic") == topic and sent_ms is not None:
                 latencies.append(received_ms - sent_ms)
+                self.alert_times.append(
+                    (source["partition"], source["offset"], sent_ms, received_ms)
+                )
         if not latencies:
             return 0, None, None, rate
         return len(latencies), _percentile(latencies, 50), _percentile(latencies, 99), rate

@@ -259,8 +259,10 @@ class RuntimeSettings(Strict):
     counted from when the previous batch was assembled (its records were arriving
     meanwhile); the Kafka source lets the broker hold each fetch that long (at most
     500 ms). A batch whose window is over, or that is at least half full, goes as soon
-    as nothing more is fetched. The bound on an alert's latency, with the batch's own
-    processing and commit: 0 takes whatever is fetched, at a commit per poll."""
+    as nothing more is fetched; one whose window was over before it began (the previous
+    batch outlasted it) first fetches what arrived meanwhile, without a hold (waiting a
+    quarter of the window at most). The bound on an alert's latency, with the batch's
+    own processing and commit: 0 takes whatever is fetched, at a commit per poll."""
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     max_event_bytes: int = Field(1_048_576, ge=256)
     max_dead_letter_bytes: int = Field(1_040_384, ge=16_384)

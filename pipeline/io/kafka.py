@@ -168,11 +168,12 @@ class KafkaSource:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.auto_offset_reset = auto_offset_reset
+        self._batch_wait_ms = min(batch_wait_ms, MAX_FETCH_WAIT_MS)
         waiting: dict[str, int] = {}
         if batch_wait_ms > 0:
             waiting = {
                 "fetch_min_bytes": BATCH_FETCH_MIN_BYTES,
-                "fetch_max_wait_ms": min(batch_wait_ms, MAX_FETCH_WAIT_MS),
+                "fetch_max_wait_ms": self._batch_wait_ms,
             }
         try:
             self._consumer = KafkaConsumer(
@@ -240,6 +241,20 @@ class KafkaSource:
             if (tp.topic, tp.partition) not in fresh:
                 records.extend(map(to_record, batch))
         return records
+
+    def hold_fetches(self, wait_ms: int) -> None:
+        """How long the broker may hold the fetches sent from now on (``wait_ms``, at
+        most ``batch_wait_ms``; 0: answer at once). kafka-python sends a fetch inside
+        ``poll``, once it has handed out what the previous one brought, so the value
+        set before a poll applies to the fetch that poll sends. Without
+        ``batch_wait_ms`` fetches are never held: nothing to do."""
+        if self._batch_wait_ms <= 0:
+            return
+        # kafka-python reads its fetcher's config when it builds each FetchRequest;
+        # there is no public setter (a client without that attribute is left as is).
+        config = getattr(getattr(self._consumer, "_fetcher", None), "config", None)
+        if isinstance(config, dict):
+            config["fetch_max_wait_ms"] = max(0, min(wait_ms, self._batch_wait_ms))
 
     def rebalance_events(self) -> RebalanceEvents:
         """Assignment changes since the last call (recorded during ``poll``)."""

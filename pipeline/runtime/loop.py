@@ -53,9 +53,15 @@ from pipeline.runtime.rejections import GivenUp, Identity, Rejections, identity
 from pipeline.runtime.stores import StateStore
 from pipeline.state.changelog import PartitionSnapshot
 
-__all__ = ["FailFastError", "Loop", "LoopHooks", "RunStats"]
+__all__ = ["FailFastError", "Loop", "LoopHooks", "RunStats", "catch_up_ms"]
 
 log = get_logger("driftline.runtime")
+
+
+def catch_up_ms(max_batch_ms: int) -> int:
+    """How long a late batch waits for the fetch the broker answers at once: a quarter
+    of the window (a round trip to the broker; at least 1 ms, none without a window)."""
+    return max(1, max_batch_ms // 4) if max_batch_ms > 0 else 0
 
 
 @dataclass
@@ -147,6 +153,8 @@ class Loop:
         self._delivery_broken = False
         self._window_opened: float | None = None
         """When the window of the batch being assembled opened (``poll_batch``)."""
+        self._hold: Callable[[int], None] | None = getattr(source, "hold_fetches", None)
+        """The source's ``hold_fetches`` (``KafkaSource``), if it has one."""
 
     # ------------------------------------------------------------------- run
     def run(self, *, recover: bool = False) -> RunStats:
@@ -293,19 +301,39 @@ class Loop:
         arrives during the batch's processing. The Kafka source lets the broker do
         the waiting (``KafkaSource``'s ``batch_wait_ms``): one fetch per window, not
         one per few records.
+
+        A batch whose window was over before its first poll (the previous batch's
+        processing and commit outlasted the window) is *late*: the fetch the client
+        holds was answered at the window's end, and the records that arrived since
+        are still at the broker. Held for a whole new window, they would wait for
+        the next batch. Instead the late batch's first poll takes what was fetched
+        and asks for a fetch the broker answers at once, and the batch waits for
+        that answer (at most a quarter of the window, ``catch_up_ms``) before it
+        goes: the records of the overrun join this batch. Every other fetch is held
+        for a window.
         """
         rt = self.settings
         batch: list[Record] = []
         now = time.monotonic()
         opened = self._window_opened if self._window_opened is not None else now
         deadline = opened + rt.max_batch_ms / 1000
+        catch_up = catch_up_ms(rt.max_batch_ms)
+        # late: "ask" for an immediate fetch, then "wait" for it once; else "held"
+        step = "ask" if catch_up and now >= deadline else "held"
         while len(batch) < rt.max_batch_events and not self.stop.is_set():
+            hold = rt.max_batch_ms
             if not batch:
                 timeout = rt.poll_timeout_ms
+                if step == "ask":
+                    hold, timeout = 0, min(timeout, catch_up)
+            elif 2 * len(batch) >= rt.max_batch_events:
+                timeout = 0
+            elif step == "wait":
+                timeout, step = min(rt.poll_timeout_ms, catch_up), "held"
             else:
                 left = int((deadline - time.monotonic()) * 1000)
-                timeout = 0 if 2 * len(batch) >= rt.max_batch_events else max(0, left)
-                timeout = min(rt.poll_timeout_ms, timeout)
+                timeout = min(rt.poll_timeout_ms, max(0, left))
+            self._hold_fetches(hold)
             polled = self.source.poll(rt.max_batch_events - len(batch), timeout)
             owned = self.owned
             events = self.apply_rebalance()
@@ -317,10 +345,21 @@ class Loop:
                 batch = [r for r in batch if (r.topic, r.partition) in owned]
                 owned = self.owned
             batch.extend([r for r in polled if (r.topic, r.partition) in owned])
+            if step == "ask":
+                # Nothing fetched yet (the held fetch is still on its way): poll as an
+                # on-time batch does, without a second wait.
+                step = "wait" if polled else "held"
+                if not polled:
+                    continue
             if not polled:
                 break
+        self._hold_fetches(rt.max_batch_ms)
         self._window_opened = time.monotonic()
         return [r for r in batch if r.offset >= self.skip_below.get((r.topic, r.partition), -1)]
+
+    def _hold_fetches(self, wait_ms: int) -> None:
+        if self._hold is not None:
+            self._hold(wait_ms)
 
     # ------------------------------------------------------------- ownership
     def scopes_owned(self) -> set[int]:

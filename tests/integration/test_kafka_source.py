@@ -82,6 +82,42 @@ def test_a_batch_window_lets_the_broker_hold_each_fetch(
     }
 
 
+def test_hold_fetches_sets_the_wait_of_the_fetches_sent_next(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """The loop asks for an immediate fetch when a batch is late (``Loop.poll_batch``):
+    ``hold_fetches`` changes the wait kafka-python puts in the fetch requests it builds
+    from then on, never beyond the window, and reading goes on either way. Without a
+    window kafka-python's default is left alone."""
+    topic = make_topic(partitions=2)
+    produce_all(kafka_bootstrap, topic, [(f"k{i % 7}", b"x" * 700) for i in range(400)])
+    held = KafkaSource(
+        [topic],
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"hold-{uuid.uuid4().hex[:8]}",
+        batch_wait_ms=100,
+    )
+    plain = KafkaSource(
+        [topic], bootstrap_servers=kafka_bootstrap, group_id=f"plain-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        fetcher = held._consumer._fetcher
+        assert fetcher.config["fetch_max_wait_ms"] == 100
+        waits = []
+        records: list[Record] = []
+        for wait_ms in (0, 1000, 40, 100):
+            held.hold_fetches(wait_ms)
+            waits.append(fetcher.config["fetch_max_wait_ms"])
+            records.extend(_read(held, 100 * len(waits) - len(records)))
+        assert waits == [0, 100, 40, 100]  # at most the window
+        assert len(records) == 400 and len({(r.partition, r.offset) for r in records}) == 400
+        plain.hold_fetches(0)
+        assert plain._consumer._fetcher.config["fetch_max_wait_ms"] == 500
+    finally:
+        held.close()
+        plain.close()
+
+
 def test_an_assignment_made_without_a_topics_metadata_is_completed_by_a_rejoin(
     kafka_bootstrap: str, make_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
