@@ -88,6 +88,10 @@ class DriftDetector(ABC, Generic[T]):
     it where drift is rare and ``update_many`` (vectorised, or the plain loop below)
     costs less than the engine's per-value bookkeeping; otherwise values go one by
     one."""
+    column_min: ClassVar[int] = 0
+    """The shortest column for which ``update_many`` does better than value by value
+    (0: the engine's own minimum decides): a shorter one goes one by one, without the
+    snapshot the column path takes first."""
 
     drift_detected: bool
     warning_detected: bool

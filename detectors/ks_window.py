@@ -139,6 +139,7 @@ class KSWindow(DriftDetector[float]):
 
     name: ClassVar[str] = "ks_window"
     column_path: ClassVar[bool] = True
+    column_min: ClassVar[int] = _BATCH_MIN  # shorter columns: ``update`` per value
     input_kind = "numeric"
     state_version: ClassVar[int] = 3
     upgradable_versions: ClassVar[frozenset[int]] = frozenset({1, 2})

@@ -566,9 +566,9 @@ def feed_column(
     """Feed ``values`` to ``state``'s detector in order; the findings by position.
 
     Column-wise (``update_many``) when the detector asks for it (``column_path``),
-    the column is long enough, detector warnings are not mapped to alerts and no
-    open key reaches ``resolve_after`` quiet observations within the column: if no drift shows
-    up, the window bookkeeping follows from the count alone and ``where`` is asked
+    the column is long enough (``COLUMN_MIN``, and the detector's ``column_min``),
+    detector warnings are not mapped to alerts and no open key reaches
+    ``resolve_after`` quiet observations within the column: if no drift shows up, the window bookkeeping follows from the count alone and ``where`` is asked
     about the first value only. Otherwise — a drift (whose evidence is the
     detector's state *at* that event) or a value the detector refuses — the
     detector is put back as it was and the values are fed one by one, which is by
@@ -583,7 +583,7 @@ def feed_column(
         state.fed.extend(values)
     if (
         observer is None
-        and len(values) >= COLUMN_MIN
+        and len(values) >= max(COLUMN_MIN, state.detector.column_min)
         and state.monitor.severity.warning is None
         and state.detector.column_path
         and not (state.open and state.window_events + len(values) >= state.monitor.resolve_after)

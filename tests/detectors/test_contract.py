@@ -112,6 +112,7 @@ class TestContract:
             assert cls.threshold_param in detector.to_state()["params"]
             assert isinstance(detector.threshold, float)
         assert isinstance(cls.column_path, bool)
+        assert isinstance(cls.column_min, int) and cls.column_min >= 0
         if cls.update_many is not DriftDetector.update_many:  # a batch path of its own
             assert cls.column_path, f"{name} has a batch path the engine never uses"
 

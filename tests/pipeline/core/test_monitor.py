@@ -299,6 +299,33 @@ class TestColumnwise:
         assert len(seen) == calls
         assert state.window_events == len(values)
 
+    @pytest.mark.parametrize("extra", [-1, 0])
+    def test_a_column_shorter_than_the_detectors_column_min_goes_one_by_one(
+        self, extra: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A KS window's ``update_many`` takes a short column value by value anyway:
+        such a column skips the column path and the snapshot it starts with."""
+        spec = MonitorSpec(
+            signal="confidence",
+            detector="ks_window",
+            params={"window_size": 30, "reference_size": 60},
+        )
+        state = self._state(spec)
+        cls = type(state.detector)
+        assert cls.column_min > COLUMN_MIN
+        seen: list[int] = []
+        real = cls.update_many
+
+        def spy(self: Any, values: Any) -> list[int]:
+            seen.append(len(values))
+            return real(self, values)
+
+        monkeypatch.setattr(cls, "update_many", spy)
+        values = [0.01 * (i % 17) for i in range(cls.column_min + extra)]
+        apply_updates(state, [Update(v, i, Origin("t", 0, i)) for i, v in enumerate(values)], {})
+        assert seen == ([] if extra < 0 else [len(values)])
+        assert state.window_events == len(values)
+
     def test_a_processor_batch_reports_findings_at_their_records(
         self, make_settings: Callable[..., Settings], make_records: Callable[..., list[Record]]
     ) -> None:
