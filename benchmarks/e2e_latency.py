@@ -12,6 +12,8 @@ record). Per alert, from the Kafka timestamp of the record that caused it:
   waiting in the client while the loop processed and committed the previous batch;
 * **window**: from then until the batch was assembled (the rest of the window);
 * **process**: ``Processor.process_batch`` (decode, engine, detectors);
+* **offsets**: ``Checkpoint.commit`` waiting for the batch's consumer offsets to join
+  the transaction (two round trips on a side thread, begun before the processing);
 * **sends**: the rest of ``Checkpoint.commit`` before the transaction commits
   (outputs, changelog journal);
 * **commit**: the transaction's commit (flush, EndTxn);
@@ -45,7 +47,7 @@ from benchmarks.e2e import VARIANTS, Run, _clean_env, _percentile, sidecar_confi
 from benchmarks.e2e_spy import py_spy
 from benchmarks.harness import markdown_table
 
-PARTS = ("fetch", "window", "process", "sends", "commit", "reader", "total")
+PARTS = ("fetch", "window", "process", "offsets", "sends", "commit", "reader", "total")
 
 
 # ------------------------------------------------------------- in the sidecar
@@ -187,7 +189,8 @@ def parts(run: TracedRun) -> tuple[dict[str, list[float]], list[dict[str, Any]]]
                 fetched - sent,
                 b["assembled"] - fetched,
                 b["processed"] - b["assembled"],
-                txn - b["processed"],
+                b.get("settled", b["processed"]) - b["processed"],
+                txn - b.get("settled", b["processed"]),
                 b["committed"] - txn,
                 received - b["committed"],
                 received - sent,
@@ -206,10 +209,17 @@ def report(runs: Sequence[TracedRun]) -> str:
     """Tables per label (a variant, or a variant run from ``--baseline``), the repeats
     of a label pooled."""
     rows, batch_rows, record_rows = [], [], []
+    spans_names = ("process", "offsets", "sends", "commit", "cycle")
     labels = list(dict.fromkeys(run.label for run in runs))
     for label in labels:
         split: dict[str, list[float]] = {p: [] for p in PARTS}
-        spans: dict[str, list[float]] = {"process": [], "sends": [], "commit": [], "cycle": []}
+        spans: dict[str, list[float]] = {
+            "process": [],
+            "offsets": [],
+            "sends": [],
+            "commit": [],
+            "cycle": [],
+        }
         sizes: list[float] = []
         committed: list[float] = []
         n_batches = 0
@@ -220,7 +230,12 @@ def report(runs: Sequence[TracedRun]) -> str:
             n_batches += len(paced)
             sizes.extend(b["n"] for b in paced)
             spans["process"].extend(b["processed"] - b["assembled"] for b in paced)
-            spans["sends"].extend(b.get("txn", b["committed"]) - b["processed"] for b in paced)
+            spans["offsets"].extend(
+                b.get("settled", b["processed"]) - b["processed"] for b in paced
+            )
+            spans["sends"].extend(
+                b.get("txn", b["committed"]) - b.get("settled", b["processed"]) for b in paced
+            )
             spans["commit"].extend(b["committed"] - b.get("txn", b["committed"]) for b in paced)
             spans["cycle"].extend(
                 b["committed"] - a["committed"] for a, b in itertools.pairwise(paced)
@@ -251,7 +266,7 @@ def report(runs: Sequence[TracedRun]) -> str:
         + markdown_table(["variant", "alerts", "", *PARTS], rows)
         + "\n\nPer batch of the paced phase (ms; cycle: from one commit to the next):\n\n"
         + markdown_table(
-            ["variant", "batches", "", "records", "process", "sends", "commit", "cycle"],
+            ["variant", "batches", "", "records", *spans_names],
             batch_rows,
         )
         + "\n\nEvery record of the paced phase, from its Kafka timestamp to its batch's "
