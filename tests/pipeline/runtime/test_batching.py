@@ -54,10 +54,12 @@ class ScriptedSource(Standalone):
     def close(self) -> None: ...
 
 
-def _loop(make_settings: Callable[..., Settings], script: list[int]) -> tuple[Loop, ScriptedSource]:
+def _loop(
+    make_settings: Callable[..., Settings], script: list[int], max_batch_ms: int = 5_000
+) -> tuple[Loop, ScriptedSource]:
     settings = make_settings(
         topics={"predictions": TOPIC},
-        runtime={"max_batch_events": 100, "max_batch_ms": 5_000, "poll_timeout_ms": 200},
+        runtime={"max_batch_events": 100, "max_batch_ms": max_batch_ms, "poll_timeout_ms": 200},
     )
     source, sink = ScriptedSource(script), MemorySink()
     loop = Loop(
@@ -147,24 +149,6 @@ def test_a_late_batch_takes_the_records_of_the_overrun(
     assert source.holds == [5000, 5000]  # not late: never an immediate fetch
 
 
-def _small_window_loop(
-    make_settings: Callable[..., Settings], script: list[int]
-) -> tuple[Loop, ScriptedSource]:
-    settings = make_settings(
-        topics={"predictions": TOPIC},
-        runtime={"max_batch_events": 100, "max_batch_ms": 100, "poll_timeout_ms": 200},
-    )
-    source, sink = ScriptedSource(script), MemorySink()
-    loop = Loop(
-        Processor(settings),
-        source,
-        Delivery.at_least_once(sink),
-        ChangelogStore(sink.changelog),
-        settings.runtime,
-    )
-    return loop, source
-
-
 @pytest.mark.parametrize(("script", "expected"), [([0, 0], []), ([0, 8, 0], [8])])
 def test_a_late_poll_that_finds_nothing_yet_is_followed_by_a_held_one(
     make_settings: Callable[..., Settings],
@@ -177,7 +161,7 @@ def test_a_late_poll_that_finds_nothing_yet_is_followed_by_a_held_one(
     an on-time batch does (a held fetch, ``poll_timeout_ms``), without a second wait."""
     clock = _Clock()
     monkeypatch.setattr(loop_module, "time", clock)
-    loop, source = _small_window_loop(make_settings, [5, 0, *script])
+    loop, source = _loop(make_settings, [5, 0, *script], max_batch_ms=100)
     assert len(loop.poll_batch()) == 5
     clock.now += 0.5
     source.timeouts.clear()
