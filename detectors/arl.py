@@ -181,10 +181,12 @@ def _markov_arls(
     offsets: np.ndarray,
     h: np.ndarray,
     states: int = MARKOV_STATES,
+    bounds: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """:func:`markov_arl` of ``B`` charts at once: chart ``b`` has steps ``scales[b] *
     X + offsets[b]`` with ``X`` drawn from the sorted ``base`` with the cumulative
-    weights ``cum[b]`` (``B x (n + 1)``, from 0 to 1), and decision interval ``h[b]``."""
+    weights ``cum[b]`` (``B x (n + 1)``, from 0 to 1), and decision interval ``h[b]``;
+    with ``bounds``, each step is clipped to ``[bounds[0], bounds[1]]``."""
     m = states
     count = scales.size
     w = 2.0 * h / (2 * m - 1)  # state i covers [(i - 1/2) w, (i + 1/2) w); the last ends at h
@@ -193,6 +195,9 @@ def _markov_arls(
     where = (edges - offsets[:, None]) / scales[:, None]
     pos = np.searchsorted(base, where.ravel(), side="left").reshape(count, 2 * m)
     below = np.take_along_axis(cum, pos, axis=1)
+    if bounds is not None:
+        # P(clip(step) < e) is 0 up to the lower bound and 1 past the upper one
+        below = np.where(edges <= bounds[0], 0.0, np.where(edges > bounds[1], 1.0, below))
     d = np.arange(m)[None, :] - np.arange(m)[:, None]  # offset from state i to state j
     q = below[:, d + m] - below[:, d - 1 + m]
     q[:, :, 0] = below[:, m - np.arange(m)]  # everything below w / 2 lands in state 0
@@ -239,21 +244,26 @@ def _cusum_h_batch(
     upper: bool,
     lower: bool,
     states: int,
+    clip: float | None = None,
 ) -> np.ndarray:
     """Per chart ``b`` (values ``scales[b] * z + offsets[b]`` of ``z`` drawn from the
-    sorted ``sorted_z`` with cumulative weights ``cum[b]``) the decision interval whose
-    two-sided ARL (``1/ARL = sum 1/ARL_side``) is ``target_arl0``, to 0.005 by
-    bisection on a fixed schedule."""
+    sorted ``sorted_z`` with cumulative weights ``cum[b]``, clipped to ``[-clip, clip]``
+    with ``clip``) the decision interval whose two-sided ARL (``1/ARL = sum
+    1/ARL_side``) is ``target_arl0``, to 0.005 by bisection on a fixed schedule."""
     count = scales.size
+    # a clipped value minus the allowance, on either side
+    bounds = None if clip is None else (-clip - allowance, clip - allowance)
     negated = -sorted_z[::-1]
     negated_cum = cum[:, -1:] - cum[:, ::-1]
 
     def arl(h: np.ndarray) -> np.ndarray:
         rate = np.zeros(count)
         if upper:
-            rate += 1.0 / _markov_arls(sorted_z, cum, scales, offsets - allowance, h, states)
+            offset = offsets - allowance
+            rate += 1.0 / _markov_arls(sorted_z, cum, scales, offset, h, states, bounds)
         if lower:
-            steps = _markov_arls(negated, negated_cum, scales, -offsets - allowance, h, states)
+            offset = -offsets - allowance
+            steps = _markov_arls(negated, negated_cum, scales, offset, h, states, bounds)
             rate += 1.0 / steps
         with np.errstate(divide="ignore"):
             return np.where(rate == 0.0, math.inf, 1.0 / rate)
@@ -284,6 +294,7 @@ def empirical_cusum_h(
     lower: bool = True,
     confidence: float = ARL0_CONFIDENCE,
     resamples: int = BOOTSTRAP_RESAMPLES,
+    clip: float | None = None,
 ) -> float:
     """Decision interval ``h`` of a CUSUM with ``allowance`` whose in-control ARL is
     at least ``target_arl0`` with probability ``confidence`` over warm-ups, learned
@@ -333,8 +344,10 @@ def empirical_cusum_h(
     sides = {"upper": upper, "lower": lower}
     plain = (np.arange(n + 1) / n)[None, :]
     one, zero = np.ones(1), np.zeros(1)
+    if clip is not None and not clip > 0.0:
+        raise ValueError(f"clip: must be > 0, got {clip!r}")
     point = _cusum_h_batch(
-        z, plain, one, zero, allowance, target_arl0, **sides, states=MARKOV_STATES
+        z, plain, one, zero, allowance, target_arl0, **sides, states=MARKOV_STATES, clip=clip
     )[0]
     shortfall = 0.0
     if confidence > 0.0:
@@ -349,8 +362,12 @@ def empirical_cusum_h(
         scales, offsets = 1.0 / sd, -mean / sd
         truth = np.repeat(plain, resamples, axis=0)
         args = (allowance, target_arl0)
-        needed = _cusum_h_batch(z, truth, scales, offsets, *args, **sides, states=BOOTSTRAP_STATES)
-        learned = _cusum_h_batch(z, cum, scales, offsets, *args, **sides, states=BOOTSTRAP_STATES)
+        needed = _cusum_h_batch(
+            z, truth, scales, offsets, *args, **sides, states=BOOTSTRAP_STATES, clip=clip
+        )
+        learned = _cusum_h_batch(
+            z, cum, scales, offsets, *args, **sides, states=BOOTSTRAP_STATES, clip=clip
+        )
         short = needed - learned
         quantile = NormalDist().inv_cdf(confidence) if confidence > 0.5 else 0.0
         shortfall = max(0.0, float(short.mean() + quantile * short.std(ddof=1)))

@@ -69,7 +69,8 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         S^+_t = \max(0, S^+_{t-1} + z_t - \text{allowance}), \qquad
         S^-_t = \max(0, S^-_{t-1} - z_t - \text{allowance}),
 
-    and drift is detected when the statistic -- ``S^-`` for ``direction="lower"``
+    (with ``clip``, ``z`` is first clipped to ``[-clip, clip]``), and drift is detected
+    when the statistic -- ``S^-`` for ``direction="lower"``
     (surprisal falls: the model grows over-confident and repetitive, the early sign
     of generative collapse), ``S^+`` for ``"upper"`` (the model grows unsure), their
     maximum for ``"both"`` -- exceeds ``h``. Both sums restart at 0 after a
@@ -84,7 +85,15 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
     sensitive than the target). Per-response surprisal is a mixture (short stock
     replies sit far below the rest) with a heavy lower tail, for which the normal
     theory (Siegmund) gives too small an ``h``. The ``h`` parameter is then unused;
-    ``threshold`` is the learned one. Learning it costs ~1 CPU-s once per series.
+    ``threshold`` is the learned one. Learning it costs ~2 CPU-s once per series.
+
+    ``clip`` makes it a winsorised CUSUM (after Lucas & Crosier 1982): one response
+    moves a sum by at most ``clip - allowance``, so a handful of extreme responses
+    cannot raise an alarm by themselves, and the chart's false-alarm rate depends far
+    less on how many of them its reference happened to hold -- which, with the heavy
+    lower tail, is what left some series far more sensitive than the target. A
+    shift of the bulk of the responses is found almost as fast. With ``target_arl0``
+    the learned ``h`` is that of the clipped chart.
 
     Memory: O(1) -- a handful of floats; a response's log-probabilities are reduced
     as they are read. With ``target_arl0``, the reference's surprisals (one float per
@@ -107,6 +116,9 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
     target_arl0
         Learn ``h`` from the reference for this mean number of responses between
         false alarms (``None``: use ``h``).
+    clip
+        Clip standardised surprisals to ``[-clip, clip]`` before the sums (``None``:
+        no clipping); must exceed ``allowance``.
 
     Examples
     --------
@@ -152,6 +164,7 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
         direction: Direction = "both",
         min_std: float = 1e-3,
         target_arl0: float | None = None,
+        clip: float | None = None,
     ) -> None:
         super().__init__()
         self.reference_size = check_positive_int(reference_size, "reference_size", minimum=2)
@@ -163,6 +176,10 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
             target_arl0 = check_positive_float(target_arl0, "target_arl0")
             require(target_arl0 >= 2, "target_arl0", f"must be >= 2, got {target_arl0!r}")
         self.target_arl0 = target_arl0
+        if clip is not None:
+            clip = check_positive_float(clip, "clip")
+            require(clip > self.allowance, "clip", f"must exceed allowance, got {clip!r}")
+        self.clip = clip
         self.reset()
 
     def reset(self) -> None:
@@ -199,6 +216,8 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
                 self._learn_h()
             return self
         z = (s - self._mu) / self._sigma
+        if self.clip is not None:
+            z = min(self.clip, max(-self.clip, z))
         self._upper = max(0.0, self._upper + z - self.allowance)
         self._lower = max(0.0, self._lower - z - self.allowance)
         if self.direction == "lower":
@@ -226,6 +245,7 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
             self.target_arl0,
             upper=self.direction != "lower",
             lower=self.direction != "upper",
+            clip=self.clip,
         )
 
     # -- evidence -------------------------------------------------------------
@@ -281,6 +301,7 @@ class TokenEntropy(DriftDetector[Sequence[float]]):
             "direction": self.direction,
             "min_std": self.min_std,
             "target_arl0": self.target_arl0,
+            "clip": self.clip,
         }
 
     def _get_state(self) -> dict[str, Any]:

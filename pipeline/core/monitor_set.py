@@ -278,8 +278,12 @@ def _derived_cached(description: str, target_arl0: float) -> tuple[MonitorSpec, 
         # heavy-tailed mixture (stock replies), for which Siegmund's normal h (11.5)
         # alarms too often; a bootstrap of the rule raises it so that 95 % of
         # warm-ups give an ARL0 of at least the target (without it, 1 in 10 gave
-        # less than half of it; python -m benchmarks.surprisal_arl).
-        add("token_logprobs", "token_entropy", reference_size=1000)
+        # less than half of it; python -m benchmarks.surprisal_arl). An allowance of
+        # 0.25, half the drop of half a standard deviation it should find fastest
+        # (0.5 found it in ~3x the responses), and standardised surprisals clipped at
+        # 2.5 (a winsorised CUSUM): a reference with few stock replies otherwise left
+        # its series at a fraction of the target ARL0 (docs/architecture.md).
+        add("token_logprobs", "token_entropy", reference_size=1000, allowance=0.25, clip=2.5)
     if spec["embedding"]:
         # max_distance is learned from the baseline's warm-up (the vectors' spread,
         # detectors.arl.centroid_distance_bound), not the earlier fixed 0.05, for 95 %

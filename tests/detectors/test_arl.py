@@ -226,6 +226,36 @@ class TestGuaranteedOverWarmUps:
         assert below["point"] >= 4, below
         assert below["bootstrap"] <= 2, below
 
+    def test_a_clipped_chart_keeps_most_warm_ups_at_the_target(self) -> None:
+        target, runs, clip = 2000.0, 16, 2.5
+        truth = self.mean_surprisals(np.random.default_rng(1), 200_000)
+        below = 0
+        for i in range(runs):
+            warm_up = self.mean_surprisals(np.random.default_rng([2, i]), 300)
+            mu, sd = warm_up.mean(), warm_up.std(ddof=1)
+            z = np.clip((truth - mu) / sd, -clip, clip)
+            h = empirical_cusum_h((warm_up - mu) / sd, 0.5, target, clip=clip)
+            rate = 1 / markov_arl(np.sort(z - 0.5), h) + 1 / markov_arl(np.sort(-z - 0.5), h)
+            below += 1 / rate < target
+        assert below <= 1, below
+
+    @pytest.mark.parametrize("clip", [0.75, 1.5, 2.5, 4.0])
+    def test_a_clipped_chart_is_the_chart_of_clipped_values(self, clip: float) -> None:
+        # the chain clips each step ([-clip - k, clip - k]) instead of the values
+        z = TestGuaranteedOverWarmUps.mean_surprisals(np.random.default_rng(4), 500)
+        z = (z - z.mean()) / z.std(ddof=1)
+        clipped = np.clip(z, -clip, clip)
+        for upper, lower in ((True, True), (True, False), (False, True)):
+            via_chain = empirical_cusum_h(
+                z.tolist(), 0.5, 5000.0, upper=upper, lower=lower, confidence=0.0, clip=clip
+            )
+            of_values = empirical_cusum_h(
+                clipped.tolist(), 0.5, 5000.0, upper=upper, lower=lower, confidence=0.0
+            )
+            assert via_chain == of_values
+        with pytest.raises(ValueError, match="clip"):
+            empirical_cusum_h(z, 0.5, 5000.0, clip=0.0)
+
     def test_the_bootstrap_is_deterministic_and_only_raises_h(self) -> None:
         z = np.random.default_rng(3).standard_normal(500)
         point = empirical_cusum_h(z, 0.5, 5000.0, confidence=0)

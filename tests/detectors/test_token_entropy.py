@@ -181,3 +181,75 @@ class TestLearnedH:
         for bad in (0.0, 1.5, math.nan):
             with pytest.raises(ValueError, match="target_arl0"):
                 TokenEntropy(target_arl0=bad)
+
+
+class TestClip:
+    """``clip``: a winsorised CUSUM, so a few extreme responses cannot alarm alone."""
+
+    @staticmethod
+    def factory() -> TokenEntropy:
+        return TokenEntropy(reference_size=20, target_arl0=200, clip=2.0)
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_contract(self, seed: int) -> None:
+        check_contract("token_entropy", seed, factory=self.factory)
+
+    def test_one_response_moves_a_sum_by_at_most_clip_minus_allowance(self) -> None:
+        reference = responses(np.random.default_rng(8), 200, 1.2)
+        clipped = TokenEntropy(reference_size=200, h=50.0, clip=2.5)
+        plain = TokenEntropy(reference_size=200, h=50.0)
+        clipped.update_many(reference)
+        plain.update_many(reference)
+        certain = [-1e-4] * 20  # a near-certain response, far below the reference
+        clipped.update(certain)
+        plain.update(certain)
+        assert clipped.cusum_lower == pytest.approx(2.0)
+        assert plain.cusum_lower > 4.0
+
+    def test_stock_replies_alone_no_longer_alarm(self) -> None:
+        # near-certain replies in a row in a stable stream: the third is an alarm
+        # of the plain chart at h = 12; four move the clipped one by 4 x 2.0 at most
+        stream = responses(np.random.default_rng(9), 300, 1.2)
+        burst = stream[:250] + [[-1e-4] * 3] * 4 + stream[250:]
+        assert TokenEntropy(reference_size=200, h=12.0).update_many(burst) == [252]
+        clipped = TokenEntropy(reference_size=200, h=12.0, clip=2.5)
+        clipped.update_many(burst[:250])
+        before = clipped.cusum_lower
+        assert clipped.update_many(burst[250:254]) == []
+        assert clipped.cusum_lower == pytest.approx(before + 8.0)
+
+    def test_a_drop_of_the_bulk_is_still_found(self) -> None:
+        rng = np.random.default_rng(10)
+        stream = responses(rng, 600, 1.2) + responses(rng, 300, 1.0)
+        plain = first_detection_after(TokenEntropy(reference_size=300, h=8.0), stream, 600)
+        clipped = first_detection_after(
+            TokenEntropy(reference_size=300, h=8.0, clip=2.5), stream, 600
+        )
+        assert plain is not None and clipped is not None
+        assert clipped <= plain + 30
+
+    def test_the_learned_h_is_the_clipped_charts(self) -> None:
+        reference = mixture(np.random.default_rng(4), 1000)
+        plain = TokenEntropy(reference_size=1000, target_arl0=1e5)
+        clipped = TokenEntropy(reference_size=1000, target_arl0=1e5, clip=2.5)
+        plain.update_many(reference)
+        clipped.update_many(reference)
+        # the heavy tail no longer raises h above the normal theory's
+        normal = cusum_h(1e5, 0.5, two_sided=True, reference=1000)
+        assert clipped.threshold < plain.threshold
+        assert clipped.threshold >= math.ceil(normal * 100) / 100
+
+    def test_a_snapshot_from_before_clip_restores_unclipped(self) -> None:
+        stream = responses(np.random.default_rng(11), 300, 1.2)
+        det = TokenEntropy(reference_size=100, h=5.0)
+        det.update_many(stream[:150])
+        old = det.to_state()
+        del old["params"]["clip"]
+        restored = TokenEntropy.from_state(old)
+        assert restored.clip is None
+        assert restored.update_many(stream[150:]) == det.update_many(stream[150:])
+
+    @pytest.mark.parametrize("bad", [0.5, 0.1, 0.0, -1.0, math.nan])
+    def test_invalid_clip(self, bad: float) -> None:
+        with pytest.raises(ValueError, match="clip"):
+            TokenEntropy(clip=bad)
