@@ -30,6 +30,7 @@ from pipeline.events import AlertEvent, PredictionEvent
 from pipeline.formats.samples import kserve_records
 from pipeline.generate import CLASSES, DriftSpec, GeneratorConfig, generate, truth
 from pipeline.render import render_alert
+from pipeline.runtime.exit_codes import STALL_EXIT_CODE
 
 __all__ = ["DEMO_CONFIG", "DEMO_STREAM", "run_demo"]
 
@@ -163,8 +164,6 @@ def _online(bootstrap_servers: str, fmt: str = "driftline") -> list[AlertEvent]:
         sidecar.stop()
 
 
-STALL_EXIT_CODE = 3
-"""The sidecar's exit code for "restart me" (``pipeline.runtime.sidecar``)."""
 MAX_RESTARTS = 2
 METRICS_URL = "http://127.0.0.1:8080/metrics"
 """The demo config's HTTP port (``runtime.http_port``'s default)."""

@@ -41,6 +41,7 @@ from pipeline.runtime.broker_watch import BrokerWatch
 from pipeline.runtime.checkpoint import Checkpoint, Delivery
 from pipeline.runtime.cloudevents import with_cloudevent_headers
 from pipeline.runtime.copartition import Mismatch, PartitionerCheck
+from pipeline.runtime.exit_codes import STALL_EXIT_CODE
 from pipeline.runtime.http import HealthServer, liveness
 from pipeline.runtime.kafka_trouble import KafkaTrouble
 from pipeline.runtime.loop import Loop, LoopHooks, RunStats
@@ -460,7 +461,9 @@ class SidecarHooks(LoopHooks):
             return
         limit = 2 * self.settings.runtime.liveness_timeout_s
         if not self._ever_assigned and now - self._unassigned_since > limit:
-            log.error("never_assigned", group_id=self.settings.kafka.group_id, exit_code=3)
+            log.error(
+                "never_assigned", group_id=self.settings.kafka.group_id, exit_code=STALL_EXIT_CODE
+            )
             sys.stderr.flush()
             os._exit(STALL_EXIT_CODE)
         if now - self._warned_at > 60:
@@ -526,7 +529,6 @@ def _statistics(processor: Processor) -> Iterable[tuple[str, str, str, float, fl
                 yield key.model_id, key.signal, key.monitor_id, float(stat), float(thr)
 
 
-STALL_EXIT_CODE = 3
 # A member never assigned anything rejoins its group this often, this many times,
 # before the never_assigned exit (see SidecarHooks._warn_if_unassigned).
 REJOIN_AFTER_S = 20.0
@@ -549,7 +551,9 @@ def _watch_for_stalls(metrics: Metrics, limit_s: float, done: threading.Event) -
     while not done.wait(min(5.0, limit_s / 4)):
         last = metrics.progress_at
         if last and time.time() - last > limit_s:
-            log.error("poll_loop_stalled", seconds=round(time.time() - last, 1), exit_code=3)
+            log.error(
+                "poll_loop_stalled", seconds=round(time.time() - last, 1), exit_code=STALL_EXIT_CODE
+            )
             faulthandler.dump_traceback(all_threads=True)
             sys.stderr.flush()
             os._exit(STALL_EXIT_CODE)

@@ -29,7 +29,7 @@ from pipeline.config import Settings, TopicSettings, load_settings
 from pipeline.core.processor import Processor
 from pipeline.core.records import Record
 from pipeline.io.kafka_topics import produce_all
-from pipeline.runtime.sidecar import STALL_EXIT_CODE
+from pipeline.runtime.exit_codes import STALL_EXIT_CODE
 
 REPO = Path(__file__).resolve().parents[2]
 

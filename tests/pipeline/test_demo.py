@@ -10,6 +10,7 @@ import time
 import pytest
 
 from pipeline import demo
+from pipeline.runtime.exit_codes import STALL_EXIT_CODE
 
 
 def _wait(sidecar: demo._Supervised) -> int | None:
@@ -26,7 +27,7 @@ def test_a_stalled_sidecar_is_restarted_at_most_max_restarts_times(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sidecar = demo._Supervised([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
-    assert _wait(sidecar) == demo.STALL_EXIT_CODE
+    assert _wait(sidecar) == STALL_EXIT_CODE
     assert sidecar.restarts == demo.MAX_RESTARTS
     assert capsys.readouterr().out.count("restarting it") == demo.MAX_RESTARTS
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.generate import DriftSpec, GeneratorConfig, generate
-from pipeline.runtime.sidecar import STALL_EXIT_CODE
+from pipeline.runtime.exit_codes import STALL_EXIT_CODE
 from tests.integration.conftest import KafkaBroker
 from tests.integration.sidecars import (
     Deployment,
