@@ -4,13 +4,14 @@ alert collector, and the memory / CPU of a process from ``/proc``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,19 @@ def ensure_broker(bootstrap: str) -> bool:
 
 def stop_broker(bootstrap: str) -> None:
     subprocess.run(["bash", str(KAFKA_SH), "stop"], check=False, env=_kafka_env(bootstrap))
+
+
+@contextlib.contextmanager
+def local_broker(bootstrap: str) -> Iterator[bool]:
+    """:func:`ensure_broker` for the block, and the broker it started stopped after it
+    (a failure to stop does not hide the block's own error); yields whether it started one."""
+    started = ensure_broker(bootstrap)
+    try:
+        yield started
+    finally:
+        if started:
+            with contextlib.suppress(Exception):
+                stop_broker(bootstrap)
 
 
 # ------------------------------------------------------------------------ topics

@@ -44,10 +44,9 @@ from benchmarks._kafka import (
     create_topics,
     delete_topics,
     end_offsets,
-    ensure_broker,
+    local_broker,
     paced_produce,
     produce,
-    stop_broker,
 )
 from benchmarks.harness import machine_info
 from pipeline.config import TopicSettings
@@ -284,31 +283,29 @@ def _restore(
 def measure(bootstrap: str, quick: bool, parts: str = "all") -> ChangelogFigures:
     backlog, paced = (6_000, 3_000) if quick else (20_000, 18_000)
     restore_events = 8_000 if quick else 40_000
-    started_broker = ensure_broker(bootstrap)
-    progress = GroupProgress(bootstrap)
-    try:
-        with tempfile.TemporaryDirectory(prefix="driftline-changelog-") as tmp:
-            workdir = Path(tmp)
-            b_in, b_state, p_in, p_state, rate = (
-                _traffic(bootstrap, workdir, backlog, paced, progress)
-                if parts != "restore"
-                else (1, 0, 1, 0, 0.0)
-            )
-            if parts != "restore":
-                print(
-                    f"changelog bytes / input bytes: backlog {b_state / b_in:.2f}x, "
-                    f"paced {p_state / p_in:.2f}x at {rate:,.0f}/s",
-                    flush=True,
+    with local_broker(bootstrap):
+        progress = GroupProgress(bootstrap)
+        try:
+            with tempfile.TemporaryDirectory(prefix="driftline-changelog-") as tmp:
+                workdir = Path(tmp)
+                b_in, b_state, p_in, p_state, rate = (
+                    _traffic(bootstrap, workdir, backlog, paced, progress)
+                    if parts != "restore"
+                    else (1, 0, 1, 0, 0.0)
                 )
-            r_bytes, r_s, r_read, again = (
-                _restore(bootstrap, workdir, restore_events, progress)
-                if parts != "traffic"
-                else (0, 0.0, 0.0, 0.0)
-            )
-    finally:
-        progress.close()
-        if started_broker:
-            stop_broker(bootstrap)
+                if parts != "restore":
+                    print(
+                        f"changelog bytes / input bytes: backlog {b_state / b_in:.2f}x, "
+                        f"paced {p_state / p_in:.2f}x at {rate:,.0f}/s",
+                        flush=True,
+                    )
+                r_bytes, r_s, r_read, again = (
+                    _restore(bootstrap, workdir, restore_events, progress)
+                    if parts != "traffic"
+                    else (0, 0.0, 0.0, 0.0)
+                )
+        finally:
+            progress.close()
     return ChangelogFigures(
         backlog, b_in, b_state, paced, rate, p_in, p_state,
         RESTORE_MODELS, restore_events, r_bytes, r_s, r_read, again,

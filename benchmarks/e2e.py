@@ -81,10 +81,9 @@ from benchmarks._kafka import (
     create_topics,
     delete_topics,
     end_offsets,
-    ensure_broker,
+    local_broker,
     paced_produce,
     produce,
-    stop_broker,
     vm_hwm_kib,
 )
 from benchmarks.harness import machine_info, markdown_table
@@ -736,8 +735,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
 
-    started_broker = ensure_broker(args.bootstrap)
-    try:
+    with local_broker(args.bootstrap) as started_broker:
         t0 = time.perf_counter()
         items = workload(args.events, int(args.rate * args.seconds), args.seed)
         backlog, paced = items[: args.events], items[args.events :]
@@ -779,10 +777,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("\n" + text)
         if args.out:
             Path(args.out).write_text(text + "\n", encoding="utf-8")
-    finally:
-        if started_broker:
-            with contextlib.suppress(Exception):
-                stop_broker(args.bootstrap)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 import yaml
 
-from benchmarks._kafka import REPO, ensure_broker, stop_broker
+from benchmarks._kafka import REPO, local_broker
 from benchmarks.e2e import VARIANTS, Run, _clean_env, _percentile, sidecar_config, workload
 from benchmarks.e2e_spy import py_spy
 from benchmarks.harness import markdown_table
@@ -306,8 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     bad = [k for k in keys if k not in VARIANTS or VARIANTS[k].kind != "driftline"]
     if bad:
         parser.error(f"not driftline variants: {bad}")
-    started_broker = ensure_broker(args.bootstrap)
-    try:
+    with local_broker(args.bootstrap):
         items = workload(args.events, int(args.rate * args.seconds), args.seed)
         backlog, paced = items[: args.events], items[args.events :]
         runs = []
@@ -331,10 +330,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                         )
                         runs.append(run)
             print("\n" + report(runs))
-    finally:
-        if started_broker:
-            with contextlib.suppress(Exception):
-                stop_broker(args.bootstrap)
 
 
 if __name__ == "__main__":

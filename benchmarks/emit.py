@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks._kafka import create_topics, delete_topics, ensure_broker, stop_broker
+from benchmarks._kafka import create_topics, delete_topics, local_broker
 from pipeline.emit import Emitter
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "examples" / "emit_fastapi.py"
@@ -164,20 +164,18 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '39092')}")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    started_broker = ensure_broker(args.bootstrap)
-    prefix = f"bench-emit-{uuid.uuid4().hex[:8]}"
-    topic, api_topic = f"{prefix}.predictions", f"{prefix}.api"
-    create_topics(args.bootstrap, {topic: 3, api_topic: 3})
-    try:
-        seconds = 3.0 if args.quick else 10.0
-        rate, threads = 2_000, 4
-        call = per_call(args.bootstrap, topic, rate, seconds, threads)
-        cap = capacity(args.bootstrap, topic, 20_000)
-        request = per_request(args.bootstrap, api_topic, 1_000 if args.quick else 4_000)
-    finally:
-        delete_topics(args.bootstrap, prefix)
-        if started_broker:
-            stop_broker(args.bootstrap)
+    with local_broker(args.bootstrap):
+        prefix = f"bench-emit-{uuid.uuid4().hex[:8]}"
+        topic, api_topic = f"{prefix}.predictions", f"{prefix}.api"
+        create_topics(args.bootstrap, {topic: 3, api_topic: 3})
+        try:
+            seconds = 3.0 if args.quick else 10.0
+            rate, threads = 2_000, 4
+            call = per_call(args.bootstrap, topic, rate, seconds, threads)
+            cap = capacity(args.bootstrap, topic, 20_000)
+            request = per_request(args.bootstrap, api_topic, 1_000 if args.quick else 4_000)
+        finally:
+            delete_topics(args.bootstrap, prefix)
     print(f"## Emitter.predict, real broker ({threads} caller threads, {rate:,} calls/s target)\n")
     print("| calls | achieved calls/s | p50 | p99 | p99.9 | max | delivered | dropped |")
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
