@@ -226,13 +226,20 @@ _SURPRISAL_SD = 0.533
 answers, stock replies included (measured on 20,000)."""
 
 
+def collapse_shrink(effect: float) -> float:
+    """The factor on the token surprisals of ``_collapse``'s varied answers that lowers
+    a response's mean surprisal by ``effect`` stable standard deviations (their mean
+    surprisal is 1.2 x 1.6 per token, and they are 95 % of the answers)."""
+    return 1.0 - effect * _SURPRISAL_SD / (0.95 * 1.2 * 1.6)
+
+
 def _collapse(
     rng: np.random.Generator, model: str, n: int, change: int | None, effect: float
 ) -> Iterator[list[bytes]]:
     """``_text``'s answers without canned ones; after the change the model grows
     over-confident: the per-token surprisal of its (still varied) answers shrinks so
     that the mean surprisal falls by ``effect`` stable standard deviations."""
-    shrink = 1.0 - effect * _SURPRISAL_SD / (0.95 * 1.2 * 1.6)
+    shrink = collapse_shrink(effect)
     for j in range(n):
         changed = change is not None and j >= change
         if rng.random() < 0.05:

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks.harness import machine_info
-from benchmarks.quality import _SURPRISAL_SD
+from benchmarks.quality import collapse_shrink
 from detectors.arl import empirical_cusum_h, markov_arl
 from detectors.token_entropy import TokenEntropy
 
@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # each series' own ARL0 under the true distribution (a large sample of it)
     truth = surprisals(np.random.default_rng([args.seed, 1]), (400_000,))
     changed = {
-        effect: surprisals(np.random.default_rng([args.seed, 2]), (400_000,), _shrink(effect))
+        effect: surprisals(
+            np.random.default_rng([args.seed, 2]), (400_000,), collapse_shrink(effect)
+        )
         for effect in EFFECTS
     }
     own = []
@@ -144,11 +146,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 EFFECTS = (0.5, 0.25)
 """Drops of the mean surprisal, in stable standard deviations (``benchmarks.quality``)."""
-
-
-def _shrink(effect: float) -> float:
-    # as benchmarks.quality._collapse scales the answers' token surprisals
-    return 1.0 - effect * _SURPRISAL_SD / (0.95 * 1.2 * 1.6)
 
 
 def _clipped(z: FloatArray, clip: float | None) -> FloatArray:

@@ -318,6 +318,9 @@ def empirical_cusum_h(
     deterministic function of ``values``. ``confidence=0`` gives the point estimate.
     ``h`` is never below :func:`cusum_h`'s normal-theory value (a sample cannot show
     the tail beyond its extremes, and a constant one shows none). Rounded up to 0.01.
+    With ``clip``, the chart's standardised values are clipped to ``[-clip, clip]``
+    (a winsorised CUSUM, as ``TokenEntropy(clip=)`` runs it): the chains clip each
+    step, in the point estimate and in every resample alike.
 
     >>> rng = np.random.default_rng(0)
     >>> normal = rng.standard_normal(2000)
