@@ -25,7 +25,6 @@ changed, and ``restore`` rebuilds the exact in-memory state from the entries
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from pipeline.core.monitor import (
 from pipeline.core.partition import ModelState, Partition
 from pipeline.core.policy import AlertPolicy, PolicyState, evaluate_rollback, to_alert
 from pipeline.core.quarantine import Notice, Quarantine
-from pipeline.core.routing import SLOT_BITS, DetectorQueue, EventContext, Router
+from pipeline.core.routing import SLOT_BITS, Column, EventContext, Router
 from pipeline.core.shadow import ShadowState
 from pipeline.core.snapshots import (
     all_entries,
@@ -185,7 +184,7 @@ class Engine:
             else:
                 contexts.append(result)  # type: ignore[arg-type]
         router.settle()
-        found = self._detect(router.queues.values(), ats, [origin for _, origin in items])
+        found = self._detect(router.columns(ats, [origin for _, origin in items]))
         router.start_batch()
         for i, ctx in enumerate(contexts):
             if ctx is not None and (ctx.entries or i in found):
@@ -486,22 +485,18 @@ class Engine:
             ctx.add(shadow_finding(model_id, shadow, test, decision, ctx.at, ctx.origin))
 
     # -- phase B -------------------------------------------------------------------
-    def _detect(
-        self, queues: Iterable[DetectorQueue], ats: list[int], origins: list[Origin]
-    ) -> Found:
-        """Feed every queue to its detector: event index -> [(slot, finding)]."""
+    def _detect(self, columns: Iterable[Column]) -> Found:
+        """Feed every key its column: event index -> [(slot, finding)]."""
         found: Found = {}
         mismatches: dict[str, int] = {}
-        for queue in queues:
-            values, refs = queue.column()
-            where = functools.partial(queue.locate, refs=refs, ats=ats, origins=origins)
+        for state, values, refs, where in columns:
             try:
                 column = feed_column(
-                    queue.state, values, where, mismatches, self.observer, self.quarantine
+                    state, values, where, mismatches, self.observer, self.quarantine
                 )
             except Exception as exc:  # e.g. a finding that cannot be built: the key resets
-                self.quarantine.record("update", str(queue.state.key), exc)
-                queue.state.reset()
+                self.quarantine.record("update", str(state.key), exc)
+                state.reset()
                 continue
             for position, finding in column:
                 ref = refs[position]
@@ -593,6 +588,7 @@ class Engine:
         """Replace partition ``number`` by the one ``entries`` (and the deltas of
         ``tail``) describe; ``release``: ``entries`` is emptied as it is read
         (``restore_partition``)."""
+        self._router.forget()
         self.partitions[number] = restore_partition(
             number,
             entries,
@@ -604,6 +600,7 @@ class Engine:
         )
 
     def drop(self, number: int) -> None:
+        self._router.forget()
         self.partitions.pop(number, None)
 
     def label_counters(self) -> Counter[str]:

@@ -356,6 +356,9 @@ class KeyState:
     """Size of that full record's detector snapshot (JSON)."""
     logged: tuple[Any, ...] | None = None
     """(window_start, window_first, open) as last logged."""
+    queued: int = -1
+    """The router's batch that last queued a value for it (see
+    :meth:`pipeline.core.routing.Router.join`): not state, never written."""
 
     def delta_fields(self) -> dict[str, Any]:
         """The bookkeeping a delta carries: what changes with every value, and the

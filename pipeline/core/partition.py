@@ -107,6 +107,8 @@ class Partition:
         not state of its own, recounted from the joins on restore."""
         self.seq = 0
         """The touch counter: orders keys and models by their last use."""
+        self.epoch = 0
+        """How many keys were dropped: the router's routes are valid within one."""
         self.keys: dict[bool, OrderedDict[MonitorKey, KeyState]] = {
             True: OrderedDict(),
             False: OrderedDict(),
@@ -164,6 +166,7 @@ class Partition:
     # -- removal -------------------------------------------------------------------
     def drop_key(self, state: KeyState) -> None:
         del self.keys[state.known][state.key]
+        self.epoch += 1
         for group in state.groups:
             self.fanout[group] -= 1
             if self.fanout[group] <= 0:

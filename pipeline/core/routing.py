@@ -8,16 +8,23 @@ last seen) and queues the value for phase B. Nothing here depends on what a
 detector says.
 
 Events of one shape (same model, version, variant, segments and present values)
-reach the same keys, so the second one of a batch takes the :class:`Route` the
-first one resolved: its values are appended as one row, and the touches are
-applied later, in bulk, by :meth:`Router.settle`, with exactly the values
-one-at-a-time processing would have left.
+reach the same keys, so every event after the first of its shape takes the
+:class:`Route` the first one resolved: its values are appended as one row, and the
+touches are applied later, in bulk, by :meth:`Router.settle`, with exactly the
+values one-at-a-time processing would have left.
+
+Routes outlive a batch: with thousands of models a batch holds about one event
+per model, so a route that lived for one batch was resolved key by key for almost
+every event. A route stays valid until a key of its partition is dropped (the
+partition's ``epoch`` moves) or its partition is replaced; creating a key changes
+no route (see :meth:`Router._create`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, overload
 
@@ -31,13 +38,23 @@ from pipeline.core.monitor import (
     Origin,
     Slots,
     Watch,
+    Where,
     segment_label,
 )
 from pipeline.core.partition import ModelState, Partition, fanout_groups
 from pipeline.core.training import Checkpoint
 from pipeline.events import FeatureEvent, PredictionEvent
 
-__all__ = ["SLOT_BITS", "DetectorQueue", "EventContext", "Route", "Router", "Scope", "ShiftedRefs"]
+__all__ = [
+    "SLOT_BITS",
+    "Column",
+    "DetectorQueue",
+    "EventContext",
+    "Route",
+    "Router",
+    "Scope",
+    "ShiftedRefs",
+]
 
 SLOT_BITS: Final = 20
 """A queued value's reference is ``event index << SLOT_BITS | slot``."""
@@ -103,39 +120,60 @@ class ShiftedRefs(Sequence[int]):
         return self.refs[index] + self.j
 
 
-@dataclass(slots=True)
 class DetectorQueue:
-    """The values routed to one detector during a batch: those queued one by one
-    here, and column ``j`` of each route it is in."""
+    """The values routed to one detector during a batch when a single route does
+    not hold them all: those queued one by one here, and column ``j`` of each route
+    it is in (``Router.columns`` feeds a key that one route holds alone straight
+    from the route)."""
 
-    state: KeyState
-    values: list[Any] = field(default_factory=list)
-    refs: list[int] = field(default_factory=list)
-    contexts: dict[int, dict[str, Any]] | None = None
-    """Reference -> extra evidence (label join, training run) of that value."""
-    routes: list[tuple[Route, int]] = field(default_factory=list)
+    __slots__ = ("_refs", "contexts", "refs", "routes", "state", "values")
+
+    def __init__(self, state: KeyState) -> None:
+        self.state = state
+        self.values: list[Any] | None = None
+        self.refs: list[int] | None = None
+        self.contexts: dict[int, dict[str, Any]] | None = None
+        """Reference -> extra evidence (label join, training run) of that value."""
+        self.routes: list[tuple[Route, int]] = []
+        self._refs: Sequence[int] = ()
+        """The references :meth:`column` returned (what :meth:`locate` reads)."""
 
     def column(self) -> tuple[Sequence[Any], Sequence[int]]:
         """All the values, in event order, and their references."""
+        routes = self.routes
+        if self.values is None and len(routes) == 1:  # the common case: one route
+            route, j = routes[0]
+            if len(route.rows) == 1:
+                values: Sequence[Any] = (route.rows[0][j],)
+                refs: Sequence[int] = (route.refs[0] + j,)
+            else:
+                values, refs = route.columns()[j], ShiftedRefs(route.refs, j)
+            self._refs = refs
+            return values, refs
         parts: list[tuple[Sequence[Any], Sequence[int]]] = []
-        if self.values:
+        if self.values is not None and self.refs is not None:
             parts.append((self.values, self.refs))
-        for route, j in self.routes:
+        for route, j in routes:
             if route.refs:
                 parts.append((route.columns()[j], ShiftedRefs(route.refs, j)))
         if len(parts) == 1:
-            return parts[0]
-        merged = sorted(
-            (
-                (ref, value)
-                for values, refs in parts
-                for value, ref in zip(values, refs, strict=True)
-            ),
-            key=lambda item: item[0],
-        )
-        return [value for _, value in merged], [ref for ref, _ in merged]
+            values, refs = parts[0]
+        else:
+            merged = sorted(
+                (
+                    (ref, value)
+                    for values, refs in parts
+                    for value, ref in zip(values, refs, strict=True)
+                ),
+                key=lambda item: item[0],
+            )
+            values, refs = [value for _, value in merged], [ref for ref, _ in merged]
+        self._refs = refs
+        return values, refs
 
     def push(self, value: Any, ref: int, context: dict[str, Any] | None) -> None:
+        if self.values is None or self.refs is None:
+            self.values, self.refs = [], []
         self.values.append(value)
         self.refs.append(ref)
         if context is not None:
@@ -144,30 +182,35 @@ class DetectorQueue:
             self.contexts[ref] = context
 
     def locate(
-        self, position: int, refs: Sequence[int], ats: list[int], origins: list[Origin]
+        self, position: int, ats: list[int], origins: list[Origin]
     ) -> tuple[int, Origin, dict[str, Any] | None]:
-        """Event time, origin and extra evidence of the value at ``position``."""
-        ref = refs[position]
+        """Event time, origin and extra evidence of the value at ``position`` of the
+        last :meth:`column`."""
+        ref = self._refs[position]
         i = ref >> SLOT_BITS
         context = None if self.contexts is None else self.contexts.get(ref)
         return ats[i], origins[i], context
 
 
 class Route:
-    """The detectors that one shape of event reaches in a partition (same model,
-    version, variant, segments and present values), resolved once per batch.
+    """The keys that one shape of event reaches in a partition (same model,
+    version, variant, segments and present values), resolved once and kept until
+    the partition drops a key.
 
-    Touching a route appends the event's values as one row (a detector's values
-    are a column of the rows, see ``DetectorQueue.column``); the bookkeeping a touch
-    implies (each key's touch counter, last-seen time, place in the LRU order) is
-    deferred and applied by ``Router.settle`` before anything reads it.
+    In a batch, touching a route appends the event's values as one row (a
+    detector's values are a column of the rows); the bookkeeping a touch implies
+    (each key's touch counter, last-seen time, place in the LRU order) is deferred
+    and applied by ``Router.settle`` before anything reads it.
     """
 
-    __slots__ = ("_columns", "base", "last_at", "part", "queues", "refs", "rows")
+    __slots__ = ("_columns", "base", "batch", "epoch", "last_at", "part", "refs", "rows", "states")
 
-    def __init__(self, part: Partition, queues: list[DetectorQueue]) -> None:
+    def __init__(self, part: Partition, states: list[KeyState]) -> None:
         self.part = part
-        self.queues = queues
+        self.epoch = part.epoch
+        self.states = states
+        self.batch = -1
+        """The batch it was last joined to (``Router.join``)."""
         self.rows: list[list[Any]] = []
         self.refs: list[int] = []
         """Per row: ``event index << SLOT_BITS | slot`` of its first value."""
@@ -175,14 +218,34 @@ class Route:
         """The partition's touch counter before the latest deferred touch (-1: none)."""
         self.last_at = _NEVER
         self._columns: list[tuple[Any, ...]] | None = None
-        for j, queue in enumerate(queues):
-            queue.routes.append((self, j))
 
     def columns(self) -> list[tuple[Any, ...]]:
         """The rows transposed, once (phase B: no row is added any more)."""
         if self._columns is None or len(self._columns[0]) != len(self.rows):
             self._columns = list(zip(*self.rows, strict=True))
         return self._columns
+
+    def release(self) -> None:
+        """Forget the batch's rows."""
+        self.rows = []
+        self.refs = []
+        self._columns = None
+
+
+Column = tuple[KeyState, Sequence[Any], Sequence[int], Where]
+"""Phase B's work for one key: its values in event order, their references, and
+where each one's event is."""
+
+
+def _row_event(
+    refs: list[int], ats: list[int], origins: list[Origin], position: int
+) -> tuple[int, Origin, None]:
+    i = refs[position] >> SLOT_BITS
+    return ats[i], origins[i], None
+
+
+def _first(item: tuple[int, Partition, KeyState | Route]) -> int:
+    return item[0]
 
 
 class Router:
@@ -192,54 +255,120 @@ class Router:
         self.limits = limits
         self.stats = stats
         self.queues: dict[int, DetectorQueue] = {}
-        """Per batch: queues by ``id(KeyState)``."""
+        """Per batch, by ``id(KeyState)``: the keys fed other than by one route."""
         self.routes: dict[tuple[Any, ...], Route] = {}
+        """Shape -> route, across batches (at most ``limits.max_keys`` of them)."""
+        self._batch = 0
+        self._joined: list[Route] = []
+        """The routes joined to this batch."""
         self._deferred: list[Route] = []
-        self._touched: list[tuple[Partition, KeyState]] = []
+        self._touched: list[tuple[int, Partition, KeyState | Route]] = []
+        """(touch counter, partition, key) of the touches applied at once, and at
+        ``settle`` (touch counter of its first key, partition, route) of the
+        deferred ones."""
 
     def start_batch(self) -> None:
-        # A route lists its queues and each queue its routes: a reference cycle per
-        # route, which the collector tuned for throughput (``gc_tuning``) would only
-        # free in a rare full pass, so a long batch stream piled them up (~40 MiB per
-        # 20,000 events over 400 warmed models). Cut it: the batch's queues and
-        # routes are freed here, by reference counting.
-        for queue in self.queues.values():
-            queue.routes.clear()
+        for route in self._joined:
+            route.release()
+        self._joined = []
         self.queues = {}
-        self.routes = {}
+        self._batch += 1
 
     # -- deferred touches ------------------------------------------------------------
     def settle(self) -> None:
         """Apply the deferred route touches (touch counters, last seen, LRU order).
 
         Every key touched since the last call has a larger touch counter than any
-        other key of its partition, so moving them to the LRU end in counter order
-        gives the order one-at-a-time processing keeps."""
-        touched = self._touched
+        other key of its partition, so moving them to the LRU end in the order of
+        their touches gives the order one-at-a-time processing keeps. A route's keys
+        take consecutive counters from its latest touch, so a route sorts as one
+        entry; a key touched more than once is moved once per entry, last at its
+        latest touch."""
+        touches = self._touched
         for route in self._deferred:
-            base, last_at = route.base, route.last_at
-            for j, queue in enumerate(route.queues, 1):
-                state = queue.state
+            touches.append((route.base + 1, route.part, route))
+        self._deferred = []
+        if not touches:
+            return
+        touches.sort(key=_first)
+        for _, part, touched in touches:
+            if isinstance(touched, Route):
+                base, last_at = touched.base, touched.last_at
+                touched.base, touched.last_at = -1, _NEVER
+                states = touched.states
+            else:
+                base, last_at = -1, _NEVER
+                states = [touched]
+            for j, state in enumerate(states, 1):
                 if base + j > state.seq:
                     state.seq = base + j
                 if last_at > state.last_seen:
                     state.last_seen = last_at
-                touched.append((route.part, state))
-            route.base, route.last_at = -1, _NEVER
-        self._deferred = []
-        if not touched:
-            return
-        touched.sort(key=lambda item: item[1].seq)
-        for part, state in touched:
-            lru = part.keys[state.known]
-            if lru.get(state.key) is state:
-                lru.move_to_end(state.key)
+                lru = part.keys[state.known]
+                if lru.get(state.key) is state:
+                    lru.move_to_end(state.key)
         self._touched = []
 
     def restructure(self) -> None:
-        """Before keys are created or dropped: settle, and forget the routes."""
+        """Before keys are dropped: settle, and forget the routes."""
         self.settle()
         self.routes.clear()
+
+    def forget(self) -> None:
+        """Forget the routes (a partition replaced or dropped between batches)."""
+        self.routes.clear()
+
+    def join(self, route: Route) -> None:
+        """``route``'s first use in this batch: its keys are queued (a key another
+        route or a single value feeds too gets a queue that merges them) and are
+        written at the next checkpoint."""
+        batch = route.batch = self._batch
+        for state in route.states:
+            if state.queued == batch:
+                self.queue_for(state)
+            state.queued = batch
+        route.part.dirty_keys.update([state.key for state in route.states])
+        self._joined.append(route)
+
+    def queue_for(self, state: KeyState) -> DetectorQueue:
+        """The batch's queue of ``state`` (made on first use)."""
+        queue = self.queues.get(id(state))
+        if queue is None:
+            queue = self.queues[id(state)] = DetectorQueue(state)
+            state.queued = self._batch
+        return queue
+
+    # -- phase B ---------------------------------------------------------------------
+    def columns(self, ats: list[int], origins: list[Origin]) -> Iterator[Column]:
+        """Every key queued in this batch, once: its values in event order, their
+        references, and where they come from (``ats`` / ``origins``: per event)."""
+        queues = self.queues
+        for route in self._joined:
+            rows, refs = route.rows, route.refs
+            if not rows:
+                continue
+            where = functools.partial(_row_event, refs, ats, origins)
+            single = len(rows) == 1
+            row, first = rows[0], refs[0]
+            columns = None if single else route.columns()
+            for j, state in enumerate(route.states):
+                if queues:
+                    queue = queues.get(id(state))
+                    if queue is not None:  # merged with its other sources below
+                        queue.routes.append((route, j))
+                        continue
+                if columns is None:
+                    yield state, (row[j],), (first + j,), where
+                else:
+                    yield state, columns[j], ShiftedRefs(refs, j), where
+        for queue in queues.values():
+            values, column_refs = queue.column()
+            yield (
+                queue.state,
+                values,
+                column_refs,
+                functools.partial(queue.locate, ats=ats, origins=origins),
+            )
 
     # -- queueing --------------------------------------------------------------------
     def watch(
@@ -270,30 +399,37 @@ class Router:
             segments = tuple(segment_label(n, features.get(n)) for n in slots.segment_names)
         shape = (part.number, ctx.model.model_id, kind, scope[0], scope[1], segments, absent)
         route = self.routes.get(shape)
+        if route is not None and (route.part is not part or route.epoch != part.epoch):
+            route = None  # a key of the partition was dropped since (or it was replaced)
         if route is None:  # first of its shape: watch by watch, then remember the route
-            built: list[DetectorQueue] = []
+            states: list[KeyState] = []
             taken: list[Any] = []
             present = iter(values)
             for n, watch in enumerate(watches):
                 if absent is not None and absent[n]:
                     continue
                 value = next(present)
-                queue = self.touch(ctx, watch, watch.signal, scope)
-                if queue is not None:
-                    built.append(queue)
+                state = self.touch(ctx, watch, watch.signal, scope)
+                if state is not None:
+                    states.append(state)
                     taken.append(value)
-            if len(built) < len(values):  # refused (caps): counted per event, never cached
-                for queue, value in zip(built, taken, strict=True):
-                    queue.push(value, ctx.next_ref(), None)
+            if len(states) < len(values):  # refused (caps): counted per event, never cached
+                for state, value in zip(states, taken, strict=True):
+                    self.queue_for(state).push(value, ctx.next_ref(), None)
                 return
-            route = self.routes[shape] = Route(part, built)
+            if len(self.routes) >= self.limits.max_keys:
+                self.routes.clear()  # a bound on shapes; the batch's routes stay joined
+            route = self.routes[shape] = Route(part, states)
+            self.join(route)  # touched above, one by one: nothing is deferred
         else:
-            if not route.queues:
+            if not route.states:
                 return
+            if route.batch != self._batch:
+                self.join(route)
             if route.base < 0:
                 self._deferred.append(route)
             route.base = part.seq
-            part.seq += len(route.queues)
+            part.seq += len(route.states)
             if ctx.seen > route.last_at:
                 route.last_at = ctx.seen
         route.rows.append(values)
@@ -310,15 +446,13 @@ class Router:
         context: dict[str, Any] | None,
     ) -> None:
         """Queue one value for its detector (unless no detector takes it)."""
-        queue = self.touch(ctx, watch, signal, scope)
-        if queue is not None:
-            queue.push(value, ctx.next_ref(), context)
+        state = self.touch(ctx, watch, signal, scope)
+        if state is not None:
+            self.queue_for(state).push(value, ctx.next_ref(), context)
 
-    def touch(
-        self, ctx: EventContext, watch: Watch, signal: str, scope: Scope
-    ) -> DetectorQueue | None:
+    def touch(self, ctx: EventContext, watch: Watch, signal: str, scope: Scope) -> KeyState | None:
         """Find (or create) the key ``signal`` of ``watch`` reaches and record the
-        touch now; its queue, or None when no detector takes the value (caps)."""
+        touch now; None when no detector takes the value (caps)."""
         plan = ctx.plan
         if watch.wildcard and (signal, watch.id) in plan.exact:
             return None  # an explicit monitor of the same id covers this signal
@@ -340,12 +474,9 @@ class Router:
         part.seq += 1
         state.seq = part.seq
         lru.move_to_end(key)
-        self._touched.append((part, state))
+        self._touched.append((part.seq, part, state))
         part.dirty_keys.add(key)
-        queue = self.queues.get(id(state))
-        if queue is None:
-            queue = self.queues[id(state)] = DetectorQueue(state)
-        return queue
+        return state
 
     def _create(self, ctx: EventContext, watch: Watch, key: MonitorKey) -> KeyState | None:
         """A new key within the caps: a wildcard monitor's signals (refused beyond

@@ -48,7 +48,7 @@ def _snapshot(processor: Processor, into: dict[int, dict[str, Any]]) -> None:
 
 
 # FULL_CONFIG expires idle keys after 5 s of event time and so sweeps at almost every
-# event, which resets the engine's routes; with a long expiry routes live for a batch.
+# event, which resets the engine's routes; with a long expiry routes live across batches.
 LONG_EXPIRY = {**FULL_CONFIG, "limits": {**FULL_CONFIG["limits"], "idle_expiry": "1h"}}
 CONFIGS = {"full": FULL_CONFIG, "long_expiry": LONG_EXPIRY}
 

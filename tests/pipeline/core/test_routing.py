@@ -1,16 +1,21 @@
-"""The column view of a batch's routes, and the compiled reads of a watch list."""
+"""The column view of a batch's routes, the compiled reads of a watch list, and
+routes kept across batches."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import MonitorSpec
-from pipeline.core.monitor import Slots, Watch
+from pipeline.core.engine import Engine
+from pipeline.core.monitor import Origin, Slots, Watch
 from pipeline.core.monitor_set import resolve
-from pipeline.core.routing import ShiftedRefs
+from pipeline.core.routing import Router, ShiftedRefs
+from tests.pipeline.core.helpers import prediction, settings
 
 
 def _watches(signals: list[str]) -> list[Watch]:
@@ -43,3 +48,66 @@ class TestSlotsValues:
     def test_any_other_order_reads_the_same(self) -> None:
         slots = Slots(_watches(["confidence", "feature:x", "prediction", "feature:y"]))
         assert slots.values(self.EVENT, {"y": 2.0}) == [0.4, None, "a", 2.0]
+
+
+def _engine() -> Engine:
+    return Engine(
+        settings(
+            models={
+                "m": {
+                    "monitors": [
+                        {"signal": "confidence", "detector": "page_hinkley"},
+                        {"signal": "prediction", "detector": "categorical_drift"},
+                    ]
+                }
+            }
+        )
+    )
+
+
+def _batch(engine: Engine, start: int, n: int = 3) -> None:
+    events = [prediction(t=float(t), confidence=0.5) for t in range(start, start + n)]
+    engine.process([(e, Origin("events", 0, t)) for t, e in enumerate(events, start)])
+
+
+class TestRoutesAcrossBatches:
+    """A route outlives its batch: later batches reuse its keys without resolving
+    them again, until a key of its partition is dropped or the partition replaced."""
+
+    def test_a_later_batch_resolves_no_key(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine = _engine()
+        _batch(engine, 0)
+        resolved: list[str] = []
+        touch = Router.touch
+
+        def counting(self: Router, ctx: Any, watch: Watch, signal: str, scope: Any) -> Any:
+            resolved.append(signal)
+            return touch(self, ctx, watch, signal, scope)
+
+        monkeypatch.setattr(Router, "touch", counting)
+        _batch(engine, 3)
+        assert resolved == []
+        assert [s.window_events for s in engine.partitions[0].keys[True].values()] == [6, 6]
+
+    def test_a_key_dropped_between_batches_is_made_again(self) -> None:
+        engine = _engine()
+        _batch(engine, 0)
+        part = engine.partitions[0]
+        dropped = next(s for s in part.keys[True].values() if s.key.signal == "confidence")
+        part.drop_key(dropped)  # as a snapshot that cannot be written drops it
+        _batch(engine, 3)
+        made = next(s for s in part.keys[True].values() if s.key.signal == "confidence")
+        assert made is not dropped
+        assert made.window_events == 3  # the later batch fed the new key, not the old
+        assert dropped.window_events == 3
+
+    def test_a_restored_partition_gets_no_route_of_the_old_one(self) -> None:
+        engine = _engine()
+        _batch(engine, 0)
+        old = engine.partitions[0]
+        engine.restore(0, engine.state_entries(0))
+        _batch(engine, 3)
+        new = engine.partitions[0]
+        assert new is not old
+        assert all(s.window_events == 6 for s in new.keys[True].values())
+        assert all(s.window_events == 3 for s in old.keys[True].values())
