@@ -42,10 +42,10 @@ class HashIndex:
         i = h & self.mask
         end = len(cells)
         while i < end:
-            cell = int(cells[i])
+            cell = cells.item(i)
             if cell == 0:
                 return -1
-            if int(hashes[cell - 1]) == h:
+            if hashes.item(cell - 1) == h:
                 return cell - 1
             i += 1
         return -1
@@ -59,7 +59,7 @@ class HashIndex:
         i = h & self.mask
         end = len(cells)
         while i < end:
-            if cells[i] == 0:
+            if cells.item(i) == 0:
                 cells[i] = slot + 1
                 self.count += 1
                 return True

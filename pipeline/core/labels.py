@@ -274,9 +274,9 @@ class JoinBuffer:
         )
         columns = store.variants[k]
         joined: list[Joined] = []
-        if columns.flags[slot] & PRESENT:
+        if columns.flags.item(slot) & PRESENT:
             return self._touched(slot, joined, evicted)  # redelivered: the first one counts
-        rank = sum(1 for v in store.variants if v.flags[slot] & PRESENT)
+        rank = sum(1 for v in store.variants if v.flags.item(slot) & PRESENT)
         stored, coded = store.encode(prediction)
         columns.value[slot] = stored
         columns.at[slot] = at
@@ -284,7 +284,7 @@ class JoinBuffer:
         store.set_version(k, slot, version)
         if columns.segment is not None:
             columns.segment[slot] = store.segments.code(segment or ())
-        if store.flags[slot] & LABEL:
+        if store.flags.item(slot) & LABEL:
             result = self._join(slot, k, ttl, classification, counters)
             if result is not None:
                 joined.append(result)

@@ -585,8 +585,9 @@ def feed_column(
     if state.fed is not None:
         state.fed.extend(values)
     if (
-        observer is None
-        and len(values) >= max(COLUMN_MIN, state.detector.column_min)
+        len(values) >= COLUMN_MIN
+        and observer is None
+        and len(values) >= state.detector.column_min
         and state.monitor.severity.warning is None
         and state.detector.column_path
         and not (state.open and state.window_events + len(values) >= state.monitor.resolve_after)

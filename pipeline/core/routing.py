@@ -291,6 +291,8 @@ class Router:
         if not touches:
             return
         touches.sort(key=_first)
+        # Every key touched since the last settle is live: whatever drops a key
+        # (eviction, expiry, a model made room for) settles first (``restructure``).
         for _, part, touched in touches:
             if isinstance(touched, Route):
                 base, last_at = touched.base, touched.last_at
@@ -299,14 +301,15 @@ class Router:
             else:
                 base, last_at = -1, _NEVER
                 states = [touched]
+            if not states:
+                continue
+            lru = part.keys[states[0].known]  # one model's keys: all known, or none
             for j, state in enumerate(states, 1):
                 if base + j > state.seq:
                     state.seq = base + j
                 if last_at > state.last_seen:
                     state.last_seen = last_at
-                lru = part.keys[state.known]
-                if lru.get(state.key) is state:
-                    lru.move_to_end(state.key)
+                lru.move_to_end(state.key)
         self._touched = []
 
     def restructure(self) -> None:
