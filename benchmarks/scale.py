@@ -1,6 +1,7 @@
 """How state and speed scale with the number of models (issue 13), one core.
 
-Run: ``python -m benchmarks.scale [--quick] [--events N] [--sizes 4,40,400,4000]``.
+Run: ``python -m benchmarks.scale [--quick] [--events N] [--sizes 4,40,400,4000]
+[--repeats N]``.
 
 The same number of generated events (6 numeric + 2 categorical features, 3 classes,
 the default monitor set derived from that description: KS window per numeric
@@ -21,7 +22,9 @@ Reported, as ratios within this one run (never asserted in tests):
   not gathered (no ``--state-out``; the cold sizes replay once more, untimed, for the
   snapshot bytes); and of the fewest models again in batches of as many events as
   models (about one event per model per batch, as a 2,000-event batch over thousands
-  of models has): what batching amortises, models apart;
+  of models has): what batching amortises, models apart. With ``--repeats N`` the
+  cold sizes run N interleaved rounds and each size's figures are its median round's
+  (one round of a size on this shared machine moved its rate by up to a third);
 * peak RSS of the subprocess (``ru_maxrss``; includes the interpreter, ~60 MiB); with
   fewer warmed models than the target's 4,000 (``--quick``: 400) it is extrapolated
   linearly from the 4-model run's peak (the process) to 4,000 models, and says so (the
@@ -387,6 +390,14 @@ def run_child(
     return result
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median CPU time among one size's rounds, with every round's CPU
+    seconds (``cpu_rounds``, in round order) for the report."""
+    chosen = dict(sorted(runs, key=lambda run: run["cpu_s"])[(len(runs) - 1) // 2])
+    chosen["cpu_rounds"] = [run["cpu_s"] for run in runs]
+    return chosen
+
+
 def mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
@@ -464,6 +475,12 @@ def report(
             f"{ratio:.2f}x (target >= {TARGET_SPEED_RATIO}x): "
             f"{verdict(ratio >= TARGET_SPEED_RATIO)}"
         )
+        rounds = list(zip(first["cpu_rounds"], last["cpu_rounds"], strict=True))
+        if len(rounds) > 1:  # the ratio of each round's pair, to show the spread
+            per_round = ", ".join(
+                f"{(last['events'] / b) / (first['events'] / a):.2f}x" for a, b in rounds
+            )
+            print(f"  (medians of {len(rounds)} interleaved rounds; per round: {per_round})")
         extra = (last["cpu_s"] - first["cpu_s"]) / (last["models"] - first["models"])
         allowed = (first["cpu_s"] / TARGET_SPEED_RATIO - first["cpu_s"]) / (
             last["models"] - first["models"]
@@ -546,6 +563,13 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="20,000 events, 400 warmed models: a few minutes"
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of the cold sizes (each size once per round, interleaved); each "
+        "size's figures are its median round's (odd counts: the machine is shared)",
+    )
+    parser.add_argument(
         "--broker",
         action="store_true",
         help="also measure changelog traffic and restore on the real broker "
@@ -584,7 +608,10 @@ def main(argv: list[str] | None = None) -> None:
         workdir = Path(tmp)
         memory = run_child("memory", 0, 0, workdir)
         join = run_child("join", 0, 0, workdir)
-        cold = [run_child("cold", n, events, workdir) for n in sizes]
+        rounds = [
+            [run_child("cold", n, events, workdir) for n in sizes] for _ in range(args.repeats)
+        ]
+        cold = [median_run([r[i] for r in rounds]) for i in range(len(sizes))]
         # The fewest models again, in batches holding about one event per model, as
         # a batch at the most models does: what batching amortises, apart from models.
         small = run_child("cold", sizes[0], events, workdir, batch=sizes[0])
