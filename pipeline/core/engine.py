@@ -8,7 +8,8 @@ A. **Routing**, event by event, in order: advance the partition's event-time
    detector instance of every (model, version, variant, signal, monitor, segment)
    the event feeds (:mod:`pipeline.core.routing`), join labels, run the shadow test
    and the golden-set check (:mod:`pipeline.core.comparisons`). The values are
-   queued per detector; nothing here depends on what a detector says.
+   queued for their detectors (mostly as rows of a route, a detector's values being
+   a column); nothing here depends on what a detector says.
 B. **Detection**, detector by detector: each one consumes its queued values in
    order — column-wise through ``update_many`` when that is provably equivalent
    (see :func:`pipeline.core.monitor.feed_column`).
