@@ -31,8 +31,10 @@ Reported, as ratios within this one run (never asserted in tests):
   labels run, once its join is at the partition's budget, as the no-labels run's
   extrapolation plus its join, which no longer grows with models). The
   warmed replays run as ``driftline replay`` does (``keep_state=False``: no end state
-  gathered), and a last child measures a sidecar's restore of the warmed models from
-  their changelog records (read whole, decoded, restored with ``release``);
+  gathered), and two last children measure a sidecar's restore of the warmed models
+  from their changelog records (read whole, decoded, restored with ``release``): with
+  each model's cloned label join (more pending predictions in all than the partition's
+  budget lets a live sidecar hold, and so write) and without a labels topic;
 * detector memory per warmed model: tracemalloc's traced bytes of each of a warmed
   model's detectors restored from its snapshot, summed (per kind in a table; buffers a
   batch path allocates on first use are not included: the ``ks_window fed`` lines
@@ -268,14 +270,19 @@ def child_warm(models: int, events: int, workdir: Path, *, labels: bool) -> dict
     }
 
 
-def child_sidecar_restore(models: int, workdir: Path) -> dict[str, Any]:
-    """Peak RSS of a sidecar's restore of ``models`` warmed models (with their label
-    join): the changelog records of their entries read whole (as ``read_partition``
-    gives them), decoded and restored through the loop's store and processor."""
+def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
+    """Peak RSS of a sidecar's restore of ``models`` warmed models: the changelog
+    records of their entries read whole (as ``read_partition`` gives them), decoded
+    and restored through the loop's store and processor. ``labels``: with each
+    model's label join as cloned (3,600 pending predictions, more in all than
+    ``limits.max_pending_labels`` lets a live partition hold, so more than a sidecar
+    would have written); else without a labels topic (no join entries)."""
     from pipeline.runtime.stores import ChangelogStore
     from pipeline.state.changelog import encode_entry
 
     template = warm_template(workdir)
+    if not labels:
+        template = without_join(template)
     records: list[tuple[bytes | None, bytes | None]] = []
     for key, state in cloned(template, models).items():
         raw_key, raw_value = encode_entry(0, key, state, {"t": 0}, None)
@@ -284,13 +291,14 @@ def child_sidecar_restore(models: int, workdir: Path) -> dict[str, Any]:
     del template
     gc.collect()
     before = peak_rss()
-    processor = Processor(settings_for(models), {})
+    processor = Processor(settings_for(models, labels=labels), {})
     started = time.perf_counter()
     snapshot = ChangelogStore(lambda _p: records).load(0)
     processor.restore(0, snapshot.entries, snapshot.tail, release=True)
     restore_s = time.perf_counter() - started
     return {
         "models": models,
+        "labels": labels,
         "state_bytes": state_bytes,
         "before_rss": before,
         "peak_rss": peak_rss(),
@@ -417,7 +425,7 @@ def report(
     memory: dict[str, Any],
     events: int,
     join: dict[str, Any],
-    sidecar: dict[str, Any],
+    sidecars: list[dict[str, Any]],
 ) -> None:
     info = machine_info()
     print(
@@ -527,16 +535,23 @@ def report(
             f"- peak RSS with {n:,} warmed models {mib(peak)} ({what}){how} (target <= "
             f"{mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): {verdict(at_target <= TARGET_WARM_RSS)}"
         )
-    n, held = sidecar["models"], sidecar["peak_rss"] - process
-    at_target = process + held * TARGET_MODELS / n
-    how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
-    print(
-        f"- peak RSS of a sidecar restoring {n:,} warmed models from their changelog "
-        f"records ({mib(sidecar['state_bytes'])} of them, read whole, decoded, restored) "
-        f"{mib(sidecar['peak_rss'])}, {kib(held / n)} per model over the process{how} "
-        f"(target <= {mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): "
-        f"{verdict(at_target <= TARGET_WARM_RSS)}"
-    )
+    for sidecar in sidecars:
+        n, held = sidecar["models"], sidecar["peak_rss"] - process
+        at_target = process + held * TARGET_MODELS / n
+        how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
+        what = (
+            f"each with its {WARM_EVENTS:,} pending predictions: more in all than the "
+            "partition's budget lets a sidecar write"
+            if sidecar["labels"]
+            else "no labels topic: no join entries"
+        )
+        print(
+            f"- peak RSS of a sidecar restoring {n:,} warmed models from their changelog "
+            f"records ({mib(sidecar['state_bytes'])} of them, {what}; read whole, decoded, "
+            f"restored) {mib(sidecar['peak_rss'])}, {kib(held / n)} per model over the "
+            f"process{how} (target <= {mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): "
+            f"{verdict(at_target <= TARGET_WARM_RSS)}"
+        )
     warm = warms[0]
     print(
         f"- restore of one partition holding {warm['models']:,} warmed models "
@@ -577,7 +592,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--child",
-        choices=("cold", "warm", "warm-nolabels", "memory", "join", "sidecar-restore"),
+        choices=(
+            "cold",
+            "warm",
+            "warm-nolabels",
+            "memory",
+            "join",
+            "sidecar-restore",
+            "sidecar-restore-nolabels",
+        ),
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--models", type=int, help=argparse.SUPPRESS)
@@ -597,7 +620,9 @@ def main(argv: list[str] | None = None) -> None:
         elif args.child == "join":
             result = join_state.measure()
         elif args.child == "sidecar-restore":
-            result = child_sidecar_restore(args.models, workdir)
+            result = child_sidecar_restore(args.models, workdir, labels=True)
+        elif args.child == "sidecar-restore-nolabels":
+            result = child_sidecar_restore(args.models, workdir, labels=False)
         else:
             result = child_memory(workdir)
         print(json.dumps(result))
@@ -617,8 +642,11 @@ def main(argv: list[str] | None = None) -> None:
         small = run_child("cold", sizes[0], events, workdir, batch=sizes[0])
         warm_models = args.warm_models or (400 if args.quick else sizes[-1])
         warms = [run_child(k, warm_models, events, workdir) for k in ("warm", "warm-nolabels")]
-        sidecar = run_child("sidecar-restore", warm_models, 0, workdir)
-    report(cold, small, warms, memory, events, join, sidecar)
+        sidecars = [
+            run_child(k, warm_models, 0, workdir)
+            for k in ("sidecar-restore", "sidecar-restore-nolabels")
+        ]
+    report(cold, small, warms, memory, events, join, sidecars)
     if args.broker:
         from benchmarks import changelog
 
