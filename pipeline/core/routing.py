@@ -120,60 +120,41 @@ class ShiftedRefs(Sequence[int]):
         return self.refs[index] + self.j
 
 
+@dataclass(slots=True)
 class DetectorQueue:
     """The values routed to one detector during a batch when a single route does
     not hold them all: those queued one by one here, and column ``j`` of each route
     it is in (``Router.columns`` feeds a key that one route holds alone straight
     from the route)."""
 
-    __slots__ = ("_refs", "contexts", "refs", "routes", "state", "values")
-
-    def __init__(self, state: KeyState) -> None:
-        self.state = state
-        self.values: list[Any] | None = None
-        self.refs: list[int] | None = None
-        self.contexts: dict[int, dict[str, Any]] | None = None
-        """Reference -> extra evidence (label join, training run) of that value."""
-        self.routes: list[tuple[Route, int]] = []
-        self._refs: Sequence[int] = ()
-        """The references :meth:`column` returned (what :meth:`locate` reads)."""
+    state: KeyState
+    values: list[Any] = field(default_factory=list)
+    refs: list[int] = field(default_factory=list)
+    contexts: dict[int, dict[str, Any]] | None = None
+    """Reference -> extra evidence (label join, training run) of that value."""
+    routes: list[tuple[Route, int]] = field(default_factory=list)
 
     def column(self) -> tuple[Sequence[Any], Sequence[int]]:
         """All the values, in event order, and their references."""
-        routes = self.routes
-        if self.values is None and len(routes) == 1:  # the common case: one route
-            route, j = routes[0]
-            if len(route.rows) == 1:
-                values: Sequence[Any] = (route.rows[0][j],)
-                refs: Sequence[int] = (route.refs[0] + j,)
-            else:
-                values, refs = route.columns()[j], ShiftedRefs(route.refs, j)
-            self._refs = refs
-            return values, refs
         parts: list[tuple[Sequence[Any], Sequence[int]]] = []
-        if self.values is not None and self.refs is not None:
+        if self.values:
             parts.append((self.values, self.refs))
-        for route, j in routes:
+        for route, j in self.routes:
             if route.refs:
                 parts.append((route.columns()[j], ShiftedRefs(route.refs, j)))
         if len(parts) == 1:
-            values, refs = parts[0]
-        else:
-            merged = sorted(
-                (
-                    (ref, value)
-                    for values, refs in parts
-                    for value, ref in zip(values, refs, strict=True)
-                ),
-                key=lambda item: item[0],
-            )
-            values, refs = [value for _, value in merged], [ref for ref, _ in merged]
-        self._refs = refs
-        return values, refs
+            return parts[0]
+        merged = sorted(
+            (
+                (ref, value)
+                for values, refs in parts
+                for value, ref in zip(values, refs, strict=True)
+            ),
+            key=lambda item: item[0],
+        )
+        return [value for _, value in merged], [ref for ref, _ in merged]
 
     def push(self, value: Any, ref: int, context: dict[str, Any] | None) -> None:
-        if self.values is None or self.refs is None:
-            self.values, self.refs = [], []
         self.values.append(value)
         self.refs.append(ref)
         if context is not None:
@@ -182,11 +163,10 @@ class DetectorQueue:
             self.contexts[ref] = context
 
     def locate(
-        self, position: int, ats: list[int], origins: list[Origin]
+        self, position: int, refs: Sequence[int], ats: list[int], origins: list[Origin]
     ) -> tuple[int, Origin, dict[str, Any] | None]:
-        """Event time, origin and extra evidence of the value at ``position`` of the
-        last :meth:`column`."""
-        ref = self._refs[position]
+        """Event time, origin and extra evidence of the value at ``position``."""
+        ref = refs[position]
         i = ref >> SLOT_BITS
         context = None if self.contexts is None else self.contexts.get(ref)
         return ats[i], origins[i], context
@@ -350,7 +330,7 @@ class Router:
             rows, refs = route.rows, route.refs
             if not rows:
                 continue
-            where = functools.partial(_row_event, refs, ats, origins)
+            where: Where = functools.partial(_row_event, refs, ats, origins)
             single = len(rows) == 1
             row, first = rows[0], refs[0]
             columns = None if single else route.columns()
@@ -366,12 +346,8 @@ class Router:
                     yield state, columns[j], ShiftedRefs(refs, j), where
         for queue in queues.values():
             values, column_refs = queue.column()
-            yield (
-                queue.state,
-                values,
-                column_refs,
-                functools.partial(queue.locate, ats=ats, origins=origins),
-            )
+            where = functools.partial(queue.locate, refs=column_refs, ats=ats, origins=origins)
+            yield queue.state, values, column_refs, where
 
     # -- queueing --------------------------------------------------------------------
     def watch(
