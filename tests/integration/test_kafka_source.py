@@ -215,3 +215,27 @@ def test_a_partition_assigned_back_is_read_again_from_its_committed_offset(
         a.close()
         if b is not None:
             b.close()
+
+
+@pytest.mark.parametrize("committed", [0, 7])
+def test_rejoin_reads_again_what_was_read_but_not_committed(
+    kafka_bootstrap: str, make_topic: Callable[..., str], committed: int
+) -> None:
+    """The loop may rejoin with records fetched past its committed offset (a batch it
+    dropped): after the rejoin the partition starts over at the committed offset (or
+    the beginning), never at the client's old fetch position."""
+    topic = make_topic(partitions=1)
+    produce_all(kafka_bootstrap, topic, [("k", str(i).encode()) for i in range(30)])
+    source = KafkaSource(
+        [topic], bootstrap_servers=kafka_bootstrap, group_id=f"rejoin-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        assert len(_read(source, 30)) == 30
+        if committed:
+            source.commit({(topic, 0): committed})
+        source.rejoin()
+        again = _read(source, 30 - committed)
+        assert [r.offset for r in again] == list(range(committed, 30))
+        assert source.rebalance_events().assigned == {(topic, 0)}
+    finally:
+        source.close()
