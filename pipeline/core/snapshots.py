@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 import detectors
+from pipeline.core.deferred import loaded
 from pipeline.core.golden import GoldenState
 from pipeline.core.join_budget import trimmed_sizes
 from pipeline.core.join_codec import decode_pages, is_legacy, legacy_requests, legacy_store
@@ -366,6 +367,7 @@ def restore_partition(
             continue
         groups = fanout_groups(key, monitor)
         try:
+            state = loaded(state)  # kept encoded until now (a sidecar's changelog)
             state = _adopted(state, monitor.detector, monitor.params)
             key_state = KeyState.from_state(key, monitor, state, known=plan.known, groups=groups)
             _replay_deltas(part, key_state, state, tail)

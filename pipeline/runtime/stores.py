@@ -98,7 +98,7 @@ class ChangelogStore:
         """Partition -> key -> parts its latest value was split into."""
 
     def load(self, partition: int) -> PartitionSnapshot:
-        snapshot = decode_changelog(_released(self.read(partition)))
+        snapshot = decode_changelog(_released(self.read(partition)), defer_detectors=True)
         self.parts[partition] = dict(snapshot.parts)
         return snapshot
 

@@ -41,6 +41,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
+from pipeline.core.deferred import Deferred
 from pipeline.core.journal import JournalTail, KeyDelta, Report
 from pipeline.state.chunks import Assembler
 
@@ -174,6 +175,15 @@ def encode_journal(partition: int, report: Report, positions: Mapping[str, int])
     return JOURNAL_MAGIC + zlib.compress(orjson.dumps(envelope), JOURNAL_ZLIB_LEVEL)
 
 
+DETECTOR_PREFIX = "detector:"
+
+
+def _state_of(record: bytes) -> dict[str, Any]:
+    """The state of a record the fold has already checked (a schema envelope)."""
+    state: dict[str, Any] = orjson.loads(record)["state"]
+    return state
+
+
 @dataclass
 class PartitionSnapshot:
     """What the changelog says about one partition: its entries, the deltas and
@@ -192,10 +202,11 @@ class PartitionSnapshot:
 class _Fold:
     """Records folded oldest first into a ``PartitionSnapshot``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, defer_detectors: bool = False) -> None:
         self.snapshot = PartitionSnapshot()
         self.chunks = Assembler()
         self.by_id: dict[int, str] = {}
+        self.defer_detectors = defer_detectors
 
     def record(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
         snapshot, tail = self.snapshot, self.snapshot.tail
@@ -231,7 +242,10 @@ class _Fold:
         if not isinstance(state, dict):
             snapshot.skipped += 1
             return
-        snapshot.entries[key] = state
+        if self.defer_detectors and key.startswith(DETECTOR_PREFIX):
+            snapshot.entries[key] = Deferred(value, _state_of)  # type: ignore[assignment]
+        else:
+            snapshot.entries[key] = state
         self.forget(key)
         key_id = envelope.get("id")
         if isinstance(key_id, int):
@@ -288,13 +302,18 @@ class _Fold:
         tail.journals[journal] = len(entries) + sum(len(v) + 1 for _i, v, _f in deltas)
 
 
-def decode_changelog(records: Iterable[tuple[bytes | None, bytes | None]]) -> PartitionSnapshot:
+def decode_changelog(
+    records: Iterable[tuple[bytes | None, bytes | None]], *, defer_detectors: bool = False
+) -> PartitionSnapshot:
     """Fold changelog records (oldest first) into the latest state per key, and
     the deltas beyond it.
 
     Malformed records are skipped and counted rather than trusted.
+    ``defer_detectors``: a detector entry stays its record (validated, then kept
+    encoded as a :class:`~pipeline.core.deferred.Deferred`) until the restore
+    rebuilds its detector: what a sidecar's restore holds at its peak.
     """
-    fold = _Fold()
+    fold = _Fold(defer_detectors=defer_detectors)
     for raw_key, raw_value in records:
         fold.record(raw_key, raw_value)
     snapshot = fold.snapshot

@@ -4,6 +4,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.core.deferred import Deferred, loaded
 from pipeline.state.changelog import POSITION_KEY, decode_changelog, encode_entry, encode_position
 
 json_values = st.recursive(
@@ -36,6 +37,25 @@ class TestChangelog:
         snapshot = decode_changelog(records)
         assert snapshot.entries == expected
         assert snapshot.skipped == 0
+
+    @given(
+        st.lists(
+            st.tuples(st.sampled_from(["detector:a", "detector:b", "model:c"]), st.none() | states),
+            max_size=30,
+        )
+    )
+    def test_deferred_detector_entries_hold_what_a_full_decode_gives(
+        self, writes: list[tuple[str, dict | None]]
+    ) -> None:
+        """A sidecar's restore keeps detector entries encoded until it rebuilds them:
+        loaded, they are the entries a full decode gives; the others are decoded."""
+        records = [encode_entry(0, key, state, {"t": 1}) for key, state in writes]
+        full = decode_changelog(records)
+        deferred = decode_changelog(records, defer_detectors=True)
+        assert {k: loaded(v) for k, v in deferred.entries.items()} == full.entries
+        for key, state in deferred.entries.items():
+            assert isinstance(state, Deferred) == key.startswith("detector:")
+        assert (deferred.skipped, deferred.positions) == (full.skipped, full.positions)
 
     def test_positions_come_from_the_last_checkpoint(self) -> None:
         records = [

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import detectors
+from pipeline.core.deferred import loaded
 from pipeline.core.journal import Report
 from pipeline.io.memory import MemorySink
 from pipeline.runtime.stores import ChangelogStore
@@ -69,10 +70,11 @@ class TestLargestDetectors:
         assert all(len(k or b"") + len(v or b"") <= RECORD_LIMIT for k, v in log)
         snapshot = store.load(0)
         assert snapshot.skipped == 0
-        assert snapshot.entries == records
+        entries = {key: loaded(state) for key, state in snapshot.entries.items()}
+        assert entries == records
         for name, detector in largest.items():
             key = f'detector:["m","1","production","s","{name}",""]'
-            restored = type(detector).from_state(snapshot.entries[key]["detector"])
+            restored = type(detector).from_state(entries[key]["detector"])
             assert restored.to_state() == detector.to_state()
 
     def test_a_smaller_value_deletes_the_parts_it_no_longer_needs(self) -> None:
