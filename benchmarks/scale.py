@@ -552,6 +552,12 @@ def report(
             f"process{how} (target <= {mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): "
             f"{verdict(at_target <= TARGET_WARM_RSS)}"
         )
+        added = sidecar["peak_rss"] - sidecar["before_rss"]
+        print(
+            f"  (peak before the restore began, the records built in memory: "
+            f"{mib(sidecar['before_rss'])}; the restore's own peak over that: "
+            f"{kib(added / n)} per model)"
+        )
     warm = warms[0]
     print(
         f"- restore of one partition holding {warm['models']:,} warmed models "
