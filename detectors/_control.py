@@ -42,6 +42,15 @@ class Baseline:
         self.warmup = warmup
         self.reset()
 
+    def fresh(self) -> Baseline:
+        """A baseline of the same settings as ``reset`` leaves one, not shared with
+        this one (a detector's ``reset`` takes one, so that ``fresh_copy`` may copy)."""
+        copy = object.__new__(Baseline)
+        copy.given_target, copy.given_scale = self.given_target, self.given_scale
+        copy.warmup = self.warmup
+        copy.reset()
+        return copy
+
     @property
     def estimates(self) -> bool:
         return self.given_target is None or self.given_scale is None

@@ -98,6 +98,7 @@ class CategoricalDrift(DriftDetector[Any]):
     """
 
     name: ClassVar[str] = "categorical_drift"
+    copies_by_reset: ClassVar[bool] = True
     column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "categorical"
     state_version: ClassVar[int] = 1

@@ -100,6 +100,7 @@ class CategoricalSR(DriftDetector[Any]):
     """
 
     name: ClassVar[str] = "categorical_sr"
+    copies_by_reset: ClassVar[bool] = True
     column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "categorical"
     state_version: ClassVar[int] = 1

@@ -110,6 +110,7 @@ class EntropyTracker(DriftDetector[Any]):
     """
 
     name: ClassVar[str] = "entropy"
+    copies_by_reset: ClassVar[bool] = True
     column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "categorical"
     state_version: ClassVar[int] = 1

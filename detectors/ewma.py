@@ -84,6 +84,7 @@ class EWMA(DriftDetector[float]):
     """
 
     name: ClassVar[str] = "ewma"
+    copies_by_reset: ClassVar[bool] = True
     column_path: ClassVar[bool] = True
     input_kind = "numeric"
     state_version: ClassVar[int] = 1
@@ -120,7 +121,7 @@ class EWMA(DriftDetector[float]):
     def reset(self) -> None:
         self.drift_detected = False
         self.warning_detected = False
-        self._baseline.reset()
+        self._baseline = self._baseline.fresh()
         self._restart()
 
     def _restart(self) -> None:

@@ -138,6 +138,7 @@ class KSWindow(DriftDetector[float]):
     """
 
     name: ClassVar[str] = "ks_window"
+    copies_by_reset: ClassVar[bool] = True
     column_path: ClassVar[bool] = True
     column_min: ClassVar[int] = _BATCH_MIN  # shorter columns: ``update`` per value
     input_kind = "numeric"

@@ -108,6 +108,7 @@ class RollingThreshold(DriftDetector[float]):
     """
 
     name: ClassVar[str] = "rolling_threshold"
+    copies_by_reset: ClassVar[bool] = True
     column_path: ClassVar[bool] = True
     input_kind: ClassVar[InputKind] = "numeric"
     state_version: ClassVar[int] = 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import detectors
@@ -59,9 +59,18 @@ class Monitor:
     def wildcard(self) -> bool:
         return self.signal.endswith("*")
 
+    prototype: list[detectors.DriftDetector[Any]] = field(
+        default_factory=list, init=False, compare=False, repr=False
+    )
+    """The detector every key of this monitor starts as (built on first use, never
+    fed; not an init field, so that ``dataclasses.replace`` starts a new one): keys
+    are made by ``fresh_copy``, not ``__init__``."""
+
     def build(self) -> detectors.DriftDetector[Any]:
         """A fresh detector instance."""
-        return detectors.create(self.detector, **self.params)
+        if not self.prototype:
+            self.prototype.append(detectors.create(self.detector, **self.params))
+        return self.prototype[0].fresh_copy()
 
 
 def resolve(spec: MonitorSpec, where: str) -> Monitor:

@@ -179,6 +179,30 @@ class TestContract:
         assert detector.clone().to_state()["params"] == params
         assert type(detector)(**params).to_state() == detector.clone().to_state()
 
+    def test_fresh_copies_of_a_prototype_are_independent_fresh_detectors(self, name: str) -> None:
+        """``fresh_copy`` (the engine builds keys from one prototype per monitor): each
+        copy behaves and snapshots as a detector built by ``__init__``, whatever its
+        sibling copies were fed, and the prototype stays fresh."""
+        case = case_for(name)
+        prototype = case.factory()
+        fresh_state = prototype.to_state()
+        copies = [prototype.fresh_copy() for _ in range(3)]
+        assert all(type(c) is type(prototype) for c in copies)
+        assert [c.to_state() for c in copies] == [fresh_state] * 3
+        streams = [case_stream(name, 10 + k) for k in range(len(copies))]
+        hits: list[list[int]] = [[] for _ in copies]
+        for lo, hi in ((0, STREAM_LEN // 2), (STREAM_LEN // 2, STREAM_LEN)):
+            for k, copy in enumerate(copies):  # in turns: state shared between copies shows
+                hits[k] += [lo + i for i in run(copy, streams[k][lo:hi])]
+        for k, copy in enumerate(copies):
+            built = case.factory()
+            assert hits[k] == run(built, streams[k])
+            assert copy.to_state() == built.to_state()
+        assert prototype.to_state() == fresh_state
+        assert run(prototype.fresh_copy(), case_stream(name, 0)) == run(
+            case.factory(), case_stream(name, 0)
+        )
+
     def test_invalid_hyperparameters(self, name: str) -> None:
         case = case_for(name)
         cls = type(case.factory())

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+import detectors
 from pipeline.config import load_settings, parse_settings
 from pipeline.core.monitor_set import check_monitors, derived_monitors, monitor_set
 from pipeline.errors import ConfigError
@@ -51,6 +53,25 @@ class TestMonitorSet:
         assert len(derived) == 12
         for monitor in monitor_set(settings.models["fraud"]):
             monitor.build()  # the tuned parameters are accepted
+
+    def test_keys_start_as_fresh_detectors_of_their_own(self) -> None:
+        """``build`` copies the monitor's prototype (``fresh_copy``): each key gets a
+        detector equal to one ``__init__`` builds, never the same object twice; a
+        monitor made by ``dataclasses.replace`` builds from its own parameters."""
+        settings = parse_settings(
+            _model(features={"a": "numeric", "b": "categorical"}, classes=["x"], text=True),
+            environ={},
+        )
+        for monitor in monitor_set(settings.models["fraud"]):
+            first, second = monitor.build(), monitor.build()
+            assert first is not second
+            built = detectors.create(monitor.detector, **monitor.params)
+            assert first.to_state() == second.to_state() == built.to_state()
+        ks = next(m for m in monitor_set(settings.models["fraud"]) if m.detector == "ks_window")
+        ks.build()
+        smaller = dataclasses.replace(ks, params={**ks.params, "window_size": 50})
+        assert smaller.build().to_state()["params"]["window_size"] == 50
+        assert ks.build().to_state()["params"]["window_size"] == ks.params["window_size"]
 
     def test_explicit_monitors_replace_their_default(self) -> None:
         settings = parse_settings(
