@@ -170,6 +170,12 @@ METRICS_URL = "http://127.0.0.1:8080/metrics"
 DIAGNOSTIC_METRICS = (
     "driftline_assigned_partitions",
     "driftline_events_total",
+    "driftline_alerts_total",
+    "driftline_dead_letters_total",
+    "driftline_rebalances_total",
+    "driftline_restored_state_entries_total",
+    "driftline_monitor_keys",
+    "driftline_input_halves",
     "driftline_consumer_lag",
     "driftline_committed_lag",
     "driftline_transactions_total",
@@ -263,12 +269,16 @@ def _collect_alerts(
                 print(f"waiting for alerts: {len(alerts)} so far after {now - started:.0f}s")
                 next_report = now + 30
     finally:
+        # Whether the alerts were never published or published and not read (a
+        # transaction left open holds read_committed readers at its first offset).
+        reader_view = reader.positions()
         reader.close()
     code = sidecar.exited()
     if code is not None:
         print(f"the sidecar exited with code {code} before the alerts were complete")
     elif len(alerts) < expected:
         print(f"gave up waiting after {COLLECT_TIMEOUT_S}s")
+        print(f"the alert reader's view of {topic}: {reader_view}")
         sidecar.diagnose()
     return alerts
 

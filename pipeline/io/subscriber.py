@@ -141,6 +141,19 @@ class OutputTopicReader:
         except (KafkaError, AssertionError):
             return False
 
+    def positions(self) -> dict[str, tuple[int, int] | str]:
+        """``topic[partition]`` -> (position, end offset as ``read_committed`` sees
+        it: the last stable offset), for a diagnosis; a failed lookup as its error."""
+        out: dict[str, tuple[int, int] | str] = {}
+        try:
+            assignment = sorted(self._consumer.assignment())
+            ends = self._consumer.end_offsets(assignment)
+            for tp in assignment:
+                out[f"{tp.topic}[{tp.partition}]"] = (self._consumer.position(tp), ends[tp])
+        except (KafkaError, AssertionError) as exc:
+            out["error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit ``offsets`` (the next offset to read) for the group."""
         if self.group_id is None or not offsets:

@@ -209,3 +209,35 @@ class TestSubscribeApi:
         # The group resumes after what it committed: nothing new.
         with subscribe(settings, group_id=group) as again:
             assert list(again) == []
+
+
+def test_a_reader_says_where_an_open_transaction_holds_it(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    """``OutputTopicReader.positions`` (what the demo prints when alerts do not come):
+    the reader's position and the end a ``read_committed`` reader sees, which an open
+    transaction holds at its first record while the log goes on past it."""
+    from pipeline.io.subscriber import OutputTopicReader
+
+    topic = make_topic()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=topic)
+    reader = OutputTopicReader([topic], bootstrap_servers=kafka_bootstrap)
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send(topic, key=b"fraud", value=alert_message(alert(1, "fraud", "drift")).value)
+        producer.commit_transaction()
+        producer.begin_transaction()  # left open
+        producer.send(topic, key=b"fraud", value=alert_message(alert(2, "fraud", "drift")).value)
+        producer.flush()
+        deadline = time.monotonic() + 30
+        read = []
+        while not read and time.monotonic() < deadline:
+            read = reader.poll(timeout_ms=500)
+        assert len(read) == 1
+        reader.poll(timeout_ms=500)
+        # offset 0: the committed alert, 1: its commit marker, 2: the open transaction's
+        assert reader.positions() == {f"{topic}[0]": (2, 2)}
+    finally:
+        reader.close()
+        producer.close()
