@@ -268,18 +268,17 @@ def _collect_alerts(
             if now >= next_report:
                 print(f"waiting for alerts: {len(alerts)} so far after {now - started:.0f}s")
                 next_report = now + 30
+        code = sidecar.exited()
+        if code is not None:
+            print(f"the sidecar exited with code {code} before the alerts were complete")
+        elif len(alerts) < expected:
+            print(f"gave up waiting after {COLLECT_TIMEOUT_S}s")
+            # Whether the alerts were never published or published and not read (a
+            # transaction left open holds read_committed readers at its first offset).
+            print(f"the alert reader's view of {topic}: {reader.positions()}")
+            sidecar.diagnose()
     finally:
-        # Whether the alerts were never published or published and not read (a
-        # transaction left open holds read_committed readers at its first offset).
-        reader_view = reader.positions()
         reader.close()
-    code = sidecar.exited()
-    if code is not None:
-        print(f"the sidecar exited with code {code} before the alerts were complete")
-    elif len(alerts) < expected:
-        print(f"gave up waiting after {COLLECT_TIMEOUT_S}s")
-        print(f"the alert reader's view of {topic}: {reader_view}")
-        sidecar.diagnose()
     return alerts
 
 

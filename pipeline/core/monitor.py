@@ -27,6 +27,7 @@ from pipeline.core.eventtime import from_micros
 from pipeline.core.monitor_set import DEFAULT_TARGET_ARL0, Monitor, monitor_set
 from pipeline.core.quarantine import Quarantine
 from pipeline.core.signals import extractor_for
+from pipeline.core.state_keys import DETECTOR_PREFIX
 from pipeline.events import Severity
 
 __all__ = [
@@ -74,11 +75,11 @@ class MonitorKey(NamedTuple):
 
     def state_key(self) -> str:
         """Unambiguous text form, used as the changelog key."""
-        return "detector:" + orjson.dumps(list(self)).decode()
+        return DETECTOR_PREFIX + orjson.dumps(list(self)).decode()
 
     @classmethod
     def from_state_key(cls, text: str) -> MonitorKey:
-        parts = orjson.loads(text.removeprefix("detector:"))
+        parts = orjson.loads(text.removeprefix(DETECTOR_PREFIX))
         if not (isinstance(parts, list) and len(parts) == 6):
             raise ValueError(f"not a monitor key: {text!r}")
         return cls(*(str(p) for p in parts))

@@ -45,6 +45,7 @@ from pipeline.core.quarantine import Quarantine, finite_json
 from pipeline.core.shadow import ShadowState
 from pipeline.core.state_keys import (
     COMPONENTS,
+    DETECTOR_PREFIX,
     META,
     READABLE_VERSIONS,
     join_page_key,
@@ -179,7 +180,7 @@ def report_changes(part: Partition, quarantine: Quarantine | None = None) -> Rep
     report = Report(number)
     full: set[MonitorKey] = set()
     for name in book.overdue(number):
-        if name.startswith("detector:"):
+        if name.startswith(DETECTOR_PREFIX):
             key = MonitorKey.from_state_key(name)
             part.dirty_keys.add(key)
             full.add(key)

@@ -30,6 +30,7 @@ import orjson
 
 __all__ = [
     "COMPONENTS",
+    "DETECTOR_PREFIX",
     "META",
     "READABLE_VERSIONS",
     "STATE_VERSION",
@@ -43,6 +44,8 @@ STATE_VERSION: Final = 2
 READABLE_VERSIONS: Final = (1, 2)
 """Versions restore reads; it refuses any other."""
 META: Final = "meta"
+DETECTOR_PREFIX: Final = "detector:"
+"""What every detector entry's key starts with (``MonitorKey.state_key``)."""
 COMPONENTS: Final = ("policy", "shadow", "golden", "checkpoints")
 """Per-model entries written only once the model has that component."""
 

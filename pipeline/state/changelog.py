@@ -43,6 +43,7 @@ import orjson
 
 from pipeline.core.deferred import Deferred
 from pipeline.core.journal import JournalTail, KeyDelta, Report
+from pipeline.core.state_keys import DETECTOR_PREFIX
 from pipeline.state.chunks import Assembler
 
 __all__ = [
@@ -173,9 +174,6 @@ def encode_journal(partition: int, report: Report, positions: Mapping[str, int])
         "deltas": _encode_deltas(report.deltas),
     }
     return JOURNAL_MAGIC + zlib.compress(orjson.dumps(envelope), JOURNAL_ZLIB_LEVEL)
-
-
-DETECTOR_PREFIX = "detector:"
 
 
 def _state_of(record: bytes) -> dict[str, Any]:
