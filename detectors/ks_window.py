@@ -352,6 +352,9 @@ class KSWindow(DriftDetector[float]):
                 return self
             self._test()
             return self
+        elif (learn := self._learn) is not None and len(learn) < self._m - 1:
+            learn.append(x)  # a fixed reference being learned, not full with this value
+            return self
         self._update_slow(x)
         self._steady = (
             self.mode == "fixed"

@@ -46,11 +46,12 @@ from pipeline.core.monitor import (
     Observer,
     Origin,
     feed_column,
+    feed_value,
 )
 from pipeline.core.partition import ModelState, Partition
 from pipeline.core.policy import AlertPolicy, PolicyState, evaluate_rollback, to_alert
 from pipeline.core.quarantine import Notice, Quarantine
-from pipeline.core.routing import SLOT_BITS, Column, EventContext, Router
+from pipeline.core.routing import SLOT_BITS, Column, EventContext, Router, Row
 from pipeline.core.shadow import ShadowState
 from pipeline.core.snapshots import (
     all_entries,
@@ -185,7 +186,7 @@ class Engine:
             else:
                 contexts.append(result)  # type: ignore[arg-type]
         router.settle()
-        found = self._detect(router.columns(ats, [origin for _, origin in items]))
+        found = self._detect(*router.work(ats, [origin for _, origin in items]))
         router.start_batch()
         for i, ctx in enumerate(contexts):
             if ctx is not None and (ctx.entries or i in found):
@@ -486,10 +487,23 @@ class Engine:
             ctx.add(shadow_finding(model_id, shadow, test, decision, ctx.at, ctx.origin))
 
     # -- phase B -------------------------------------------------------------------
-    def _detect(self, columns: Iterable[Column]) -> Found:
-        """Feed every key its column: event index -> [(slot, finding)]."""
+    def _detect(self, rows: list[Row], columns: Iterable[Column]) -> Found:
+        """Feed every key its value or column: event index -> [(slot, finding)]."""
         found: Found = {}
         mismatches: dict[str, int] = {}
+        observer, quarantine = self.observer, self.quarantine
+        for states, row, first, where in rows:
+            for j, state in enumerate(states):
+                try:
+                    finding = feed_value(state, row[j], where, mismatches, observer, quarantine)
+                except Exception as exc:  # as for a column, below
+                    quarantine.record("update", str(state.key), exc)
+                    state.reset()
+                    continue
+                if finding is not None:
+                    found.setdefault(first >> SLOT_BITS, []).append(
+                        ((first & ((1 << SLOT_BITS) - 1)) + j, finding)
+                    )
         for state, values, refs, where in columns:
             try:
                 column = feed_column(

@@ -42,6 +42,7 @@ __all__ = [
     "Update",
     "Watch",
     "feed_column",
+    "feed_value",
     "segment_label",
 ]
 
@@ -612,6 +613,23 @@ def feed_column(
     return _one_by_one(state, values, where, stats, observer, quarantine)
 
 
+def feed_value(
+    state: KeyState,
+    value: Any,
+    where: Where,
+    stats: dict[str, int],
+    observer: Observer | None = None,
+    quarantine: Quarantine | None = None,
+) -> Finding | None:
+    """``feed_column`` of a one-value column (``where`` is asked about position 0):
+    with thousands of models a batch holds about one value per key, and the
+    column's set-up cost more than the update."""
+    if state.fed is not None:
+        state.fed.append(value)
+    state.saved = None
+    return _step(state, value, 0, where, stats, observer, quarantine)
+
+
 def _one_by_one(
     state: KeyState,
     values: Sequence[Any],
@@ -620,7 +638,27 @@ def _one_by_one(
     observer: Observer | None,
     quarantine: Quarantine | None,
 ) -> list[tuple[int, Finding]]:
-    """``update`` per value; ``where`` is only asked where something happens.
+    """``update`` per value (:func:`_step`); ``where`` is only asked where something
+    happens."""
+    state.saved = None
+    found: list[tuple[int, Finding]] = []
+    for position, value in enumerate(values):
+        finding = _step(state, value, position, where, stats, observer, quarantine)
+        if finding is not None:
+            found.append((position, finding))
+    return found
+
+
+def _step(
+    state: KeyState,
+    value: Any,
+    position: int,
+    where: Where,
+    stats: dict[str, int],
+    observer: Observer | None,
+    quarantine: Quarantine | None,
+) -> Finding | None:
+    """One ``update``, and the finding it makes, if any.
 
     A key that fired is *open* until ``resolve_after`` observations pass without a
     detection; then a ``resolved`` finding says it is back to normal. Detectors that
@@ -628,47 +666,44 @@ def _one_by_one(
     quiet means back to the reference; detectors that restart after a detection
     (KS window, ADWIN, Page-Hinkley, CUSUM...) have by then learned the new regime and
     tested it, so quiet means stable again — in the old regime or a new one."""
-    state.saved = None
-    found: list[tuple[int, Finding]] = []
     detector = state.detector
-    warnings = state.monitor.severity.warning is not None
-    for position, value in enumerate(values):
-        try:
-            detector.update(value)
-        except (TypeError, ValueError):
-            # The event is valid but this signal's value does not suit the
-            # detector (a category fed to a numeric detector): skip, count.
-            name = f"signal_type_mismatch:{state.key.signal}"
-            stats[name] = stats.get(name, 0) + 1
-            continue
-        except Exception as exc:
-            if quarantine is None:
-                raise
-            quarantine.record("update", str(state.key), exc)
-            state.reset()
-            detector = state.detector
-            continue
-        if state.window_start is None:
-            at, origin, _ = where(position)
-            state.window_start = at
-            state.window_first = [origin.topic, origin.offset]
-        state.window_events += 1
-        if observer is not None:
-            at, origin, _ = where(position)
-            observer(state.key, value, detector, from_micros(at), origin)
-        if detector.drift_detected:
-            found.append((position, _finding(state, Update(value, *where(position)), "drift")))
-            # The detector starts learning a new regime: so does the alert window.
-            state.window_start = None
-            state.window_first = None
-            state.window_events = 0
-            state.open = True
-        elif state.open and state.window_events >= state.monitor.resolve_after:
-            found.append((position, _finding(state, Update(value, *where(position)), "resolved")))
-            state.open = False
-        elif warnings and detector.warning_detected:
-            found.append((position, _finding(state, Update(value, *where(position)), "warning")))
-    return found
+    try:
+        detector.update(value)
+    except (TypeError, ValueError):
+        # The event is valid but this signal's value does not suit the
+        # detector (a category fed to a numeric detector): skip, count.
+        name = f"signal_type_mismatch:{state.key.signal}"
+        stats[name] = stats.get(name, 0) + 1
+        return None
+    except Exception as exc:
+        if quarantine is None:
+            raise
+        quarantine.record("update", str(state.key), exc)
+        state.reset()
+        return None
+    if state.window_start is None:
+        at, origin, _ = where(position)
+        state.window_start = at
+        state.window_first = [origin.topic, origin.offset]
+    state.window_events += 1
+    if observer is not None:
+        at, origin, _ = where(position)
+        observer(state.key, value, detector, from_micros(at), origin)
+    if detector.drift_detected:
+        finding = _finding(state, Update(value, *where(position)), "drift")
+        # The detector starts learning a new regime: so does the alert window.
+        state.window_start = None
+        state.window_first = None
+        state.window_events = 0
+        state.open = True
+        return finding
+    if state.open and state.window_events >= state.monitor.resolve_after:
+        finding = _finding(state, Update(value, *where(position)), "resolved")
+        state.open = False
+        return finding
+    if state.monitor.severity.warning is not None and detector.warning_detected:
+        return _finding(state, Update(value, *where(position)), "warning")
+    return None
 
 
 def window_bounds(finding: Finding) -> tuple[Any, Any]:

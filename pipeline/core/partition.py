@@ -2,9 +2,9 @@
 
 State is scoped by source partition (a model's events share a partition number,
 since every input topic is keyed by ``model_id`` and co-partitioned). A
-:class:`Partition` holds the live detector instances in least-recently-used order
-(known models' and unknown models' apart, so that a configured model's new key can
-evict an unknown model's), the fan-out counts that cap segments and wildcard
+:class:`Partition` holds the live detector instances (known models' and unknown
+models' apart, so that a configured model's new key can evict an unknown model's
+least recently used one), the fan-out counts that cap segments and wildcard
 signals (:func:`fanout_groups`), the models, and which state entries changed.
 
 Bounds: at most ``limits.max_keys`` detector instances per partition (a configured
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from pipeline.core.golden import GoldenState
 from pipeline.core.join_budget import PendingCounts
@@ -35,6 +35,10 @@ from pipeline.core.state_keys import COMPONENTS, META, STATE_VERSION, join_page_
 from pipeline.core.training import CheckpointRegistry
 
 __all__ = ["FanoutGroup", "ModelState", "Partition", "fanout_groups"]
+
+_NEVER: Final = -(2**62)
+GROUPS_HELD: Final = 4096
+"""Changed key groups held before they are folded into the changed keys."""
 
 FanoutGroup = tuple[str, ...]
 """Keys counted together against a cap: ``("w", model, version, variant, "feature:*",
@@ -91,6 +95,10 @@ class ModelState:
         return None if value is None else dict(value.to_state())
 
 
+def _seq(state: KeyState) -> int:
+    return state.seq
+
+
 class Partition:
     """The state of one source partition."""
 
@@ -113,12 +121,26 @@ class Partition:
             True: OrderedDict(),
             False: OrderedDict(),
         }
-        """Known model? -> live detector instances, least recently used first."""
+        """Known model? -> live detector instances. Unknown models' keys are kept
+        least recently used first (eviction takes the head); known models' keys
+        stay in the order they were added, since only expiry asks for their LRU
+        order, which is their ``seq`` order (:meth:`expire`): a touch moves nothing."""
+        self.known_seen_floor = _NEVER
+        """At most the least ``last_seen`` of the known models' keys (an expiry sweep
+        that cannot drop any of them skips the scan)."""
         self.fanout: Counter[FanoutGroup] = Counter()
         self.models: dict[str, ModelState] = {}
         self.unknown: OrderedDict[str, ModelState] = OrderedDict()
         """Unknown models, least recently seen first."""
         self.dirty_keys: set[MonitorKey] = set()
+        """Detector keys changed since the last report; read through
+        :meth:`changed_keys`, which adds the keys of :attr:`dirty_groups`."""
+        self.dirty_groups: list[list[KeyState]] = []
+        """Groups of keys changed since the last report, each added once (a router's
+        route, :meth:`pipeline.core.routing.Router.join`): hashing every key of a
+        route in each batch it is used cost more than its detector updates."""
+        self.reports = 0
+        """How many times :meth:`changed_keys` was read (a group added since is new)."""
         self.dirty: set[str] = set()
         """State keys (other than detectors') changed since the last report."""
         self.journal = 0
@@ -155,10 +177,33 @@ class Partition:
             self.dirty.update(keys)
             self.mark_model("model", model_id)
 
+    def mark_group(self, group: list[KeyState]) -> None:
+        """The keys of ``group`` changed (added to :attr:`dirty_keys` when read, or
+        once :data:`GROUPS_HELD` groups wait: a replay that never reports would
+        otherwise hold every route it ever made)."""
+        self.dirty_groups.append(group)
+        if len(self.dirty_groups) >= GROUPS_HELD:
+            self._fold_groups()
+
+    def changed_keys(self) -> set[MonitorKey]:
+        """The detector keys changed since the last report (the report clears the
+        set it is given)."""
+        self._fold_groups()
+        self.reports += 1
+        return self.dirty_keys
+
+    def _fold_groups(self) -> None:
+        for group in self.dirty_groups:
+            self.dirty_keys.update([state.key for state in group])
+        self.dirty_groups = []
+
     # -- adding --------------------------------------------------------------------
     def add_key(self, state: KeyState, model: ModelState) -> None:
-        """A new (or restored) key, at the most recently used end."""
+        """A new (or restored) key, at the most recently used end (its ``seq`` and
+        ``last_seen`` set: a new key is seen when it is made)."""
         self.keys[state.known][state.key] = state
+        if state.known and state.last_seen < self.known_seen_floor:
+            self.known_seen_floor = state.last_seen
         for group in state.groups:
             self.fanout[group] += 1
         model.keys.add(state.key)
@@ -194,19 +239,34 @@ class Partition:
     def expire(self, horizon: int, stats: Counter[str]) -> None:
         """Drop the keys and unknown models last seen before ``horizon`` (event time),
         from the least recently used end up to the first one seen since."""
-        for lru in self.keys.values():
-            while lru:
-                state = next(iter(lru.values()))
-                if state.last_seen >= horizon:
-                    break
-                self.drop_key(state)
-                stats["expired_keys"] += 1
+        self._expire_known(horizon, stats)
+        lru = self.keys[False]
+        while lru:
+            state = next(iter(lru.values()))
+            if state.last_seen >= horizon:
+                break
+            self.drop_key(state)
+            stats["expired_keys"] += 1
         while self.unknown:
             model = next(iter(self.unknown.values()))
             if model.last_seen >= horizon:
                 break
             self.drop_model(model)
             stats["expired_models"] += 1
+
+    def _expire_known(self, horizon: int, stats: Counter[str]) -> None:
+        """The known models' keys :meth:`expire` drops, as an LRU walk would: every
+        key touched (``seq``) before the least recently touched key seen since
+        ``horizon``. One scan, and none while the floor says no key is that old."""
+        if horizon <= self.known_seen_floor:
+            return
+        keys = self.keys[True]
+        cut = min((s.seq for s in keys.values() if s.last_seen >= horizon), default=None)
+        old = [s for s in keys.values() if cut is None or s.seq < cut]
+        for state in sorted(old, key=_seq):
+            self.drop_key(state)
+            stats["expired_keys"] += 1
+        self.known_seen_floor = min((s.last_seen for s in keys.values()), default=_NEVER)
 
     # -- reading -------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ __all__ = [
     "EventContext",
     "Route",
     "Router",
+    "Row",
     "Scope",
     "ShiftedRefs",
 ]
@@ -183,7 +184,18 @@ class Route:
     and applied by ``Router.settle`` before anything reads it.
     """
 
-    __slots__ = ("_columns", "base", "batch", "epoch", "last_at", "part", "refs", "rows", "states")
+    __slots__ = (
+        "_columns",
+        "base",
+        "batch",
+        "epoch",
+        "last_at",
+        "part",
+        "refs",
+        "reported",
+        "rows",
+        "states",
+    )
 
     def __init__(self, part: Partition, states: list[KeyState]) -> None:
         self.part = part
@@ -191,6 +203,8 @@ class Route:
         self.states = states
         self.batch = -1
         """The batch it was last joined to (``Router.join``)."""
+        self.reported = -1
+        """``part.reports`` when its keys were last marked changed (``Router.join``)."""
         self.rows: list[list[Any]] = []
         self.refs: list[int] = []
         """Per row: ``event index << SLOT_BITS | slot`` of its first value."""
@@ -215,6 +229,9 @@ class Route:
 Column = tuple[KeyState, Sequence[Any], Sequence[int], Where]
 """Phase B's work for one key: its values in event order, their references, and
 where each one's event is."""
+Row = tuple[list[KeyState], list[Any], int, Where]
+"""Phase B's work for a route holding one event: its keys, the event's value for
+each, the reference of the first (key ``j``'s is ``+ j``), and where the event is."""
 
 
 def _row_event(
@@ -256,7 +273,9 @@ class Router:
 
     # -- deferred touches ------------------------------------------------------------
     def settle(self) -> None:
-        """Apply the deferred route touches (touch counters, last seen, LRU order).
+        """Apply the deferred route touches (touch counters, last seen, and the LRU
+        order of unknown models' keys; known models' keys are not kept in it, see
+        :attr:`Partition.keys`).
 
         Every key touched since the last call has a larger touch counter than any
         other key of its partition, so moving them to the LRU end in the order of
@@ -283,13 +302,15 @@ class Router:
                 states = [touched]
             if not states:
                 continue
-            lru = part.keys[states[0].known]  # one model's keys: all known, or none
             for j, state in enumerate(states, 1):
                 if base + j > state.seq:
                     state.seq = base + j
                 if last_at > state.last_seen:
                     state.last_seen = last_at
-                lru.move_to_end(state.key)
+            if not states[0].known:  # one model's keys: all known, or none
+                move = part.keys[False].move_to_end
+                for state in states:
+                    move(state.key)
         self._touched = []
 
     def restructure(self) -> None:
@@ -304,13 +325,16 @@ class Router:
     def join(self, route: Route) -> None:
         """``route``'s first use in this batch: its keys are queued (a key another
         route or a single value feeds too gets a queue that merges them) and are
-        written at the next checkpoint."""
+        written at the next report (marked once per report, not per batch)."""
         batch = route.batch = self._batch
         for state in route.states:
             if state.queued == batch:
                 self.queue_for(state)
             state.queued = batch
-        route.part.dirty_keys.update([state.key for state in route.states])
+        part = route.part
+        if route.reported != part.reports:
+            route.reported = part.reports
+            part.mark_group(route.states)
         self._joined.append(route)
 
     def queue_for(self, state: KeyState) -> DetectorQueue:
@@ -322,14 +346,32 @@ class Router:
         return queue
 
     # -- phase B ---------------------------------------------------------------------
-    def columns(self, ats: list[int], origins: list[Origin]) -> Iterator[Column]:
-        """Every key queued in this batch, once: its values in event order, their
-        references, and where they come from (``ats`` / ``origins``: per event)."""
+    def work(self, ats: list[int], origins: list[Origin]) -> tuple[list[Row], Iterator[Column]]:
+        """Every key queued in this batch, once (``ats`` / ``origins``: per event): the
+        routes that hold one event of the batch and are the only source of their
+        keys, as rows (with thousands of models, nearly all of them), and the other
+        keys as columns, their values in event order."""
+        rows: list[Row] = []
+        routes: list[Route] = []
         queues = self.queues
         for route in self._joined:
-            rows, refs = route.rows, route.refs
-            if not rows:
+            if not route.rows:
                 continue
+            if len(route.rows) == 1 and not (
+                queues and any(id(state) in queues for state in route.states)
+            ):
+                where = functools.partial(_row_event, route.refs, ats, origins)
+                rows.append((route.states, route.rows[0], route.refs[0], where))
+            else:
+                routes.append(route)
+        return rows, self._columns(routes, ats, origins)
+
+    def _columns(
+        self, routes: list[Route], ats: list[int], origins: list[Origin]
+    ) -> Iterator[Column]:
+        queues = self.queues
+        for route in routes:
+            rows, refs = route.rows, route.refs
             where: Where = functools.partial(_row_event, refs, ats, origins)
             single = len(rows) == 1
             row, first = rows[0], refs[0]
@@ -452,7 +494,8 @@ class Router:
             state.last_seen = ctx.seen
         part.seq += 1
         state.seq = part.seq
-        lru.move_to_end(key)
+        if not plan.known:
+            lru.move_to_end(key)
         self._touched.append((part.seq, part, state))
         part.dirty_keys.add(key)
         return state
@@ -486,7 +529,7 @@ class Router:
             else:
                 self.stats["refused:key_cap"] += 1
                 return None
-        state = KeyState(key, monitor, monitor.build(), plan.known, groups)
+        state = KeyState(key, monitor, monitor.build(), plan.known, groups, ctx.seen, part.seq + 1)
         part.add_key(state, ctx.model)
         self.stats["keys_created"] += 1
         return state

@@ -158,7 +158,7 @@ def changed_entries(
 ) -> dict[str, dict[str, Any] | None]:
     """The entries changed since the last call, sorted by key."""
     out: dict[str, dict[str, Any] | None] = {}
-    for key in list(part.dirty_keys):
+    for key in list(part.changed_keys()):
         state = part.key_state(key)
         out[key.state_key()] = None if state is None else key_entry(part, state, quarantine)
         if state is not None:
@@ -187,7 +187,7 @@ def report_changes(part: Partition, quarantine: Quarantine | None = None) -> Rep
         else:
             part.dirty.add(name)
     size = 0
-    for key in sorted(part.dirty_keys):
+    for key in sorted(part.changed_keys()):
         name = key.state_key()
         state = part.key_state(key)
         if state is None:

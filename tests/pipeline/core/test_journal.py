@@ -133,7 +133,7 @@ class TestJournalRestore:
             part = live.engine.partitions[0]
             expected = {
                 key.state_key()
-                for key in part.dirty_keys
+                for key in part.changed_keys()
                 if (state := part.key_state(key)) is not None
                 and state.key_id is not None
                 and state.fed is not None

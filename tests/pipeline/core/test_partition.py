@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from pipeline.config import SeverityMap
 from pipeline.core.engine import Engine
-from pipeline.core.monitor import MonitorKey, Origin
+from pipeline.core.monitor import KeyState, MonitorKey, Origin
 from pipeline.core.monitor_set import Monitor
-from pipeline.core.partition import Partition, fanout_groups
+from pipeline.core.partition import ModelState, Partition, fanout_groups
 from tests.pipeline.core.helpers import prediction, settings, training
 
 
@@ -77,3 +80,34 @@ class TestExpiry:
         assert [k.model_id for k in part.keys[False]] == ["b", "c"]
         assert sorted(part.models) == ["b", "c"]
         assert stats == {"expired_keys": 1, "expired_models": 1}
+
+    @given(
+        seen=st.lists(st.integers(0, 50), min_size=1, max_size=30),
+        order=st.randoms(use_true_random=False),
+        horizons=st.lists(st.integers(0, 60), min_size=1, max_size=4),
+    )
+    def test_known_keys_expire_as_an_lru_walk_in_seq_order_would(
+        self, seen: list[int], order: object, horizons: list[int]
+    ) -> None:
+        """Known models' keys are not moved on a touch; expiry must still drop what
+        walking them least recently touched first (``seq``) would."""
+        monitor = _monitor("confidence")
+        part, model = Partition(0), ModelState("m", known=True)
+        part.models["m"] = model
+        seqs = list(range(1, len(seen) + 1))
+        order.shuffle(seqs)  # type: ignore[attr-defined]
+        for n, (last_seen, seq) in enumerate(zip(seen, seqs, strict=True)):
+            key = MonitorKey("m", "1", "production", f"s{n}", "adwin")
+            part.add_key(KeyState(key, monitor, monitor.build(), True, (), last_seen, seq), model)
+        walk = sorted(part.keys[True].values(), key=lambda s: s.seq)
+        for horizon in sorted(horizons):
+            expected = [s.key for s in walk]
+            while walk and walk[0].last_seen < horizon:
+                walk.pop(0)
+            dropped = expected[: len(expected) - len(walk)]
+            stats: Counter[str] = Counter()
+            part.expire(horizon, stats)
+            assert sorted(part.keys[True]) == sorted(s.key for s in walk)
+            assert stats["expired_keys"] == len(dropped)
+            assert part.dirty_keys >= set(dropped)
+            assert all(part.known_seen_floor <= s.last_seen for s in walk)
