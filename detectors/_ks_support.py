@@ -22,6 +22,7 @@ __all__ = [
     "count_pair",
     "count_terms",
     "count_windows",
+    "exact_counts",
     "float_array",
     "packed_reference",
     "scan_for_detection",
@@ -107,6 +108,17 @@ def count_windows(
     pairs += offsets
     counts: list[int] = pairs.reshape(len(js), -1).max(axis=1).tolist()
     return counts
+
+
+def exact_counts(ref: FloatArray, values: FloatArray) -> tuple[IntArray, IntArray]:
+    """c_R(< v) and c_R(<= v) of ``values`` in the sorted, non-empty ``ref`` (the
+    second search only for the values ``ref`` holds)."""
+    below = ref.searchsorted(values, "left")
+    upto = below.copy()
+    held = ref[np.minimum(below, len(ref) - 1)] == values
+    if held.any():
+        upto[held] = ref.searchsorted(values[held], "right")
+    return below, upto
 
 
 def float_array(values: Sequence[Any] | npt.NDArray[Any]) -> FloatArray | None:

@@ -16,6 +16,7 @@ from detectors._ks_support import (
     count_pair,
     count_terms,
     count_windows,
+    exact_counts,
     float_array,
     packed_reference,
     scan_for_detection,
@@ -108,14 +109,14 @@ class KSWindow(DriftDetector[float]):
     ``update`` writes each value into the ring and, when a test is due, sorts the
     window (n values) and searches it in the reference. ``update_many`` (same
     detections, same state) takes whole pieces instead: against a fixed reference
-    each value's two counts are found once per call, and the statistic of any
-    window is then a sort of its 2n counts; it evaluates the statistic exactly at a
-    few observations of a piece at once (one vectorised
-    sort), the bound above clears every observation whose distance to them leaves
-    the critical value out of reach from both sides, and only the due observations
-    where it could be reached are tested exactly, so the first detection is the one
-    ``update`` finds. ``statistic`` and ``p_value`` are computed on demand for the
-    current samples (NaN / None until both are full).
+    each value's two counts are found once per call, and the statistic of any window
+    is then a sort of its 2n counts; it evaluates the statistic exactly at a few
+    observations of a piece at once (one vectorised sort), the bound above clears
+    every observation whose distance to them leaves the critical value out of reach
+    from both sides, and only the due observations where it could be reached are
+    tested exactly, so the first detection is the one ``update`` finds.
+    ``statistic`` and ``p_value`` are computed on demand (NaN / None until both
+    samples are full).
 
     Examples
     --------
@@ -502,16 +503,9 @@ class KSWindow(DriftDetector[float]):
     def _write_ranks(self, ranks: IntArray, values: FloatArray, start: int) -> None:
         """Columns ``start...`` of ``ranks``: c_R(< v) and c_R(<= v) of ``values``
         (the second search only for values the reference holds)."""
-        ref, stop = self._ref, start + len(values)
-        if self._knots is not None:
-            ranks[0, start:stop], ranks[1, start:stop] = self._knots.counts_of(values)
-            return
-        below = ref.searchsorted(values, "left")
-        ranks[0, start:stop] = below
-        ranks[1, start:stop] = below
-        held = ref[np.minimum(below, len(ref) - 1)] == values
-        if held.any():
-            ranks[1, start:stop][held] = ref.searchsorted(values[held], "right")
+        knots, stop = self._knots, start + len(values)
+        counts = exact_counts(self._ref, values) if knots is None else knots.counts_of(values)
+        ranks[0, start:stop], ranks[1, start:stop] = counts
 
     def _copy_ranks(self, ranks: IntArray) -> None:
         """The rank ring into the first columns of ``ranks``, in the order of ``_ordered``."""
