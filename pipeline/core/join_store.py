@@ -141,7 +141,7 @@ class JoinStore:
         """Segment values of error monitors, as ``((feature, value), ...)``; code 0 is
         ``()``, what a row without segment values (or without the variant) holds."""
         self._intern_limit = 256
-        self.index = HashIndex()
+        self.index = HashIndex(_MIN_CAPACITY * 2)  # the first rows at a load of 3/4 at most
         self.pages: array[int] = array("q")
         """Creation number of each live page's first row (maybe expired), ascending."""
         self.page_batch = -1
@@ -312,6 +312,9 @@ class JoinStore:
     def _relayout(self, capacity: int) -> None:
         """Move the live rows to new arrays of ``capacity``, oldest first at 0."""
         order = self.slots(0, self.size)
+        # Growing from head 0 (a model's join while it fills) moves no row: the
+        # index stays right. Otherwise it is rebuilt (and sized down with the rows).
+        same_slots = self.head == 0 and capacity >= self.capacity
 
         def moved(column: np.ndarray) -> np.ndarray:
             out = np.zeros(capacity, column.dtype)
@@ -328,8 +331,9 @@ class JoinStore:
             for name in v.columns():
                 setattr(v, name, moved(getattr(v, name)))
         self.capacity = capacity
-        self.head = 0
-        self._reindex(0)
+        if not same_slots:
+            self.head = 0
+            self._reindex(0)
 
     def _reindex(self, size: int) -> None:
         """Rebuild the index with at least ``size`` cells (and a load of at most 3/4)."""
