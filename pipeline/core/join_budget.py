@@ -29,14 +29,16 @@ __all__ = ["PendingCounts", "trimmed_sizes"]
 class PendingCounts:
     """Pending requests per model of a partition (models holding none are absent),
     their total, and the model holding the most (a heap of ``(-count, model id)``
-    whose stale entries are skipped when read and dropped when they pile up)."""
+    whose stale entries are skipped when read and dropped when they pile up; built
+    the first time it is read, so a partition that never reaches the budget keeps
+    none: with thousands of models nearly every prediction changes a count)."""
 
     __slots__ = ("_heap", "sizes", "total")
 
     def __init__(self) -> None:
         self.total = 0
         self.sizes: dict[str, int] = {}
-        self._heap: list[tuple[int, str]] = []
+        self._heap: list[tuple[int, str]] | None = None
 
     def note(self, model_id: str, size: int) -> None:
         """``model_id`` now holds ``size`` pending requests."""
@@ -46,15 +48,18 @@ class PendingCounts:
         self.total += size - old
         if size:
             self.sizes[model_id] = size
-            heapq.heappush(self._heap, (-size, model_id))
-            if len(self._heap) > 2 * len(self.sizes) + 64:
-                self._heap = [(-n, m) for m, n in self.sizes.items()]
-                heapq.heapify(self._heap)
+            if self._heap is not None:
+                heapq.heappush(self._heap, (-size, model_id))
+                if len(self._heap) > 2 * len(self.sizes) + 64:
+                    self._heap = None  # rebuilt from the sizes when next read
         else:
             del self.sizes[model_id]
 
     def largest(self) -> str:
         """The model holding the most pending requests (ties: the smallest id)."""
+        if self._heap is None:
+            self._heap = [(-n, m) for m, n in self.sizes.items()]
+            heapq.heapify(self._heap)
         heap, sizes = self._heap, self.sizes
         while True:
             negative, model_id = heap[0]
