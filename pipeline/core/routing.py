@@ -125,7 +125,7 @@ class ShiftedRefs(Sequence[int]):
 class DetectorQueue:
     """The values routed to one detector during a batch when a single route does
     not hold them all: those queued one by one here, and column ``j`` of each route
-    it is in (``Router.columns`` feeds a key that one route holds alone straight
+    it is in (``Router.work`` feeds a key that one route holds alone straight
     from the route)."""
 
     state: KeyState
