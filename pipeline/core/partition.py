@@ -49,6 +49,8 @@ signal, monitor_id)`` (the segments of a segmented monitor)."""
 def fanout_groups(key: MonitorKey, monitor: Monitor) -> tuple[FanoutGroup, ...]:
     """The groups ``key`` of ``monitor`` counts against: the one definition used
     when a key is created and when it is restored, so the counts always agree."""
+    if monitor.segment_by is None and not monitor.wildcard:
+        return ()  # most monitors: nothing to count (a key is made per model and signal)
     groups: list[FanoutGroup] = []
     if monitor.wildcard:
         groups.append(
