@@ -32,7 +32,10 @@ Reported, as ratios within this one run (never asserted in tests):
   extrapolation plus its join, which no longer grows with models). The
   warmed replays run as ``driftline replay`` does (``keep_state=False``: no end state
   gathered), and two last children measure a sidecar's restore of the warmed models
-  from their changelog records (read whole, decoded, restored with ``release``): with
+  from their changelog records (written by a child of their own, then read whole,
+  record by record, as a sidecar reads its changelog, decoded and restored with
+  ``release``; per model over the child's RSS before reading, extrapolated from the
+  4-model run's peak): with
   each model's cloned label join (more pending predictions in all than the partition's
   budget lets a live sidecar hold, and so write) and without a labels topic;
 * detector memory per warmed model: tracemalloc's traced bytes of each of a warmed
@@ -61,6 +64,7 @@ import gc
 import json
 import os
 import resource
+import struct
 import subprocess
 import sys
 import tempfile
@@ -270,28 +274,50 @@ def child_warm(models: int, events: int, workdir: Path, *, labels: bool) -> dict
     }
 
 
-def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
-    """Peak RSS of a sidecar's restore of ``models`` warmed models: the changelog
-    records of their entries read whole (as ``read_partition`` gives them), decoded
-    and restored through the loop's store and processor. ``labels``: with each
-    model's label join as cloned (3,600 pending predictions, more in all than
-    ``limits.max_pending_labels`` lets a live partition hold, so more than a sidecar
-    would have written); else without a labels topic (no join entries)."""
-    from pipeline.runtime.stores import ChangelogStore
+def records_path(models: int, workdir: Path, *, labels: bool) -> Path:
+    return workdir / f"records-{models}-{'labels' if labels else 'nolabels'}.bin"
+
+
+def child_sidecar_records(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
+    """Write the changelog records of ``models`` warmed models to a file (length-
+    prefixed key and value), for :func:`child_sidecar_restore` to read as a sidecar
+    reads its changelog: building them costs a process more memory than holding them."""
     from pipeline.state.changelog import encode_entry
 
     template = warm_template(workdir)
     if not labels:
         template = without_join(template)
-    records: list[tuple[bytes | None, bytes | None]] = []
-    for key, state in cloned(template, models).items():
-        raw_key, raw_value = encode_entry(0, key, state, {"t": 0}, None)
-        records.append((raw_key, raw_value))
-    state_bytes = sum(len(v or b"") for _k, v in records)
-    del template
-    gc.collect()
-    before = peak_rss()
+    total = 0
+    with records_path(models, workdir, labels=labels).open("wb") as out:
+        for key, state in cloned(template, models).items():
+            raw_key, raw_value = encode_entry(0, key, state, {"t": 0}, None)
+            out.write(struct.pack("<II", len(raw_key), len(raw_value)))
+            out.write(raw_key)
+            out.write(raw_value)
+            total += len(raw_value)
+    return {"models": models, "labels": labels, "state_bytes": total}
+
+
+def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
+    """Peak RSS of a sidecar's restore of ``models`` warmed models: the changelog
+    records of their entries (written by :func:`child_sidecar_records`) read whole,
+    record by record, into the list ``read_partition`` gives, then decoded and
+    restored through the loop's store and processor. ``labels``: with each model's
+    label join as cloned (3,600 pending predictions, more in all than
+    ``limits.max_pending_labels`` lets a live partition hold, so more than a sidecar
+    would have written); else without a labels topic (no join entries)."""
+    from pipeline.runtime.stores import ChangelogStore
+
     processor = Processor(settings_for(models, labels=labels), {})
+    gc.collect()
+    started_rss = peak_rss()
+    records: list[tuple[bytes | None, bytes | None]] = []
+    with records_path(models, workdir, labels=labels).open("rb") as source:
+        while head := source.read(8):
+            key_size, value_size = struct.unpack("<II", head)
+            records.append((source.read(key_size), source.read(value_size)))
+    state_bytes = sum(len(v or b"") for _k, v in records)
+    before = peak_rss()
     started = time.perf_counter()
     snapshot = ChangelogStore(lambda _p: records).load(0)
     processor.restore(0, snapshot.entries, snapshot.tail, release=True)
@@ -300,6 +326,7 @@ def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[s
         "models": models,
         "labels": labels,
         "state_bytes": state_bytes,
+        "started_rss": started_rss,
         "before_rss": before,
         "peak_rss": peak_rss(),
         "restore_s": restore_s,
@@ -536,7 +563,7 @@ def report(
             f"{mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): {verdict(at_target <= TARGET_WARM_RSS)}"
         )
     for sidecar in sidecars:
-        n, held = sidecar["models"], sidecar["peak_rss"] - process
+        n, held = sidecar["models"], sidecar["peak_rss"] - sidecar["started_rss"]
         at_target = process + held * TARGET_MODELS / n
         how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
         what = (
@@ -549,14 +576,15 @@ def report(
             f"- peak RSS of a sidecar restoring {n:,} warmed models from their changelog "
             f"records ({mib(sidecar['state_bytes'])} of them, {what}; read whole, decoded, "
             f"restored) {mib(sidecar['peak_rss'])}, {kib(held / n)} per model over the "
-            f"process{how} (target <= {mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): "
+            f"child's {mib(sidecar['started_rss'])} before reading{how} (target <= "
+            f"{mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): "
             f"{verdict(at_target <= TARGET_WARM_RSS)}"
         )
         added = sidecar["peak_rss"] - sidecar["before_rss"]
         print(
-            f"  (peak before the restore began, the records built in memory: "
-            f"{mib(sidecar['before_rss'])}; the restore's own peak over that: "
-            f"{kib(added / n)} per model)"
+            f"  (peak with the records read: {mib(sidecar['before_rss'])}; the restore's "
+            f"own peak over that: {kib(added / n)} per model; extrapolated from the "
+            f"4-model run's {mib(process)})"
         )
     warm = warms[0]
     print(
@@ -604,6 +632,8 @@ def main(argv: list[str] | None = None) -> None:
             "warm-nolabels",
             "memory",
             "join",
+            "sidecar-records",
+            "sidecar-records-nolabels",
             "sidecar-restore",
             "sidecar-restore-nolabels",
         ),
@@ -625,6 +655,10 @@ def main(argv: list[str] | None = None) -> None:
             result = child_warm(args.models, args.events, workdir, labels=False)
         elif args.child == "join":
             result = join_state.measure()
+        elif args.child == "sidecar-records":
+            result = child_sidecar_records(args.models, workdir, labels=True)
+        elif args.child == "sidecar-records-nolabels":
+            result = child_sidecar_records(args.models, workdir, labels=False)
         elif args.child == "sidecar-restore":
             result = child_sidecar_restore(args.models, workdir, labels=True)
         elif args.child == "sidecar-restore-nolabels":
@@ -648,10 +682,10 @@ def main(argv: list[str] | None = None) -> None:
         small = run_child("cold", sizes[0], events, workdir, batch=sizes[0])
         warm_models = args.warm_models or (400 if args.quick else sizes[-1])
         warms = [run_child(k, warm_models, events, workdir) for k in ("warm", "warm-nolabels")]
-        sidecars = [
-            run_child(k, warm_models, 0, workdir)
-            for k in ("sidecar-restore", "sidecar-restore-nolabels")
-        ]
+        sidecars = []
+        for suffix in ("", "-nolabels"):  # records written by one child, read by another
+            run_child(f"sidecar-records{suffix}", warm_models, 0, workdir)
+            sidecars.append(run_child(f"sidecar-restore{suffix}", warm_models, 0, workdir))
     report(cold, small, warms, memory, events, join, sidecars)
     if args.broker:
         from benchmarks import changelog
