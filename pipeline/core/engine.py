@@ -12,7 +12,7 @@ A. **Routing**, event by event, in order: advance the partition's event-time
    a column); nothing here depends on what a detector says.
 B. **Detection**, detector by detector: each one consumes its queued values in
    order — column-wise through ``update_many`` when that is provably equivalent
-   (see :func:`pipeline.core.monitor.feed_column`).
+   (see :func:`pipeline.core.feeding.feed_column`).
 C. **Policy**, event by event, in order: findings go through the alert chain, then
    the rollback rules; stable checkpoints enter the registry at their place in the
    stream, so a rollback sees the registry as of its own event.
@@ -35,6 +35,7 @@ from typing import Any
 from pipeline.config import ModelSpec, Settings
 from pipeline.core.comparisons import golden_finding, shadow_finding
 from pipeline.core.eventtime import micros, seconds_to_micros
+from pipeline.core.feeding import feed_column, feed_value
 from pipeline.core.golden import GoldenState
 from pipeline.core.journal import JournalTail, Report
 from pipeline.core.labels import NO_JOINS, JoinBuffer, MakeRoom, Touched
@@ -45,8 +46,6 @@ from pipeline.core.monitor import (
     MonitorKey,
     Observer,
     Origin,
-    feed_column,
-    feed_value,
 )
 from pipeline.core.partition import ModelState, Partition
 from pipeline.core.policy import AlertPolicy, PolicyState, evaluate_rollback, to_alert

@@ -193,7 +193,8 @@ def replay_values(
 ) -> DriftDetector[Any]:
     """``detector`` (restored from ``base``) fed ``values`` as the live run fed them:
     the batch path when it takes them all; else, from ``base`` again, one by one,
-    skipping the values the detector refuses (as ``feed_column`` does)."""
+    skipping the values the detector refuses (as
+    :func:`pipeline.core.feeding.feed_column` does)."""
     if not values:
         return detector
     try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, overload
 
 from pipeline.config import LimitSettings
+from pipeline.core.feeding import Where
 from pipeline.core.monitor import (
     OTHER_SEGMENT,
     Finding,
@@ -38,7 +39,6 @@ from pipeline.core.monitor import (
     Origin,
     Slots,
     Watch,
-    Where,
     segment_label,
 )
 from pipeline.core.partition import ModelState, Partition, fanout_groups

@@ -1,0 +1,175 @@
+"""Feeding a key's detector the values a batch routed to it.
+
+:func:`feed_column` feeds one key's column of a batch: column-wise through
+``update_many`` when that is provably the same as feeding the values one by one,
+else one by one. :func:`feed_value` is the same for a one-value column, without the
+column's set-up (with thousands of models a batch holds about one value per key).
+Both return the findings where the detector fired (:func:`~pipeline.core.monitor.finding_for`)
+and keep the key's alert window (start, count, open incident).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import orjson
+
+import detectors
+from pipeline.core.eventtime import from_micros
+from pipeline.core.monitor import Finding, KeyState, Observer, Origin, Update, finding_for
+from pipeline.core.quarantine import Quarantine
+
+__all__ = ["COLUMN_MIN", "Where", "feed_column", "feed_value"]
+
+COLUMN_MIN: Final = 8
+"""Fewest values routed to one detector in a batch for the column-wise path."""
+
+Where = Callable[[int], tuple[int, Origin, "dict[str, Any] | None"]]
+"""Position of a value in a column -> (event time, origin, extra evidence) of its event."""
+
+
+def feed_column(
+    state: KeyState,
+    values: Sequence[Any],
+    where: Where,
+    stats: dict[str, int],
+    observer: Observer | None = None,
+    quarantine: Quarantine | None = None,
+) -> list[tuple[int, Finding]]:
+    """Feed ``values`` to ``state``'s detector in order; the findings by position.
+
+    Column-wise (``update_many``) when the detector asks for it (``column_path``),
+    the column is long enough (``COLUMN_MIN``, and the detector's ``column_min``),
+    detector warnings are not mapped to alerts and no open key reaches
+    ``resolve_after`` quiet observations within the column: if no drift shows up, the window bookkeeping follows from the count alone and ``where`` is asked
+    about the first value only. Otherwise — a drift (whose evidence is the
+    detector's state *at* that event) or a value the detector refuses — the
+    detector is put back as it was and the values are fed one by one, which is by
+    definition what a per-record run does.
+
+    With a ``quarantine``, a value whose update raises anything but the
+    ``TypeError`` / ``ValueError`` of a value the detector refuses resets the key
+    (a fresh detector, see :meth:`KeyState.reset`) and is recorded there; the
+    values after it go to the fresh detector. Without one, it propagates.
+    """
+    if state.fed is not None:
+        state.fed.extend(values)
+    if (
+        len(values) >= COLUMN_MIN
+        and observer is None
+        and len(values) >= state.detector.column_min
+        and state.monitor.severity.warning is None
+        and state.detector.column_path
+        and not (state.open and state.window_events + len(values) >= state.monitor.resolve_after)
+    ):
+        # A JSON copy (detector snapshots are plain JSON by contract); the
+        # changelog's, when the detector has not changed since it was taken.
+        saved = state.saved or orjson.dumps(state.detector.to_state())
+        state.saved = None
+        try:
+            hits = state.detector.update_many(values)
+        except Exception:  # a refused value or a failure: one by one finds which
+            hits = [-1]
+        if not hits:
+            if state.window_start is None:
+                at, origin, _ = where(0)
+                state.window_start = at
+                state.window_first = [origin.topic, origin.offset]
+            state.window_events += len(values)
+            return []
+        state.detector = detectors.get(state.monitor.detector).from_state(orjson.loads(saved))
+    return _one_by_one(state, values, where, stats, observer, quarantine)
+
+
+def feed_value(
+    state: KeyState,
+    value: Any,
+    where: Where,
+    stats: dict[str, int],
+    observer: Observer | None = None,
+    quarantine: Quarantine | None = None,
+) -> Finding | None:
+    """``feed_column`` of a one-value column (``where`` is asked about position 0):
+    with thousands of models a batch holds about one value per key, and the
+    column's set-up cost more than the update."""
+    if state.fed is not None:
+        state.fed.append(value)
+    state.saved = None
+    return _step(state, value, 0, where, stats, observer, quarantine)
+
+
+def _one_by_one(
+    state: KeyState,
+    values: Sequence[Any],
+    where: Where,
+    stats: dict[str, int],
+    observer: Observer | None,
+    quarantine: Quarantine | None,
+) -> list[tuple[int, Finding]]:
+    """``update`` per value (:func:`_step`); ``where`` is only asked where something
+    happens."""
+    state.saved = None
+    found: list[tuple[int, Finding]] = []
+    for position, value in enumerate(values):
+        finding = _step(state, value, position, where, stats, observer, quarantine)
+        if finding is not None:
+            found.append((position, finding))
+    return found
+
+
+def _step(
+    state: KeyState,
+    value: Any,
+    position: int,
+    where: Where,
+    stats: dict[str, int],
+    observer: Observer | None,
+    quarantine: Quarantine | None,
+) -> Finding | None:
+    """One ``update``, and the finding it makes, if any.
+
+    A key that fired is *open* until ``resolve_after`` observations pass without a
+    detection; then a ``resolved`` finding says it is back to normal. Detectors that
+    keep their reference fire again within a window or two while a change lasts, so
+    quiet means back to the reference; detectors that restart after a detection
+    (KS window, ADWIN, Page-Hinkley, CUSUM...) have by then learned the new regime and
+    tested it, so quiet means stable again — in the old regime or a new one."""
+    detector = state.detector
+    try:
+        detector.update(value)
+    except (TypeError, ValueError):
+        # The event is valid but this signal's value does not suit the
+        # detector (a category fed to a numeric detector): skip, count.
+        name = f"signal_type_mismatch:{state.key.signal}"
+        stats[name] = stats.get(name, 0) + 1
+        return None
+    except Exception as exc:
+        if quarantine is None:
+            raise
+        quarantine.record("update", str(state.key), exc)
+        state.reset()
+        return None
+    if state.window_start is None:
+        at, origin, _ = where(position)
+        state.window_start = at
+        state.window_first = [origin.topic, origin.offset]
+    state.window_events += 1
+    if observer is not None:
+        at, origin, _ = where(position)
+        observer(state.key, value, detector, from_micros(at), origin)
+    if detector.drift_detected:
+        finding = finding_for(state, Update(value, *where(position)), "drift")
+        # The detector starts learning a new regime: so does the alert window.
+        state.window_start = None
+        state.window_first = None
+        state.window_events = 0
+        state.open = True
+        return finding
+    if state.open and state.window_events >= state.monitor.resolve_after:
+        finding = finding_for(state, Update(value, *where(position)), "resolved")
+        state.open = False
+        return finding
+    if state.monitor.severity.warning is not None and detector.warning_detected:
+        return finding_for(state, Update(value, *where(position)), "warning")
+    return None

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+import detectors
+from pipeline.config import MonitorSpec, Settings
+from pipeline.core.feeding import COLUMN_MIN, feed_column, feed_value
+from pipeline.core.monitor import KeyState, MonitorKey, Origin, Update
+from pipeline.core.monitor_set import resolve
+from pipeline.core.processor import Processor
+from pipeline.core.records import Record
+from pipeline.generate import DriftSpec
+from tests.pipeline.core.helpers import flat, run
+
+
+def apply_updates(state: KeyState, updates: list[Update], stats: dict[str, int]) -> None:
+    """Feed ``updates`` through :func:`feed_column`, setting each one's finding."""
+    found = feed_column(
+        state,
+        [u.value for u in updates],
+        lambda k: (updates[k].at, updates[k].origin, updates[k].context),
+        stats,
+    )
+    for position, finding in found:
+        updates[position].finding = finding
+
+
+_SHIFT_PARAMS: dict[str, dict[str, Any]] = {
+    "page_hinkley": {"threshold": 5.0, "min_instances": 30},
+    "cusum": {"h": 4.0, "warmup": 20},
+    "ks_window": {"window_size": 30, "reference_size": 60, "alpha": 0.01},
+    "adwin": {"delta": 0.05},
+    "ewma": {"L": 2.5, "warmup": 20},
+}
+"""Settings under which each detector sees the shift of :func:`_shifted_updates`."""
+
+
+def _shift_spec(detector: str) -> MonitorSpec:
+    return MonitorSpec(signal="confidence", detector=detector, params=_SHIFT_PARAMS[detector])
+
+
+def _shifted_updates(seed: int, half: int) -> list[Update]:
+    """``half`` values of N(0, 1), then ``half`` of N(1.5, 1), one event each."""
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.normal(0, 1, half), rng.normal(1.5, 1, half)]).tolist()
+    return [Update(v, i, Origin("t", 0, i)) for i, v in enumerate(values)]
+
+
+class TestColumnwise:
+    @staticmethod
+    def _state(spec: MonitorSpec) -> KeyState:
+        monitor = resolve(spec, "test")
+        key = MonitorKey("m", "1", "production", monitor.signal, monitor.id)
+        return KeyState(key, monitor, monitor.build(), True, ())
+
+    @hsettings(max_examples=25, deadline=None)
+    @given(
+        detector=st.sampled_from(["page_hinkley", "cusum", "ks_window", "adwin", "ewma"]),
+        seed=st.integers(0, 10_000),
+        cuts=st.lists(st.integers(0, 600), max_size=6),
+    )
+    def test_batches_equal_one_by_one(self, detector: str, seed: int, cuts: list[int]) -> None:
+        spec = _shift_spec(detector)
+        updates = _shifted_updates(seed, 300)
+        one, batched = self._state(spec), self._state(spec)
+        stats: dict[str, int] = {}
+        for u in updates:
+            apply_updates(one, [u], stats)
+        expected = [(i, u.finding) for i, u in enumerate(updates) if u.finding is not None]
+        for u in updates:
+            u.finding = None
+        bounds = sorted({0, len(updates), *cuts})
+        for a, b in itertools.pairwise(bounds):
+            apply_updates(batched, updates[a:b], stats)
+        got = [(i, u.finding) for i, u in enumerate(updates) if u.finding is not None]
+        assert got == expected
+        assert batched.to_state() == one.to_state()
+        assert any(b - a >= COLUMN_MIN for a, b in itertools.pairwise(bounds))
+
+    @hsettings(max_examples=10, deadline=None)
+    @given(
+        detector=st.sampled_from(["page_hinkley", "ks_window", "ewma"]),
+        seed=st.integers(0, 10_000),
+    )
+    def test_feed_value_is_a_one_value_column(self, detector: str, seed: int) -> None:
+        """The row path (a route holding one event) and the column path of one value
+        make the same findings and leave the same state."""
+        spec = _shift_spec(detector)
+        updates = _shifted_updates(seed, 200)
+        by_value, by_column = self._state(spec), self._state(spec)
+        stats: dict[str, int] = {}
+        got = []
+        for i, u in enumerate(updates):
+            finding = feed_value(by_value, u.value, lambda _k, u=u: (u.at, u.origin, None), stats)
+            if finding is not None:
+                got.append((i, finding))
+        for u in updates:
+            apply_updates(by_column, [u], stats)
+        expected = [(i, u.finding) for i, u in enumerate(updates) if u.finding is not None]
+        assert got == expected
+        assert expected, "the shift is detected"
+        assert by_value.to_state() == by_column.to_state()
+
+    def test_a_refused_value_in_a_batch_falls_back_to_one_by_one(self) -> None:
+        spec = MonitorSpec(signal="confidence", detector="cusum", params={"warmup": 5})
+        state = self._state(spec)
+        values: list[Any] = [0.5 + 0.01 * (i % 3) for i in range(20)]
+        values[7] = "high"
+        stats: dict[str, int] = {}
+        apply_updates(state, [Update(v, i, Origin("t", 0, i)) for i, v in enumerate(values)], stats)
+        assert stats == {"signal_type_mismatch:confidence": 1}
+        assert state.window_events == 19
+        assert isinstance(state.detector, detectors.get("cusum"))
+
+    @pytest.mark.parametrize(("detector", "calls"), [("page_hinkley", 1), ("ddm", 0)])
+    def test_column_path_decides_whether_update_many_is_called(
+        self, detector: str, calls: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        spec = MonitorSpec(signal="error", detector=detector)
+        state = self._state(spec)
+        cls = type(state.detector)
+        seen = _spy_update_many(monkeypatch, cls)
+        values = [i % 2 for i in range(3 * COLUMN_MIN)]
+        apply_updates(state, [Update(v, i, Origin("t", 0, i)) for i, v in enumerate(values)], {})
+        assert len(seen) == calls
+        assert state.window_events == len(values)
+
+    @pytest.mark.parametrize("extra", [-1, 0])
+    def test_a_column_shorter_than_the_detectors_column_min_goes_one_by_one(
+        self, extra: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A KS window's ``update_many`` takes a short column value by value anyway:
+        such a column skips the column path and the snapshot it starts with."""
+        spec = MonitorSpec(
+            signal="confidence",
+            detector="ks_window",
+            params={"window_size": 30, "reference_size": 60},
+        )
+        state = self._state(spec)
+        cls = type(state.detector)
+        assert cls.column_min > COLUMN_MIN
+        seen = _spy_update_many(monkeypatch, cls)
+        values = [0.01 * (i % 17) for i in range(cls.column_min + extra)]
+        apply_updates(state, [Update(v, i, Origin("t", 0, i)) for i, v in enumerate(values)], {})
+        assert seen == ([] if extra < 0 else [len(values)])
+        assert state.window_events == len(values)
+
+    def test_a_processor_batch_reports_findings_at_their_records(
+        self, make_settings: Callable[..., Settings], make_records: Callable[..., list[Record]]
+    ) -> None:
+        drift = DriftSpec(signal="feature:amount", at=2000, magnitude=2.0)
+        recs = make_records(events=4000, drifts=[drift])
+        batched = run(Processor(make_settings()), recs, batch=4000)
+        single = [Processor(make_settings())]
+        one_by_one = [single[0].process(r) for r in recs]
+        assert batched == one_by_one
+        assert flat(batched, "alert")
+
+
+def _spy_update_many(monkeypatch: pytest.MonkeyPatch, cls: Any) -> list[int]:
+    """The length of every column ``cls.update_many`` is given (it still runs)."""
+    seen: list[int] = []
+    real = cls.update_many
+
+    def spy(self: Any, values: Any) -> list[int]:
+        seen.append(len(values))
+        return real(self, values)
+
+    monkeypatch.setattr(cls, "update_many", spy)
+    return seen
