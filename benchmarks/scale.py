@@ -70,7 +70,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -300,10 +300,10 @@ def child_sidecar_records(models: int, workdir: Path, *, labels: bool) -> dict[s
 
 def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
     """Peak RSS of a sidecar's restore of ``models`` warmed models: the changelog
-    records of their entries (written by :func:`child_sidecar_records`) read whole,
-    record by record, into the list ``read_partition`` gives, then decoded and
-    restored through the loop's store and processor. ``labels``: with each model's
-    label join as cloned (3,600 pending predictions, more in all than
+    records of their entries (written by :func:`child_sidecar_records`) read record
+    by record as a sidecar's ``read_partition`` yields them, folded as they come,
+    then restored through the loop's store and processor. ``labels``: with each
+    model's label join as cloned (3,600 pending predictions, more in all than
     ``limits.max_pending_labels`` lets a live partition hold, so more than a sidecar
     would have written); else without a labels topic (no join entries)."""
     from pipeline.runtime.stores import ChangelogStore
@@ -311,15 +311,19 @@ def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[s
     processor = Processor(settings_for(models, labels=labels), {})
     gc.collect()
     started_rss = peak_rss()
-    records: list[tuple[bytes | None, bytes | None]] = []
-    with records_path(models, workdir, labels=labels).open("rb") as source:
-        while head := source.read(8):
-            key_size, value_size = struct.unpack("<II", head)
-            records.append((source.read(key_size), source.read(value_size)))
-    state_bytes = sum(len(v or b"") for _k, v in records)
-    before = peak_rss()
+    state_bytes = 0
+
+    def records(_partition: int) -> Iterator[tuple[bytes | None, bytes | None]]:
+        nonlocal state_bytes
+        with records_path(models, workdir, labels=labels).open("rb") as source:
+            while head := source.read(8):
+                key_size, value_size = struct.unpack("<II", head)
+                state_bytes += value_size
+                yield source.read(key_size), source.read(value_size)
+
     started = time.perf_counter()
-    snapshot = ChangelogStore(lambda _p: records).load(0)
+    snapshot = ChangelogStore(records).load(0)
+    folded = peak_rss()
     processor.restore(0, snapshot.entries, snapshot.tail, release=True)
     restore_s = time.perf_counter() - started
     return {
@@ -327,7 +331,7 @@ def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[s
         "labels": labels,
         "state_bytes": state_bytes,
         "started_rss": started_rss,
-        "before_rss": before,
+        "folded_rss": folded,
         "peak_rss": peak_rss(),
         "restore_s": restore_s,
     }
@@ -574,17 +578,17 @@ def report(
         )
         print(
             f"- peak RSS of a sidecar restoring {n:,} warmed models from their changelog "
-            f"records ({mib(sidecar['state_bytes'])} of them, {what}; read whole, decoded, "
-            f"restored) {mib(sidecar['peak_rss'])}, {kib(held / n)} per model over the "
+            f"records ({mib(sidecar['state_bytes'])} of them, {what}; read as fetched, "
+            f"folded, restored) {mib(sidecar['peak_rss'])}, {kib(held / n)} per model over the "
             f"child's {mib(sidecar['started_rss'])} before reading{how} (target <= "
             f"{mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): "
             f"{verdict(at_target <= TARGET_WARM_RSS)}"
         )
-        added = sidecar["peak_rss"] - sidecar["before_rss"]
+        added = sidecar["peak_rss"] - sidecar["folded_rss"]
         print(
-            f"  (peak with the records read: {mib(sidecar['before_rss'])}; the restore's "
-            f"own peak over that: {kib(added / n)} per model; extrapolated from the "
-            f"4-model run's {mib(process)})"
+            f"  (peak with the records folded, detectors held compressed: "
+            f"{mib(sidecar['folded_rss'])}; the restore's own peak over that: "
+            f"{kib(added / n)} per model; extrapolated from the 4-model run's {mib(process)})"
         )
     warm = warms[0]
     print(

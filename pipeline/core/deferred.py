@@ -3,8 +3,9 @@
 A detector snapshot decoded from JSON takes ~2-3x its encoded bytes (dicts, strings,
 lists of floats), and a partition of thousands of warmed models decoded whole held
 all of that beside the state being built from it: a sidecar restoring 400 warmed
-models held ~222 KiB per model for ~47 KiB of detectors. Kept as its record, an
-entry costs its bytes until its detector is rebuilt, and then nothing."""
+models held ~222 KiB per model for ~47 KiB of detectors. Kept as its record (the
+changelog fold holds it compressed), an entry costs those bytes until its detector
+is rebuilt, and then nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 
 
 class Deferred:
-    """``read(raw)`` on demand: the entry's state (a JSON object)."""
+    """``read(raw)`` on demand: the entry's state (a JSON object); ``raw`` is
+    whatever ``read`` takes (the changelog's: a record compressed)."""
 
     __slots__ = ("raw", "read")
 

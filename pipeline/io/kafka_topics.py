@@ -1,5 +1,5 @@
 """Whole-topic operations outside the sidecar's consume/produce loop: create topics,
-count their partitions, read one partition whole (a changelog restore), produce a
+count their partitions, read one partition from its start (a changelog restore), produce a
 stream (the demo, ``driftline generate``, tests and benchmarks).
 
 The client settings and error translation are ``pipeline.io.kafka``'s: one gate for
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -39,16 +39,19 @@ def read_partition(
     extra: Mapping[str, Any] | None = None,
     timeout_s: float = 60.0,
     alive: Callable[[], None] = lambda: None,
-) -> list[tuple[bytes | None, bytes | None]]:
-    """Every committed (key, value) of one partition, oldest first.
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Every committed (key, value) of one partition, oldest first, yielded as
+    fetched: a restore folds a changelog as it arrives instead of holding it whole
+    (a partition of thousands of warmed models is hundreds of MB of records).
 
     Every client call is bounded (kafka-python's default is to wait forever), each by
     ``BROKER_WAIT_MS`` and all by ``timeout_s``, so a partition that cannot be read
     raises SourceError instead of hanging the caller; ``alive`` is called before each
     call (the sidecar's stall watchdog: a long read of a large changelog is progress).
+    The consumer is closed when the records run out or the caller lets go of them.
     """
     with _reading(f"cannot read {topic}[{partition}]"):
-        return _read_partition(bootstrap_servers, topic, partition, extra, timeout_s, alive)
+        yield from _read_partition(bootstrap_servers, topic, partition, extra, timeout_s, alive)
 
 
 def _read_partition(
@@ -58,7 +61,7 @@ def _read_partition(
     extra: Mapping[str, Any] | None,
     timeout_s: float,
     alive: Callable[[], None],
-) -> list[tuple[bytes | None, bytes | None]]:
+) -> Iterator[tuple[bytes | None, bytes | None]]:
     deadline = time.monotonic() + timeout_s
 
     def remaining_ms() -> int:
@@ -81,16 +84,15 @@ def _read_partition(
         consumer.assign([tp])
         start = consumer.beginning_offsets([tp], timeout_ms=remaining_ms())[tp]
         end = consumer.end_offsets([tp], timeout_ms=remaining_ms())[tp]
-        out: list[tuple[bytes | None, bytes | None]] = []
         if end <= start:
-            return out
+            return
         consumer.seek(tp, start)
         position = start
         while position < end:
             for records in consumer.poll(timeout_ms=min(500, remaining_ms())).values():
-                out.extend((r.key, r.value) for r in records)
+                for record in records:
+                    yield record.key, record.value
             position = consumer.position(tp, timeout_ms=remaining_ms())
-        return out
     finally:
         consumer.close(autocommit=False)
 

@@ -18,7 +18,7 @@ batch changed, tagged with the source positions they reflect:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from pipeline.core.journal import Report
@@ -39,8 +39,9 @@ from pipeline.state.file_store import Snapshot
 __all__ = ["ChangelogReader", "ChangelogStore", "SnapshotStore", "StateStore"]
 
 Changes = Mapping[str, Mapping[str, Any] | None]
-ChangelogReader = Callable[[int], list[tuple[bytes | None, bytes | None]]]
-"""Every committed (key, value) of one changelog partition, oldest first."""
+ChangelogReader = Callable[[int], Iterable[tuple[bytes | None, bytes | None]]]
+"""Every committed (key, value) of one changelog partition, oldest first (a
+sidecar's reader yields them as they are fetched)."""
 
 
 class StateStore(Protocol):
@@ -75,10 +76,13 @@ class StateStore(Protocol):
 
 
 def _released(
-    records: list[tuple[bytes | None, bytes | None]],
+    records: Iterable[tuple[bytes | None, bytes | None]],
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """``records`` in order, each dropped from the list once taken: a changelog read
-    whole is not held beside the state decoded from it."""
+    """``records`` in order; a list's are each dropped from it once taken: a
+    changelog read whole is not held beside the state decoded from it."""
+    if not isinstance(records, list):
+        yield from records
+        return
     for i in range(len(records)):
         record = records[i]
         records[i] = (None, None)

@@ -57,6 +57,31 @@ class TestChangelog:
             assert isinstance(state, Deferred) == key.startswith("detector:")
         assert (deferred.skipped, deferred.positions) == (full.skipped, full.positions)
 
+    def test_a_deferred_detector_entry_is_held_compressed(self) -> None:
+        """A partition's detector records are what a restore holds at its peak: held
+        compressed (a window of decimals takes well under its record's bytes)."""
+        state = {"detector": {"window": [round(0.001 * k, 3) for k in range(2000)]}}
+        record = encode_entry(0, "detector:a", state, {"t": 1})
+        (deferred,) = decode_changelog([record], defer_detectors=True).entries.values()
+        assert isinstance(deferred, Deferred)
+        assert len(deferred.raw) < len(record[1] or b"") / 2
+        assert deferred.load() == state
+
+    def test_records_are_folded_as_a_reader_yields_them(self) -> None:
+        """A sidecar's reader yields records as fetched: the fold takes any iterable,
+        and gives what it gives for the same records in a list."""
+        records = [
+            encode_entry(0, "detector:a", {"x": [1.5, 2.5]}, {"t": 1}),
+            encode_entry(0, "model:b", {"y": 1}, {"t": 1}),
+            encode_position(0, {"t": 2}),
+        ]
+        streamed = decode_changelog(iter(records), defer_detectors=True)
+        listed = decode_changelog(records, defer_detectors=True)
+        assert {k: loaded(v) for k, v in streamed.entries.items()} == {
+            k: loaded(v) for k, v in listed.entries.items()
+        }
+        assert streamed.positions == listed.positions == {"t": 2}
+
     def test_positions_come_from_the_last_checkpoint(self) -> None:
         records = [
             encode_entry(1, "k", {"x": 1}, {"preds": 10}),
