@@ -32,12 +32,12 @@ Reported, as ratios within this one run (never asserted in tests):
   extrapolation plus its join, which no longer grows with models). The
   warmed replays run as ``driftline replay`` does (``keep_state=False``: no end state
   gathered), and two last children measure a sidecar's restore of the warmed models
-  from their changelog records (written by a child of their own, then read whole,
-  record by record, as a sidecar reads its changelog, decoded and restored with
-  ``release``; per model over the child's RSS before reading, extrapolated from the
-  4-model run's peak): with
-  each model's cloned label join (more pending predictions in all than the partition's
-  budget lets a live sidecar hold, and so write) and without a labels topic;
+  from their changelog records (written by a child of their own, then read record by
+  record as a sidecar's reader yields them, folded and restored with ``release``; per
+  model over the child's RSS before reading, extrapolated from the 4-model run's
+  peak): with the label join a sidecar at ``limits.max_pending_labels`` writes (each
+  model's cloned join trimmed to the budget's share; extrapolated as the no-labels
+  run plus that join) and without a labels topic;
 * detector memory per warmed model: tracemalloc's traced bytes of each of a warmed
   model's detectors restored from its snapshot, summed (per kind in a table; buffers a
   batch path allocates on first use are not included: the ``ks_window fed`` lines
@@ -281,31 +281,40 @@ def records_path(models: int, workdir: Path, *, labels: bool) -> Path:
 def child_sidecar_records(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
     """Write the changelog records of ``models`` warmed models to a file (length-
     prefixed key and value), for :func:`child_sidecar_restore` to read as a sidecar
-    reads its changelog: building them costs a process more memory than holding them."""
+    reads its changelog: building them costs a process more memory than holding them.
+    ``labels``: the entries of the partition as a sidecar holds it, restored under
+    ``limits.max_pending_labels`` (each model's cloned join trimmed to the budget's
+    share): a live sidecar never holds, and so never writes, more."""
     from pipeline.state.changelog import encode_entry
 
     template = warm_template(workdir)
     if not labels:
         template = without_join(template)
+    entries = cloned(template, models)
+    pending = 0
+    if labels:
+        processor = Processor(settings_for(models, labels=True), {})
+        processor.restore(0, entries, release=True)
+        pending = processor.engine.partitions[0].pending.total
+        entries = processor.engine.state_entries(0)
     total = 0
     with records_path(models, workdir, labels=labels).open("wb") as out:
-        for key, state in cloned(template, models).items():
+        for key, state in entries.items():
             raw_key, raw_value = encode_entry(0, key, state, {"t": 0}, None)
             out.write(struct.pack("<II", len(raw_key), len(raw_value)))
             out.write(raw_key)
             out.write(raw_value)
             total += len(raw_value)
-    return {"models": models, "labels": labels, "state_bytes": total}
+    return {"models": models, "labels": labels, "state_bytes": total, "pending": pending}
 
 
 def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
     """Peak RSS of a sidecar's restore of ``models`` warmed models: the changelog
     records of their entries (written by :func:`child_sidecar_records`) read record
     by record as a sidecar's ``read_partition`` yields them, folded as they come,
-    then restored through the loop's store and processor. ``labels``: with each
-    model's label join as cloned (3,600 pending predictions, more in all than
-    ``limits.max_pending_labels`` lets a live partition hold, so more than a sidecar
-    would have written); else without a labels topic (no join entries)."""
+    then restored through the loop's store and processor. ``labels``: with the
+    label join a sidecar at ``limits.max_pending_labels`` writes; else without a
+    labels topic (no join entries)."""
     from pipeline.runtime.stores import ChangelogStore
 
     processor = Processor(settings_for(models, labels=labels), {})
@@ -566,16 +575,22 @@ def report(
             f"- peak RSS with {n:,} warmed models {mib(peak)} ({what}){how} (target <= "
             f"{mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): {verdict(at_target <= TARGET_WARM_RSS)}"
         )
+    bare = next((c for c in sidecars if not c["labels"]), None)
     for sidecar in sidecars:
         n, held = sidecar["models"], sidecar["peak_rss"] - sidecar["started_rss"]
         at_target = process + held * TARGET_MODELS / n
+        what = "no labels topic: no join entries"
+        if sidecar["labels"]:
+            what = (
+                f"the label join at limits.max_pending_labels: {sidecar['pending']:,} "
+                "pending predictions"
+            )
+            if bare is not None:  # the join is at the partition's budget: not per model
+                grown = (bare["peak_rss"] - bare["started_rss"]) * TARGET_MODELS / n
+                at_target = process + grown + (sidecar["peak_rss"] - bare["peak_rss"])
         how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
-        what = (
-            f"each with its {WARM_EVENTS:,} pending predictions: more in all than the "
-            "partition's budget lets a sidecar write"
-            if sidecar["labels"]
-            else "no labels topic: no join entries"
-        )
+        if sidecar["labels"] and bare is not None and n < TARGET_MODELS:
+            how += " (the models as without labels, plus this run's join at its budget)"
         print(
             f"- peak RSS of a sidecar restoring {n:,} warmed models from their changelog "
             f"records ({mib(sidecar['state_bytes'])} of them, {what}; read as fetched, "
@@ -688,8 +703,9 @@ def main(argv: list[str] | None = None) -> None:
         warms = [run_child(k, warm_models, events, workdir) for k in ("warm", "warm-nolabels")]
         sidecars = []
         for suffix in ("", "-nolabels"):  # records written by one child, read by another
-            run_child(f"sidecar-records{suffix}", warm_models, 0, workdir)
-            sidecars.append(run_child(f"sidecar-restore{suffix}", warm_models, 0, workdir))
+            written = run_child(f"sidecar-records{suffix}", warm_models, 0, workdir)
+            restored = run_child(f"sidecar-restore{suffix}", warm_models, 0, workdir)
+            sidecars.append({**restored, "pending": written["pending"]})
     report(cold, small, warms, memory, events, join, sidecars)
     if args.broker:
         from benchmarks import changelog
