@@ -95,6 +95,9 @@ FEATURES: dict[str, str] = {name: "numeric" for name in NUMERIC_NAMES[:NUMERIC]}
 WARM_EVENTS = 3_600
 """Events of one model after which every window of the default set is full (the
 largest: the KS window's reference 3,000 + window 500)."""
+LEARNING_EVENTS = 2_990
+"""Events of one model at the end of its warm-up: each KS window holds 2,990 of the
+3,000 values of the reference it learns, the most a model of the default set holds."""
 MEMORY_MODELS = 50
 """Warmed models whose traced memory is averaged."""
 
@@ -175,11 +178,12 @@ def replay_file(
     return cpu, outcome.stats.events, outcome.snapshot.partitions, outcome.stats.alerts
 
 
-def warm_template(workdir: Path) -> dict[str, dict[str, Any]]:
-    """The state entries of one model whose windows are all full (model id ``model-0``)."""
-    path = workdir / "warm.jsonl"
+def warm_template(workdir: Path, events: int = WARM_EVENTS) -> dict[str, dict[str, Any]]:
+    """The state entries of one model after ``events`` of its events (model id
+    ``model-0``; by default every window full)."""
+    path = workdir / f"warm-{events}.jsonl"
     if not path.exists():
-        write_stream(path, WARM_EVENTS, 1, seed=11)
+        write_stream(path, events, 1, seed=11)
     _cpu, _events, partitions, _alerts = replay_file(settings_for(1), path)
     (entries,) = partitions.values()
     return {k: v for k, v in entries.items() if k != "meta"}
@@ -274,20 +278,24 @@ def child_warm(models: int, events: int, workdir: Path, *, labels: bool) -> dict
     }
 
 
-def records_path(models: int, workdir: Path, *, labels: bool) -> Path:
-    return workdir / f"records-{models}-{'labels' if labels else 'nolabels'}.bin"
+def records_path(models: int, workdir: Path, *, labels: bool, learning: bool = False) -> Path:
+    kind = "learning" if learning else "labels" if labels else "nolabels"
+    return workdir / f"records-{models}-{kind}.bin"
 
 
-def child_sidecar_records(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
+def child_sidecar_records(
+    models: int, workdir: Path, *, labels: bool, learning: bool = False
+) -> dict[str, Any]:
     """Write the changelog records of ``models`` warmed models to a file (length-
     prefixed key and value), for :func:`child_sidecar_restore` to read as a sidecar
     reads its changelog: building them costs a process more memory than holding them.
     ``labels``: the entries of the partition as a sidecar holds it, restored under
     ``limits.max_pending_labels`` (each model's cloned join trimmed to the budget's
-    share): a live sidecar never holds, and so never writes, more."""
+    share): a live sidecar never holds, and so never writes, more. ``learning``:
+    models at the end of their warm-up (:data:`LEARNING_EVENTS`), without labels."""
     from pipeline.state.changelog import encode_entry
 
-    template = warm_template(workdir)
+    template = warm_template(workdir, LEARNING_EVENTS if learning else WARM_EVENTS)
     if not labels:
         template = without_join(template)
     entries = cloned(template, models)
@@ -298,23 +306,32 @@ def child_sidecar_records(models: int, workdir: Path, *, labels: bool) -> dict[s
         pending = processor.engine.partitions[0].pending.total
         entries = processor.engine.state_entries(0)
     total = 0
-    with records_path(models, workdir, labels=labels).open("wb") as out:
+    with records_path(models, workdir, labels=labels, learning=learning).open("wb") as out:
         for key, state in entries.items():
             raw_key, raw_value = encode_entry(0, key, state, {"t": 0}, None)
             out.write(struct.pack("<II", len(raw_key), len(raw_value)))
             out.write(raw_key)
             out.write(raw_value)
             total += len(raw_value)
-    return {"models": models, "labels": labels, "state_bytes": total, "pending": pending}
+    return {
+        "models": models,
+        "labels": labels,
+        "learning": learning,
+        "state_bytes": total,
+        "pending": pending,
+    }
 
 
-def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[str, Any]:
+def child_sidecar_restore(
+    models: int, workdir: Path, *, labels: bool, learning: bool = False
+) -> dict[str, Any]:
     """Peak RSS of a sidecar's restore of ``models`` warmed models: the changelog
     records of their entries (written by :func:`child_sidecar_records`) read record
     by record as a sidecar's ``read_partition`` yields them, folded as they come,
     then restored through the loop's store and processor. ``labels``: with the
     label join a sidecar at ``limits.max_pending_labels`` writes; else without a
-    labels topic (no join entries)."""
+    labels topic (no join entries). ``learning``: the models at the end of their
+    warm-up (:data:`LEARNING_EVENTS`)."""
     from pipeline.runtime.stores import ChangelogStore
 
     processor = Processor(settings_for(models, labels=labels), {})
@@ -324,7 +341,8 @@ def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[s
 
     def records(_partition: int) -> Iterator[tuple[bytes | None, bytes | None]]:
         nonlocal state_bytes
-        with records_path(models, workdir, labels=labels).open("rb") as source:
+        path = records_path(models, workdir, labels=labels, learning=learning)
+        with path.open("rb") as source:
             while head := source.read(8):
                 key_size, value_size = struct.unpack("<II", head)
                 state_bytes += value_size
@@ -338,6 +356,7 @@ def child_sidecar_restore(models: int, workdir: Path, *, labels: bool) -> dict[s
     return {
         "models": models,
         "labels": labels,
+        "learning": learning,
         "state_bytes": state_bytes,
         "started_rss": started_rss,
         "folded_rss": folded,
@@ -575,9 +594,20 @@ def report(
             f"- peak RSS with {n:,} warmed models {mib(peak)} ({what}){how} (target <= "
             f"{mib(TARGET_WARM_RSS)} for {TARGET_MODELS:,}): {verdict(at_target <= TARGET_WARM_RSS)}"
         )
-    bare = next((c for c in sidecars if not c["labels"]), None)
+    bare = next((c for c in sidecars if not c["labels"] and not c["learning"]), None)
     for sidecar in sidecars:
         n, held = sidecar["models"], sidecar["peak_rss"] - sidecar["started_rss"]
+        if sidecar["learning"]:  # what the chart's memory limit follows (no target)
+            print(
+                f"- peak RSS of a sidecar restoring {n:,} models at the end of their "
+                f"warm-up ({LEARNING_EVENTS:,} events each: every KS window holding "
+                f"{LEARNING_EVENTS:,} values of the reference it learns; no labels topic) "
+                f"from their changelog records ({mib(sidecar['state_bytes'])} of them) "
+                f"{mib(sidecar['peak_rss'])}, {kib(held / n)} per model over the child's "
+                f"{mib(sidecar['started_rss'])} before reading (the largest a model of the "
+                "default set restores; Helm's sizing.peakModelKiB)"
+            )
+            continue
         at_target = process + held * TARGET_MODELS / n
         what = "no labels topic: no join entries"
         if sidecar["labels"]:
@@ -655,6 +685,8 @@ def main(argv: list[str] | None = None) -> None:
             "sidecar-records-nolabels",
             "sidecar-restore",
             "sidecar-restore-nolabels",
+            "sidecar-records-learning",
+            "sidecar-restore-learning",
         ),
         help=argparse.SUPPRESS,
     )
@@ -682,6 +714,10 @@ def main(argv: list[str] | None = None) -> None:
             result = child_sidecar_restore(args.models, workdir, labels=True)
         elif args.child == "sidecar-restore-nolabels":
             result = child_sidecar_restore(args.models, workdir, labels=False)
+        elif args.child == "sidecar-records-learning":
+            result = child_sidecar_records(args.models, workdir, labels=False, learning=True)
+        elif args.child == "sidecar-restore-learning":
+            result = child_sidecar_restore(args.models, workdir, labels=False, learning=True)
         else:
             result = child_memory(workdir)
         print(json.dumps(result))
@@ -702,7 +738,7 @@ def main(argv: list[str] | None = None) -> None:
         warm_models = args.warm_models or (400 if args.quick else sizes[-1])
         warms = [run_child(k, warm_models, events, workdir) for k in ("warm", "warm-nolabels")]
         sidecars = []
-        for suffix in ("", "-nolabels"):  # records written by one child, read by another
+        for suffix in ("", "-nolabels", "-learning"):  # written by one child, read by another
             written = run_child(f"sidecar-records{suffix}", warm_models, 0, workdir)
             restored = run_child(f"sidecar-restore{suffix}", warm_models, 0, workdir)
             sidecars.append({**restored, "pending": written["pending"]})
