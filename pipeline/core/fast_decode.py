@@ -5,7 +5,7 @@ through them costs ~20 µs, most of it in Python callbacks (the value union's
 discriminator and the magnitude bound run once per feature). msgspec checks the same
 constraints in C in a few µs. So :func:`decode_fast` tries msgspec first, against
 ``msgspec.Struct`` mirrors of the models declared below, and returns the *pydantic*
-event, built by ``model_copy(update=...)`` of a template: the same class, field order,
+event, built as ``model_copy(update=...)`` of a template builds it: the same class, field order,
 values, defaults and ``model_fields_set`` as ``validate_json`` would give.
 
 Anything the mirror refuses (or that it cannot vouch for, e.g. a timestamp in a form
@@ -149,16 +149,33 @@ def _template(model: type[BaseModel]) -> BaseModel:
 
 
 class _Kind:
-    __slots__ = ("decode", "template")
+    __slots__ = ("decode", "defaults", "model", "required")
 
     def __init__(self, model: type[BaseModel], mirror: type[Struct]) -> None:
         self.decode = msgspec.json.Decoder(mirror).decode
-        self.template = _template(model)
+        template = _template(model)
+        self.model = model
+        self.defaults: dict[str, Any] = dict(template.__dict__)
+        self.required: set[str] = set(template.model_fields_set)
+
+    def event(self, carried: dict[str, Any]) -> BaseModel:
+        """What ``template.model_copy(update=carried)`` gives, built directly: the
+        template's fields with the carried ones replaced (the same order), its
+        fields set with the carried ones added, no extra and no private values.
+        ``model_copy`` spent ~3 µs per event on generic copies of each of those."""
+        event: BaseModel = _new(self.model)
+        _setattr(event, "__dict__", {**self.defaults, **carried})
+        _setattr(event, "__pydantic_extra__", None)
+        _setattr(event, "__pydantic_fields_set__", self.required | carried.keys())
+        _setattr(event, "__pydantic_private__", None)
+        return event
 
 
 _KINDS: Final = {kind: _Kind(model, mirror) for kind, (model, mirror) in MIRRORS.items()}
 _decode_tag = msgspec.json.Decoder(_Tag).decode
 _asdict = msgspec.structs.asdict
+_new = object.__new__
+_setattr = object.__setattr__
 
 # The one timestamp form vouched for here (what clients write); any other form, valid
 # or not, is left to pydantic. ``datetime.fromisoformat`` refuses impossible dates.
@@ -219,5 +236,4 @@ def decode_fast(value: bytes, kind: str | None) -> InputEvent | None:
     if at is None:
         return None
     carried["timestamp"] = at
-    update = {k: v for k, v in carried.items() if v is not UNSET}
-    return cast("InputEvent", path.template.model_copy(update=update))
+    return cast("InputEvent", path.event({k: v for k, v in carried.items() if v is not UNSET}))

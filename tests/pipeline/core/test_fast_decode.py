@@ -41,6 +41,10 @@ def _same(a: Any, b: Any) -> bool:
         return (
             list(a.__dict__) == list(b.__dict__)
             and a.model_fields_set == b.model_fields_set
+            and type(a.model_fields_set) is type(b.model_fields_set)
+            and a.__pydantic_extra__ == b.__pydantic_extra__
+            and a.__pydantic_private__ == b.__pydantic_private__
+            and a == b
             and all(_same(a.__dict__[k], b.__dict__[k]) for k in a.__dict__)
             and a.model_dump_json(by_alias=True) == b.model_dump_json(by_alias=True)
         )
