@@ -17,6 +17,11 @@ _MAX_LOG = 700.0
 """``statistic`` is ``exp`` of at most this (finite in a float)."""
 
 
+def _log_sum(logs: list[float], top: float) -> float:
+    r""":math:`\log \sum_k e^{l_k}` of the starts' log ratios (``top``: their largest)."""
+    return top + math.log(math.fsum(math.exp(v - top) for v in logs))
+
+
 @register
 class CategoricalSR(DriftDetector[Any]):
     r"""Sequential test of a category mix against a reference: Shiryaev-Roberts on a
@@ -125,6 +130,9 @@ class CategoricalSR(DriftDetector[Any]):
         self.max_starts = check_positive_int(max_starts, "max_starts")
         self.max_categories = check_positive_int(max_categories, "max_categories")
         self._log_threshold = math.log(self.arl0 / self.stride + 1.0)
+        self._log_counts = [-math.inf] + [math.log(n) for n in range(1, self.max_starts + 1)]
+        r"""``log(n)``: with ``n`` starts, :math:`\log R` is at most the largest
+        start's plus this."""
         self.reset()
 
     def reset(self) -> None:
@@ -151,6 +159,8 @@ class CategoricalSR(DriftDetector[Any]):
         self._logs: list[float] = []
         """Log likelihood ratio of each start."""
         self._log_r = -math.inf
+        self._log_r_due = False
+        """``_log_r`` is to be summed from ``_logs`` when read (:meth:`_evidence`)."""
 
     def _build(self, counts: Mapping[str, int]) -> None:
         order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -200,7 +210,13 @@ class CategoricalSR(DriftDetector[Any]):
             logs[i] += log((alt_x + c) / (kappa + since - opened[i])) - log_null
             row[cell] = c + 1
         top = max(logs)
-        self._log_r = top + math.log(math.fsum(math.exp(v - top) for v in logs))
+        if top + self._log_counts[len(logs)] < self._log_threshold:
+            # R cannot reach the threshold: its exact sum waits until it is read
+            # (most observations; summing is ~40 % of an update)
+            self._log_r_due = True
+            return self
+        self._log_r_due = False
+        self._log_r = _log_sum(logs, top)
         if self._log_r >= self._log_threshold:
             self.drift_detected = True
             log_r = self._log_r
@@ -213,9 +229,18 @@ class CategoricalSR(DriftDetector[Any]):
     def statistic(self) -> float:
         """:math:`R` after the last observation (at a detection, the value that
         crossed ``arl0``; NaN while the reference is learned)."""
-        if self._log_r == -math.inf:
+        log_r = self._evidence()
+        if log_r == -math.inf:
             return math.nan
-        return math.exp(min(self._log_r, _MAX_LOG))
+        return math.exp(min(log_r, _MAX_LOG))
+
+    def _evidence(self) -> float:
+        r""":math:`\log R` of the last observation (summed now if ``update`` left it)."""
+        if self._log_r_due:
+            logs = self._logs
+            self._log_r = _log_sum(logs, max(logs))
+            self._log_r_due = False
+        return self._log_r
 
     @property
     def threshold(self) -> float:
@@ -258,7 +283,7 @@ class CategoricalSR(DriftDetector[Any]):
                 [opened, list(row), log_l]
                 for opened, row, log_l in zip(self._opened, self._rows, self._logs, strict=True)
             ],
-            "log_r": None if self._log_r == -math.inf else self._log_r,
+            "log_r": None if (log_r := self._evidence()) == -math.inf else log_r,
         }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:

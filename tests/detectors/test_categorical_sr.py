@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors import CategoricalSR, estimate_arl0
 
@@ -54,3 +58,34 @@ class TestCategoricalSR:
         fresh.update_many(["a", "b"] * 10 + ["a"] * 7 + ["c"] * (hits[0] + 1))
         assert fresh.drift_detected
         assert fresh.statistic >= fresh.threshold
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), min_size=1, max_size=700),
+    st.sampled_from([1e2, 1e3, 1e5]),
+    st.sampled_from([0, 1, 5, 17]),
+)
+def test_the_evidence_summed_when_read_is_the_evidence_summed_every_time(
+    stream: list[int], arl0: float, every: int
+) -> None:
+    """``update`` leaves the sum over starts for later while R cannot reach the level:
+    reading it at any point (or never) changes neither the detections nor the state,
+    and it is the log-sum of the starts' ratios the snapshot holds."""
+    params = {"reference_size": 60, "arl0": arl0, "stride": 5, "max_starts": 6}
+    read, unread = CategoricalSR(**params), CategoricalSR(**params)
+    for k, cell in enumerate(stream):
+        x = "abcd"[cell]
+        read.update(x)
+        unread.update(x)
+        assert read.drift_detected == unread.drift_detected
+        if every and k % every == 0:
+            read.statistic  # noqa: B018 (the read is the point)
+    state = unread.to_state()
+    assert state == read.to_state()
+    starts = state["state"]["starts"]
+    if starts and not read.drift_detected:
+        logs = [log_l for _opened, _row, log_l in starts]
+        top = max(logs)
+        summed = top + math.log(math.fsum(math.exp(v - top) for v in logs))
+        assert state["state"]["log_r"] == summed
