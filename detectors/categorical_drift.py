@@ -144,7 +144,7 @@ class CategoricalDrift(DriftDetector[Any]):
         self._known: set[str] = set()
         self._probs: list[float] = []
         self._inv: list[int] = []
-        self._critical = math.nan
+        self._set_critical(math.nan)
         self._clear_window()
         self._checked: list[int] | None = None
         self._checked_unseen = 0
@@ -189,7 +189,7 @@ class CategoricalDrift(DriftDetector[Any]):
         self._known = set(known)
         self._probs = probs
         self._inv = [round(_SCALE / p) for p in probs]
-        self._critical = chi2_isf(self.alpha, len(probs) - 1)
+        self._set_critical(chi2_isf(self.alpha, len(probs) - 1))
         self._clear_window()
 
     # -- the per-event path ---------------------------------------------------
@@ -243,17 +243,18 @@ class CategoricalDrift(DriftDetector[Any]):
             if old > other:
                 counts[-1] -= 1
         self._pos = 0 if pos + 1 == self.window_size else pos + 1
-        if self._held == self.window_size and self._q > self._critical_q():
+        if self._held == self.window_size and self._q > self._critical_q:
             self.drift_detected = True
             self._checked = counts
             self._checked_unseen = counts[-1]
             self._clear_window()
         return self
 
-    def _critical_q(self) -> float:
-        # X^2 > c  <=>  Q / (S n) - n > c  <=>  Q > (c + n) n S
+    def _set_critical(self, critical: float) -> None:
+        self._critical = critical
+        # X^2 > c  <=>  Q / (S n) - n > c  <=>  Q > (c + n) n S: compared every update
         n = self.window_size
-        return (self._critical + n) * n * _SCALE
+        self._critical_q = (critical + n) * n * _SCALE
 
     # -- evidence -------------------------------------------------------------
     def _evidence_counts(self) -> list[int] | None:
@@ -409,7 +410,7 @@ class CategoricalDrift(DriftDetector[Any]):
                 self._set_cells(cells, floats, known)
             else:
                 self._cells, self._known, self._probs, self._inv = {}, set(), [], []
-                self._critical = math.nan
+                self._set_critical(math.nan)
                 self._clear_window()
         elif ref_n or ref_counts:
             raise ValueError("a detector with a given reference has no learning state")
