@@ -384,14 +384,14 @@ class Engine:
         kind = "label" if isinstance(event, LabelEvent) else "prediction"
         if kind not in part.join_kinds:
             part.join_kinds = sorted({*part.join_kinds, kind})
-        if len(part.join_kinds) == 2:
-            horizon = min(marks.values()) - 2 * seconds_to_micros(plan.spec.labels.ttl)
-        else:
-            horizon = -(2**62)
         joins = model.joins
         if not isinstance(joins, JoinBuffer):
             return
-        part.mark_join_pages(model.model_id, joins.expire(horizon, model.counters))
+        if len(part.join_kinds) == 2:  # else nothing expires yet
+            horizon = min(marks.values()) - 2 * seconds_to_micros(plan.spec.labels.ttl)
+            expired = joins.expire(horizon, model.counters)
+            if expired:
+                part.mark_join_pages(model.model_id, expired)
         part.pending.note(model.model_id, len(joins))
 
     def _label(self, ctx: EventContext, event: LabelEvent) -> None:
