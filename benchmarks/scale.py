@@ -575,7 +575,7 @@ def report(
     for warm in warms:
         n, peak = warm["models"], warm["peak_rss"]
         what = "no labels topic: no label join"
-        at_target = process + (peak - process) * TARGET_MODELS / n
+        at_target = extrapolated(process, peak - process, n)
         if warm["labels"]:
             what = (
                 f"label join: {WARM_EVENTS:,} pending predictions each restored, "
@@ -583,8 +583,8 @@ def report(
             )
             if warm["pending"] >= warm["budget"] and no_labels is not None:
                 # the join is at the partition's budget: it does not grow with models
-                grown = (no_labels["peak_rss"] - process) * TARGET_MODELS / n
-                at_target = process + grown + (peak - no_labels["peak_rss"])
+                bare_held = no_labels["peak_rss"] - process
+                at_target = extrapolated(process, bare_held, n, peak - no_labels["peak_rss"])
         if n >= TARGET_MODELS:
             at_target = peak
         how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
@@ -608,7 +608,7 @@ def report(
                 "default set restores; Helm's sizing.peakModelKiB)"
             )
             continue
-        at_target = process + held * TARGET_MODELS / n
+        at_target = extrapolated(process, held, n)
         what = "no labels topic: no join entries"
         if sidecar["labels"]:
             what = (
@@ -616,8 +616,9 @@ def report(
                 "pending predictions"
             )
             if bare is not None:  # the join is at the partition's budget: not per model
-                grown = (bare["peak_rss"] - bare["started_rss"]) * TARGET_MODELS / n
-                at_target = process + grown + (sidecar["peak_rss"] - bare["peak_rss"])
+                bare_held = bare["peak_rss"] - bare["started_rss"]
+                join = sidecar["peak_rss"] - bare["peak_rss"]
+                at_target = extrapolated(process, bare_held, n, join)
         how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
         if sidecar["labels"] and bare is not None and n < TARGET_MODELS:
             how += " (the models as without labels, plus this run's join at its budget)"
@@ -644,6 +645,13 @@ def report(
     )
     for line in join_state.report(join, verdict):
         print(line)
+
+
+def extrapolated(process: float, held: float, models: int, join: float = 0.0) -> float:
+    """Peak RSS at ``TARGET_MODELS``: the process, plus what ``models`` models held
+    beyond it grown linearly, plus a label join at the partition's budget (``join``:
+    it does not grow with models)."""
+    return process + held * TARGET_MODELS / models + join
 
 
 def sizes_of(text: str) -> list[int]:

@@ -130,9 +130,6 @@ class CategoricalSR(DriftDetector[Any]):
         self.max_starts = check_positive_int(max_starts, "max_starts")
         self.max_categories = check_positive_int(max_categories, "max_categories")
         self._log_threshold = math.log(self.arl0 / self.stride + 1.0)
-        self._log_counts = [-math.inf] + [math.log(n) for n in range(1, self.max_starts + 1)]
-        r"""``log(n)``: with ``n`` starts, :math:`\log R` is at most the largest
-        start's plus this."""
         self.reset()
 
     def reset(self) -> None:
@@ -210,9 +207,10 @@ class CategoricalSR(DriftDetector[Any]):
             logs[i] += log((alt_x + c) / (kappa + since - opened[i])) - log_null
             row[cell] = c + 1
         top = max(logs)
-        if top + self._log_counts[len(logs)] < self._log_threshold:
-            # R cannot reach the threshold: its exact sum waits until it is read
-            # (most observations; summing is ~40 % of an update)
+        if top + log(len(logs)) < self._log_threshold:
+            # with n starts log R is at most the largest start's plus log n: R cannot
+            # reach the threshold, and its exact sum waits until it is read (most
+            # observations; summing is ~40 % of an update)
             self._log_r_due = True
             return self
         self._log_r_due = False
