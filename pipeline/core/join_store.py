@@ -85,7 +85,9 @@ class Interned:
         return len(self.values)
 
     def code(self, value: Any) -> int:
-        key = _key(value)
+        # a string (versions, class names) is its own key: no key of another type
+        # (a (type, value) pair, a segment's tuple of them) equals it
+        key = value if value.__class__ is str else _key(value)
         code = self.codes.get(key)
         if code is None:
             code = self.codes[key] = len(self.values)

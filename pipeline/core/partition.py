@@ -144,7 +144,13 @@ class Partition:
         self.reports = 0
         """How many times :meth:`changed_keys` was read (a group added since is new)."""
         self.dirty: set[str] = set()
-        """State keys (other than detectors') changed since the last report."""
+        """State keys (other than detectors') changed since the last report; read
+        through :meth:`changed_names`, which adds the pages of :attr:`dirty_pages`."""
+        self.dirty_pages: set[tuple[str, int]] = set()
+        """(model, page) of the label join pages changed since the last report, named
+        when read: each prediction marks its page, and with thousands of models
+        nearly every one opens a page of its own, whose key was formatted, hashed and
+        cached for that one mark."""
         self.journal = 0
         """The next journal's number (:mod:`pipeline.core.journal`; 0: none yet)."""
         self.key_ids = 0
@@ -174,10 +180,20 @@ class Partition:
     def mark_join_pages(self, model_id: str, pages: Iterable[int]) -> None:
         """Pages of ``model_id``'s label join changed, and with them its counters (in
         the model entry); nothing when no page did."""
-        keys = [join_page_key(model_id, page) for page in pages]
-        if keys:
-            self.dirty.update(keys)
+        marked = False
+        for page in pages:
+            self.dirty_pages.add((model_id, page))
+            marked = True
+        if marked:
             self.mark_model("model", model_id)
+
+    def changed_names(self) -> set[str]:
+        """The state keys other than detectors' changed since the last report (the
+        report clears the set it is given)."""
+        if self.dirty_pages:
+            self.dirty.update([join_page_key(m, page) for m, page in self.dirty_pages])
+            self.dirty_pages.clear()
+        return self.dirty
 
     def mark_group(self, group: list[KeyState]) -> None:
         """The keys of ``group`` changed (added to :attr:`dirty_keys` when read, or

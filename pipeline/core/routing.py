@@ -322,20 +322,50 @@ class Router:
         """Forget the routes (a partition replaced or dropped between batches)."""
         self.routes.clear()
 
-    def join(self, route: Route) -> None:
+    def join(self, route: Route, ctx: EventContext | None = None) -> None:
         """``route``'s first use in this batch: its keys are queued (a key another
         route or a single value feeds too gets a queue that merges them) and are
-        written at the next report (marked once per report, not per batch)."""
+        written at the next report (marked once per report, not per batch).
+
+        ``ctx``: the event touching it, whose touch is applied here for a known
+        model's keys (in the same pass; with thousands of models a route is touched
+        about once per batch, and a deferred touch cost a second pass over its keys)
+        and deferred for an unknown model's (their LRU order is settled at once)."""
         batch = route.batch = self._batch
-        for state in route.states:
-            if state.queued == batch:
-                self.queue_for(state)
-            state.queued = batch
         part = route.part
+        if ctx is not None and route.states[0].known:  # one model's keys: all known, or none
+            seq, seen = part.seq, ctx.seen
+            for state in route.states:
+                if state.queued == batch:
+                    self.queue_for(state)
+                state.queued = batch
+                seq += 1
+                state.seq = seq  # the latest touch: a later one in the batch is deferred
+                if seen > state.last_seen:
+                    state.last_seen = seen
+            part.seq = seq
+        else:
+            for state in route.states:
+                if state.queued == batch:
+                    self.queue_for(state)
+                state.queued = batch
+            if ctx is not None:
+                self._defer(route, ctx)
         if route.reported != part.reports:
             route.reported = part.reports
             part.mark_group(route.states)
         self._joined.append(route)
+
+    def _defer(self, route: Route, ctx: EventContext) -> None:
+        """A touch of ``route`` applied at ``settle``: its keys take consecutive
+        touch counters from here, and the latest such touch is the one that counts."""
+        part = route.part
+        if route.base < 0:
+            self._deferred.append(route)
+        route.base = part.seq
+        part.seq += len(route.states)
+        if ctx.seen > route.last_at:
+            route.last_at = ctx.seen
 
     def queue_for(self, state: KeyState) -> DetectorQueue:
         """The batch's queue of ``state`` (made on first use)."""
@@ -446,13 +476,9 @@ class Router:
             if not route.states:
                 return
             if route.batch != self._batch:
-                self.join(route)
-            if route.base < 0:
-                self._deferred.append(route)
-            route.base = part.seq
-            part.seq += len(route.states)
-            if ctx.seen > route.last_at:
-                route.last_at = ctx.seen
+                self.join(route, ctx)
+            else:
+                self._defer(route, ctx)
         route.rows.append(values)
         route.refs.append((ctx.index << SLOT_BITS) + ctx.slots)
         ctx.slots += len(values)

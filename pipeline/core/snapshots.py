@@ -163,7 +163,7 @@ def changed_entries(
         out[key.state_key()] = None if state is None else key_entry(part, state, quarantine)
         if state is not None:
             state.saved = None  # a copy of the entry, kept would double the state in memory
-    for name in part.dirty:
+    for name in part.changed_names():
         out[name] = entry_of(part, name, quarantine)
     part.dirty_keys.clear()
     part.dirty.clear()
@@ -228,7 +228,7 @@ def report_changes(part: Partition, quarantine: Quarantine | None = None) -> Rep
             report.records[name] = entry
             book.settle(name)
     part.dirty.add(META)  # the journal and key counters
-    for name in sorted(part.dirty):
+    for name in sorted(part.changed_names()):
         snapshot = snapshot_of(part, name)
         if snapshot is None:
             report.records[name] = None

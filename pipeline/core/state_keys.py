@@ -56,7 +56,6 @@ def model_key(kind: str, model_id: str) -> str:
     return f"{kind}:" + orjson.dumps([model_id]).decode()
 
 
-@functools.lru_cache(maxsize=4096)  # each prediction marks its page changed
 def join_page_key(model_id: str, page: int) -> str:
     """``join:["m",page]``: one page of the label join."""
     return "join:" + orjson.dumps([model_id, page]).decode()
