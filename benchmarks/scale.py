@@ -44,7 +44,9 @@ Reported, as ratios within this one run (never asserted in tests):
   show them); and all of a warmed model's state: a processor holding warmed models
   restored from their snapshots, less an empty one, per model, with and without the
   label join's entries (the difference is the join; the rest beyond the detectors is
-  the engine's per-key bookkeeping);
+  the engine's per-key bookkeeping), and the same for models at the end of their
+  warm-up (every KS window holding the most of the reference it learns: the most a
+  model of the default set holds, Helm's ``sizing.modelKiB``);
 * snapshot bytes per model: the encoded state entries (key + JSON value) the
   changelog would hold, per model, and per detector kind of a warmed model;
 * restore time of one partition holding the warmed run's models (the largest size;
@@ -377,15 +379,16 @@ def child_memory(workdir: Path) -> dict[str, Any]:
     empty = Processor(settings, {})
     gc.collect()
     base = tracemalloc.get_traced_memory()[0]
+    learning = warm_template(workdir, LEARNING_EVENTS)
     per: list[float] = []
-    for entries in (template, without_join(template)):
+    for entries in (template, without_join(template), learning, without_join(learning)):
         full = Processor(settings, {})
         full.restore(0, cloned(entries, MEMORY_MODELS))
         gc.collect()
         per.append((tracemalloc.get_traced_memory()[0] - base) / MEMORY_MODELS)
         del full
         gc.collect()
-    per_model, no_join = per
+    per_model, no_join, learning_model, learning_no_join = per
     del empty
     kinds: dict[str, list[int]] = {}
     for key, state in template.items():
@@ -407,7 +410,14 @@ def child_memory(workdir: Path) -> dict[str, Any]:
         row[2] += snapshot_size
     fed = {path: ks_fed(path) for path in ("update_many", "update")}
     tracemalloc.stop()
-    return {"per_model": per_model, "no_join": no_join, "kinds": kinds, "ks_fed": fed}
+    return {
+        "per_model": per_model,
+        "no_join": no_join,
+        "learning": learning_model,
+        "learning_no_join": learning_no_join,
+        "kinds": kinds,
+        "ks_fed": fed,
+    }
 
 
 def ks_fed(path: str) -> list[int]:
@@ -569,6 +579,14 @@ def report(
         f"{MEMORY_MODELS}, traced): detectors + engine per-key bookkeeping "
         f"{kib(no_join - owned)} + label join {kib(per_model - no_join)} "
         f"({WARM_EVENTS:,} predictions pending, no label sent)"
+    )
+    learning, learning_no_join = memory["learning"], memory["learning_no_join"]
+    print(
+        f"  all of the state of a model at the end of its warm-up ({LEARNING_EVENTS:,} events: "
+        f"every KS window holding {LEARNING_EVENTS:,} values of the reference it learns; "
+        f"traced as above) {kib(learning)}: without the label join {kib(learning_no_join)}, "
+        f"label join {kib(learning - learning_no_join)} ({LEARNING_EVENTS:,} predictions "
+        "pending) (Helm's sizing.modelKiB)"
     )
     process = cold[0]["peak_rss"]  # the interpreter and a few models
     no_labels = next((w for w in warms if not w["labels"]), None)
