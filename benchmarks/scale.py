@@ -635,8 +635,8 @@ def report(
             )
             if bare is not None:  # the join is at the partition's budget: not per model
                 bare_held = bare["peak_rss"] - bare["started_rss"]
-                join = sidecar["peak_rss"] - bare["peak_rss"]
-                at_target = extrapolated(process, bare_held, n, join)
+                join_rss = sidecar["peak_rss"] - bare["peak_rss"]
+                at_target = extrapolated(process, bare_held, n, join_rss)
         how = "" if n >= TARGET_MODELS else f"; at {TARGET_MODELS:,} extrapolated {mib(at_target)}"
         if sidecar["labels"] and bare is not None and n < TARGET_MODELS:
             how += " (the models as without labels, plus this run's join at its budget)"

@@ -106,8 +106,9 @@ CHART_VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(
 def check_sizing(docs: dict[str, dict[str, Any]], sizing: dict[str, int]) -> None:
     """Memory request and limit, and limits.max_keys, as the chart derives them from
     ``sizing`` (README "Sizing")."""
-    request = sizing["baseMiB"] + sizing["models"] * sizing["modelKiB"] // 1024
-    limit = sizing["baseMiB"] + sizing["models"] * sizing["peakModelKiB"] // 1024
+    join_kib = sizing["models"] * sizing["pendingPerModel"] * sizing["pendingBytes"] // 1024
+    request = sizing["baseMiB"] + (sizing["models"] * sizing["modelKiB"] + join_kib) // 1024
+    limit = sizing["baseMiB"] + (sizing["models"] * sizing["peakModelKiB"] + join_kib) // 1024
     assert sidecar(docs["Deployment"])["resources"] == {
         "requests": {**CHART_VALUES["resources"]["requests"], "memory": f"{request}Mi"},
         "limits": {"memory": f"{limit}Mi"},
@@ -121,6 +122,8 @@ class TestHelm:
         check_sizing(by_kind(render(helm, tmp_path)), CHART_VALUES["sizing"])
         sizing = {**CHART_VALUES["sizing"], "models": 2000}
         check_sizing(by_kind(render(helm, tmp_path, {"sizing": sizing})), sizing)
+        no_labels = {**CHART_VALUES["sizing"], "pendingPerModel": 0}
+        check_sizing(by_kind(render(helm, tmp_path, {"sizing": no_labels})), no_labels)
 
     def test_explicit_memory_and_caps_win(self, helm: str, tmp_path: Path) -> None:
         values = {

@@ -175,19 +175,30 @@ volumeMounts:
 {{- end -}}
 
 {{/*
-Memory from .Values.sizing (README "Sizing"): a request of baseMiB + models x modelKiB
-(the state of warmed models), a limit of baseMiB + models x peakModelKiB (what a restore
-and a replay held at their peak); a memory given under .Values.resources wins.
+Memory from .Values.sizing (README "Sizing"): a request of baseMiB + models x (modelKiB + the
+label join), the state of models at the end of their warm-up (the most a model of the default
+set holds); a limit of baseMiB + models x (peakModelKiB + the label join), what a sidecar
+restoring such models from the changelog peaked at. The label join is pendingPerModel
+predictions waiting for their label at pendingBytes each. A memory given under
+.Values.resources wins.
 */}}
-{{- define "driftline.memoryRequestMiB" -}}
+{{- define "driftline.joinKiB" -}}
 {{- with .Values.sizing -}}
-{{- add (int .baseMiB) (div (mul (int .models) (int .modelKiB)) 1024) -}}
+{{- div (mul (int .models) (mul (int .pendingPerModel) (int .pendingBytes))) 1024 -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "driftline.memoryRequestMiB" -}}
+{{- $join := include "driftline.joinKiB" . | int -}}
+{{- with .Values.sizing -}}
+{{- add (int .baseMiB) (div (add (mul (int .models) (int .modelKiB)) $join) 1024) -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "driftline.memoryLimitMiB" -}}
+{{- $join := include "driftline.joinKiB" . | int -}}
 {{- with .Values.sizing -}}
-{{- add (int .baseMiB) (div (mul (int .models) (int .peakModelKiB)) 1024) -}}
+{{- add (int .baseMiB) (div (add (mul (int .models) (int .peakModelKiB)) $join) 1024) -}}
 {{- end -}}
 {{- end -}}
 

@@ -1,0 +1,32 @@
+"""The scale benchmark's report over the children's results of a real run (recorded in
+``data/scale_run.json``): it must print every target's verdict, since a report that
+raises after the measurements loses a run of several minutes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import scale
+
+RUN = json.loads((Path(__file__).parent / "data" / "scale_run.json").read_text())
+
+
+def test_report_prints_every_target(capsys: pytest.CaptureFixture[str]) -> None:
+    scale.report(**RUN)
+    out = capsys.readouterr().out
+    verdicts = [line for line in out.splitlines() if line.endswith(("met", "MISSED"))]
+    assert len(verdicts) == 10
+    assert "events per CPU-s at 4,000 models / at 4 = 0.68x (target >= 0.7x): MISSED" in out
+    assert "no join state with no labels topic: 0 join entries" in out
+
+
+def test_the_labels_sidecar_is_extrapolated_as_the_no_labels_one_plus_its_join() -> None:
+    process = float(RUN["cold"][0]["peak_rss"])
+    labels, bare = RUN["sidecars"][0], RUN["sidecars"][1]
+    held = bare["peak_rss"] - bare["started_rss"]
+    join = labels["peak_rss"] - bare["peak_rss"]
+    expected = process + held * scale.TARGET_MODELS / bare["models"] + join
+    assert scale.extrapolated(process, held, bare["models"], join) == pytest.approx(expected)
