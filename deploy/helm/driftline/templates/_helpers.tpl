@@ -219,8 +219,8 @@ predictions waiting for their label at pendingBytes each. A memory given under
 
 {{/*
 limits.max_keys of the sidecar's config (unless config.limits.max_keys is set): the
-detectors the memory limit holds beyond the process, at sizing.keyKiB each (the largest
-detector of the default set, measured: a KS window learning its reference), per partition.
+detectors the memory limit holds beyond the process, at sizing.keyKiB each (a model's peak
+over the default set's 11 detectors), per partition.
 */}}
 {{- define "driftline.maxKeys" -}}
 {{- $spare := sub (include "driftline.memoryLimitMiB" . | int) (int .Values.sizing.baseMiB) -}}
