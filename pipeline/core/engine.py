@@ -35,7 +35,7 @@ from typing import Any
 from pipeline.config import ModelSpec, Settings
 from pipeline.core.comparisons import golden_finding, shadow_finding
 from pipeline.core.eventtime import micros, seconds_to_micros
-from pipeline.core.feeding import feed_column, feed_value
+from pipeline.core.feeding import feed_column, feed_row
 from pipeline.core.golden import GoldenState
 from pipeline.core.journal import JournalTail, Report
 from pipeline.core.labels import NO_JOINS, JoinBuffer, MakeRoom, Touched
@@ -492,17 +492,10 @@ class Engine:
         mismatches: dict[str, int] = {}
         observer, quarantine = self.observer, self.quarantine
         for states, row, first, where in rows:
-            for j, state in enumerate(states):
-                try:
-                    finding = feed_value(state, row[j], where, mismatches, observer, quarantine)
-                except Exception as exc:  # as for a column, below
-                    quarantine.record("update", str(state.key), exc)
-                    state.reset()
-                    continue
-                if finding is not None:
-                    found.setdefault(first >> SLOT_BITS, []).append(
-                        ((first & ((1 << SLOT_BITS) - 1)) + j, finding)
-                    )
+            for j, finding in feed_row(states, row, where, mismatches, observer, quarantine):
+                found.setdefault(first >> SLOT_BITS, []).append(
+                    ((first & ((1 << SLOT_BITS) - 1)) + j, finding)
+                )
         for state, values, refs, where in columns:
             try:
                 column = feed_column(

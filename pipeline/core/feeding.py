@@ -2,8 +2,9 @@
 
 :func:`feed_column` feeds one key's column of a batch: column-wise through
 ``update_many`` when that is provably the same as feeding the values one by one,
-else one by one. :func:`feed_value` is the same for a one-value column, without the
-column's set-up (with thousands of models a batch holds about one value per key).
+else one by one. :func:`feed_row` feeds one event's values to their keys, each as a
+one-value column without the column's set-up (with thousands of models a batch holds
+about one value per key).
 Both return the findings where the detector fired (:func:`~pipeline.core.monitor.finding_for`)
 and keep the key's alert window (start, count, open incident).
 """
@@ -20,7 +21,7 @@ from pipeline.core.eventtime import from_micros
 from pipeline.core.monitor import Finding, KeyState, Observer, Origin, Update, finding_for
 from pipeline.core.quarantine import Quarantine
 
-__all__ = ["COLUMN_MIN", "Where", "feed_column", "feed_value"]
+__all__ = ["COLUMN_MIN", "Where", "feed_column", "feed_row"]
 
 COLUMN_MIN: Final = 8
 """Fewest values routed to one detector in a batch for the column-wise path."""
@@ -82,21 +83,35 @@ def feed_column(
     return _one_by_one(state, values, where, stats, observer, quarantine)
 
 
-def feed_value(
-    state: KeyState,
-    value: Any,
+def feed_row(
+    states: Sequence[KeyState],
+    row: Sequence[Any],
     where: Where,
     stats: dict[str, int],
-    observer: Observer | None = None,
-    quarantine: Quarantine | None = None,
-) -> Finding | None:
-    """``feed_column`` of a one-value column (``where`` is asked about position 0):
-    with thousands of models a batch holds about one value per key, and the
-    column's set-up cost more than the update."""
-    if state.fed is not None:
-        state.fed.append(value)
-    state.saved = None
-    return _step(state, value, 0, where, stats, observer, quarantine)
+    observer: Observer | None,
+    quarantine: Quarantine,
+) -> list[tuple[int, Finding]]:
+    """Value ``j`` of ``row`` to key ``j`` of ``states``, each as a one-value
+    column (``where`` is asked about position 0): a route holding one event of the
+    batch, which with thousands of models is nearly every route, and for which the
+    column's set-up, and a call per value to get here, cost more than the update.
+    The findings by key position. A key whose update fails (other than by refusing
+    the value) is reset and recorded in ``quarantine``; the row goes on."""
+    found: list[tuple[int, Finding]] = []
+    for j, state in enumerate(states):
+        value = row[j]
+        if state.fed is not None:
+            state.fed.append(value)
+        state.saved = None
+        try:
+            finding = _step(state, value, 0, where, stats, observer, quarantine)
+        except Exception as exc:  # e.g. a finding that cannot be built: the key resets
+            quarantine.record("update", str(state.key), exc)
+            state.reset()
+            continue
+        if finding is not None:
+            found.append((j, finding))
+    return found
 
 
 def _one_by_one(
@@ -170,6 +185,6 @@ def _step(
         finding = finding_for(state, Update(value, *where(position)), "resolved")
         state.open = False
         return finding
-    if state.monitor.severity.warning is not None and detector.warning_detected:
+    if detector.warning_detected and state.monitor.severity.warning is not None:
         return finding_for(state, Update(value, *where(position)), "warning")
     return None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -12,10 +13,11 @@ from hypothesis import strategies as st
 
 import detectors
 from pipeline.config import MonitorSpec, Settings
-from pipeline.core.feeding import COLUMN_MIN, feed_column, feed_value
+from pipeline.core.feeding import COLUMN_MIN, feed_column, feed_row
 from pipeline.core.monitor import KeyState, MonitorKey, Origin, Update
 from pipeline.core.monitor_set import resolve
 from pipeline.core.processor import Processor
+from pipeline.core.quarantine import Quarantine
 from pipeline.core.records import Record
 from pipeline.generate import DriftSpec
 from tests.pipeline.core.helpers import flat, run
@@ -90,24 +92,51 @@ class TestColumnwise:
         detector=st.sampled_from(["page_hinkley", "ks_window", "ewma"]),
         seed=st.integers(0, 10_000),
     )
-    def test_feed_value_is_a_one_value_column(self, detector: str, seed: int) -> None:
-        """The row path (a route holding one event) and the column path of one value
-        make the same findings and leave the same state."""
-        spec = _shift_spec(detector)
+    def test_a_row_is_one_value_columns(self, detector: str, seed: int) -> None:
+        """The row path (a route holding one event: value j to key j) and the column
+        path of one value per key make the same findings and leave the same state."""
+        specs = [_shift_spec(detector), _shift_spec("page_hinkley")]
         updates = _shifted_updates(seed, 200)
-        by_value, by_column = self._state(spec), self._state(spec)
+        by_row = [self._state(spec) for spec in specs]
+        by_column = [self._state(spec) for spec in specs]
         stats: dict[str, int] = {}
-        got = []
+        quarantine = Quarantine(Counter())
+        got: list[tuple[int, int, Any]] = []
         for i, u in enumerate(updates):
-            finding = feed_value(by_value, u.value, lambda _k, u=u: (u.at, u.origin, None), stats)
-            if finding is not None:
-                got.append((i, finding))
-        for u in updates:
-            apply_updates(by_column, [u], stats)
-        expected = [(i, u.finding) for i, u in enumerate(updates) if u.finding is not None]
-        assert got == expected
-        assert expected, "the shift is detected"
-        assert by_value.to_state() == by_column.to_state()
+            row = [u.value, -u.value]
+            where = lambda _k, u=u: (u.at, u.origin, None)  # noqa: E731
+            for j, finding in feed_row(by_row, row, where, stats, None, quarantine):
+                got.append((i, j, finding))
+        expected = []
+        for j, state in enumerate(by_column):
+            for i, u in enumerate(updates):
+                column = [Update(u.value if j == 0 else -u.value, u.at, u.origin)]
+                apply_updates(state, column, stats)
+                if column[0].finding is not None:
+                    expected.append((i, j, column[0].finding))
+        assert sorted(got, key=lambda f: (f[0], f[1])) == sorted(
+            expected, key=lambda f: (f[0], f[1])
+        )
+        assert any(j == 0 for _i, j, _f in expected), "the shift is detected"
+        assert [s.to_state() for s in by_row] == [s.to_state() for s in by_column]
+        assert not quarantine.drain()
+
+    def test_a_key_that_fails_in_a_row_is_reset_and_the_row_goes_on(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first, second = (self._state(_shift_spec("page_hinkley")) for _ in range(2))
+
+        def broken(_x: Any) -> Any:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(first.detector, "update", broken)
+        stats: dict[str, int] = {}
+        quarantine = Quarantine(Counter())
+        where = lambda _k: (0, Origin("t", 0, 0), None)  # noqa: E731
+        assert feed_row([first, second], [1.0, 2.0], where, stats, None, quarantine) == []
+        assert [n.key for n in quarantine.drain()] == [str(first.key)]
+        assert first.detector.update is not broken  # a fresh detector
+        assert second.window_events == 1
 
     def test_a_refused_value_in_a_batch_falls_back_to_one_by_one(self) -> None:
         spec = MonitorSpec(signal="confidence", detector="cusum", params={"warmup": 5})
