@@ -325,12 +325,12 @@ class KSWindow(DriftDetector[float]):
         x = float(x)
         if x - x != 0.0:
             raise ValueError(f"x must be a finite number, got {x!r}")
-        self._g_end = None
-        self._ranks_ok = False
         if self.drift_detected:
             self._restart()
         elif self._steady:
             # fixed reference and full window: the common case, inlined
+            self._g_end = None
+            self._ranks_ok = False
             pos = self._pos
             knots = self._knots
             if knots is None:
@@ -354,8 +354,13 @@ class KSWindow(DriftDetector[float]):
             self._test()
             return self
         elif (learn := self._learn) is not None and len(learn) < self._m - 1:
-            learn.append(x)  # a fixed reference being learned, not full with this value
+            # a fixed reference being learned, not full with this value: nothing was
+            # tested since the reset, so there is no statistic or rank to invalidate
+            learn.append(x)
             return self
+        else:
+            self._g_end = None
+            self._ranks_ok = False
         self._update_slow(x)
         self._steady = (
             self.mode == "fixed"
