@@ -9,9 +9,11 @@ detector says.
 
 Events of one shape (same model, version, variant, segments and present values)
 reach the same keys, so every event after the first of its shape takes the
-:class:`Route` the first one resolved: its values are appended as one row, and the
-touches are applied later, in bulk, by :meth:`Router.settle`, with exactly the
-values one-at-a-time processing would have left.
+:class:`Route` the first one resolved: its values are appended as one row. Its
+touches leave exactly the values one-at-a-time processing would have: the first in a
+batch of a known model's route is applied as the route joins the batch (in the pass
+over its keys that joining makes anyway), the others, and all of an unknown model's
+(whose LRU order is settled at once), later and in bulk by :meth:`Router.settle`.
 
 Routes outlive a batch: with thousands of models a batch holds about one event
 per model, so a route that lived for one batch was resolved key by key for almost
@@ -180,8 +182,9 @@ class Route:
 
     In a batch, touching a route appends the event's values as one row (a
     detector's values are a column of the rows); the bookkeeping a touch implies
-    (each key's touch counter, last-seen time, place in the LRU order) is deferred
-    and applied by ``Router.settle`` before anything reads it.
+    (each key's touch counter, last-seen time, place in the LRU order) is applied by
+    ``Router.join`` (a known model's first touch in the batch) or deferred and applied
+    by ``Router.settle`` before anything reads it.
     """
 
     __slots__ = (
