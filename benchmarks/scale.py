@@ -373,13 +373,13 @@ def child_memory(workdir: Path) -> dict[str, Any]:
     import detectors
 
     template = warm_template(workdir)
+    learning = warm_template(workdir, LEARNING_EVENTS)  # both held before tracing starts
     settings = settings_for(MEMORY_MODELS)
     gc.collect()
     tracemalloc.start()
     empty = Processor(settings, {})
     gc.collect()
     base = tracemalloc.get_traced_memory()[0]
-    learning = warm_template(workdir, LEARNING_EVENTS)
     per: list[float] = []
     for entries in (template, without_join(template), learning, without_join(learning)):
         full = Processor(settings, {})
