@@ -354,13 +354,10 @@ class KSWindow(DriftDetector[float]):
             self._test()
             return self
         elif (learn := self._learn) is not None and len(learn) < self._m - 1:
-            # a fixed reference being learned, not full with this value: nothing was
-            # tested since the reset, so there is no statistic or rank to invalidate
-            learn.append(x)
+            learn.append(x)  # a reference being learned: nothing tested since the reset
             return self
-        else:
-            self._g_end = None
-            self._ranks_ok = False
+        self._g_end = None
+        self._ranks_ok = False
         self._update_slow(x)
         self._steady = (
             self.mode == "fixed"

@@ -336,24 +336,22 @@ class Router:
         and deferred for an unknown model's (their LRU order is settled at once)."""
         batch = route.batch = self._batch
         part = route.part
-        if ctx is not None and route.states[0].known:  # one model's keys: all known, or none
-            seq, seen = part.seq, ctx.seen
-            for state in route.states:
-                if state.queued == batch:
-                    self.queue_for(state)
-                state.queued = batch
+        # one model's keys: all known, or none
+        now = ctx is not None and route.states[0].known
+        seq, seen = part.seq, _NEVER if ctx is None else ctx.seen
+        for state in route.states:
+            if state.queued == batch:
+                self.queue_for(state)
+            state.queued = batch
+            if now:
                 seq += 1
                 state.seq = seq  # the latest touch: a later one in the batch is deferred
                 if seen > state.last_seen:
                     state.last_seen = seen
+        if now:
             part.seq = seq
-        else:
-            for state in route.states:
-                if state.queued == batch:
-                    self.queue_for(state)
-                state.queued = batch
-            if ctx is not None:
-                self._defer(route, ctx)
+        elif ctx is not None:
+            self._defer(route, ctx)
         if route.reported != part.reports:
             route.reported = part.reports
             part.mark_group(route.states)
