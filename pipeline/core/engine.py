@@ -35,7 +35,7 @@ from typing import Any
 from pipeline.config import ModelSpec, Settings
 from pipeline.core.comparisons import golden_finding, shadow_finding
 from pipeline.core.eventtime import micros, seconds_to_micros
-from pipeline.core.feeding import feed_column, feed_row
+from pipeline.core.feeding import feed_column, feed_rows
 from pipeline.core.golden import GoldenState
 from pipeline.core.journal import JournalTail, Report
 from pipeline.core.labels import NO_JOINS, JoinBuffer, MakeRoom, Touched
@@ -50,7 +50,7 @@ from pipeline.core.monitor import (
 from pipeline.core.partition import ModelState, Partition
 from pipeline.core.policy import AlertPolicy, PolicyState, evaluate_rollback, to_alert
 from pipeline.core.quarantine import Notice, Quarantine
-from pipeline.core.routing import SLOT_BITS, Column, EventContext, Router, Row
+from pipeline.core.routing import SLOT_BITS, Column, EventContext, Router, Rows
 from pipeline.core.shadow import ShadowState
 from pipeline.core.snapshots import (
     all_entries,
@@ -486,15 +486,16 @@ class Engine:
             ctx.add(shadow_finding(model_id, shadow, test, decision, ctx.at, ctx.origin))
 
     # -- phase B -------------------------------------------------------------------
-    def _detect(self, rows: list[Row], columns: Iterable[Column]) -> Found:
-        """Feed every key its value or column: event index -> [(slot, finding)]."""
+    def _detect(self, rows: list[Rows], columns: Iterable[Column]) -> Found:
+        """Feed every key its values, by rows or by column: event index -> [(slot, finding)]."""
         found: Found = {}
         mismatches: dict[str, int] = {}
         observer, quarantine = self.observer, self.quarantine
-        for states, row, first, where in rows:
-            for j, finding in feed_row(states, row, where, mismatches, observer, quarantine):
-                found.setdefault(first >> SLOT_BITS, []).append(
-                    ((first & ((1 << SLOT_BITS) - 1)) + j, finding)
+        for states, events, firsts, where in rows:
+            for r, j, finding in feed_rows(states, events, where, mismatches, observer, quarantine):
+                ref = firsts[r] + j
+                found.setdefault(ref >> SLOT_BITS, []).append(
+                    (ref & ((1 << SLOT_BITS) - 1), finding)
                 )
         for state, values, refs, where in columns:
             try:

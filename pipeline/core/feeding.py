@@ -2,9 +2,9 @@
 
 :func:`feed_column` feeds one key's column of a batch: column-wise through
 ``update_many`` when that is provably the same as feeding the values one by one,
-else one by one. :func:`feed_row` feeds one event's values to their keys, each as a
-one-value column without the column's set-up (with thousands of models a batch holds
-about one value per key).
+else one by one. :func:`feed_rows` feeds a route's few events row after row, each value to its
+key, without a column's set-up (with thousands of models a batch holds about one
+value per key).
 Both return the findings where the detector fired (:func:`~pipeline.core.monitor.finding_for`)
 and keep the key's alert window (start, count, open incident).
 """
@@ -21,7 +21,7 @@ from pipeline.core.eventtime import from_micros
 from pipeline.core.monitor import Finding, KeyState, Observer, Origin, Update, finding_for
 from pipeline.core.quarantine import Quarantine
 
-__all__ = ["COLUMN_MIN", "Where", "feed_column", "feed_row"]
+__all__ = ["COLUMN_MIN", "Where", "feed_column", "feed_rows"]
 
 COLUMN_MIN: Final = 8
 """Fewest values routed to one detector in a batch for the column-wise path."""
@@ -83,34 +83,48 @@ def feed_column(
     return _one_by_one(state, values, where, stats, observer, quarantine)
 
 
-def feed_row(
+def feed_rows(
     states: Sequence[KeyState],
-    row: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
     where: Where,
     stats: dict[str, int],
     observer: Observer | None,
     quarantine: Quarantine,
-) -> list[tuple[int, Finding]]:
-    """Value ``j`` of ``row`` to key ``j`` of ``states``, each as a one-value
-    column (``where`` is asked about position 0): a route holding one event of the
-    batch, which with thousands of models is nearly every route, and for which the
-    column's set-up, and a call per value to get here, cost more than the update.
-    The findings by key position. A key whose update fails (other than by refusing
-    the value) is reset and recorded in ``quarantine``; the row goes on."""
-    found: list[tuple[int, Finding]] = []
-    for j, state in enumerate(states):
-        value = row[j]
-        if state.fed is not None:
-            state.fed.append(value)
-        state.saved = None
-        try:
-            finding = _step(state, value, 0, where, stats, observer, quarantine)
-        except Exception as exc:  # e.g. a finding that cannot be built: the key resets
-            quarantine.record("update", str(state.key), exc)
-            state.reset()
-            continue
-        if finding is not None:
-            found.append((j, finding))
+) -> list[tuple[int, int, Finding]]:
+    """Value ``j`` of each row to key ``j`` of ``states``, row after row: a route
+    holding fewer events of the batch than ``COLUMN_MIN`` (with thousands of models,
+    one or two), whose columns would go one by one anyway, and for which a column's
+    set-up, and a call per value to get here, cost more than the update. ``where``
+    is asked about a row's position. The findings as (row, key position, finding).
+    A key whose update fails (other than by refusing the value) is reset and
+    recorded in ``quarantine``; the values after it go to the fresh detector."""
+    found: list[tuple[int, int, Finding]] = []
+    for r, row in enumerate(rows):
+        for j, state in enumerate(states):
+            value = row[j]
+            if state.fed is not None:
+                state.fed.append(value)
+            state.saved = None
+            detector = state.detector
+            if not _update(state, detector, value, stats, quarantine):
+                continue
+            if (
+                observer is None
+                and state.window_start is not None
+                and not detector.drift_detected
+                and not state.open
+                and not detector.warning_detected
+            ):  # nothing to report: what ``_after`` would do, inlined
+                state.window_events += 1
+                continue
+            try:
+                finding = _after(state, detector, value, r, where, observer)
+            except Exception as exc:  # e.g. a finding that cannot be built: the key resets
+                quarantine.record("update", str(state.key), exc)
+                state.reset()
+                continue
+            if finding is not None:
+                found.append((r, j, finding))
     return found
 
 
@@ -142,15 +156,23 @@ def _step(
     observer: Observer | None,
     quarantine: Quarantine | None,
 ) -> Finding | None:
-    """One ``update``, and the finding it makes, if any.
-
-    A key that fired is *open* until ``resolve_after`` observations pass without a
-    detection; then a ``resolved`` finding says it is back to normal. Detectors that
-    keep their reference fire again within a window or two while a change lasts, so
-    quiet means back to the reference; detectors that restart after a detection
-    (KS window, ADWIN, Page-Hinkley, CUSUM...) have by then learned the new regime and
-    tested it, so quiet means stable again — in the old regime or a new one."""
+    """One ``update``, and the finding it makes, if any (:func:`_after`)."""
     detector = state.detector
+    if not _update(state, detector, value, stats, quarantine):
+        return None
+    return _after(state, detector, value, position, where, observer)
+
+
+def _update(
+    state: KeyState,
+    detector: detectors.DriftDetector[Any],
+    value: Any,
+    stats: dict[str, int],
+    quarantine: Quarantine | None,
+) -> bool:
+    """``detector.update(value)``; False when it did not take the value: a value
+    that does not suit it (counted), or a failure (the key is reset and recorded in
+    ``quarantine``; without one, it propagates)."""
     try:
         detector.update(value)
     except (TypeError, ValueError):
@@ -158,13 +180,33 @@ def _step(
         # detector (a category fed to a numeric detector): skip, count.
         name = f"signal_type_mismatch:{state.key.signal}"
         stats[name] = stats.get(name, 0) + 1
-        return None
+        return False
     except Exception as exc:
         if quarantine is None:
             raise
         quarantine.record("update", str(state.key), exc)
         state.reset()
-        return None
+        return False
+    return True
+
+
+def _after(
+    state: KeyState,
+    detector: detectors.DriftDetector[Any],
+    value: Any,
+    position: int,
+    where: Where,
+    observer: Observer | None,
+) -> Finding | None:
+    """The key's alert window after ``detector`` took ``value``, and the finding
+    the update makes, if any.
+
+    A key that fired is *open* until ``resolve_after`` observations pass without a
+    detection; then a ``resolved`` finding says it is back to normal. Detectors that
+    keep their reference fire again within a window or two while a change lasts, so
+    quiet means back to the reference; detectors that restart after a detection
+    (KS window, ADWIN, Page-Hinkley, CUSUM...) have by then learned the new regime and
+    tested it, so quiet means stable again — in the old regime or a new one."""
     if state.window_start is None:
         at, origin, _ = where(position)
         state.window_start = at

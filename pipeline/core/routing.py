@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, overload
 
 from pipeline.config import LimitSettings
-from pipeline.core.feeding import Where
+from pipeline.core.feeding import COLUMN_MIN, Where
 from pipeline.core.monitor import (
     OTHER_SEGMENT,
     Finding,
@@ -54,7 +54,7 @@ __all__ = [
     "EventContext",
     "Route",
     "Router",
-    "Row",
+    "Rows",
     "Scope",
     "ShiftedRefs",
 ]
@@ -232,9 +232,10 @@ class Route:
 Column = tuple[KeyState, Sequence[Any], Sequence[int], Where]
 """Phase B's work for one key: its values in event order, their references, and
 where each one's event is."""
-Row = tuple[list[KeyState], list[Any], int, Where]
-"""Phase B's work for a route holding one event: its keys, the event's value for
-each, the reference of the first (key ``j``'s is ``+ j``), and where the event is."""
+Rows = tuple[list[KeyState], list[list[Any]], list[int], Where]
+"""Phase B's work for a route holding fewer than ``COLUMN_MIN`` events: its keys,
+each event's value for each, the reference of each event's first value (key ``j``'s
+is ``+ j``), and where an event is (by its row's position)."""
 
 
 def _row_event(
@@ -377,22 +378,23 @@ class Router:
         return queue
 
     # -- phase B ---------------------------------------------------------------------
-    def work(self, ats: list[int], origins: list[Origin]) -> tuple[list[Row], Iterator[Column]]:
+    def work(self, ats: list[int], origins: list[Origin]) -> tuple[list[Rows], Iterator[Column]]:
         """Every key queued in this batch, once (``ats`` / ``origins``: per event): the
-        routes that hold one event of the batch and are the only source of their
-        keys, as rows (with thousands of models, nearly all of them), and the other
-        keys as columns, their values in event order."""
-        rows: list[Row] = []
+        routes that hold fewer than ``COLUMN_MIN`` events of the batch (whose columns
+        would be fed one by one) and are the only source of their keys, as rows
+        (with thousands of models, nearly all of them), and the other keys as
+        columns, their values in event order."""
+        rows: list[Rows] = []
         routes: list[Route] = []
         queues = self.queues
         for route in self._joined:
             if not route.rows:
                 continue
-            if len(route.rows) == 1 and not (
+            if len(route.rows) < COLUMN_MIN and not (
                 queues and any(id(state) in queues for state in route.states)
             ):
                 where = functools.partial(_row_event, route.refs, ats, origins)
-                rows.append((route.states, route.rows[0], route.refs[0], where))
+                rows.append((route.states, route.rows, route.refs, where))
             else:
                 routes.append(route)
         return rows, self._columns(routes, ats, origins)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import detectors
 from pipeline.config import MonitorSpec, Settings
-from pipeline.core.feeding import COLUMN_MIN, feed_column, feed_row
+from pipeline.core.feeding import COLUMN_MIN, feed_column, feed_rows
 from pipeline.core.monitor import KeyState, MonitorKey, Origin, Update
 from pipeline.core.monitor_set import resolve
 from pipeline.core.processor import Processor
@@ -91,10 +91,12 @@ class TestColumnwise:
     @given(
         detector=st.sampled_from(["page_hinkley", "ks_window", "ewma"]),
         seed=st.integers(0, 10_000),
+        sizes=st.lists(st.integers(1, COLUMN_MIN - 1), min_size=1, max_size=8),
     )
-    def test_a_row_is_one_value_columns(self, detector: str, seed: int) -> None:
-        """The row path (a route holding one event: value j to key j) and the column
-        path of one value per key make the same findings and leave the same state."""
+    def test_rows_are_short_columns(self, detector: str, seed: int, sizes: list[int]) -> None:
+        """The row path (a route holding a few events: value j of each row to key j,
+        row after row) and the column path of each key make the same findings and
+        leave the same state."""
         specs = [_shift_spec(detector), _shift_spec("page_hinkley")]
         updates = _shifted_updates(seed, 200)
         by_row = [self._state(spec) for spec in specs]
@@ -102,11 +104,16 @@ class TestColumnwise:
         stats: dict[str, int] = {}
         quarantine = Quarantine(Counter())
         got: list[tuple[int, int, Any]] = []
-        for i, u in enumerate(updates):
-            row = [u.value, -u.value]
-            where = lambda _k, u=u: (u.at, u.origin, None)  # noqa: E731
-            for j, finding in feed_row(by_row, row, where, stats, None, quarantine):
-                got.append((i, j, finding))
+        start = 0
+        for size in itertools.cycle(sizes):
+            chunk = updates[start : start + size]
+            if not chunk:
+                break
+            rows = [[u.value, -u.value] for u in chunk]
+            where = lambda k, chunk=chunk: (chunk[k].at, chunk[k].origin, None)  # noqa: E731
+            for r, j, finding in feed_rows(by_row, rows, where, stats, None, quarantine):
+                got.append((start + r, j, finding))
+            start += size
         expected = []
         for j, state in enumerate(by_column):
             for i, u in enumerate(updates):
@@ -133,10 +140,12 @@ class TestColumnwise:
         stats: dict[str, int] = {}
         quarantine = Quarantine(Counter())
         where = lambda _k: (0, Origin("t", 0, 0), None)  # noqa: E731
-        assert feed_row([first, second], [1.0, 2.0], where, stats, None, quarantine) == []
+        rows = [[1.0, 2.0], [3.0, 4.0]]
+        assert feed_rows([first, second], rows, where, stats, None, quarantine) == []
         assert [n.key for n in quarantine.drain()] == [str(first.key)]
         assert first.detector.update is not broken  # a fresh detector
-        assert second.window_events == 1
+        assert first.window_events == 1  # the second row went to the fresh detector
+        assert second.window_events == 2
 
     def test_a_refused_value_in_a_batch_falls_back_to_one_by_one(self) -> None:
         spec = MonitorSpec(signal="confidence", detector="cusum", params={"warmup": 5})
