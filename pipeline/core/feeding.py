@@ -106,7 +106,10 @@ def feed_rows(
                 state.fed.append(value)
             state.saved = None
             detector = state.detector
-            if not _update(state, detector, value, stats, quarantine):
+            try:
+                detector.update(value)
+            except Exception as exc:
+                _refused(state, exc, stats, quarantine)
                 continue
             if (
                 observer is None
@@ -170,24 +173,30 @@ def _update(
     stats: dict[str, int],
     quarantine: Quarantine | None,
 ) -> bool:
-    """``detector.update(value)``; False when it did not take the value: a value
-    that does not suit it (counted), or a failure (the key is reset and recorded in
-    ``quarantine``; without one, it propagates)."""
+    """``detector.update(value)``; False when it did not take the value (:func:`_refused`)."""
     try:
         detector.update(value)
-    except (TypeError, ValueError):
-        # The event is valid but this signal's value does not suit the
-        # detector (a category fed to a numeric detector): skip, count.
-        name = f"signal_type_mismatch:{state.key.signal}"
-        stats[name] = stats.get(name, 0) + 1
-        return False
     except Exception as exc:
-        if quarantine is None:
-            raise
-        quarantine.record("update", str(state.key), exc)
-        state.reset()
+        _refused(state, exc, stats, quarantine)
         return False
     return True
+
+
+def _refused(
+    state: KeyState, exc: Exception, stats: dict[str, int], quarantine: Quarantine | None
+) -> None:
+    """After ``update`` raised ``exc``: a value that does not suit the detector (a
+    ``TypeError`` or ``ValueError``: a category fed to a numeric detector) is
+    skipped and counted; any other failure resets the key and is recorded in
+    ``quarantine`` (without one, it propagates)."""
+    if isinstance(exc, (TypeError, ValueError)):
+        name = f"signal_type_mismatch:{state.key.signal}"
+        stats[name] = stats.get(name, 0) + 1
+        return
+    if quarantine is None:
+        raise exc
+    quarantine.record("update", str(state.key), exc)
+    state.reset()
 
 
 def _after(
