@@ -161,25 +161,12 @@ def _step(
 ) -> Finding | None:
     """One ``update``, and the finding it makes, if any (:func:`_after`)."""
     detector = state.detector
-    if not _update(state, detector, value, stats, quarantine):
-        return None
-    return _after(state, detector, value, position, where, observer)
-
-
-def _update(
-    state: KeyState,
-    detector: detectors.DriftDetector[Any],
-    value: Any,
-    stats: dict[str, int],
-    quarantine: Quarantine | None,
-) -> bool:
-    """``detector.update(value)``; False when it did not take the value (:func:`_refused`)."""
     try:
         detector.update(value)
     except Exception as exc:
         _refused(state, exc, stats, quarantine)
-        return False
-    return True
+        return None
+    return _after(state, detector, value, position, where, observer)
 
 
 def _refused(
