@@ -20,6 +20,7 @@ from pipeline.core.processor import Processor
 from pipeline.core.quarantine import Quarantine
 from pipeline.core.records import Record
 from pipeline.generate import DriftSpec
+from pipeline.model_spec import SeverityMap
 from tests.pipeline.core.helpers import flat, run
 
 
@@ -127,6 +128,76 @@ class TestColumnwise:
         assert any(j == 0 for _i, j, _f in expected), "the shift is detected"
         assert [s.to_state() for s in by_row] == [s.to_state() for s in by_column]
         assert not quarantine.drain()
+
+    @hsettings(max_examples=10, deadline=None)
+    @given(
+        seed=st.integers(0, 10_000),
+        sizes=st.lists(st.integers(1, COLUMN_MIN - 1), min_size=1, max_size=8),
+        observed=st.booleans(),
+    )
+    def test_rows_with_warnings_and_an_observer_are_short_columns(
+        self, seed: int, sizes: list[int], observed: bool
+    ) -> None:
+        """The row path's other branch: a monitor that maps its detector's warnings
+        to alerts (HDDM-A on an error rate moving between 10 % and 50 %), with or
+        without an observer that sees every update, as a backtest installs it. Same
+        findings, same state and the same observations, per key, as one-value
+        columns."""
+        specs = [
+            MonitorSpec(
+                signal="error",
+                detector="hddm_a",
+                severity=SeverityMap(drift="critical", warning="warning"),
+                resolve_after=20,  # so that warnings come on keys no incident holds open
+            ),
+            _shift_spec("page_hinkley"),
+        ]
+        rng = np.random.default_rng(seed)
+        rates = [0.1, 0.3, 0.1, 0.5, 0.2]
+        flips = np.concatenate([rng.random(150) < rate for rate in rates])
+        updates = [Update(float(f), i, Origin("t", 0, i)) for i, f in enumerate(flips)]
+        by_row = [self._state(spec) for spec in specs]
+        by_column = [self._state(spec) for spec in specs]
+        seen: dict[str, list[tuple[Any, Any]]] = {"row": [], "column": []}
+
+        def observer(path: str) -> Any:
+            if not observed:
+                return None
+            return lambda key, value, _detector, at, _origin: seen[path].append(
+                (key.signal, value, at)
+            )
+
+        stats: dict[str, int] = {}
+        quarantine = Quarantine(Counter())
+        got: list[tuple[int, int, Any]] = []
+        start = 0
+        for size in itertools.cycle(sizes):
+            chunk = updates[start : start + size]
+            if not chunk:
+                break
+            rows = [[u.value, u.value] for u in chunk]
+            where = lambda k, chunk=chunk: (chunk[k].at, chunk[k].origin, None)  # noqa: E731
+            found = feed_rows(by_row, rows, where, stats, observer("row"), quarantine)
+            got.extend((start + r, j, finding) for r, j, finding in found)
+            start += size
+        expected = []
+        for j, state in enumerate(by_column):
+            for i, u in enumerate(updates):
+                where = lambda _k, u=u: (u.at, u.origin, None)  # noqa: E731
+                for _position, finding in feed_column(
+                    state, [u.value], where, stats, observer("column")
+                ):
+                    expected.append((i, j, finding))
+        assert sorted(got, key=lambda f: (f[0], f[1])) == sorted(
+            expected, key=lambda f: (f[0], f[1])
+        )
+        assert any(f.severity == "warning" for _i, j, f in expected if j == 0), "a warning"
+        assert [s.to_state() for s in by_row] == [s.to_state() for s in by_column]
+        for signal in ("error", "confidence"):
+            assert [o for o in seen["row"] if o[0] == signal] == [
+                o for o in seen["column"] if o[0] == signal
+            ]
+        assert len(seen["row"]) == (2 * len(updates) if observed else 0)
 
     def test_a_key_that_fails_in_a_row_is_reset_and_the_row_goes_on(
         self, monkeypatch: pytest.MonkeyPatch
