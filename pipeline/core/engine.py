@@ -502,7 +502,7 @@ class Engine:
                 column = feed_column(
                     state, values, where, mismatches, self.observer, self.quarantine
                 )
-            except Exception as exc:  # e.g. a finding that cannot be built: the key resets
+            except Exception as exc:  # e.g. the detector not put back from its snapshot: it resets
                 self.quarantine.record("update", str(state.key), exc)
                 state.reset()
                 continue

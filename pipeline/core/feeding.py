@@ -50,9 +50,10 @@ def feed_column(
     definition what a per-record run does.
 
     With a ``quarantine``, a value whose update raises anything but the
-    ``TypeError`` / ``ValueError`` of a value the detector refuses resets the key
-    (a fresh detector, see :meth:`KeyState.reset`) and is recorded there; the
-    values after it go to the fresh detector. Without one, it propagates.
+    ``TypeError`` / ``ValueError`` of a value the detector refuses, or whose finding
+    cannot be built, resets the key (a fresh detector, see :meth:`KeyState.reset`)
+    and is recorded there; the values after it go to the fresh detector, as they
+    would from one record to the next. Without one, it propagates.
     """
     if state.fed is not None:
         state.fed.extend(values)
@@ -159,14 +160,24 @@ def _step(
     observer: Observer | None,
     quarantine: Quarantine | None,
 ) -> Finding | None:
-    """One ``update``, and the finding it makes, if any (:func:`_after`)."""
+    """One ``update``, and the finding it makes, if any (:func:`_after`). With a
+    ``quarantine``, a finding that cannot be built resets the key (the values after
+    it go to the fresh detector, as from one record to the next); without one, it
+    propagates."""
     detector = state.detector
     try:
         detector.update(value)
     except Exception as exc:
         _refused(state, exc, stats, quarantine)
         return None
-    return _after(state, detector, value, position, where, observer)
+    try:
+        return _after(state, detector, value, position, where, observer)
+    except Exception as exc:
+        if quarantine is None:
+            raise
+        quarantine.record("update", str(state.key), exc)
+        state.reset()
+        return None
 
 
 def _refused(

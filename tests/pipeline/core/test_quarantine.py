@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from detectors import CUSUM, PageHinkley
+from pipeline.core import feeding
 from pipeline.core.engine import Engine
 from pipeline.core.policy import AlertPolicy, PolicyState
 from pipeline.core.processor import Processor
@@ -131,6 +132,32 @@ class TestUpdate:
         state.reset()
         assert state.detector.to_state() == state.monitor.build().to_state()
         assert (state.window_events, state.window_start, state.open) == (0, None, False)
+
+
+class TestFinding:
+    @pytest.mark.parametrize("batch", [7, 64, 500])
+    def test_a_finding_that_cannot_be_built_gives_the_per_record_outputs_and_state(
+        self, monkeypatch: pytest.MonkeyPatch, batch: int
+    ) -> None:
+        """A key whose detector fired but whose finding fails to build is reset, and
+        its values after that one go to the fresh detector, in a batch's column as
+        from one record to the next."""
+        original = feeding.finding_for
+
+        def finding_for(state: Any, update: Any, kind: str) -> Any:
+            if kind == "drift" and state.key.signal.startswith("feature:"):
+                raise OverflowError("math range error")
+            return original(state, update, kind)
+
+        monkeypatch.setattr(feeding, "finding_for", finding_for)
+        records = full_stream()
+        one, many = Processor(SETTINGS), Processor(SETTINGS)
+        assert _kinds(run(one, records, batch=1)) == _kinds(run(many, records, batch=batch))
+        for partition in (0, 1):
+            assert _by_request(one.engine.state_entries(partition)) == _by_request(
+                many.engine.state_entries(partition)
+            )
+        assert one.stats["quarantined:update"] == many.stats["quarantined:update"] > 0
 
 
 class TestSnapshot:
