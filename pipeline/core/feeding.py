@@ -123,9 +123,8 @@ def feed_rows(
                 continue
             try:
                 finding = _after(state, detector, value, r, where, observer)
-            except Exception as exc:  # e.g. a finding that cannot be built: the key resets
-                quarantine.record("update", str(state.key), exc)
-                state.reset()
+            except Exception as exc:  # e.g. a finding that cannot be built
+                _quarantined(state, exc, quarantine)
                 continue
             if finding is not None:
                 found.append((r, j, finding))
@@ -173,10 +172,7 @@ def _step(
     try:
         return _after(state, detector, value, position, where, observer)
     except Exception as exc:
-        if quarantine is None:
-            raise
-        quarantine.record("update", str(state.key), exc)
-        state.reset()
+        _quarantined(state, exc, quarantine)
         return None
 
 
@@ -191,6 +187,13 @@ def _refused(
         name = f"signal_type_mismatch:{state.key.signal}"
         stats[name] = stats.get(name, 0) + 1
         return
+    _quarantined(state, exc, quarantine)
+
+
+def _quarantined(state: KeyState, exc: Exception, quarantine: Quarantine | None) -> None:
+    """A key's update or finding failed with ``exc``: it is reset (a fresh detector,
+    see :meth:`KeyState.reset`) and recorded in ``quarantine``; without one, ``exc``
+    propagates."""
     if quarantine is None:
         raise exc
     quarantine.record("update", str(state.key), exc)
