@@ -57,6 +57,30 @@ def _shifted_updates(seed: int, half: int) -> list[Update]:
     return [Update(v, i, Origin("t", 0, i)) for i, v in enumerate(values)]
 
 
+def _feed_in_chunks(
+    states: list[KeyState],
+    updates: list[Update],
+    sizes: list[int],
+    row_of: Callable[[Update], list[Any]],
+    observer: Any,
+    stats: dict[str, int],
+    quarantine: Quarantine,
+) -> list[tuple[int, int, Any]]:
+    """``updates`` through :func:`feed_rows` in routes of ``sizes`` events (cycled),
+    each update's row ``row_of(update)``: the findings as (update index, key, finding)."""
+    got: list[tuple[int, int, Any]] = []
+    start = 0
+    cycle = itertools.cycle(sizes)
+    while start < len(updates):
+        chunk = updates[start : start + next(cycle)]
+        rows = [row_of(u) for u in chunk]
+        where = lambda k, chunk=chunk: (chunk[k].at, chunk[k].origin, None)  # noqa: E731
+        found = feed_rows(states, rows, where, stats, observer, quarantine)
+        got.extend((start + r, j, finding) for r, j, finding in found)
+        start += len(chunk)
+    return got
+
+
 class TestColumnwise:
     @staticmethod
     def _state(spec: MonitorSpec) -> KeyState:
@@ -104,17 +128,9 @@ class TestColumnwise:
         by_column = [self._state(spec) for spec in specs]
         stats: dict[str, int] = {}
         quarantine = Quarantine(Counter())
-        got: list[tuple[int, int, Any]] = []
-        start = 0
-        for size in itertools.cycle(sizes):
-            chunk = updates[start : start + size]
-            if not chunk:
-                break
-            rows = [[u.value, -u.value] for u in chunk]
-            where = lambda k, chunk=chunk: (chunk[k].at, chunk[k].origin, None)  # noqa: E731
-            for r, j, finding in feed_rows(by_row, rows, where, stats, None, quarantine):
-                got.append((start + r, j, finding))
-            start += size
+        got = _feed_in_chunks(
+            by_row, updates, sizes, lambda u: [u.value, -u.value], None, stats, quarantine
+        )
         expected = []
         for j, state in enumerate(by_column):
             for i, u in enumerate(updates):
@@ -169,17 +185,9 @@ class TestColumnwise:
 
         stats: dict[str, int] = {}
         quarantine = Quarantine(Counter())
-        got: list[tuple[int, int, Any]] = []
-        start = 0
-        for size in itertools.cycle(sizes):
-            chunk = updates[start : start + size]
-            if not chunk:
-                break
-            rows = [[u.value, u.value] for u in chunk]
-            where = lambda k, chunk=chunk: (chunk[k].at, chunk[k].origin, None)  # noqa: E731
-            found = feed_rows(by_row, rows, where, stats, observer("row"), quarantine)
-            got.extend((start + r, j, finding) for r, j, finding in found)
-            start += size
+        got = _feed_in_chunks(
+            by_row, updates, sizes, lambda u: [u.value, u.value], observer("row"), stats, quarantine
+        )
         expected = []
         for j, state in enumerate(by_column):
             for i, u in enumerate(updates):

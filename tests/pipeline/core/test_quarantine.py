@@ -74,6 +74,19 @@ def _kinds(outputs: list[list[Message]]) -> list[list[tuple[str, bytes | None]]]
     return [[(m.kind, m.value) for m in messages] for messages in outputs]
 
 
+def _per_record_and_batched(records: list[Record] | tuple[Record, ...], batch: int) -> Processor:
+    """Run ``records`` one at a time and in batches of ``batch``; assert the same
+    outputs and state entries; the batched processor (for its counters)."""
+    one, many = Processor(SETTINGS), Processor(SETTINGS)
+    assert _kinds(run(one, records, batch=1)) == _kinds(run(many, records, batch=batch))
+    for partition in (0, 1):
+        assert _by_request(one.engine.state_entries(partition)) == _by_request(
+            many.engine.state_entries(partition)
+        )
+    assert one.stats["quarantined:update"] == many.stats["quarantined:update"]
+    return many
+
+
 class TestUpdate:
     def test_a_failing_update_resets_the_key_and_processing_goes_on(
         self, monkeypatch: pytest.MonkeyPatch
@@ -102,14 +115,7 @@ class TestUpdate:
         self, monkeypatch: pytest.MonkeyPatch, batch: int
     ) -> None:
         _fail_on_poison(monkeypatch)
-        records = _poisoned()
-        one, many = Processor(SETTINGS), Processor(SETTINGS)
-        assert _kinds(run(one, records, batch=1)) == _kinds(run(many, records, batch=batch))
-        for partition in (0, 1):
-            assert _by_request(one.engine.state_entries(partition)) == _by_request(
-                many.engine.state_entries(partition)
-            )
-        assert one.stats["quarantined:update"] == many.stats["quarantined:update"]
+        _per_record_and_batched(_poisoned(), batch)
 
     def test_the_key_starts_again_from_a_fresh_detector(
         self, monkeypatch: pytest.MonkeyPatch
@@ -150,14 +156,8 @@ class TestFinding:
             return original(state, update, kind)
 
         monkeypatch.setattr(feeding, "finding_for", finding_for)
-        records = full_stream()
-        one, many = Processor(SETTINGS), Processor(SETTINGS)
-        assert _kinds(run(one, records, batch=1)) == _kinds(run(many, records, batch=batch))
-        for partition in (0, 1):
-            assert _by_request(one.engine.state_entries(partition)) == _by_request(
-                many.engine.state_entries(partition)
-            )
-        assert one.stats["quarantined:update"] == many.stats["quarantined:update"] > 0
+        many = _per_record_and_batched(full_stream(), batch)
+        assert many.stats["quarantined:update"] > 0
 
 
 class TestSnapshot:
