@@ -35,7 +35,7 @@ from typing import Any
 from pipeline.config import ModelSpec, Settings
 from pipeline.core.comparisons import golden_finding, shadow_finding
 from pipeline.core.eventtime import micros, seconds_to_micros
-from pipeline.core.feeding import feed_column, feed_rows
+from pipeline.core.feeding import feed_column, feed_rows, quarantine_key
 from pipeline.core.golden import GoldenState
 from pipeline.core.journal import JournalTail, Report
 from pipeline.core.labels import NO_JOINS, JoinBuffer, MakeRoom, Touched
@@ -502,9 +502,8 @@ class Engine:
                 column = feed_column(
                     state, values, where, mismatches, self.observer, self.quarantine
                 )
-            except Exception as exc:  # e.g. the detector not put back from its snapshot: it resets
-                self.quarantine.record("update", str(state.key), exc)
-                state.reset()
+            except Exception as exc:  # e.g. the detector not put back from its snapshot
+                quarantine_key(state, exc, self.quarantine)
                 continue
             for position, finding in column:
                 ref = refs[position]

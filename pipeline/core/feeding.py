@@ -21,7 +21,7 @@ from pipeline.core.eventtime import from_micros
 from pipeline.core.monitor import Finding, KeyState, Observer, Origin, Update, finding_for
 from pipeline.core.quarantine import Quarantine
 
-__all__ = ["COLUMN_MIN", "Where", "feed_column", "feed_rows"]
+__all__ = ["COLUMN_MIN", "Where", "feed_column", "feed_rows", "quarantine_key"]
 
 COLUMN_MIN: Final = 8
 """Fewest values routed to one detector in a batch for the column-wise path."""
@@ -124,7 +124,7 @@ def feed_rows(
             try:
                 finding = _after(state, detector, value, r, where, observer)
             except Exception as exc:  # e.g. a finding that cannot be built
-                _quarantined(state, exc, quarantine)
+                quarantine_key(state, exc, quarantine)
                 continue
             if finding is not None:
                 found.append((r, j, finding))
@@ -172,7 +172,7 @@ def _step(
     try:
         return _after(state, detector, value, position, where, observer)
     except Exception as exc:
-        _quarantined(state, exc, quarantine)
+        quarantine_key(state, exc, quarantine)
         return None
 
 
@@ -187,10 +187,10 @@ def _refused(
         name = f"signal_type_mismatch:{state.key.signal}"
         stats[name] = stats.get(name, 0) + 1
         return
-    _quarantined(state, exc, quarantine)
+    quarantine_key(state, exc, quarantine)
 
 
-def _quarantined(state: KeyState, exc: Exception, quarantine: Quarantine | None) -> None:
+def quarantine_key(state: KeyState, exc: Exception, quarantine: Quarantine | None) -> None:
     """A key's update or finding failed with ``exc``: it is reset (a fresh detector,
     see :meth:`KeyState.reset`) and recorded in ``quarantine``; without one, ``exc``
     propagates."""
