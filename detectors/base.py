@@ -147,6 +147,23 @@ class DriftDetector(ABC, Generic[T]):
         """The p-value of the last test, for detectors that run one."""
         return None
 
+    # -- the quiet period (see detectors.learning) -------------------------------
+    @property
+    def quiet_period(self) -> int:
+        """Observations after a reset during which this detector promises to set
+        neither flag, to report a NaN ``statistic``, a None ``p_value`` and a fresh
+        detector's ``threshold``, whatever they are: nothing it reports depends on
+        them, so :class:`~detectors.learning.Learning` may hold them as values and
+        feed them later through ``update_many``. 0 (the default) promises nothing;
+        a detector that promises a period also defines ``admit``."""
+        return 0
+
+    def admit(self, x: Any) -> Any:
+        """``x`` as ``update`` consumes it (a float, a category's key), raising the
+        ``TypeError`` or ``ValueError`` that ``update`` raises for it; feeding the
+        admitted value changes the detector as feeding ``x`` does."""
+        raise NotImplementedError(f"{self.name} promises no quiet period")
+
     # -- parameters and snapshots ---------------------------------------------
     @abstractmethod
     def _get_params(self) -> dict[str, Any]:

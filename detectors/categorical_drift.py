@@ -355,6 +355,15 @@ class CategoricalDrift(DriftDetector[Any]):
         """Observations a fresh detector spends learning its reference (0 if given)."""
         return 0 if self.reference is not None else self.reference_size
 
+    @property
+    def quiet_period(self) -> int:
+        """The reference being counted (none when it was given), but its last
+        observation, which sets the threshold."""
+        return max(self.learning_period - 1, 0)
+
+    def admit(self, x: Any) -> str:
+        return category_key(x)
+
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
         return {

@@ -258,6 +258,14 @@ class CategoricalSR(DriftDetector[Any]):
         """Observations a fresh detector spends learning its reference."""
         return self.reference_size
 
+    @property
+    def quiet_period(self) -> int:
+        """The reference being counted: no start opens before it is full."""
+        return self.reference_size
+
+    def admit(self, x: Any) -> str:
+        return category_key(x)
+
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
         return {

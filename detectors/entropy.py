@@ -296,6 +296,14 @@ class EntropyTracker(DriftDetector[Any]):
     def is_learning(self) -> bool:
         return self._ref_n < self.reference_size
 
+    @property
+    def quiet_period(self) -> int:
+        """The reference being counted: no window before it is full."""
+        return self.reference_size
+
+    def admit(self, x: Any) -> str:
+        return category_key(x)
+
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
         return {

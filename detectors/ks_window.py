@@ -30,7 +30,7 @@ from detectors._parse import (
     pack_floats,
 )
 from detectors._stats import kolmogorov_sf, ks_critical_count
-from detectors.base import DriftDetector, register, require
+from detectors.base import DriftDetector, check_finite, register, require
 
 __all__ = ["KSWindow", "kolmogorov_sf"]
 
@@ -573,6 +573,15 @@ class KSWindow(DriftDetector[float]):
         if not self._full():
             return None
         return self._p_of(self._count_statistic())
+
+    @property
+    def quiet_period(self) -> int:
+        """A reference being learned (fixed mode, no ``baseline``): nothing is
+        tested before it is full."""
+        return self._m if self.mode == "fixed" and self.baseline is None else 0
+
+    def admit(self, x: Any) -> float:
+        return check_finite(x)
 
     # -- snapshots ---------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:

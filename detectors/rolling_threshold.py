@@ -293,6 +293,14 @@ class RollingThreshold(DriftDetector[float]):
         """Values a fresh detector spends learning its reference."""
         return self.reference_size
 
+    @property
+    def quiet_period(self) -> int:
+        """The reference being learned: no check before it is full."""
+        return self.reference_size
+
+    def admit(self, x: Any) -> float:
+        return check_finite(x)
+
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
         return {

@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 import detectors
+from detectors.learning import Learning
 from pipeline.core.eventtime import from_micros
 from pipeline.core.monitor import Finding, KeyState, Observer, Origin, Update, finding_for
 from pipeline.core.quarantine import Quarantine
@@ -65,12 +66,19 @@ def feed_column(
         and state.detector.column_path
         and not (state.open and state.window_events + len(values) >= state.monitor.resolve_after)
     ):
+        detector = state.detector
         # A JSON copy (detector snapshots are plain JSON by contract); the
-        # changelog's, when the detector has not changed since it was taken.
-        saved = state.saved or orjson.dumps(state.detector.to_state())
+        # changelog's, when the detector has not changed since it was taken. A quiet
+        # detector takes a column that fits in its quiet period whole or not at
+        # all, and cannot fire on it: nothing to put back.
+        saved = (
+            None
+            if type(detector) is Learning and len(values) < detector.room
+            else state.saved or orjson.dumps(detector.to_state())
+        )
         state.saved = None
         try:
-            hits = state.detector.update_many(values)
+            hits = detector.update_many(values)
         except Exception:  # a refused value or a failure: one by one finds which
             hits = [-1]
         if not hits:
@@ -80,7 +88,8 @@ def feed_column(
                 state.window_first = [origin.topic, origin.offset]
             state.window_events += len(values)
             return []
-        state.detector = detectors.get(state.monitor.detector).from_state(orjson.loads(saved))
+        if saved is not None:
+            state.detector = detectors.get(state.monitor.detector).from_state(orjson.loads(saved))
     return _one_by_one(state, values, where, stats, observer, quarantine)
 
 

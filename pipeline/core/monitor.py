@@ -20,6 +20,7 @@ import orjson
 
 import detectors
 from detectors import DriftDetector
+from detectors.learning import Learning
 from pipeline.config import ModelSpec
 from pipeline.core.eventtime import from_micros
 from pipeline.core.monitor_set import DEFAULT_TARGET_ARL0, Monitor, monitor_set
@@ -354,6 +355,11 @@ class KeyState:
     """The router's batch that last queued a value for it (see
     :meth:`pipeline.core.routing.Router.join`): not state, never written."""
 
+    def __post_init__(self) -> None:
+        detector = self.detector
+        if type(detector) is Learning:
+            detector.holder = self  # it hands this key the real detector when ripe
+
     def delta_fields(self) -> dict[str, Any]:
         """The bookkeeping a delta carries: what changes with every value, and the
         rest when it changed since it was last logged."""
@@ -392,7 +398,8 @@ class KeyState:
     def reset(self) -> None:
         """A fresh detector and alert window (a quarantined key, see
         :mod:`pipeline.core.quarantine`); when it was last seen is kept."""
-        self.detector = self.monitor.build()
+        self.detector = self.monitor.start()
+        self.__post_init__()
         self.window_start = None
         self.window_first = None
         self.window_events = 0

@@ -18,6 +18,7 @@ from typing import Any, Final
 import detectors
 from detectors.arl import RULES as ARL_RULES
 from detectors.arl import threshold_params
+from detectors.learning import Learning, LearningPlan
 from pipeline.config import ModelSpec, MonitorSpec, PolicySettings, Settings, SeverityMap
 from pipeline.core.calibration import calibrated_params
 from pipeline.errors import ConfigError
@@ -31,6 +32,10 @@ __all__ = [
     "quiet_length",
     "resolve",
 ]
+
+
+LEARNING_MIN: Final = 64
+"""Shortest quiet period held as values: a shorter one saves less than it costs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +71,32 @@ class Monitor:
     fed; not an init field, so that ``dataclasses.replace`` starts a new one): keys
     are made by ``fresh_copy``, not ``__init__``."""
 
+    learning: list[LearningPlan | None] = field(
+        default_factory=list, init=False, compare=False, repr=False
+    )
+    """The prototype's :class:`~detectors.learning.LearningPlan` (None: its detector
+    promises no quiet period), made on first use like the prototype."""
+
     def build(self) -> detectors.DriftDetector[Any]:
         """A fresh detector instance."""
+        return self._prototype().fresh_copy()
+
+    def _prototype(self) -> detectors.DriftDetector[Any]:
         if not self.prototype:
             self.prototype.append(detectors.create(self.detector, **self.params))
-        return self.prototype[0].fresh_copy()
+        return self.prototype[0]
+
+    def start(self) -> detectors.DriftDetector[Any]:
+        """What a new key's detector starts as: while its detector's quiet period
+        lasts, a :class:`~detectors.learning.Learning` holding the values (no copy of
+        the prototype, an append per value; docs/architecture.md, "A detector's
+        quiet period is held as values"); else a fresh detector."""
+        if not self.learning:
+            prototype = self._prototype()
+            quiet = prototype.quiet_period >= LEARNING_MIN
+            self.learning.append(LearningPlan(prototype) if quiet else None)
+        plan = self.learning[0]
+        return self.build() if plan is None else Learning(plan)
 
 
 def resolve(spec: MonitorSpec, where: str) -> Monitor:

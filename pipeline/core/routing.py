@@ -558,7 +558,7 @@ class Router:
             else:
                 self.stats["refused:key_cap"] += 1
                 return None
-        state = KeyState(key, monitor, monitor.build(), plan.known, groups, ctx.seen, part.seq + 1)
+        state = KeyState(key, monitor, monitor.start(), plan.known, groups, ctx.seen, part.seq + 1)
         part.add_key(state, ctx.model)
         self.stats["keys_created"] += 1
         return state

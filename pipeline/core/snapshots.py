@@ -376,7 +376,7 @@ def restore_partition(
             if quarantine is None:
                 raise
             quarantine.record("restore", str(key), exc)
-            key_state = KeyState(key, monitor, monitor.build(), plan.known, groups)
+            key_state = KeyState(key, monitor, monitor.start(), plan.known, groups)
             key_state.last_seen = _int_or(state, "last_seen", part.watermark or 0)
             key_state.seq = _int_or(state, "seq", 0)
             part.dirty_keys.add(key)  # the fresh detector replaces the bad snapshot

@@ -74,6 +74,10 @@ def roundtrip(detector: DriftDetector[Any]) -> DriftDetector[Any]:
     return type(detector).from_state(snapshot)
 
 
+def same_float(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 def assert_plain_json(value: Any, path: str = "state") -> None:
     if isinstance(value, dict):
         for key, item in value.items():
@@ -278,3 +282,45 @@ class TestContract:
         hits += [cut + i for i in pieces.update_many(stream[cut:])]
         assert hits == expected
         assert pieces.to_state() == sequential.to_state()
+
+    @PROPERTY
+    @given(data=st.data())
+    def test_quiet_period_reports_nothing(self, name: str, data: Any) -> None:
+        """Over a promised ``quiet_period`` neither flag is set, the statistic is NaN,
+        the p-value None and the threshold a fresh detector's, whatever the values
+        (what lets ``detectors.learning.Learning`` hold them)."""
+        case = case_for(name)
+        detector = case.factory()
+        quiet = detector.quiet_period
+        if quiet == 0:
+            return
+        fresh_threshold = detector.threshold
+        seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+        drawn = data.draw(stream_strategy(REGISTRY[name].input_kind), label="stream")
+        stream = [*drawn, *case.stream(np.random.default_rng(seed), quiet)][:quiet]
+        for x in stream:
+            detector.update(x)
+            assert not detector.drift_detected and not detector.warning_detected
+            assert math.isnan(detector.statistic)
+            assert detector.p_value is None
+            assert same_float(detector.threshold, fresh_threshold)
+
+    def test_admit_refuses_what_update_refuses(self, name: str) -> None:
+        """``admit`` raises the error ``update`` raises, and feeding what it admits
+        changes the detector as feeding the value does."""
+        case = case_for(name)
+        if case.factory().quiet_period == 0:
+            return
+        sample = list(case_stream(name, 7, 20))
+        odd: list[Any] = [math.nan, math.inf, -math.inf, None, "x", "1.5", "", b"a", [1.0], {}]
+        odd += [True, False, 3, 2.0, 1.5, -0.0, 10**400, np.float64(1.0), np.int64(2)]
+        for value in [*sample, *odd]:
+            fed, admitted = case.factory(), case.factory()
+            try:
+                fed.update(value)
+            except Exception as exc:  # OverflowError too (float(10**400))
+                with pytest.raises(type(exc)):
+                    admitted.admit(value)
+                continue
+            admitted.update(admitted.admit(value))
+            assert admitted.to_state() == fed.to_state(), value

@@ -1,0 +1,254 @@
+"""A fresh detector's quiet period, held as values until the detector is needed.
+
+A detector with a ``quiet_period`` promises that over its first ``quiet_period``
+observations after a reset it sets neither ``drift_detected`` nor
+``warning_detected``, its ``statistic`` stays NaN, its ``p_value`` None and its
+``threshold`` that of a fresh detector: nothing it reports depends on them. So they
+can wait in a compact list and be fed through the batch path when the detector is
+needed; by the batch contract the detector is then exactly what feeding them one
+by one would have made.
+
+That is what a streaming engine with thousands of models, each seeing a few
+events, pays for otherwise: a copy of the detector per key and a Python update per
+value, for detectors that are only learning their reference. :class:`Learning`
+costs an object and an append per value until the period ends (it *ripens*), and
+then hands its key the real detector (``holder``).
+
+>>> from detectors import KSWindow
+>>> plan = LearningPlan(KSWindow(window_size=20, reference_size=50))
+>>> key = Learning(plan)
+>>> key.update_many([0.1 * i for i in range(30)])
+[]
+>>> key.real is None, key.statistic
+(True, nan)
+>>> eager = KSWindow(window_size=20, reference_size=50)
+>>> _ = eager.update_many([0.1 * i for i in range(30)])
+>>> key.to_state() == eager.to_state()
+True
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from detectors.base import DetectorState, DriftDetector, StateError
+
+__all__ = ["MAX_CODES", "Learning", "LearningPlan"]
+
+MAX_CODES: Final = 1 << 16
+"""Categories a plan numbers at most; a key whose next category would need another
+ripens instead (always exact), so that high-cardinality values cannot grow the
+table without bound."""
+
+
+class LearningPlan:
+    """What every :class:`Learning` of one prototype shares: the prototype (never
+    fed), its quiet period, and for categorical detectors the numbering of the
+    categories seen, so that a buffered category costs 4 bytes, not a string."""
+
+    __slots__ = ("admit", "codes", "names", "numbered", "prototype", "quiet")
+
+    def __init__(self, prototype: DriftDetector[Any]) -> None:
+        quiet = prototype.quiet_period
+        if quiet <= 0:
+            raise ValueError(f"{prototype.name} promises no quiet period")
+        self.prototype = prototype
+        self.quiet: int = quiet
+        self.admit = prototype.admit
+        self.numbered = prototype.input_kind == "categorical"
+        self.codes: dict[Any, int] = {}
+        self.names: list[Any] = []
+
+    def number(self, category: Any) -> int | None:
+        """A new category's code (None when the table is full)."""
+        names = self.names
+        if len(names) >= MAX_CODES:
+            return None
+        code = self.codes[category] = len(names)
+        names.append(category)
+        return code
+
+    def buffer(self) -> array[Any]:
+        """An empty buffer: float64 values, or category codes."""
+        return array("I") if self.numbered else array("d")
+
+
+class Learning(DriftDetector[Any]):
+    """A key's detector during its quiet period: the values it was fed, admitted as
+    the detector's ``update`` admits them (refusing the same ones with the same
+    error), and nothing else. Reaching the quiet period builds the real detector
+    (a copy of the prototype fed the values through ``update_many``), gives it to
+    ``holder`` (any object with a ``detector`` attribute: the engine's key), and
+    passes everything after that to it.
+
+    Not registered: its snapshot is the real detector's, so a restore gets a real
+    detector back, in the same state."""
+
+    input_kind = "numeric"  # what the plan's prototype takes; see ``admit``
+    column_path = True  # a column that fits is an ``extend``
+
+    def __init__(self, plan: LearningPlan, holder: Any = None) -> None:
+        self.plan = plan
+        self.values: array[Any] | None = plan.buffer()
+        self.real: DriftDetector[Any] | None = None
+        """The detector once ripe (``values`` is then None)."""
+        self.holder = holder
+        self.drift_detected = False
+        self.warning_detected = False
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.plan.prototype.name
+
+    @property
+    def room(self) -> int:
+        """Values it takes before it ripens (0 once ripe)."""
+        values = self.values
+        return 0 if values is None else self.plan.quiet - len(values)
+
+    # -- the per-event path ---------------------------------------------------
+    def update(self, x: Any) -> Learning:
+        values = self.values
+        if values is None:
+            return self._forward(x)
+        plan = self.plan
+        value = plan.admit(x)  # raises as the detector's update would
+        if plan.numbered:
+            code = plan.codes.get(value)
+            if code is None:
+                code = plan.number(value)
+                if code is None:  # the table is full: the detector takes it
+                    self._ripen()
+                    return self._forward(x)
+            values.append(code)
+        else:
+            values.append(value)
+        if len(values) == plan.quiet:
+            self._ripen()
+        return self
+
+    def update_many(self, values: Iterable[Any]) -> list[int]:
+        """The values that fit in the quiet period are taken whole or not at all (a
+        refused one raises before any is taken); at the end of the period the
+        detector ripens and is fed the rest."""
+        if self.values is None:
+            return self._forward_many(values)
+        column = values if isinstance(values, list) else list(values)
+        room = self.room
+        admit = self.plan.admit
+        head = [admit(x) for x in column[:room]]  # all of them, before taking any
+        taken = self._take(head)
+        if taken < len(head) or len(column) >= room:
+            if self.values is not None:
+                self._ripen()
+            rest = column[taken:]
+            return [taken + h for h in self._forward_many(rest)] if rest else []
+        return []
+
+    def _take(self, admitted: list[Any]) -> int:
+        """Append admitted values; how many were taken (fewer only when the plan
+        cannot number another category)."""
+        values = self.values
+        assert values is not None
+        plan = self.plan
+        if not plan.numbered:
+            values.extend(admitted)
+            return len(admitted)
+        codes = plan.codes
+        for i, value in enumerate(admitted):
+            code = codes.get(value)
+            if code is None:
+                code = plan.number(value)
+                if code is None:
+                    return i
+            values.append(code)
+        return len(admitted)
+
+    def _forward(self, x: Any) -> Learning:
+        real = self.real
+        assert real is not None
+        real.update(x)
+        self.drift_detected = real.drift_detected
+        self.warning_detected = real.warning_detected
+        return self
+
+    def _forward_many(self, values: Iterable[Any]) -> list[int]:
+        real = self.real
+        assert real is not None
+        hits = real.update_many(values)
+        self.drift_detected = real.drift_detected
+        self.warning_detected = real.warning_detected
+        return hits
+
+    def _ripen(self) -> None:
+        self.real = real = self._materialised()
+        self.values = None
+        self.drift_detected = real.drift_detected
+        self.warning_detected = real.warning_detected
+        if self.holder is not None:
+            self.holder.detector = real
+
+    def _materialised(self) -> DriftDetector[Any]:
+        """A copy of the prototype fed the values held (the batch path: by contract
+        what feeding them one by one makes)."""
+        plan = self.plan
+        real = plan.prototype.fresh_copy()
+        values = self.values
+        if values:
+            if plan.numbered:
+                names = plan.names
+                real.update_many([names[code] for code in values])
+            else:
+                real.update_many(values.tolist())
+        return real
+
+    def reset(self) -> None:
+        self.values = self.plan.buffer()
+        self.real = None
+        self.drift_detected = False
+        self.warning_detected = False
+
+    def fresh_copy(self) -> Learning:
+        return Learning(self.plan)
+
+    def clone(self) -> Learning:
+        return Learning(self.plan)
+
+    # -- evidence: what the detector reports while quiet -----------------------
+    @property
+    def statistic(self) -> float:
+        return math.nan if self.real is None else self.real.statistic
+
+    @property
+    def threshold(self) -> float:
+        real = self.real
+        return (self.plan.prototype if real is None else real).threshold
+
+    @property
+    def p_value(self) -> float | None:
+        return None if self.real is None else self.real.p_value
+
+    @property
+    def quiet_period(self) -> int:
+        return self.room
+
+    def admit(self, x: Any) -> Any:
+        return self.plan.admit(x)
+
+    # -- snapshots: the real detector's ----------------------------------------
+    def to_state(self) -> DetectorState:
+        """The real detector's snapshot: a copy fed the values held while quiet
+        (this stays quiet: a checkpoint must not end the deferral)."""
+        return (self.real or self._materialised()).to_state()
+
+    def _get_params(self) -> dict[str, Any]:
+        return self.plan.prototype._get_params()
+
+    def _get_state(self) -> dict[str, Any]:
+        return dict(self.to_state()["state"])
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        raise StateError("a Learning restores as the detector it stands for")
