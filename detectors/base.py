@@ -158,11 +158,13 @@ class DriftDetector(ABC, Generic[T]):
         a detector that promises a period also defines ``admit``."""
         return 0
 
-    def admit(self, x: Any) -> Any:
+    @staticmethod
+    def admit(x: Any) -> Any:
         """``x`` as ``update`` consumes it (a float, a category's key), raising the
-        ``TypeError`` or ``ValueError`` that ``update`` raises for it; feeding the
-        admitted value changes the detector as feeding ``x`` does."""
-        raise NotImplementedError(f"{self.name} promises no quiet period")
+        error ``update`` raises for it; feeding the admitted value changes the
+        detector as feeding ``x`` does. A plain function (``staticmethod``): it is
+        called once per value held."""
+        raise NotImplementedError("this detector promises no quiet period")
 
     # -- parameters and snapshots ---------------------------------------------
     @abstractmethod

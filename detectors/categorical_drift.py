@@ -361,8 +361,7 @@ class CategoricalDrift(DriftDetector[Any]):
         observation, which sets the threshold."""
         return max(self.learning_period - 1, 0)
 
-    def admit(self, x: Any) -> str:
-        return category_key(x)
+    admit = staticmethod(category_key)
 
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:

@@ -263,8 +263,7 @@ class CategoricalSR(DriftDetector[Any]):
         """The reference being counted: no start opens before it is full."""
         return self.reference_size
 
-    def admit(self, x: Any) -> str:
-        return category_key(x)
+    admit = staticmethod(category_key)
 
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:

@@ -580,8 +580,7 @@ class KSWindow(DriftDetector[float]):
         tested before it is full."""
         return self._m if self.mode == "fixed" and self.baseline is None else 0
 
-    def admit(self, x: Any) -> float:
-        return check_finite(x)
+    admit = staticmethod(check_finite)
 
     # -- snapshots ---------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:

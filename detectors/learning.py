@@ -115,17 +115,24 @@ class Learning(DriftDetector[Any]):
         if values is None:
             return self._forward(x)
         plan = self.plan
-        value = plan.admit(x)  # raises as the detector's update would
         if plan.numbered:
-            code = plan.codes.get(value)
-            if code is None:
-                code = plan.number(value)
-                if code is None:  # the table is full: the detector takes it
-                    self._ripen()
-                    return self._forward(x)
-            values.append(code)
-        else:
-            values.append(value)
+            return self._update_category(x)
+        values.append(plan.admit(x))  # admit raises as the detector's update would
+        if len(values) == plan.quiet:
+            self._ripen()
+        return self
+
+    def _update_category(self, x: Any) -> Learning:
+        values, plan = self.values, self.plan
+        assert values is not None
+        value = plan.admit(x)
+        code = plan.codes.get(value)
+        if code is None:
+            code = plan.number(value)
+            if code is None:  # the table is full: the detector takes it
+                self._ripen()
+                return self._forward(x)
+        values.append(code)
         if len(values) == plan.quiet:
             self._ripen()
         return self
@@ -230,13 +237,6 @@ class Learning(DriftDetector[Any]):
     @property
     def p_value(self) -> float | None:
         return None if self.real is None else self.real.p_value
-
-    @property
-    def quiet_period(self) -> int:
-        return self.room
-
-    def admit(self, x: Any) -> Any:
-        return self.plan.admit(x)
 
     # -- snapshots: the real detector's ----------------------------------------
     def to_state(self) -> DetectorState:

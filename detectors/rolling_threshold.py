@@ -298,8 +298,7 @@ class RollingThreshold(DriftDetector[float]):
         """The reference being learned: no check before it is full."""
         return self.reference_size
 
-    def admit(self, x: Any) -> float:
-        return check_finite(x)
+    admit = staticmethod(check_finite)
 
     # -- snapshots -------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:

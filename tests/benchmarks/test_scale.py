@@ -30,3 +30,14 @@ def test_the_labels_sidecar_is_extrapolated_as_the_no_labels_one_plus_its_join()
     join = labels["peak_rss"] - bare["peak_rss"]
     expected = process + held * scale.TARGET_MODELS / bare["models"] + join
     assert scale.extrapolated(process, held, bare["models"], join) == pytest.approx(expected)
+
+
+def test_the_speed_ratio_pairs_the_sizes_within_a_round() -> None:
+    """The load doubling mid-run moves the sizes' medians apart (4 models' median is a
+    fast round, 4,000 models' a slow one), not a round's own ratio."""
+    first = {"events": 100, "cpu_rounds": [1.0, 1.0, 2.0, 2.0, 1.0]}
+    last = {"events": 100, "cpu_rounds": [1.25, 1.25, 2.5, 2.5, 2.5]}
+    pairs = scale.paired_rounds(first, last)
+    assert [round(r, 2) for r, _ in pairs] == [0.4, 0.8, 0.8, 0.8, 0.8]
+    assert pairs[2][0] == pytest.approx(0.8)  # the median round: met, where the
+    # sizes' medians (1.0 s and 2.5 s) would give 0.4x
