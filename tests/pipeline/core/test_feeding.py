@@ -112,6 +112,43 @@ class TestColumnwise:
         assert batched.to_state() == one.to_state()
         assert any(b - a >= COLUMN_MIN for a, b in itertools.pairwise(bounds))
 
+    @hsettings(max_examples=25, deadline=None)
+    @given(
+        detector=st.sampled_from(["ks_window", "rolling_threshold"]),
+        seed=st.integers(0, 10_000),
+        cuts=st.lists(st.integers(0, 200), max_size=6),
+    )
+    def test_a_quiet_key_in_columns_equals_an_eager_key_one_by_one(
+        self, detector: str, seed: int, cuts: list[int]
+    ) -> None:
+        """A key that starts quiet (``Monitor.start``: a ``Learning``) fed in columns,
+        some of which end its quiet period and fire at once, finds and ends as an
+        eager key fed one by one: a column that ends the period is put back from its
+        snapshot when it fires."""
+        params = {
+            "ks_window": {"window_size": 10, "reference_size": 64, "alpha": 0.05, "stride": 1},
+            "rolling_threshold": {"window_size": 2, "reference_size": 64, "k": 2.0, "patience": 1},
+        }[detector]
+        monitor = resolve(MonitorSpec(signal="confidence", detector=detector, params=params), "t")
+        key = MonitorKey("m", "1", "production", monitor.signal, monitor.id)
+        quiet, eager = (
+            KeyState(key, monitor, monitor.start(), True, ()),
+            KeyState(key, monitor, monitor.build(), True, ()),
+        )
+        assert type(quiet.detector).__name__ == "Learning"
+        updates = _shifted_updates(seed, 64)
+        stats: dict[str, int] = {}
+        for u in updates:
+            apply_updates(eager, [u], stats)
+        expected = [(i, u.finding) for i, u in enumerate(updates) if u.finding is not None]
+        assert expected, "the shift right after the quiet period must fire"
+        for u in updates:
+            u.finding = None
+        for a, b in itertools.pairwise(sorted({0, len(updates), *cuts})):
+            apply_updates(quiet, updates[a:b], stats)
+        assert [(i, u.finding) for i, u in enumerate(updates) if u.finding is not None] == expected
+        assert quiet.to_state() == eager.to_state()
+
     @hsettings(max_examples=10, deadline=None)
     @given(
         detector=st.sampled_from(["page_hinkley", "ks_window", "ewma"]),
