@@ -4,7 +4,7 @@ A detector with a ``quiet_period`` promises that over its first ``quiet_period``
 observations after a reset it sets neither ``drift_detected`` nor
 ``warning_detected``, its ``statistic`` stays NaN, its ``p_value`` None and its
 ``threshold`` that of a fresh detector: nothing it reports depends on them. So they
-can wait in a compact list and be fed through the batch path when the detector is
+can wait in a packed array and be fed through the batch path when the detector is
 needed; by the batch contract the detector is then exactly what feeding them one
 by one would have made.
 
@@ -34,7 +34,7 @@ from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from detectors.base import DetectorState, DriftDetector, StateError
+from detectors.base import DetectorState, DriftDetector, InputKind, StateError
 
 __all__ = ["MAX_CODES", "Learning", "LearningPlan"]
 
@@ -87,7 +87,6 @@ class Learning(DriftDetector[Any]):
     Not registered: its snapshot is the real detector's, so a restore gets a real
     detector back, in the same state."""
 
-    input_kind = "numeric"  # what the plan's prototype takes; see ``admit``
     column_path = True  # a column that fits is an ``extend``
 
     def __init__(self, plan: LearningPlan, holder: Any = None) -> None:
@@ -102,6 +101,10 @@ class Learning(DriftDetector[Any]):
     @property
     def name(self) -> str:  # type: ignore[override]
         return self.plan.prototype.name
+
+    @property
+    def input_kind(self) -> InputKind:  # type: ignore[override]
+        return self.plan.prototype.input_kind
 
     @property
     def room(self) -> int:
@@ -148,9 +151,8 @@ class Learning(DriftDetector[Any]):
         admit = self.plan.admit
         head = [admit(x) for x in column[:room]]  # all of them, before taking any
         taken = self._take(head)
-        if taken < len(head) or len(column) >= room:
-            if self.values is not None:
-                self._ripen()
+        if taken < len(head) or len(column) >= room:  # full, or no code left
+            self._ripen()
             rest = column[taken:]
             return [taken + h for h in self._forward_many(rest)] if rest else []
         return []
