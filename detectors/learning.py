@@ -34,7 +34,10 @@ from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from detectors.base import DetectorState, DriftDetector, InputKind, StateError
+import numpy as np
+
+from detectors._ks_support import float_array
+from detectors.base import DetectorState, DriftDetector, InputKind, StateError, check_finite
 
 __all__ = ["MAX_CODES", "Learning", "LearningPlan"]
 
@@ -49,7 +52,7 @@ class LearningPlan:
     fed), its quiet period, and for categorical detectors the numbering of the
     categories seen, so that a buffered category costs 4 bytes, not a string."""
 
-    __slots__ = ("admit", "codes", "names", "numbered", "prototype", "quiet")
+    __slots__ = ("admit", "codes", "floats", "names", "numbered", "prototype", "quiet")
 
     def __init__(self, prototype: DriftDetector[Any]) -> None:
         quiet = prototype.quiet_period
@@ -59,6 +62,9 @@ class LearningPlan:
         self.quiet: int = quiet
         self.admit = prototype.admit
         self.numbered = prototype.input_kind == "categorical"
+        self.floats = prototype.admit is check_finite
+        """Its values are admitted as finite floats, so a column of plain numbers
+        can be taken in bulk."""
         self.codes: dict[Any, int] = {}
         self.names: list[Any] = []
 
@@ -148,14 +154,30 @@ class Learning(DriftDetector[Any]):
             return self._forward_many(values)
         column = values if isinstance(values, list) else list(values)
         room = self.room
-        admit = self.plan.admit
-        head = [admit(x) for x in column[:room]]  # all of them, before taking any
-        taken = self._take(head)
+        taken = self._take_floats(column[:room]) if self.plan.floats else -1
+        if taken < 0:
+            admit = self.plan.admit
+            head = [admit(x) for x in column[:room]]  # all of them, before taking any
+            taken = self._take(head)
+        else:
+            head = column[:room]
         if taken < len(head) or len(column) >= room:  # full, or no code left
             self._ripen()
             rest = column[taken:]
             return [taken + h for h in self._forward_many(rest)] if rest else []
         return []
+
+    def _take_floats(self, head: list[Any]) -> int:
+        """Plain finite numbers in bulk (numpy converts bool, int and float exactly
+        as ``float`` does); -1 when ``head`` holds anything else, which the
+        per-value admit then takes or refuses."""
+        arr = float_array(head)
+        if arr is None or not np.isfinite(arr).all():
+            return -1
+        values = self.values
+        assert values is not None
+        values.frombytes(arr.tobytes())
+        return len(head)
 
     def _take(self, admitted: list[Any]) -> int:
         """Append admitted values; how many were taken (fewer only when the plan

@@ -167,3 +167,21 @@ def test_categories_beyond_the_plans_table_ripen_the_key(monkeypatch: Any) -> No
     eager = prototype.fresh_copy()
     eager.update_many(["a", "b", "c", "a", "e"])
     assert first.to_state() == eager.to_state()
+
+
+@pytest.mark.parametrize("name", [n for n in QUIET if REGISTRY[n].input_kind == "numeric"])
+def test_numeric_columns_are_taken_as_update_takes_each_value(name: str) -> None:
+    """Plain numbers go in bulk (numpy converts them as ``float`` does); a column
+    with anything else is admitted value by value: the same values either way."""
+    prototype = CASES[name].factory()
+    columns: list[list[Any]] = [
+        [0.5, 1, True, np.float64(2.5), np.int64(-3), 2**63],
+        ["1.5", 0.25, b"2"],
+        [False, 7, 1e300, -1e-300],
+    ]
+    learning, eager = Learning(LearningPlan(prototype)), prototype.fresh_copy()
+    for column in columns:
+        assert learning.update_many(column) == []
+        for x in column:
+            eager.update(x)
+        assert learning.to_state() == eager.to_state()
