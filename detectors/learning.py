@@ -100,6 +100,10 @@ class Learning(DriftDetector[Any]):
         self.values: array[Any] | None = plan.buffer()
         self.real: DriftDetector[Any] | None = None
         """The detector once ripe (``values`` is then None)."""
+        self.base: DriftDetector[Any] | None = None
+        """A copy of the prototype fed the first ``taken`` values (those before the
+        last snapshot); ``values`` holds the rest."""
+        self.taken = 0
         self.holder = holder
         self.drift_detected = False
         self.warning_detected = False
@@ -116,7 +120,7 @@ class Learning(DriftDetector[Any]):
     def room(self) -> int:
         """Values it takes before it ripens (0 once ripe)."""
         values = self.values
-        return 0 if values is None else self.plan.quiet - len(values)
+        return 0 if values is None else self.plan.quiet - self.taken - len(values)
 
     # -- the per-event path ---------------------------------------------------
     def update(self, x: Any) -> Learning:
@@ -127,7 +131,7 @@ class Learning(DriftDetector[Any]):
         if plan.numbered:
             return self._update_category(x)
         values.append(plan.admit(x))  # admit raises as the detector's update would
-        if len(values) == plan.quiet:
+        if len(values) + self.taken == plan.quiet:
             self._ripen()
         return self
 
@@ -142,7 +146,7 @@ class Learning(DriftDetector[Any]):
                 self._ripen()
                 return self._forward(x)
         values.append(code)
-        if len(values) == plan.quiet:
+        if len(values) + self.taken == plan.quiet:
             self._ripen()
         return self
 
@@ -215,30 +219,36 @@ class Learning(DriftDetector[Any]):
         return hits
 
     def _ripen(self) -> None:
-        self.real = real = self._materialised()
-        self.values = None
+        self.real = real = self._caught_up()
+        self.values = self.base = None
         self.drift_detected = real.drift_detected
         self.warning_detected = real.warning_detected
         if self.holder is not None:
             self.holder.detector = real
 
-    def _materialised(self) -> DriftDetector[Any]:
-        """A copy of the prototype fed the values held (the batch path: by contract
-        what feeding them one by one makes)."""
+    def _caught_up(self) -> DriftDetector[Any]:
+        """``base`` fed the values held (the batch path: by contract what feeding
+        them one by one makes), made at the first snapshot: a later one feeds it
+        only the values since, not all of them again."""
         plan = self.plan
-        real = plan.prototype.fresh_copy()
+        base = self.base
+        if base is None:
+            base = self.base = plan.prototype.fresh_copy()
         values = self.values
         if values:
             if plan.numbered:
                 names = plan.names
-                real.update_many([names[code] for code in values])
+                base.update_many([names[code] for code in values])
             else:
-                real.update_many(values.tolist())
-        return real
+                base.update_many(values.tolist())
+            self.taken += len(values)
+            self.values = plan.buffer()
+        return base
 
     def reset(self) -> None:
         self.values = self.plan.buffer()
-        self.real = None
+        self.real = self.base = None
+        self.taken = 0
         self.drift_detected = False
         self.warning_detected = False
 
@@ -264,9 +274,9 @@ class Learning(DriftDetector[Any]):
 
     # -- snapshots: the real detector's ----------------------------------------
     def to_state(self) -> DetectorState:
-        """The real detector's snapshot: a copy fed the values held while quiet
-        (this stays quiet: a checkpoint must not end the deferral)."""
-        return (self.real or self._materialised()).to_state()
+        """The real detector's snapshot: ``base`` caught up (it stays quiet: a
+        checkpoint does not end the deferral)."""
+        return (self.real or self._caught_up()).to_state()
 
     def _get_params(self) -> dict[str, Any]:
         return self.plan.prototype._get_params()
