@@ -68,13 +68,15 @@ class LearningPlan:
         self.codes: dict[Any, int] = {}
         self.names: list[Any] = []
 
-    def number(self, category: Any) -> int | None:
-        """A new category's code (None when the table is full)."""
-        names = self.names
-        if len(names) >= MAX_CODES:
-            return None
-        code = self.codes[category] = len(names)
-        names.append(category)
+    def code(self, category: Any) -> int | None:
+        """``category``'s code, numbering it if new (None when the table is full)."""
+        code = self.codes.get(category)
+        if code is None:
+            names = self.names
+            if len(names) >= MAX_CODES:
+                return None
+            code = self.codes[category] = len(names)
+            names.append(category)
         return code
 
     def buffer(self) -> array[Any]:
@@ -128,24 +130,13 @@ class Learning(DriftDetector[Any]):
         if values is None:
             return self._forward(x)
         plan = self.plan
+        value = plan.admit(x)  # raises as the detector's update would
         if plan.numbered:
-            return self._update_category(x)
-        values.append(plan.admit(x))  # admit raises as the detector's update would
-        if len(values) + self.taken == plan.quiet:
-            self._ripen()
-        return self
-
-    def _update_category(self, x: Any) -> Learning:
-        values, plan = self.values, self.plan
-        assert values is not None
-        value = plan.admit(x)
-        code = plan.codes.get(value)
-        if code is None:
-            code = plan.number(value)
-            if code is None:  # the table is full: the detector takes it
+            value = plan.code(value)
+            if value is None:  # the table is full: the detector takes it
                 self._ripen()
                 return self._forward(x)
-        values.append(code)
+        values.append(value)
         if len(values) + self.taken == plan.quiet:
             self._ripen()
         return self
@@ -192,13 +183,11 @@ class Learning(DriftDetector[Any]):
         if not plan.numbered:
             values.extend(admitted)
             return len(admitted)
-        codes = plan.codes
+        code_of = plan.code
         for i, value in enumerate(admitted):
-            code = codes.get(value)
+            code = code_of(value)
             if code is None:
-                code = plan.number(value)
-                if code is None:
-                    return i
+                return i
             values.append(code)
         return len(admitted)
 
