@@ -7,13 +7,16 @@ cap values are folded into ``model="other"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pipeline.core.quarantine import STAGES as QUARANTINE_STAGES
+from pipeline.core.records import Record
+from pipeline.runtime.batch_histogram import BatchHistogram
 
-__all__ = ["MAX_SERIES", "Metrics"]
+__all__ = ["MAX_SERIES", "Metrics", "lags_seconds"]
 
 MAX_SERIES = 500
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -33,7 +36,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.end_to_end_lag_seconds = Histogram(
+        self.end_to_end_lag_seconds = BatchHistogram(
             "driftline_end_to_end_lag_seconds",
             "From the record's Kafka timestamp to the commit of its outputs.",
             buckets=_LATENCY_BUCKETS,
@@ -217,3 +220,11 @@ class Metrics:
                 self._series.add(series)
             self.detector_statistic.labels(model, signal, detector).set(statistic)
             self.detector_threshold.labels(model, signal, detector).set(threshold)
+
+
+def lags_seconds(records: Sequence[Record], now_s: float) -> np.ndarray:
+    """Seconds from each record's broker timestamp to ``now_s`` (none for a record
+    without one; never negative, whatever the producer's clock says)."""
+    stamps = np.fromiter((r.timestamp_ms or 0 for r in records), np.float64, len(records))
+    stamps = stamps[stamps > 0]
+    return np.maximum(0.0, now_s * 1000 - stamps) / 1000

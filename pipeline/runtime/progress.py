@@ -45,8 +45,8 @@ class Progress:
 
     def polled(self, records: Sequence[Record], now: float) -> None:
         """The loop holds ``records`` (a batch about to be processed)."""
-        for record in records:
-            state = self._of((record.topic, record.partition))
+        for tp in {(record.topic, record.partition) for record in records}:
+            state = self._of(tp)
             if state.pending_since is None:
                 state.pending_since = now
 

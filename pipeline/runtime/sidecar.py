@@ -45,7 +45,7 @@ from pipeline.runtime.exit_codes import STALL_EXIT_CODE
 from pipeline.runtime.http import HealthServer, liveness
 from pipeline.runtime.kafka_trouble import KafkaTrouble
 from pipeline.runtime.loop import Loop, LoopHooks, RunStats
-from pipeline.runtime.metrics import Metrics
+from pipeline.runtime.metrics import Metrics, lags_seconds
 from pipeline.runtime.rejections import GivenUp
 from pipeline.runtime.stores import ChangelogStore
 from pipeline.state.changelog import PartitionSnapshot
@@ -367,11 +367,7 @@ class SidecarHooks(LoopHooks):
         self.metrics.processing_seconds.observe(seconds)
         for topic, count in Counter(record.topic for record in records).items():
             self.metrics.events.labels(topic).inc(count)
-        now_ms = time.time() * 1000
-        observe = self.metrics.end_to_end_lag_seconds.observe
-        for record in records:
-            if record.timestamp_ms is not None and record.timestamp_ms > 0:
-                observe(max(0.0, now_ms - record.timestamp_ms) / 1000)
+        self.metrics.end_to_end_lag_seconds.observe_many(lags_seconds(records, time.time()))
         self.metrics.batches.inc()
 
     def published(self, message: Message) -> None:
