@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from detectors._parse import category_key, check_positive_float, check_positive_int, get_int
+from detectors._sr_columns import Starts, advance, log_sum
 from detectors.base import DriftDetector, InputKind, register, require
 
 __all__ = ["CategoricalSR"]
 
 _PRIOR = 0.5
 """Jeffreys pseudo-count per cell of the reference's own Dirichlet posterior."""
+_COLUMN_MIN = 32
+"""Shorter runs go one by one: the column path's set-up costs more than it saves."""
 _MAX_LOG = 700.0
 """``statistic`` is ``exp`` of at most this (finite in a float)."""
-
-
-def _log_sum(logs: list[float], top: float) -> float:
-    r""":math:`\log \sum_k e^{l_k}` of the starts' log ratios (``top``: their largest)."""
-    return top + math.log(math.fsum(math.exp(v - top) for v in logs))
 
 
 @register
@@ -214,13 +212,74 @@ class CategoricalSR(DriftDetector[Any]):
             self._log_r_due = True
             return self
         self._log_r_due = False
-        self._log_r = _log_sum(logs, top)
+        self._log_r = log_sum(logs, top)
         if self._log_r >= self._log_threshold:
             self.drift_detected = True
             log_r = self._log_r
             self._restart()  # the evidence restarts; statistic keeps the detection's value
             self._log_r = log_r
         return self
+
+    # -- the column path -------------------------------------------------------
+    def update_many(self, values: Iterable[Any]) -> list[int]:
+        """Equal to ``update`` on each value in turn: runs of steps that cannot reach
+        the level go through :func:`detectors._sr_columns.advance` (exact), the
+        others one by one. A value ``update`` refuses is refused after the values
+        before it were taken, as one by one."""
+        seq = values if isinstance(values, list | tuple) else list(values)
+        keys: list[str] = []
+        try:
+            for x in seq:
+                keys.append(category_key(x))
+        except Exception:  # taken up to here; ``update`` raises for it below
+            pass
+        hits: list[int] = []
+        i, n = 0, len(keys)
+        reach = n  # values offered at once: halved after a detection cut a run short
+        while i < n:
+            if self._reference and n - i >= _COLUMN_MIN:
+                offered = keys[i : i + reach]
+                taken = self._advance(offered)
+                i += taken
+                if taken == len(offered):
+                    reach *= 2
+                    continue
+                reach = max(_COLUMN_MIN, 2 * taken)
+            if self.update(keys[i]).drift_detected:  # one that needs the exact sum
+                hits.append(i)
+            i += 1
+        if n < len(seq):
+            self.update(seq[n])
+        return hits
+
+    def _advance(self, keys: list[str]) -> int:
+        cells, other = self._cells, len(self._reference) - 1
+        state = Starts(
+            self._since,
+            self._seen,
+            self._opened,
+            self._rows,
+            self._logs,
+            self._log_r,
+            self._log_r_due,
+        )
+        taken = advance(
+            state,
+            [cells.get(key, other) for key in keys],
+            alt=self._alt,
+            null=self._null,
+            null_base=self._null_base,
+            kappa=self.concentration,
+            stride=self.stride,
+            max_starts=self.max_starts,
+            log_threshold=self._log_threshold,
+        )
+        if taken:
+            self.drift_detected = False
+            self._since, self._seen = state.since, state.seen
+            self._opened, self._rows, self._logs = state.opened, state.rows, state.logs
+            self._log_r, self._log_r_due = state.log_r, state.log_r_due
+        return taken
 
     # -- evidence -------------------------------------------------------------
     @property
@@ -236,7 +295,7 @@ class CategoricalSR(DriftDetector[Any]):
         r""":math:`\log R` of the last observation (summed now if ``update`` left it)."""
         if self._log_r_due:
             logs = self._logs
-            self._log_r = _log_sum(logs, max(logs))
+            self._log_r = log_sum(logs, max(logs))
             self._log_r_due = False
         return self._log_r
 

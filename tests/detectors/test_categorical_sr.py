@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,3 +91,69 @@ def test_the_evidence_summed_when_read_is_the_evidence_summed_every_time(
         top = max(logs)
         summed = top + math.log(math.fsum(math.exp(v - top) for v in logs))
         assert state["state"]["log_r"] == summed
+
+
+def _same(a: CategoricalSR, b: CategoricalSR) -> bool:
+    """Every attribute equal, floats bit for bit (NaN and -inf included)."""
+    return repr(vars(a)) == repr(vars(b))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(40, 1500),
+    st.lists(st.integers(1, 400), min_size=1, max_size=20),
+    st.sampled_from([1e1, 1e2, 1e4]),
+    st.sampled_from([(1, 1), (3, 4), (7, 20)]),
+    st.sampled_from([1, 2, 20]),
+)
+def test_the_column_path_is_the_per_event_path(
+    seed: int,
+    size: int,
+    chunks: list[int],
+    arl0: float,
+    stride_starts: tuple[int, int],
+    max_categories: int,
+) -> None:
+    """Columns of any length, cut anywhere (through detections, bound checks that
+    need the exact sum, starts opened and dropped mid-column), leave the detector in
+    the state ``update`` one by one leaves, with the same detections. From a random
+    point on, the mix moves to categories the reference saw rarely or never."""
+    stride, max_starts = stride_starts
+    params = {
+        "reference_size": 40,
+        "arl0": arl0,
+        "concentration": 20.0,
+        "stride": stride,
+        "max_starts": max_starts,
+        "max_categories": max_categories,
+    }
+    rng = random.Random(seed)
+    shift = rng.randrange(size)
+    values = [
+        f"c{rng.choice([0, 0, 0, 1, 1, 2]) if k < shift else rng.randrange(5)}" for k in range(size)
+    ]
+    one, column = CategoricalSR(**params), CategoricalSR(**params)
+    hits_one = [k for k, x in enumerate(values) if one.update(x).drift_detected]
+    hits_column: list[int] = []
+    start, cut = 0, 0
+    while start < len(values):
+        size = chunks[cut % len(chunks)]
+        hits_column += [start + k for k in column.update_many(values[start : start + size])]
+        start, cut = start + size, cut + 1
+    assert hits_column == hits_one
+    assert _same(column, one)
+    assert column.to_state() == one.to_state()
+
+
+def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
+    params = {"reference_size": 10, "stride": 2, "max_starts": 3}
+    values: list[object] = ["a", "b"] * 40 + [float("nan"), "a"]
+    one, column = CategoricalSR(**params), CategoricalSR(**params)
+    for x in values[:80]:
+        one.update(x)
+    with pytest.raises(ValueError):
+        one.update(values[80])
+    with pytest.raises(ValueError):
+        column.update_many(values)
+    assert _same(column, one)
