@@ -1,6 +1,8 @@
 """A hash index over a column of 64-bit request hashes: hash -> row slot.
 
-Open addressing with linear probing in one ``int32`` array (slot + 1; 0 is empty),
+Open addressing with linear probing in one ``int32`` array (slot + 1; 0 is empty; a
+stdlib ``array``, whose items read and write as Python ints at a third of a numpy
+scalar's cost, with numpy views of it for the whole-table work),
 about 5-11 bytes per indexed row — a Python dict of int keys costs ~100. Probing does
 not wrap: the array has a tail past its nominal size, and a probe that reaches the
 end asks for a rebuild. Deletion shifts the following cells back (no tombstones), so
@@ -14,6 +16,8 @@ column is reallocated when the table grows).
 """
 
 from __future__ import annotations
+
+from array import array
 
 import numpy as np
 
@@ -30,11 +34,11 @@ class HashIndex:
 
     def __init__(self, size: int = 16) -> None:
         self.mask = _power_of_two(size) - 1
-        self.cells = np.zeros(self.mask + 1 + _TAIL, dtype=np.int32)
+        self.cells = _zeros(self.mask + 1 + _TAIL)
         self.count = 0
 
     def nbytes(self) -> int:
-        return int(self.cells.nbytes)
+        return self.cells.itemsize * len(self.cells)
 
     def find(self, h: int, hashes: np.ndarray) -> int:
         """The slot holding ``h``; -1 when absent."""
@@ -42,7 +46,7 @@ class HashIndex:
         i = h & self.mask
         end = len(cells)
         while i < end:
-            cell = cells.item(i)
+            cell = cells[i]
             if cell == 0:
                 return -1
             if hashes.item(cell - 1) == h:
@@ -59,7 +63,7 @@ class HashIndex:
         i = h & self.mask
         end = len(cells)
         while i < end:
-            if cells.item(i) == 0:
+            if cells[i] == 0:
                 cells[i] = slot + 1
                 self.count += 1
                 return True
@@ -72,17 +76,17 @@ class HashIndex:
         mask = self.mask
         end = len(cells)
         i = h & mask
-        while int(cells[i]) != slot + 1:
+        while cells[i] != slot + 1:
             i += 1
         j = i
         while True:
             j += 1
             if j >= end:
                 break
-            cell = int(cells[j])
+            cell = cells[j]
             if cell == 0:
                 break
-            home = int(hashes[cell - 1]) & mask
+            home = hashes.item(cell - 1) & mask
             if home <= i:  # may move back to the hole at i without passing its home
                 cells[i] = cell
                 i = j
@@ -101,9 +105,13 @@ class HashIndex:
         ranks = np.arange(len(order), dtype=np.int64)
         positions = np.maximum.accumulate(homes[order] - ranks) + ranks if len(order) else ranks
         end = max(self.mask + 1, int(positions[-1]) + 1 if len(positions) else 0) + _TAIL
-        self.cells = np.zeros(end, dtype=np.int32)
-        self.cells[positions] = slots[order].astype(np.int32) + 1
+        self.cells = _zeros(end)
+        np.frombuffer(self.cells, dtype=np.int32)[positions] = slots[order].astype(np.int32) + 1
         self.count = len(slots)
+
+
+def _zeros(n: int) -> array[int]:
+    return array("i", bytes(4 * n))
 
 
 def _power_of_two(n: int) -> int:

@@ -270,7 +270,7 @@ class JoinStore:
         slot = self.head
         number = self.base
         page = self.page_of(number)
-        self.index.delete(int(self.hashes[slot]), slot, self.hashes)
+        self.index.delete(self.hashes.item(slot), slot, self.hashes)
         self.head = (self.head + 1) % self.capacity
         self.size -= 1
         self.base += 1

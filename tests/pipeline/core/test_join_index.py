@@ -53,4 +53,4 @@ class TestHashIndex:
         for slot in np.random.default_rng(n).permutation(n).tolist():
             index.delete(int(hashes[slot]), slot, hashes)
             assert index.find(int(hashes[slot]), hashes) == -1
-        assert index.count == 0 and not index.cells.any()
+        assert index.count == 0 and not any(index.cells)
