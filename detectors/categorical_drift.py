@@ -192,63 +192,108 @@ class CategoricalDrift(DriftDetector[Any]):
         self._set_critical(chi2_isf(self.alpha, len(probs) - 1))
         self._clear_window()
 
-    # -- the per-event path ---------------------------------------------------
+    # -- the per-event and column paths ------------------------------------------
     def update(self, x: Any) -> CategoricalDrift:
         key = category_key(x)
         self.drift_detected = False
         if not self._probs:
-            self._ref_counts[key] = self._ref_counts.get(key, 0) + 1
-            self._ref_n += 1
-            if self._ref_n == self.reference_size:
-                weights = {k: float(c) for k, c in self._ref_counts.items()}
-                self._ref_counts = {}
-                self._build(weights)
-            return self
+            self._learn(key)
+        else:
+            self._consume([key], 0)
+        return self
+
+    def update_many(self, values: Iterable[Any]) -> list[int]:
+        """Equal to ``update`` on each value in turn, with the window's counts held in
+        local variables over the column (:meth:`_consume`). A value ``update``
+        refuses is refused after the values before it were taken, as one by one."""
+        seq = values if isinstance(values, list | tuple) else list(values)
+        keys: list[str] = []
+        try:
+            for x in seq:
+                keys.append(category_key(x))
+        except Exception:  # taken up to here; ``update`` raises for it below
+            pass
+        hits: list[int] = []
+        i, n = 0, len(keys)
+        while i < n:
+            self.drift_detected = False
+            if not self._probs:
+                self._learn(keys[i])
+                i += 1
+                continue
+            i = self._consume(keys, i)
+            if self.drift_detected:
+                hits.append(i - 1)
+        if n < len(seq):
+            self.update(seq[n])
+        return hits
+
+    def _learn(self, key: str) -> None:
+        self._ref_counts[key] = self._ref_counts.get(key, 0) + 1
+        self._ref_n += 1
+        if self._ref_n == self.reference_size:
+            weights = {k: float(c) for k, c in self._ref_counts.items()}
+            self._ref_counts = {}
+            self._build(weights)
+
+    def _consume(self, keys: list[str], i: int) -> int:
+        """Count ``keys[i:]`` into the window until one completes a drifting window
+        (then set the flag and clear the window); the index after the last taken."""
         other = len(self._probs) - 1
-        code = self._cells.get(key)
-        if code is None:
-            if key in self._known:
-                code = other
-            else:
-                code = other + 1
-                self._unseen_total += 1
-                recent = self._unseen_recent
-                if key in recent:
-                    recent.remove(key)
-                elif len(recent) >= _MAX_UNSEEN_EXAMPLES:
-                    del recent[0]
-                recent.append(key)
-        counts = self._counts
-        inv = self._inv
-        cell = other if code > other else code
-        o = counts[cell]
-        self._q += (2 * o + 1) * inv[cell]
-        counts[cell] = o + 1
-        if code > other:
-            counts[-1] += 1
+        cells, known, counts, inv = self._cells, self._known, self._counts, self._inv
+        w, critical = self.window_size, self._critical_q
         ring = self._ring
         if ring is None:
             ring = self._ring = self._new_ring()
-        pos = self._pos
-        if self._held < self.window_size:
-            ring.append(code)
-            self._held += 1
-        else:
-            old = ring[pos]
-            ring[pos] = code
-            cell = other if old > other else old
+        q, pos, held = self._q, self._pos, self._held
+        n = len(keys)
+        while i < n:
+            key = keys[i]
+            i += 1
+            code = cells.get(key)
+            if code is None:
+                if key in known:
+                    code = other
+                else:
+                    code = other + 1
+                    self._unseen(key)
+            cell = other if code > other else code
             o = counts[cell]
-            self._q += (1 - 2 * o) * inv[cell]
-            counts[cell] = o - 1
-            if old > other:
-                counts[-1] -= 1
-        self._pos = 0 if pos + 1 == self.window_size else pos + 1
-        if self._held == self.window_size and self._q > self._critical_q:
-            self.drift_detected = True
-            self._checked = counts
-            self._checked_unseen = counts[-1]
-            self._clear_window()
-        return self
+            q += (2 * o + 1) * inv[cell]
+            counts[cell] = o + 1
+            if code > other:
+                counts[-1] += 1
+            if held < w:
+                ring.append(code)
+                held += 1
+            else:
+                old = ring[pos]
+                ring[pos] = code
+                cell = other if old > other else old
+                o = counts[cell]
+                q += (1 - 2 * o) * inv[cell]
+                counts[cell] = o - 1
+                if old > other:
+                    counts[-1] -= 1
+            pos = 0 if pos + 1 == w else pos + 1
+            if held == w and q > critical:
+                self.drift_detected = True
+                self._checked = counts
+                self._checked_unseen = counts[-1]
+                self._clear_window()
+                return i
+        self._q, self._pos, self._held = q, pos, held
+        return i
+
+    def _unseen(self, key: str) -> None:
+        """A category the reference never saw: counted, and kept as an example."""
+        self._unseen_total += 1
+        recent = self._unseen_recent
+        if key in recent:
+            recent.remove(key)
+        elif len(recent) >= _MAX_UNSEEN_EXAMPLES:
+            del recent[0]
+        recent.append(key)
 
     def _set_critical(self, critical: float) -> None:
         self._critical = critical

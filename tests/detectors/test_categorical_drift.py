@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -125,3 +128,71 @@ class TestCategoricalDrift:
         state = det.to_state()["state"]
         assert state["cells"] is None and state["probs"] is None
         assert state["window"] == [0] * 10
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 1500),
+    st.lists(st.integers(1, 300), min_size=1, max_size=20),
+    st.sampled_from([1e-2, 1e-4]),
+    st.sampled_from([1, 3, 50]),
+)
+def test_the_column_path_is_the_per_event_path(
+    seed: int, size: int, chunks: list[int], alpha: float, max_categories: int
+) -> None:
+    """Columns of any length leave the detector in the state ``update`` one by one
+    leaves, with the same detections: through the reference, full windows, detections
+    (which clear the window) and categories the reference never saw."""
+    rng = random.Random(seed)
+    shift = rng.randrange(size)
+    values = [
+        f"c{rng.choice([0, 0, 0, 1, 1, 2]) if k < shift else rng.randrange(12)}"
+        for k in range(size)
+    ]
+    params = {
+        "window_size": 30,
+        "reference_size": 40,
+        "alpha": alpha,
+        "max_categories": max_categories,
+    }
+    one, column = CategoricalDrift(**params), CategoricalDrift(**params)
+    hits_one = [k for k, x in enumerate(values) if one.update(x).drift_detected]
+    hits_column: list[int] = []
+    start, cut = 0, 0
+    while start < len(values):
+        size = chunks[cut % len(chunks)]
+        hits_column += [start + k for k in column.update_many(values[start : start + size])]
+        start, cut = start + size, cut + 1
+    assert hits_column == hits_one
+    assert repr(vars(column)) == repr(vars(one))
+
+
+def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
+    params = {"window_size": 10, "reference_size": 10}
+    values: list[object] = ["a", "b", "b"] * 20 + [["not", "a", "category"], "a"]
+    one, column = CategoricalDrift(**params), CategoricalDrift(**params)
+    for x in values[:60]:
+        one.update(x)
+    with pytest.raises(TypeError):
+        one.update(values[60])
+    with pytest.raises(TypeError):
+        column.update_many(values)
+    assert repr(vars(column)) == repr(vars(one))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b"] * 6 + ["new1", "new2"]), min_size=1, max_size=200))
+def test_unseen_count_is_the_unseen_values_in_the_window(tail: list[str]) -> None:
+    """Once a window is full, ``unseen_count`` counts the window's values whose
+    category the reference never saw (they leave with the window)."""
+    detector = CategoricalDrift(window_size=20, reference_size=40, alpha=1e-12)
+    detector.update_many(["a", "b"] * 20)
+    window: list[str] = []
+    for x in tail:
+        detector.update(x)
+        window = [*window, x][-20:]
+        if detector.drift_detected:
+            window = []
+        elif len(window) == 20:
+            assert detector.unseen_count == sum(v.startswith("new") for v in window)
