@@ -154,3 +154,20 @@ class TestJournal:
             assert values == delta.values
             assert [type(v) for v in values] == [type(v) for v in delta.values]
             assert fields == delta.fields
+
+    def test_a_journal_is_zlib_whatever_compresses_it(self) -> None:
+        """Journals are compressed by ISA-L in zlib's format: the standard library
+        reads them, so older readers and other tools do too."""
+        import zlib
+
+        import orjson
+
+        from pipeline.core.journal import KeyDelta, Report
+        from pipeline.state.changelog import JOURNAL_MAGIC, encode_journal
+
+        fields = {"last_seen": 5, "seq": 1, "window_events": 3}
+        report = Report(4, entries={"meta": {"seq": 1}}, deltas=[KeyDelta(0, [1.5, 2.5], fields)])
+        value = encode_journal(2, report, {"t": 8})
+        assert value.startswith(JOURNAL_MAGIC)
+        envelope = orjson.loads(zlib.decompress(value[len(JOURNAL_MAGIC) :]))
+        assert envelope["partition"] == 2 and envelope["entries"] == {"meta": {"seq": 1}}
