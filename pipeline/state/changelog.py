@@ -103,10 +103,13 @@ def encode_position(partition: int, positions: Mapping[str, int]) -> tuple[bytes
     )
 
 
+_FLOATS: Final = frozenset({float})
+
+
 def _pack_values(values: list[Any]) -> str | list[Any]:
     """A JSON list, or base64 of float64 when every value is a float and that is
     shorter (both exact)."""
-    if values and all(type(v) is float for v in values):
+    if values and type(values[0]) is float and set(map(type, values)) == _FLOATS:
         listed = len(orjson.dumps(values))
         if listed > 4 * ((8 * len(values) + 2) // 3):
             return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode()
