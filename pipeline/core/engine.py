@@ -326,7 +326,7 @@ class Engine:
                 ctx.at,
                 segment,
                 batch=self._batch,
-                ttl=seconds_to_micros(plan.spec.labels.ttl),
+                ttl=plan.label_ttl,
                 max_pending=plan.spec.labels.max_pending,
                 classification=plan.spec.classification,
                 counters=model.counters,
@@ -388,7 +388,7 @@ class Engine:
         if not isinstance(joins, JoinBuffer):
             return
         if len(part.join_kinds) == 2:  # else nothing expires yet
-            horizon = min(marks.values()) - 2 * seconds_to_micros(plan.spec.labels.ttl)
+            horizon = min(marks.values()) - 2 * plan.label_ttl
             expired = joins.expire(horizon, model.counters)
             if expired:
                 part.mark_join_pages(model.model_id, expired)
@@ -407,7 +407,7 @@ class Engine:
             event.label,
             ctx.at,
             batch=self._batch,
-            ttl=seconds_to_micros(plan.spec.labels.ttl),
+            ttl=plan.label_ttl,
             max_pending=plan.spec.labels.max_pending,
             classification=plan.spec.classification,
             counters=model.counters,

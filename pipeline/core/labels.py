@@ -179,8 +179,8 @@ class JoinBuffer:
 
     def _count_unjoined(self, slot: int, counters: dict[str, int]) -> None:
         store = self.store
-        labelled = bool(store.flags[slot] & LABEL)
-        predicted = any(v.flags[slot] & PRESENT for v in store.variants)
+        labelled = bool(store.flags.item(slot) & LABEL)
+        predicted = any(v.flags.item(slot) & PRESENT for v in store.variants)
         if labelled and not predicted:
             counters["orphan"] += 1
         elif predicted and not labelled:
@@ -239,8 +239,12 @@ class JoinBuffer:
                     evicted.append(page)
         return store.append(h, batch, max_pending), True, evicted
 
-    def _touched(self, slot: int, joined: list[Joined], evicted: list[int]) -> Touched:
+    def _touched(
+        self, slot: int, joined: list[Joined], evicted: list[int], created: bool = False
+    ) -> Touched:
         store = self.store
+        if created:  # the newest row: on the newest page
+            return Touched(slot, store.pages[-1], joined, evicted)
         row = (slot - store.head) % store.capacity
         return Touched(slot, store.page_of(store.base + row), joined, evicted)
 
@@ -269,14 +273,15 @@ class JoinBuffer:
         if k < 0:
             counters["variants_dropped"] = counters.get("variants_dropped", 0) + 1
             return None
-        slot, _created, evicted = self._entry(
+        slot, created, evicted = self._entry(
             request_hash(request_id), batch, max_pending, counters, make_room
         )
         columns = store.variants[k]
         joined: list[Joined] = []
         if columns.flags.item(slot) & PRESENT:
             return self._touched(slot, joined, evicted)  # redelivered: the first one counts
-        rank = sum(1 for v in store.variants if v.flags.item(slot) & PRESENT)
+        # a new row has no prediction yet: the first of its request
+        rank = 0 if created else sum(1 for v in store.variants if v.flags.item(slot) & PRESENT)
         stored, coded = store.encode(prediction)
         columns.value[slot] = stored
         columns.at[slot] = at
@@ -284,11 +289,11 @@ class JoinBuffer:
         store.set_version(k, slot, version)
         if columns.segment is not None:
             columns.segment[slot] = store.segments.code(segment or ())
-        if store.flags.item(slot) & LABEL:
+        if not created and store.flags.item(slot) & LABEL:
             result = self._join(slot, k, ttl, classification, counters)
             if result is not None:
                 joined.append(result)
-        return self._touched(slot, joined, evicted)
+        return self._touched(slot, joined, evicted, created)
 
     def add_label(
         self,
@@ -330,7 +335,7 @@ class JoinBuffer:
             result = self._join(slot, k, ttl, classification, counters)
             if result is not None:
                 joined.append(result)
-        return self._touched(slot, joined, evicted)
+        return self._touched(slot, joined, evicted, created)
 
     def _join(
         self,

@@ -22,7 +22,7 @@ import detectors
 from detectors import DriftDetector
 from detectors.learning import Learning
 from pipeline.config import ModelSpec
-from pipeline.core.eventtime import from_micros
+from pipeline.core.eventtime import from_micros, seconds_to_micros
 from pipeline.core.monitor_set import DEFAULT_TARGET_ARL0, Monitor, monitor_set
 from pipeline.core.signals import extractor_for
 from pipeline.core.state_keys import DETECTOR_PREFIX
@@ -224,6 +224,8 @@ class ModelPlan:
             else:
                 self.exact[(s, m.id)] = m
         self.needs_join = bool(self.error) or spec.shadow is not None
+        self.label_ttl = seconds_to_micros(spec.labels.ttl)
+        """``labels.ttl`` in microseconds (read with every prediction and label)."""
         self.error_segment_features = sorted(
             {m.segment_by for m in self.monitors if m.signal == "error" and m.segment_by}
         )
