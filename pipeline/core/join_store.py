@@ -269,12 +269,17 @@ class JoinStore:
         """Remove the oldest row: (its slot, now free but still readable; its page)."""
         slot = self.head
         number = self.base
-        page = self.page_of(number)
+        pages = self.pages
+        # the oldest row is on the first page unless the second one starts at it
+        first = pages[0]
+        if first <= number and (len(pages) == 1 or pages[1] > number):
+            page = first
+        else:
+            page = self.page_of(number)
         self.index.delete(self.hashes.item(slot), slot, self.hashes)
         self.head = (self.head + 1) % self.capacity
         self.size -= 1
         self.base += 1
-        pages = self.pages
         if not self.size or (len(pages) > 1 and pages[1] <= self.base):
             del pages[0]  # its last row left
         return slot, page
@@ -354,8 +359,12 @@ class JoinStore:
     def maybe_compact_interned(self) -> None:
         """Renumber the interned values from the live rows once a table grew past
         twice what is needed (so a stream of unique classes cannot grow it for ever)."""
-        biggest = max(len(self.values), len(self.versions), len(self.segments))
-        if biggest < self._intern_limit:
+        limit = self._intern_limit  # the tables' lists read directly: run per eviction
+        if (
+            len(self.values.values) < limit
+            and len(self.versions.values) < limit
+            and len(self.segments.values) < limit
+        ):
             return
         slots = self.slots(0, self.size)
         values, versions, segments = Interned(), Interned(), _segments()
