@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from detectors._parse import (
@@ -173,50 +173,96 @@ class EntropyTracker(DriftDetector[Any]):
         self._scale = max(math.sqrt(var), 1.0 / w)
         self._ref_counts = {}
 
-    # -- the per-event path ---------------------------------------------------
+    # -- the per-event and column paths ------------------------------------------
     def update(self, x: Any) -> EntropyTracker:
         key = category_key(x)
         self.drift_detected = False
         if self._ref_n < self.reference_size:
-            self._ref_counts[key] = self._ref_counts.get(key, 0) + 1
-            self._ref_n += 1
-            if self._ref_n == self.reference_size:
-                self._finish_reference()
-            return self
-        table = self._table
-        counts = self._counts
-        code = self._code.get(key)
-        if code is None:
-            code = self._new_code(key)
-        c = counts[code]
-        counts[code] = c + 1
-        self._sum += table[c + 1] - table[c]
+            self._learn(key)
+        else:
+            self._consume([key], 0)
+        return self
+
+    def update_many(self, values: Iterable[Any]) -> list[int]:
+        """Equal to ``update`` on each value in turn, with the window held in local
+        variables over the column (:meth:`_consume`). A value ``update`` refuses is
+        refused after the values before it were taken, as one by one."""
+        seq = values if isinstance(values, list | tuple) else list(values)
+        keys: list[str] = []
+        try:
+            for x in seq:
+                keys.append(category_key(x))
+        except Exception:  # taken up to here; ``update`` raises for it below
+            pass
+        hits: list[int] = []
+        i, n = 0, len(keys)
+        while i < n:
+            self.drift_detected = False
+            if self._ref_n < self.reference_size:
+                self._learn(keys[i])
+                i += 1
+                continue
+            i = self._consume(keys, i)
+            if self.drift_detected:
+                hits.append(i - 1)
+        if n < len(seq):
+            self.update(seq[n])
+        return hits
+
+    def _learn(self, key: str) -> None:
+        self._ref_counts[key] = self._ref_counts.get(key, 0) + 1
+        self._ref_n += 1
+        if self._ref_n == self.reference_size:
+            self._finish_reference()
+
+    def _consume(self, keys: list[str], i: int) -> int:
+        """Count ``keys[i:]`` into the window until a full window's entropy is out of
+        the band (then set the flag and clear the window); the index after the last
+        taken."""
+        table, counts, codes = self._table, self._counts, self._code
+        w, k, direction = self.window_size, self.k, self.direction
+        full_scale = _SCALE * w
+        center, scale = self._center, self._scale
         ring = self._ring
         if ring is None:
-            ring = self._ring = array("H" if self.window_size < 2**16 else "L", bytes(0))
-        pos = self._pos
-        if self._held < self.window_size:
-            ring.append(code)
-            self._held += 1
-        else:
-            old = ring[pos]
-            ring[pos] = code
-            c = counts[old]
-            self._sum += table[c - 1] - table[c]
-            counts[old] = c - 1
-            if c == 1:
-                self._free_code(old)
-        self._pos = 0 if pos + 1 == self.window_size else pos + 1
-        if self._held == self.window_size:
-            w = self.window_size
-            # H = ln w - (1/w) sum n ln n, with ln w taken from the same fixed-point
-            # table, so a single-category window has an entropy of exactly 0.
-            self._entropy = (table[w] - self._sum) / (_SCALE * w)
-            self._z = (self._entropy - self._center) / self._scale
-            if exceedance(self._z, self.direction) > self.k:
-                self.drift_detected = True
-                self._clear_window()
-        return self
+            ring = self._ring = array("H" if w < 2**16 else "L", bytes(0))
+        total, pos, held = self._sum, self._pos, self._held
+        entropy, z = self._entropy, self._z
+        n = len(keys)
+        while i < n:
+            key = keys[i]
+            i += 1
+            code = codes.get(key)
+            if code is None:
+                code = self._new_code(key)
+            c = counts[code]
+            counts[code] = c + 1
+            total += table[c + 1] - table[c]
+            if held < w:
+                ring.append(code)
+                held += 1
+            else:
+                old = ring[pos]
+                ring[pos] = code
+                c = counts[old]
+                total += table[c - 1] - table[c]
+                counts[old] = c - 1
+                if c == 1:
+                    self._free_code(old)
+            pos = 0 if pos + 1 == w else pos + 1
+            if held == w:
+                # H = ln w - (1/w) sum n ln n, with ln w taken from the same fixed-point
+                # table, so a single-category window has an entropy of exactly 0.
+                entropy = (table[w] - total) / full_scale
+                z = (entropy - center) / scale
+                if (-z if direction == "lower" else z if direction == "upper" else abs(z)) > k:
+                    self._entropy, self._z = entropy, z
+                    self.drift_detected = True
+                    self._clear_window()
+                    return i
+        self._sum, self._pos, self._held = total, pos, held
+        self._entropy, self._z = entropy, z
+        return i
 
     def _new_code(self, key: str) -> int:
         if self._free:

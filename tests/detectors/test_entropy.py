@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.entropy import EntropyTracker
 from tests.detectors._distribution_checks import (
@@ -123,3 +126,74 @@ class TestEntropyTracker:
 
         with pytest.raises(StateError):
             EntropyTracker.from_state(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 1500),
+    st.lists(st.integers(1, 300), min_size=1, max_size=20),
+    st.sampled_from(["lower", "upper", "both"]),
+    st.sampled_from([1.0, 3.0]),
+)
+def test_the_column_path_is_the_per_event_path(
+    seed: int, size: int, chunks: list[int], direction: str, k: float
+) -> None:
+    """Columns of any length leave the tracker in the state ``update`` one by one
+    leaves, with the same detections: through the reference, full windows, codes
+    freed and reused as categories leave and come back, and detections."""
+    rng = random.Random(seed)
+    shift = rng.randrange(size)
+    values = [
+        f"c{rng.choice([0, 0, 0, 1, 1, 2, 3]) if j < shift else rng.choice([0, 4, 5, 6, 7])}"
+        for j in range(size)
+    ]
+    params = {"window_size": 25, "reference_size": 40, "k": k, "direction": direction}
+    one, column = EntropyTracker(**params), EntropyTracker(**params)
+    hits_one = [j for j, x in enumerate(values) if one.update(x).drift_detected]
+    hits_column: list[int] = []
+    start, cut = 0, 0
+    while start < len(values):
+        size = chunks[cut % len(chunks)]
+        hits_column += [start + j for j in column.update_many(values[start : start + size])]
+        start, cut = start + size, cut + 1
+    assert hits_column == hits_one
+    assert repr(vars(column)) == repr(vars(one))
+
+
+def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
+    params = {"window_size": 10, "reference_size": 10}
+    values: list[object] = ["a", "b", "b"] * 20 + [float("inf"), "a"]
+    one, column = EntropyTracker(**params), EntropyTracker(**params)
+    for x in values[:60]:
+        one.update(x)
+    with pytest.raises(ValueError):
+        one.update(values[60])
+    with pytest.raises(ValueError):
+        column.update_many(values)
+    assert repr(vars(column)) == repr(vars(one))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 400))
+def test_a_full_window_reports_its_own_entropy(seed: int, extra: int) -> None:
+    """After any column, a full window's ``entropy`` is the plug-in entropy of its
+    last ``window_size`` values and ``statistic`` its distance from the band."""
+    rng = random.Random(seed)
+    tracker = EntropyTracker(window_size=25, reference_size=40, k=50.0)
+    values = [f"c{rng.choice([0, 0, 1, 2, 3, rng.randrange(40)])}" for _ in range(65 + extra)]
+    tracker.update_many(values)
+    window = values[-25:]
+    counts = [window.count(c) for c in set(window)]
+    expected = -sum(n / 25 * math.log(n / 25) for n in counts)
+    assert tracker.entropy == pytest.approx(expected, abs=1e-9)
+    z = (tracker.entropy - tracker._center) / tracker._scale
+    assert tracker.statistic == abs(z)
+
+
+def test_categories_that_leave_the_window_free_their_codes() -> None:
+    """Memory follows the window, not the categories ever seen."""
+    tracker = EntropyTracker(window_size=25, reference_size=40, k=1e9)
+    tracker.update_many([f"c{j % 3}" for j in range(40)])
+    tracker.update_many([f"new{j}" for j in range(5000)])
+    assert len(tracker._keys) <= 26 and len(tracker._code) == 25
