@@ -16,6 +16,9 @@ _PRIOR = 0.5
 """Jeffreys pseudo-count per cell of the reference's own Dirichlet posterior."""
 _COLUMN_MIN = 32
 """Shorter runs go one by one: the column path's set-up costs more than it saves."""
+_COLUMN_MAX = 1024
+"""Values offered to the column path at once: its arrays are (starts alive over the
+run) x (run length), and a start opens every ``stride`` values."""
 _MAX_LOG = 700.0
 """``statistic`` is ``exp`` of at most this (finite in a float)."""
 
@@ -235,14 +238,14 @@ class CategoricalSR(DriftDetector[Any]):
             pass
         hits: list[int] = []
         i, n = 0, len(keys)
-        reach = n  # values offered at once: halved after a detection cut a run short
+        reach = _COLUMN_MAX  # values offered at once: less after a detection cut a run short
         while i < n:
             if self._reference and n - i >= _COLUMN_MIN:
                 offered = keys[i : i + reach]
                 taken = self._advance(offered)
                 i += taken
                 if taken == len(offered):
-                    reach *= 2
+                    reach = min(_COLUMN_MAX, 2 * reach)
                     continue
                 reach = max(_COLUMN_MIN, 2 * taken)
             if self.update(keys[i]).drift_detected:  # one that needs the exact sum

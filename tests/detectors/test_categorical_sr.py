@@ -157,3 +157,15 @@ def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
     with pytest.raises(ValueError):
         column.update_many(values)
     assert _same(column, one)
+
+
+def test_a_long_column_goes_in_runs_and_equals_one_by_one() -> None:
+    """A column longer than one run of the column path (its arrays are bounded)."""
+    rng = random.Random(5)
+    values = [f"c{rng.choice([0, 0, 1, 2]) if k < 4000 else rng.randrange(4)}" for k in range(6000)]
+    params = {"reference_size": 300, "arl0": 1e3, "stride": 10, "max_starts": 8}
+    one, column = CategoricalSR(**params), CategoricalSR(**params)
+    hits_one = [k for k, x in enumerate(values) if one.update(x).drift_detected]
+    assert column.update_many(values) == hits_one
+    assert hits_one
+    assert _same(column, one)
