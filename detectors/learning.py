@@ -37,6 +37,7 @@ from typing import Any, Final
 import numpy as np
 
 from detectors._ks_support import float_array
+from detectors._parse import category_key
 from detectors.base import DetectorState, DriftDetector, InputKind, StateError, check_finite
 
 __all__ = ["MAX_CODES", "Learning", "LearningPlan"]
@@ -52,7 +53,7 @@ class LearningPlan:
     fed), its quiet period, and for categorical detectors the numbering of the
     categories seen, so that a buffered category costs 4 bytes, not a string."""
 
-    __slots__ = ("admit", "codes", "floats", "names", "numbered", "prototype", "quiet")
+    __slots__ = ("admit", "codes", "floats", "keyed", "names", "numbered", "prototype", "quiet")
 
     def __init__(self, prototype: DriftDetector[Any]) -> None:
         quiet = prototype.quiet_period
@@ -65,6 +66,8 @@ class LearningPlan:
         self.floats = prototype.admit is check_finite
         """Its values are admitted as finite floats, so a column of plain numbers
         can be taken in bulk."""
+        self.keyed = self.numbered and prototype.admit is category_key
+        """Its categories are admitted by ``category_key`` (a string is its own key)."""
         self.codes: dict[Any, int] = {}
         self.names: list[Any] = []
 
@@ -130,12 +133,18 @@ class Learning(DriftDetector[Any]):
         if values is None:
             return self._forward(x)
         plan = self.plan
-        value = plan.admit(x)  # raises as the detector's update would
-        if plan.numbered:
-            value = plan.code(value)
-            if value is None:  # the table is full: the detector takes it
-                self._ripen()
-                return self._forward(x)
+        kind = type(x)
+        if kind is float and plan.floats and x - x == 0.0:
+            value = x  # a finite float: what ``check_finite`` admits it as
+        elif kind is str and plan.keyed and x in plan.codes:
+            value = plan.codes[x]  # a category numbered already (its own key)
+        else:
+            value = plan.admit(x)  # raises as the detector's update would
+            if plan.numbered:
+                value = plan.code(value)
+                if value is None:  # the table is full: the detector takes it
+                    self._ripen()
+                    return self._forward(x)
         values.append(value)
         if len(values) + self.taken == plan.quiet:
             self._ripen()
