@@ -49,6 +49,21 @@ class TestSlotsValues:
         slots = Slots(_watches(["confidence", "feature:x", "prediction", "feature:y"]))
         assert slots.values(self.EVENT, {"y": 2.0}) == [0.4, None, "a", 2.0]
 
+    @given(
+        st.lists(st.sampled_from("abcdef"), min_size=1, max_size=6, unique=True),
+        st.dictionaries(
+            st.sampled_from("abcdefg"), st.none() | st.floats(allow_nan=False) | st.text()
+        ),
+    )
+    def test_present_or_absent_features_read_as_get_reads_them(
+        self, names: list[str], features: dict[str, Any]
+    ) -> None:
+        """All present (read at once) or some absent (read one by one): the values
+        ``features.get`` gives, None where absent."""
+        slots = Slots(_watches([f"feature:{n}" for n in names] + ["confidence"]))
+        expected = [features.get(n) for n in names] + [0.4]
+        assert slots.values(self.EVENT, features) == expected
+
 
 def _engine() -> Engine:
     return Engine(
