@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from detectors._parse import (
@@ -181,64 +181,106 @@ class RollingThreshold(DriftDetector[float]):
             self._upper = max(upper, self._center + self.tolerance)
             self._ref_values = array("d")
 
-    # -- the per-event path ---------------------------------------------------
+    # -- the per-event and column paths ------------------------------------------
     def update(self, x: float) -> RollingThreshold:
         value = check_finite(x)
         self.drift_detected = False
         if self._ref_n < self.reference_size:
-            self._ref_n += 1
-            delta = value - self._ref_mean
-            self._ref_mean += delta / self._ref_n
-            self._ref_m2 += delta * (value - self._ref_mean)
-            if self.aggregate == "quantile":
-                self._ref_values.append(value)
-            if self._ref_n == self.reference_size:
-                self._finish_reference()
-            return self
-        w = self.window_size
-        ring = self._ring
-        self._sum += value
-        quantiles = self.aggregate == "quantile"
-        if quantiles:
-            bisect.insort(self._sorted, value)
-        pos = self._pos
-        if len(ring) < w:
-            ring.append(value)
+            self._learn(value)
         else:
-            old = ring[pos]
-            ring[pos] = value
-            self._sum -= old
-            if quantiles:
-                del self._sorted[bisect.bisect_left(self._sorted, old)]
-        self._pos = 0 if pos + 1 == w else pos + 1
-        self._since_fsum += 1
-        if self._since_fsum >= w:
-            self._sum = math.fsum(ring)
-            self._since_fsum = 0
-        if len(ring) < w:
-            return self
-        self._since_check += 1
-        if self._since_check < self.check_every:
-            return self
-        self._since_check = 0
-        current = _quantile(self._sorted, self.quantile) if quantiles else self._sum / w
-        self._value = current
-        below, above = current < self._lower, current > self._upper
-        outside = (
-            below
-            if self.direction == "lower"
-            else above
-            if self.direction == "upper"
-            else below or above
-        )
-        if outside:
-            self._consecutive += 1
-            if self._consecutive >= self.patience:
-                self.drift_detected = True
-                self._clear_window()
-        else:
-            self._consecutive = 0
+            self._consume([value], 0)
         return self
+
+    def update_many(self, values: Iterable[float]) -> list[int]:
+        """Equal to ``update`` on each value in turn, with the window held in local
+        variables over the column (:meth:`_consume`). A value ``update`` refuses is
+        refused after the values before it were taken, as one by one."""
+        seq = values if isinstance(values, list | tuple) else list(values)
+        floats: list[float] = []
+        try:
+            for x in seq:
+                floats.append(check_finite(x))
+        except Exception:  # taken up to here; ``update`` raises for it below
+            pass
+        hits: list[int] = []
+        i, n = 0, len(floats)
+        while i < n:
+            self.drift_detected = False
+            if self._ref_n < self.reference_size:
+                self._learn(floats[i])
+                i += 1
+                continue
+            i = self._consume(floats, i)
+            if self.drift_detected:
+                hits.append(i - 1)
+        if n < len(seq):
+            self.update(seq[n])
+        return hits
+
+    def _learn(self, value: float) -> None:
+        self._ref_n += 1
+        delta = value - self._ref_mean
+        self._ref_mean += delta / self._ref_n
+        self._ref_m2 += delta * (value - self._ref_mean)
+        if self.aggregate == "quantile":
+            self._ref_values.append(value)
+        if self._ref_n == self.reference_size:
+            self._finish_reference()
+
+    def _consume(self, values: list[float], i: int) -> int:
+        """Window ``values[i:]`` until ``patience`` checks in a row fall outside the
+        band (then set the flag and clear the window); the index after the last taken."""
+        w, check_every, patience = self.window_size, self.check_every, self.patience
+        lower, upper, direction = self._lower, self._upper, self.direction
+        quantiles = self.aggregate == "quantile"
+        ring, ordered = self._ring, self._sorted
+        total, pos = self._sum, self._pos
+        since_fsum, since_check = self._since_fsum, self._since_check
+        consecutive, current = self._consecutive, self._value
+        n = len(values)
+        while i < n:
+            value = values[i]
+            i += 1
+            total += value
+            if quantiles:
+                bisect.insort(ordered, value)
+            if len(ring) < w:
+                ring.append(value)
+            else:
+                old = ring[pos]
+                ring[pos] = value
+                total -= old
+                if quantiles:
+                    del ordered[bisect.bisect_left(ordered, old)]
+            pos = 0 if pos + 1 == w else pos + 1
+            since_fsum += 1
+            if since_fsum >= w:
+                total = math.fsum(ring)
+                since_fsum = 0
+            if len(ring) < w:
+                continue
+            since_check += 1
+            if since_check < check_every:
+                continue
+            since_check = 0
+            current = _quantile(ordered, self.quantile) if quantiles else total / w
+            below, above = current < lower, current > upper
+            outside = (
+                below if direction == "lower" else above if direction == "upper" else below or above
+            )
+            if outside:
+                consecutive += 1
+                if consecutive >= patience:
+                    self._value = current
+                    self.drift_detected = True
+                    self._clear_window()
+                    return i
+            else:
+                consecutive = 0
+        self._sum, self._pos = total, pos
+        self._since_fsum, self._since_check = since_fsum, since_check
+        self._consecutive, self._value = consecutive, current
+        return i
 
     def _window(self) -> list[float]:
         """The window's values, oldest first."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.rolling_threshold import RollingThreshold
 from tests.detectors._distribution_checks import (
@@ -111,3 +114,57 @@ class TestRollingThreshold:
     def test_rejects_non_finite(self, bad: float) -> None:
         with pytest.raises(ValueError):
             RollingThreshold().update(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 1500),
+    st.lists(st.integers(1, 300), min_size=1, max_size=20),
+    st.sampled_from(["lower", "upper", "both"]),
+    st.sampled_from(["mean", "quantile"]),
+    st.sampled_from([1, 3]),
+)
+def test_the_column_path_is_the_per_event_path(
+    seed: int, size: int, chunks: list[int], direction: str, aggregate: str, every: int
+) -> None:
+    """Columns of any length leave the detector in the state ``update`` one by one
+    leaves, with the same detections: through the reference, the window's periodic
+    exact re-sum, checks every ``check_every`` values, patience and detections."""
+    rng = random.Random(seed)
+    shift = rng.randrange(size)
+    values: list[float] = [
+        rng.gauss(0.8, 0.05) if j < shift else rng.gauss(rng.choice([0.6, 0.8, 1.0]), 0.05)
+        for j in range(size)
+    ]
+    params = {
+        "window_size": 20,
+        "reference_size": 40,
+        "direction": direction,
+        "aggregate": aggregate,
+        "check_every": every,
+        "patience": 2,
+    }
+    one, column = RollingThreshold(**params), RollingThreshold(**params)
+    hits_one = [j for j, x in enumerate(values) if one.update(x).drift_detected]
+    hits_column: list[int] = []
+    start, cut = 0, 0
+    while start < len(values):
+        size = chunks[cut % len(chunks)]
+        hits_column += [start + j for j in column.update_many(values[start : start + size])]
+        start, cut = start + size, cut + 1
+    assert hits_column == hits_one
+    assert repr(vars(column)) == repr(vars(one))
+
+
+def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
+    params = {"window_size": 10, "reference_size": 10}
+    values: list[object] = [0.5, 0.6, 0.7] * 20 + [float("nan"), 0.5]
+    one, column = RollingThreshold(**params), RollingThreshold(**params)
+    for x in values[:60]:
+        one.update(x)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        one.update(values[60])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        column.update_many(values)  # type: ignore[arg-type]
+    assert repr(vars(column)) == repr(vars(one))
