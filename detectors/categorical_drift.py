@@ -194,12 +194,51 @@ class CategoricalDrift(DriftDetector[Any]):
 
     # -- the per-event and column paths ------------------------------------------
     def update(self, x: Any) -> CategoricalDrift:
+        """One value (the per-event path, kept apart from :meth:`_consume`'s column
+        loop: a call per value pays no loop set-up; the column path is tested equal)."""
         key = category_key(x)
         self.drift_detected = False
         if not self._probs:
             self._learn(key)
+            return self
+        other = len(self._probs) - 1
+        code = self._cells.get(key)
+        if code is None:
+            if key in self._known:
+                code = other
+            else:
+                code = other + 1
+                self._unseen(key)
+        counts = self._counts
+        inv = self._inv
+        cell = other if code > other else code
+        o = counts[cell]
+        self._q += (2 * o + 1) * inv[cell]
+        counts[cell] = o + 1
+        if code > other:
+            counts[-1] += 1
+        ring = self._ring
+        if ring is None:
+            ring = self._ring = self._new_ring()
+        pos = self._pos
+        if self._held < self.window_size:
+            ring.append(code)
+            self._held += 1
         else:
-            self._consume([key], 0)
+            old = ring[pos]
+            ring[pos] = code
+            cell = other if old > other else old
+            o = counts[cell]
+            self._q += (1 - 2 * o) * inv[cell]
+            counts[cell] = o - 1
+            if old > other:
+                counts[-1] -= 1
+        self._pos = 0 if pos + 1 == self.window_size else pos + 1
+        if self._held == self.window_size and self._q > self._critical_q:
+            self.drift_detected = True
+            self._checked = counts
+            self._checked_unseen = counts[-1]
+            self._clear_window()
         return self
 
     def update_many(self, values: Iterable[Any]) -> list[int]:

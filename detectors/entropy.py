@@ -175,12 +175,46 @@ class EntropyTracker(DriftDetector[Any]):
 
     # -- the per-event and column paths ------------------------------------------
     def update(self, x: Any) -> EntropyTracker:
+        """One value (the per-event path, kept apart from :meth:`_consume`'s column
+        loop: a call per value pays no loop set-up; the column path is tested equal)."""
         key = category_key(x)
         self.drift_detected = False
         if self._ref_n < self.reference_size:
             self._learn(key)
+            return self
+        table = self._table
+        counts = self._counts
+        code = self._code.get(key)
+        if code is None:
+            code = self._new_code(key)
+        c = counts[code]
+        counts[code] = c + 1
+        self._sum += table[c + 1] - table[c]
+        ring = self._ring
+        if ring is None:
+            ring = self._ring = array("H" if self.window_size < 2**16 else "L", bytes(0))
+        pos = self._pos
+        if self._held < self.window_size:
+            ring.append(code)
+            self._held += 1
         else:
-            self._consume([key], 0)
+            old = ring[pos]
+            ring[pos] = code
+            c = counts[old]
+            self._sum += table[c - 1] - table[c]
+            counts[old] = c - 1
+            if c == 1:
+                self._free_code(old)
+        self._pos = 0 if pos + 1 == self.window_size else pos + 1
+        if self._held == self.window_size:
+            w = self.window_size
+            # H = ln w - (1/w) sum n ln n, with ln w taken from the same fixed-point
+            # table, so a single-category window has an entropy of exactly 0.
+            self._entropy = (table[w] - self._sum) / (_SCALE * w)
+            self._z = (self._entropy - self._center) / self._scale
+            if exceedance(self._z, self.direction) > self.k:
+                self.drift_detected = True
+                self._clear_window()
         return self
 
     def update_many(self, values: Iterable[Any]) -> list[int]:

@@ -183,12 +183,56 @@ class RollingThreshold(DriftDetector[float]):
 
     # -- the per-event and column paths ------------------------------------------
     def update(self, x: float) -> RollingThreshold:
+        """One value (the per-event path, kept apart from :meth:`_consume`'s column
+        loop: a call per value pays no loop set-up; the column path is tested equal)."""
         value = check_finite(x)
         self.drift_detected = False
         if self._ref_n < self.reference_size:
             self._learn(value)
+            return self
+        w = self.window_size
+        ring = self._ring
+        self._sum += value
+        quantiles = self.aggregate == "quantile"
+        if quantiles:
+            bisect.insort(self._sorted, value)
+        pos = self._pos
+        if len(ring) < w:
+            ring.append(value)
         else:
-            self._consume([value], 0)
+            old = ring[pos]
+            ring[pos] = value
+            self._sum -= old
+            if quantiles:
+                del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._pos = 0 if pos + 1 == w else pos + 1
+        self._since_fsum += 1
+        if self._since_fsum >= w:
+            self._sum = math.fsum(ring)
+            self._since_fsum = 0
+        if len(ring) < w:
+            return self
+        self._since_check += 1
+        if self._since_check < self.check_every:
+            return self
+        self._since_check = 0
+        current = _quantile(self._sorted, self.quantile) if quantiles else self._sum / w
+        self._value = current
+        below, above = current < self._lower, current > self._upper
+        outside = (
+            below
+            if self.direction == "lower"
+            else above
+            if self.direction == "upper"
+            else below or above
+        )
+        if outside:
+            self._consecutive += 1
+            if self._consecutive >= self.patience:
+                self.drift_detected = True
+                self._clear_window()
+        else:
+            self._consecutive = 0
         return self
 
     def update_many(self, values: Iterable[float]) -> list[int]:

@@ -135,7 +135,7 @@ class TestCategoricalDrift:
     st.integers(0, 2**32 - 1),
     st.integers(1, 1500),
     st.lists(st.integers(1, 300), min_size=1, max_size=20),
-    st.sampled_from([1e-2, 1e-4]),
+    st.sampled_from([1e-2, 1e-4, 1e-12]),
     st.sampled_from([1, 3, 50]),
 )
 def test_the_column_path_is_the_per_event_path(
@@ -146,8 +146,11 @@ def test_the_column_path_is_the_per_event_path(
     (which clear the window) and categories the reference never saw."""
     rng = random.Random(seed)
     shift = rng.randrange(size)
+    rare = rng.choice([0.0, 0.05])  # unseen categories now and then, within a window
     values = [
         f"c{rng.choice([0, 0, 0, 1, 1, 2]) if k < shift else rng.randrange(12)}"
+        if rng.random() >= rare or k < 40
+        else f"new{rng.randrange(5)}"
         for k in range(size)
     ]
     params = {
