@@ -7,6 +7,7 @@ from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from detectors._columns import consume_column
 from detectors._parse import (
     category_key,
     check_fraction,
@@ -243,29 +244,12 @@ class CategoricalDrift(DriftDetector[Any]):
 
     def update_many(self, values: Iterable[Any]) -> list[int]:
         """Equal to ``update`` on each value in turn, with the window's counts held in
-        local variables over the column (:meth:`_consume`). A value ``update``
-        refuses is refused after the values before it were taken, as one by one."""
-        seq = values if isinstance(values, list | tuple) else list(values)
-        keys: list[str] = []
-        try:
-            for x in seq:
-                keys.append(category_key(x))
-        except Exception:  # taken up to here; ``update`` raises for it below
-            pass
-        hits: list[int] = []
-        i, n = 0, len(keys)
-        while i < n:
-            self.drift_detected = False
-            if not self._probs:
-                self._learn(keys[i])
-                i += 1
-                continue
-            i = self._consume(keys, i)
-            if self.drift_detected:
-                hits.append(i - 1)
-        if n < len(seq):
-            self.update(seq[n])
-        return hits
+        local variables over the column (:meth:`_consume`; driven by
+        :func:`detectors._columns.consume_column`)."""
+        return consume_column(self, values, category_key)
+
+    def _learning(self) -> bool:
+        return not self._probs
 
     def _learn(self, key: str) -> None:
         self._ref_counts[key] = self._ref_counts.get(key, 0) + 1

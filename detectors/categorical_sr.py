@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from detectors._columns import admitted
 from detectors._parse import category_key, check_positive_float, check_positive_int, get_int
 from detectors._sr_columns import Starts, advance, log_sum
 from detectors.base import DriftDetector, InputKind, register, require
@@ -229,13 +230,7 @@ class CategoricalSR(DriftDetector[Any]):
         the level go through :func:`detectors._sr_columns.advance` (exact), the
         others one by one. A value ``update`` refuses is refused after the values
         before it were taken, as one by one."""
-        seq = values if isinstance(values, list | tuple) else list(values)
-        keys: list[str] = []
-        try:
-            for x in seq:
-                keys.append(category_key(x))
-        except Exception:  # taken up to here; ``update`` raises for it below
-            pass
+        seq, keys = admitted(values, category_key)
         hits: list[int] = []
         i, n = 0, len(keys)
         reach = _COLUMN_MAX  # values offered at once: less after a detection cut a run short

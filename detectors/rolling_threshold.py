@@ -8,6 +8,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
+from detectors._columns import consume_column
 from detectors._parse import (
     Direction,
     check_direction,
@@ -237,29 +238,12 @@ class RollingThreshold(DriftDetector[float]):
 
     def update_many(self, values: Iterable[float]) -> list[int]:
         """Equal to ``update`` on each value in turn, with the window held in local
-        variables over the column (:meth:`_consume`). A value ``update`` refuses is
-        refused after the values before it were taken, as one by one."""
-        seq = values if isinstance(values, list | tuple) else list(values)
-        floats: list[float] = []
-        try:
-            for x in seq:
-                floats.append(check_finite(x))
-        except Exception:  # taken up to here; ``update`` raises for it below
-            pass
-        hits: list[int] = []
-        i, n = 0, len(floats)
-        while i < n:
-            self.drift_detected = False
-            if self._ref_n < self.reference_size:
-                self._learn(floats[i])
-                i += 1
-                continue
-            i = self._consume(floats, i)
-            if self.drift_detected:
-                hits.append(i - 1)
-        if n < len(seq):
-            self.update(seq[n])
-        return hits
+        variables over the column (:meth:`_consume`; driven by
+        :func:`detectors._columns.consume_column`)."""
+        return consume_column(self, values, check_finite)
+
+    def _learning(self) -> bool:
+        return self._ref_n < self.reference_size
 
     def _learn(self, value: float) -> None:
         self._ref_n += 1
