@@ -13,6 +13,12 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from detectors.categorical_drift import CategoricalDrift
+from tests.detectors._columns import (
+    assert_refused_where_one_by_one_stops,
+    in_columns,
+    one_by_one,
+    same_state,
+)
 from tests.detectors._distribution_checks import (
     calibrated_quiet,
     check_contract,
@@ -160,28 +166,14 @@ def test_the_column_path_is_the_per_event_path(
         "max_categories": max_categories,
     }
     one, column = CategoricalDrift(**params), CategoricalDrift(**params)
-    hits_one = [k for k, x in enumerate(values) if one.update(x).drift_detected]
-    hits_column: list[int] = []
-    start, cut = 0, 0
-    while start < len(values):
-        size = chunks[cut % len(chunks)]
-        hits_column += [start + k for k in column.update_many(values[start : start + size])]
-        start, cut = start + size, cut + 1
-    assert hits_column == hits_one
-    assert repr(vars(column)) == repr(vars(one))
+    assert in_columns(column, values, chunks) == one_by_one(one, values)
+    assert same_state(column, one)
 
 
 def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
     params = {"window_size": 10, "reference_size": 10}
     values: list[object] = ["a", "b", "b"] * 20 + [["not", "a", "category"], "a"]
-    one, column = CategoricalDrift(**params), CategoricalDrift(**params)
-    for x in values[:60]:
-        one.update(x)
-    with pytest.raises(TypeError):
-        one.update(values[60])
-    with pytest.raises(TypeError):
-        column.update_many(values)
-    assert repr(vars(column)) == repr(vars(one))
+    assert_refused_where_one_by_one_stops(lambda: CategoricalDrift(**params), values, 60, TypeError)
 
 
 @settings(max_examples=40, deadline=None)

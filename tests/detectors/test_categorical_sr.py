@@ -6,11 +6,16 @@ import math
 import random
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import CategoricalSR, estimate_arl0
+from tests.detectors._columns import (
+    assert_refused_where_one_by_one_stops,
+    in_columns,
+    one_by_one,
+    same_state,
+)
 
 MIX = [0.45, 0.25, 0.15, 0.10, 0.05]
 SHIFTED = [0.35, 0.25, 0.15, 0.15, 0.10]  # total-variation distance 0.10
@@ -93,11 +98,6 @@ def test_the_evidence_summed_when_read_is_the_evidence_summed_every_time(
         assert state["state"]["log_r"] == summed
 
 
-def _same(a: CategoricalSR, b: CategoricalSR) -> bool:
-    """Every attribute equal, floats bit for bit (NaN and -inf included)."""
-    return repr(vars(a)) == repr(vars(b))
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
@@ -134,29 +134,15 @@ def test_the_column_path_is_the_per_event_path(
         f"c{rng.choice([0, 0, 0, 1, 1, 2]) if k < shift else rng.randrange(5)}" for k in range(size)
     ]
     one, column = CategoricalSR(**params), CategoricalSR(**params)
-    hits_one = [k for k, x in enumerate(values) if one.update(x).drift_detected]
-    hits_column: list[int] = []
-    start, cut = 0, 0
-    while start < len(values):
-        size = chunks[cut % len(chunks)]
-        hits_column += [start + k for k in column.update_many(values[start : start + size])]
-        start, cut = start + size, cut + 1
-    assert hits_column == hits_one
-    assert _same(column, one)
+    assert in_columns(column, values, chunks) == one_by_one(one, values)
+    assert same_state(column, one)
     assert column.to_state() == one.to_state()
 
 
 def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
     params = {"reference_size": 10, "stride": 2, "max_starts": 3}
     values: list[object] = ["a", "b"] * 40 + [float("nan"), "a"]
-    one, column = CategoricalSR(**params), CategoricalSR(**params)
-    for x in values[:80]:
-        one.update(x)
-    with pytest.raises(ValueError):
-        one.update(values[80])
-    with pytest.raises(ValueError):
-        column.update_many(values)
-    assert _same(column, one)
+    assert_refused_where_one_by_one_stops(lambda: CategoricalSR(**params), values, 80, ValueError)
 
 
 def test_a_long_column_goes_in_runs_and_equals_one_by_one() -> None:
@@ -165,7 +151,7 @@ def test_a_long_column_goes_in_runs_and_equals_one_by_one() -> None:
     values = [f"c{rng.choice([0, 0, 1, 2]) if k < 4000 else rng.randrange(4)}" for k in range(6000)]
     params = {"reference_size": 300, "arl0": 1e3, "stride": 10, "max_starts": 8}
     one, column = CategoricalSR(**params), CategoricalSR(**params)
-    hits_one = [k for k, x in enumerate(values) if one.update(x).drift_detected]
+    hits_one = one_by_one(one, values)
     assert column.update_many(values) == hits_one
     assert hits_one
-    assert _same(column, one)
+    assert same_state(column, one)

@@ -11,6 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.entropy import EntropyTracker
+from tests.detectors._columns import (
+    assert_refused_where_one_by_one_stops,
+    in_columns,
+    one_by_one,
+    same_state,
+)
 from tests.detectors._distribution_checks import (
     calibrated_quiet,
     check_contract,
@@ -150,28 +156,14 @@ def test_the_column_path_is_the_per_event_path(
     ]
     params = {"window_size": 25, "reference_size": 40, "k": k, "direction": direction}
     one, column = EntropyTracker(**params), EntropyTracker(**params)
-    hits_one = [j for j, x in enumerate(values) if one.update(x).drift_detected]
-    hits_column: list[int] = []
-    start, cut = 0, 0
-    while start < len(values):
-        size = chunks[cut % len(chunks)]
-        hits_column += [start + j for j in column.update_many(values[start : start + size])]
-        start, cut = start + size, cut + 1
-    assert hits_column == hits_one
-    assert repr(vars(column)) == repr(vars(one))
+    assert in_columns(column, values, chunks) == one_by_one(one, values)
+    assert same_state(column, one)
 
 
 def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
     params = {"window_size": 10, "reference_size": 10}
     values: list[object] = ["a", "b", "b"] * 20 + [float("inf"), "a"]
-    one, column = EntropyTracker(**params), EntropyTracker(**params)
-    for x in values[:60]:
-        one.update(x)
-    with pytest.raises(ValueError):
-        one.update(values[60])
-    with pytest.raises(ValueError):
-        column.update_many(values)
-    assert repr(vars(column)) == repr(vars(one))
+    assert_refused_where_one_by_one_stops(lambda: EntropyTracker(**params), values, 60, ValueError)
 
 
 @settings(max_examples=40, deadline=None)

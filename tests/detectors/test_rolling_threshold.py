@@ -11,6 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.rolling_threshold import RollingThreshold
+from tests.detectors._columns import (
+    assert_refused_where_one_by_one_stops,
+    in_columns,
+    one_by_one,
+    same_state,
+)
 from tests.detectors._distribution_checks import (
     calibrated_quiet,
     check_contract,
@@ -146,25 +152,13 @@ def test_the_column_path_is_the_per_event_path(
         "patience": 2,
     }
     one, column = RollingThreshold(**params), RollingThreshold(**params)
-    hits_one = [j for j, x in enumerate(values) if one.update(x).drift_detected]
-    hits_column: list[int] = []
-    start, cut = 0, 0
-    while start < len(values):
-        size = chunks[cut % len(chunks)]
-        hits_column += [start + j for j in column.update_many(values[start : start + size])]
-        start, cut = start + size, cut + 1
-    assert hits_column == hits_one
-    assert repr(vars(column)) == repr(vars(one))
+    assert in_columns(column, values, chunks) == one_by_one(one, values)
+    assert same_state(column, one)
 
 
 def test_a_refused_value_stops_the_column_where_one_by_one_stops() -> None:
     params = {"window_size": 10, "reference_size": 10}
     values: list[object] = [0.5, 0.6, 0.7] * 20 + [float("nan"), 0.5]
-    one, column = RollingThreshold(**params), RollingThreshold(**params)
-    for x in values[:60]:
-        one.update(x)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        one.update(values[60])  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        column.update_many(values)  # type: ignore[arg-type]
-    assert repr(vars(column)) == repr(vars(one))
+    assert_refused_where_one_by_one_stops(
+        lambda: RollingThreshold(**params), values, 60, ValueError
+    )
