@@ -136,8 +136,8 @@ class Learning(DriftDetector[Any]):
         kind = type(x)
         if kind is float and plan.floats and x - x == 0.0:
             value = x  # a finite float: what ``check_finite`` admits it as
-        elif kind is str and plan.keyed and x in plan.codes:
-            value = plan.codes[x]  # a category numbered already (its own key)
+        elif kind is str and plan.keyed and (code := plan.codes.get(x)) is not None:
+            value = code  # a category numbered already (its own key)
         else:
             value = plan.admit(x)  # raises as the detector's update would
             if plan.numbered:
