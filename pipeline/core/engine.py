@@ -37,6 +37,7 @@ from pipeline.core.comparisons import golden_finding, shadow_finding
 from pipeline.core.eventtime import micros, seconds_to_micros
 from pipeline.core.feeding import feed_column, feed_rows, quarantine_key
 from pipeline.core.golden import GoldenState
+from pipeline.core.held_joins import HeldJoins
 from pipeline.core.journal import JournalTail, Report
 from pipeline.core.labels import NO_JOINS, JoinBuffer, MakeRoom, Touched
 from pipeline.core.monitor import (
@@ -132,6 +133,10 @@ class Engine:
                     plan.needs_join = False
         self._keep_recent: dict[int, int] = {}
         self._batch = 0
+        self._held = HeldJoins()
+        self.hold_joins = True
+        """Hold new requests' predictions over routing (:mod:`pipeline.core.held_joins`);
+        False adds each in place (the tests compare the two)."""
         self._router = Router(settings.limits, self.stats)
         self._last_stamp: datetime | None = None
         self._last_micros = 0
@@ -171,19 +176,22 @@ class Engine:
         router = self._router
         router.start_batch()
         route = self._route
-        for i, (event, origin) in enumerate(items):
-            try:
-                result = route(event, origin, i)
-            except Exception as exc:  # the event, not the batch: dead-lettered
-                self.quarantine.record("route", model_key("model", event.model_id), exc)
-                router.restructure()  # routes may point at half-made keys
-                result = Refused("processing_error", f"routing: {type(exc).__name__}: {exc}")
-            ats.append(self._last_micros)
-            if type(result) is Refused:
-                outputs[i].append(result)
-                contexts.append(None)
-            else:
-                contexts.append(result)  # type: ignore[arg-type]
+        try:
+            for i, (event, origin) in enumerate(items):
+                try:
+                    result = route(event, origin, i)
+                except Exception as exc:  # the event, not the batch: dead-lettered
+                    self.quarantine.record("route", model_key("model", event.model_id), exc)
+                    router.restructure()  # routes may point at half-made keys
+                    result = Refused("processing_error", f"routing: {type(exc).__name__}: {exc}")
+                ats.append(self._last_micros)
+                if type(result) is Refused:
+                    outputs[i].append(result)
+                    contexts.append(None)
+                else:
+                    contexts.append(result)  # type: ignore[arg-type]
+        finally:
+            self._held.release_all(self._batch)
         router.settle()
         found = self._detect(*router.work(ats, [origin for _, origin in items]))
         router.start_batch()
@@ -252,6 +260,7 @@ class Engine:
         # most that much longer); the sweep times follow from the watermark alone.
         part.next_sweep = at + max(1, self.idle // 64)
         self._router.restructure()
+        self._held.release(part, self._batch)  # models may be dropped
         part.expire(at - self.idle, self.stats)
         return at
 
@@ -292,6 +301,7 @@ class Engine:
         if part.watermark - oldest.last_seen < self.unknown_idle:
             return False
         self._router.restructure()  # routes may hold the dropped model's keys
+        self._held.release(part, self._batch)
         part.drop_model(oldest)
         self.stats["evicted_models"] += 1
         return True
@@ -317,6 +327,11 @@ class Engine:
                 segment = tuple((k, features.get(k)) for k in plan.error_segment_features)
             part = ctx.partition
             part.next_seq()
+            if self.hold_joins and self._held.hold(
+                part, model, plan, event, segment, ctx.at, self.limits.max_pending_labels
+            ):
+                return
+            self._held.release(part, self._batch)
             joins = self._joins(model)
             touched = joins.add_prediction(
                 event.request_id,
@@ -389,6 +404,11 @@ class Engine:
             return
         if len(part.join_kinds) == 2:  # else nothing expires yet
             horizon = min(marks.values()) - 2 * plan.label_ttl
+            store = joins.store
+            if self._held.holds(part, model.model_id) and (
+                not store.size or store.created_at(store.head) < horizon
+            ):  # the expiry may reach the held requests
+                self._held.release_model(part, model.model_id, self._batch)
             expired = joins.expire(horizon, model.counters)
             if expired:
                 part.mark_join_pages(model.model_id, expired)
@@ -401,6 +421,7 @@ class Engine:
             return
         part = ctx.partition
         part.next_seq()
+        self._held.release(part, self._batch)
         joins = self._joins(model)
         touched = joins.add_label(
             event.request_id,

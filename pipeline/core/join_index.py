@@ -18,6 +18,7 @@ column is reallocated when the table grows).
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -69,6 +70,29 @@ class HashIndex:
                 return True
             i += 1
         return False
+
+    def insert_many(self, hs: Sequence[int], slots: Sequence[int]) -> int:
+        """:meth:`insert` of each ``(h, slot)`` in turn, up to the first that fails;
+        how many were indexed (the caller rebuilds, then goes on after that one)."""
+        cells = self.cells
+        mask = self.mask
+        room = (mask + 1) * 3
+        end = len(cells)
+        count = self.count
+        done = 0
+        for h, slot in zip(hs, slots, strict=True):
+            if (count + 1) * 4 > room:
+                break
+            i = h & mask
+            while i < end and cells[i]:
+                i += 1
+            if i == end:
+                break
+            cells[i] = slot + 1
+            count += 1
+            done += 1
+        self.count = count
+        return done
 
     def delete(self, h: int, slot: int, hashes: np.ndarray) -> None:
         """Remove the cell of ``slot`` (holding ``h``), shifting later cells back."""

@@ -229,6 +229,15 @@ class JoinStore:
             column = self.variants[k].version = column.astype(np.uint32)
         column[slot] = code
 
+    def set_versions(self, k: int, slots: np.ndarray, versions: list[str]) -> None:
+        """:meth:`set_version` of each row in turn."""
+        code = self.versions.code
+        codes = [code(version) for version in versions]
+        column = self.variants[k].version
+        if max(codes) > _UINT16_MAX and column.dtype == np.uint16:
+            column = self.variants[k].version = column.astype(np.uint32)
+        column[slots] = codes
+
     def encode(self, value: float | str | bool) -> tuple[float, bool]:
         """A prediction or label as (column value, interned?): numbers as themselves."""
         if type(value) is float:
@@ -264,6 +273,55 @@ class JoinStore:
         if not self.index.insert(h, slot, self.hashes):
             self._reindex(2 * (self.index.mask + 1))
         return slot
+
+    def append_many(self, hashes: list[int], batch: int, most: int) -> tuple[np.ndarray, list[int]]:
+        """:meth:`append` of each hash in turn (the same rows, pages, growth and index),
+        the columns written in slices: the new rows' slots, and the pages they joined."""
+        n = len(hashes)
+        touched: list[int] = []
+        pages = self.pages
+        done = 0
+        while done < n:
+            if self.size == self.capacity:
+                grown = self.capacity + max(self.capacity // 2, _MIN_CAPACITY)
+                self._relayout(max(self.size + 1, min(grown, most)))
+            room = min(n - done, self.capacity - self.size)
+            start = self.size
+            slots = (self.head + start + np.arange(room, dtype=np.int64)) % self.capacity
+            chunk = hashes[done : done + room]
+            self.hashes[slots] = chunk
+            self.flags[slots] = 0
+            if self.label_value is not None:
+                assert self.label_at is not None
+                self.label_value[slots] = 0.0
+                self.label_at[slots] = 0
+            for v in self.variants:
+                v.flags[slots] = 0
+            number = self.next
+            end = number + room
+            while number < end:
+                if not pages or self.page_batch != batch or number - pages[-1] >= PAGE_ROWS:
+                    pages.append(number)
+                    self.page_batch = batch
+                if not touched or touched[-1] != pages[-1]:
+                    touched.append(pages[-1])
+                number = min(end, pages[-1] + PAGE_ROWS)
+            self._index_many(chunk, slots.tolist(), start)
+            done += room
+        # the new rows are the newest n, wherever a growth moved the earlier ones to
+        return self.slots(self.size - n, self.size), touched
+
+    def _index_many(self, chunk: list[int], slots: list[int], start: int) -> None:
+        """Index new rows ``start ..`` (their hashes written) as ``append`` does, one
+        after another: a row the index cannot take rebuilds it with the rows so far."""
+        j = 0
+        while j < len(chunk):
+            j += self.index.insert_many(chunk[j:], slots[j:])
+            self.size = start + j
+            if j < len(chunk):
+                self.size += 1
+                self._reindex(2 * (self.index.mask + 1))
+                j += 1
 
     def pop_oldest(self) -> tuple[int, int]:
         """Remove the oldest row: (its slot, now free but still readable; its page)."""

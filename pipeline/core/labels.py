@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -60,6 +60,7 @@ __all__ = [
     "JoinBuffer",
     "Joined",
     "MakeRoom",
+    "NewPredictions",
     "NoJoins",
     "Touched",
     "error_of",
@@ -118,6 +119,18 @@ class Touched:
     page: int
     joined: list[Joined]
     evicted: list[int]
+
+
+@dataclass(slots=True)
+class NewPredictions:
+    """Predictions of one variant for new requests, in the order they came: the
+    columns :meth:`JoinBuffer.add_new_predictions` writes at once."""
+
+    hashes: list[int] = field(default_factory=list)
+    values: list[float | str | bool] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    ats: list[int] = field(default_factory=list)
+    segments: list[Segment | None] = field(default_factory=list)
 
 
 class NoJoins:
@@ -294,6 +307,31 @@ class JoinBuffer:
             if result is not None:
                 joined.append(result)
         return self._touched(slot, joined, evicted, created)
+
+    def add_new_predictions(
+        self, k: int, new: NewPredictions, *, batch: int, max_pending: int
+    ) -> list[int]:
+        """``add_prediction`` of each of ``new`` in turn, for requests that are not
+        pending and will push none out (the caller checked both: nothing joins,
+        nothing is evicted), rows and columns written at once; the pages they joined."""
+        store = self.store
+        slots, pages = store.append_many(new.hashes, batch, max_pending)
+        columns = store.variants[k]
+        encode = store.encode
+        values: list[float] = []
+        coded: list[int] = []
+        for prediction in new.values:
+            stored, is_code = encode(prediction)
+            values.append(stored)
+            coded.append(PRESENT | CODE if is_code else PRESENT)
+        columns.value[slots] = values
+        columns.at[slots] = new.ats
+        columns.flags[slots] = coded
+        store.set_versions(k, slots, new.versions)
+        if columns.segment is not None:
+            segment = store.segments.code
+            columns.segment[slots] = [segment(s or ()) for s in new.segments]
+        return pages
 
     def add_label(
         self,
