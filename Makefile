@@ -16,7 +16,7 @@ help:
 	@echo "make bench         performance harness (benchmarks/)"
 	@echo "make soak          fault soak of a few minutes on the real broker (not in CI)"
 
-$(STAMP): pyproject.toml setup.py detectors/_adwin_core.c
+$(STAMP): pyproject.toml setup.py detectors/_adwin_core.c detectors/_libm_log.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,parquet]"

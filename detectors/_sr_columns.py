@@ -7,7 +7,9 @@ starts' ratios one matrix, their log ratios running sums. It stays *exact* — t
 same floats as the per-event path, operation for operation: sums, differences and
 quotients are IEEE in numpy as in Python, ``np.cumsum`` adds left to right as the
 per-event ``+=`` does, and every logarithm is ``math.log`` of the same double (numpy's
-``log`` may round differently, so it is not used).
+``log`` may round differently, so it is not used): libm's ``log``, which ``math.log``
+calls, over the whole array in one call of the C extension ``detectors._libm_log``
+when it was built, else ``math.log`` value by value.
 
 :func:`advance` runs the steps whose bound check leaves the sum for later (most of
 them) and stops before the first step that would need it; the detector takes that
@@ -17,11 +19,22 @@ one step by its per-event path.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Starts", "advance", "log_sum"]
+_log_into: Callable[[Any, Any], int] | None
+try:
+    from detectors._libm_log import log_into as _log_into
+except ImportError:  # built without a compiler: math.log value by value
+    _log_into = None
+
+__all__ = ["NATIVE_LOG", "Starts", "advance", "log_sum"]
+
+NATIVE_LOG = _log_into is not None
+"""Whether the logarithms are taken by the C extension (else ``math.log`` per value)."""
 
 
 @dataclass(slots=True)
@@ -46,7 +59,17 @@ def log_sum(logs: list[float], top: float) -> float:
 
 def _logs_of(values: np.ndarray) -> np.ndarray:
     """``math.log`` of every value (the per-event path's logarithm, bit for bit)."""
-    return np.fromiter(map(math.log, values.tolist()), np.float64, len(values))
+    if _log_into is None:
+        return np.fromiter(map(math.log, values.tolist()), np.float64, len(values))
+    src = np.ascontiguousarray(values, dtype=np.float64)
+    out = np.empty_like(src)
+    done = 0
+    while done < len(src):  # libm's log up to a value math.log must see (it may raise)
+        done += _log_into(src[done:], out[done:])
+        if done < len(src):
+            out[done] = math.log(float(src[done]))
+            done += 1
+    return out
 
 
 def advance(

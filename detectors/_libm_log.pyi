@@ -1,0 +1,3 @@
+from typing import Any
+
+def log_into(src: Any, dst: Any, /) -> int: ...
