@@ -67,6 +67,9 @@ __all__ = [
     "request_hash",
 ]
 
+_ROWS_MIN = 8
+"""Fewer held predictions of a model are stored row by row (``JoinBuffer._add_rows``)."""
+
 COUNTERS = ("joined", "late", "orphan", "unlabeled", "evicted", "duplicate_labels")
 
 
@@ -315,6 +318,8 @@ class JoinBuffer:
         pending and will push none out (the caller checked both: nothing joins,
         nothing is evicted), rows and columns written at once; the pages they joined."""
         store = self.store
+        if len(new.hashes) < _ROWS_MIN:
+            return self._add_rows(k, new, batch, max_pending)
         slots, pages = store.append_many(new.hashes, batch, max_pending)
         columns = store.variants[k]
         encode = store.encode
@@ -331,6 +336,29 @@ class JoinBuffer:
         if columns.segment is not None:
             segment = store.segments.code
             columns.segment[slots] = [segment(s or ()) for s in new.segments]
+        return pages
+
+    def _add_rows(self, k: int, new: NewPredictions, batch: int, max_pending: int) -> list[int]:
+        """``add_new_predictions`` row by row, as ``add_prediction`` writes a new
+        request: for a few rows, cheaper than setting up the columns' slices (a
+        batch over thousands of models holds one or two predictions of each)."""
+        store = self.store
+        columns = store.variants[k]
+        pages: list[int] = []
+        for h, prediction, version, at, segment in zip(
+            new.hashes, new.values, new.versions, new.ats, new.segments, strict=True
+        ):
+            slot = store.append(h, batch, max_pending)
+            stored, coded = store.encode(prediction)
+            columns.value[slot] = stored
+            columns.at[slot] = at
+            columns.flags[slot] = PRESENT | CODE if coded else PRESENT
+            store.set_version(k, slot, version)
+            if columns.segment is not None:
+                columns.segment[slot] = store.segments.code(segment or ())
+            page = store.pages[-1]
+            if not pages or pages[-1] != page:
+                pages.append(page)
         return pages
 
     def add_label(
