@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.core.join_store import request_hash
-from pipeline.core.labels import JoinBuffer, NewPredictions, Segment
+from pipeline.core.labels import JoinBuffer, NewPrediction, Segment
 from pipeline.core.monitor import ModelPlan
 from pipeline.core.partition import ModelState, Partition
 from pipeline.events import PredictionEvent
@@ -44,7 +44,7 @@ class _Held:
     model: ModelState
     variant: int
     max_pending: int
-    new: NewPredictions = field(default_factory=NewPredictions)
+    rows: list[NewPrediction] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
 
 
@@ -83,31 +83,26 @@ class HeldJoins:
         k = store.variant_index.get(event.variant)
         if k is None or (segment is not None and store.variants[k].segment is None):
             return False
-        held_here = self._counts.get(part, 0)
+        models = self._parts.get(part)
+        held_here = 0 if models is None else self._counts[part]
         if part.pending.total + held_here >= budget:
             return False
-        models = self._parts.get(part)
         held = None if models is None else models.get(model.model_id)
-        max_pending = plan.spec.labels.max_pending
-        if held is not None and held.variant != k:
-            return False
-        if store.size + (0 if held is None else len(held.seen)) >= max_pending:
+        if held is None:
+            if store.size >= plan.spec.labels.max_pending:
+                return False
+        elif held.variant != k or store.size + len(held.rows) >= held.max_pending:
             return False
         assert event.request_id is not None
         h = request_hash(event.request_id)
-        if store.find(h) >= 0 or (held is not None and h in held.seen):
+        if (held is not None and h in held.seen) or store.find(h) >= 0:
             return False
         if held is None:
             if models is None:
                 models = self._parts[part] = {}
-            held = models[model.model_id] = _Held(model, k, max_pending)
+            held = models[model.model_id] = _Held(model, k, plan.spec.labels.max_pending)
         held.seen.add(h)
-        new = held.new
-        new.hashes.append(h)
-        new.values.append(event.prediction)
-        new.versions.append(event.model_version)
-        new.ats.append(at)
-        new.segments.append(segment)
+        held.rows.append((h, event.prediction, event.model_version, at, segment))
         self._counts[part] = held_here + 1
         return True
 
@@ -118,7 +113,7 @@ class HeldJoins:
         if held is None:
             return
         assert models is not None
-        self._counts[part] -= len(held.seen)
+        self._counts[part] -= len(held.rows)
         if not models:
             del self._parts[part], self._counts[part]
         _store(part, held, batch)
@@ -142,7 +137,7 @@ def _store(part: Partition, held: _Held, batch: int) -> None:
     joins = model.joins
     assert isinstance(joins, JoinBuffer)
     pages = joins.add_new_predictions(
-        held.variant, held.new, batch=batch, max_pending=held.max_pending
+        held.variant, held.rows, batch=batch, max_pending=held.max_pending
     )
     part.pending.note(model.model_id, len(joins))
     part.mark_join_pages(model.model_id, pages)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections.abc import Sequence
 from hashlib import blake2b
 from typing import Any, Final
 
@@ -229,7 +230,7 @@ class JoinStore:
             column = self.variants[k].version = column.astype(np.uint32)
         column[slot] = code
 
-    def set_versions(self, k: int, slots: np.ndarray, versions: list[str]) -> None:
+    def set_versions(self, k: int, slots: np.ndarray, versions: Sequence[str]) -> None:
         """:meth:`set_version` of each row in turn."""
         code = self.versions.code
         codes = [code(version) for version in versions]
@@ -274,7 +275,9 @@ class JoinStore:
             self._reindex(2 * (self.index.mask + 1))
         return slot
 
-    def append_many(self, hashes: list[int], batch: int, most: int) -> tuple[np.ndarray, list[int]]:
+    def append_many(
+        self, hashes: Sequence[int], batch: int, most: int
+    ) -> tuple[np.ndarray, list[int]]:
         """:meth:`append` of each hash in turn (the same rows, pages, growth and index),
         the columns written in slices: the new rows' slots, and the pages they joined."""
         n = len(hashes)
@@ -311,7 +314,7 @@ class JoinStore:
         # the new rows are the newest n, wherever a growth moved the earlier ones to
         return self.slots(self.size - n, self.size), touched
 
-    def _index_many(self, chunk: list[int], slots: list[int], start: int) -> None:
+    def _index_many(self, chunk: Sequence[int], slots: list[int], start: int) -> None:
         """Index new rows ``start ..`` (their hashes written) as ``append`` does, one
         after another: a row the index cannot take rebuilds it with the rows so far."""
         j = 0

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -60,7 +60,7 @@ __all__ = [
     "JoinBuffer",
     "Joined",
     "MakeRoom",
-    "NewPredictions",
+    "NewPrediction",
     "NoJoins",
     "Touched",
     "error_of",
@@ -124,16 +124,8 @@ class Touched:
     evicted: list[int]
 
 
-@dataclass(slots=True)
-class NewPredictions:
-    """Predictions of one variant for new requests, in the order they came: the
-    columns :meth:`JoinBuffer.add_new_predictions` writes at once."""
-
-    hashes: list[int] = field(default_factory=list)
-    values: list[float | str | bool] = field(default_factory=list)
-    versions: list[str] = field(default_factory=list)
-    ats: list[int] = field(default_factory=list)
-    segments: list[Segment | None] = field(default_factory=list)
+NewPrediction = tuple[int, float | str | bool, str, int, Segment | None]
+"""A prediction of a new request: (request hash, prediction, version, time, segment)."""
 
 
 class NoJoins:
@@ -312,42 +304,43 @@ class JoinBuffer:
         return self._touched(slot, joined, evicted, created)
 
     def add_new_predictions(
-        self, k: int, new: NewPredictions, *, batch: int, max_pending: int
+        self, k: int, new: list[NewPrediction], *, batch: int, max_pending: int
     ) -> list[int]:
         """``add_prediction`` of each of ``new`` in turn, for requests that are not
         pending and will push none out (the caller checked both: nothing joins,
         nothing is evicted), rows and columns written at once; the pages they joined."""
         store = self.store
-        if len(new.hashes) < _ROWS_MIN:
+        if len(new) < _ROWS_MIN:
             return self._add_rows(k, new, batch, max_pending)
-        slots, pages = store.append_many(new.hashes, batch, max_pending)
+        hashes, predictions, versions, ats, segments = zip(*new, strict=True)
+        slots, pages = store.append_many(hashes, batch, max_pending)
         columns = store.variants[k]
         encode = store.encode
         values: list[float] = []
         coded: list[int] = []
-        for prediction in new.values:
+        for prediction in predictions:
             stored, is_code = encode(prediction)
             values.append(stored)
             coded.append(PRESENT | CODE if is_code else PRESENT)
         columns.value[slots] = values
-        columns.at[slots] = new.ats
+        columns.at[slots] = ats
         columns.flags[slots] = coded
-        store.set_versions(k, slots, new.versions)
+        store.set_versions(k, slots, versions)
         if columns.segment is not None:
             segment = store.segments.code
-            columns.segment[slots] = [segment(s or ()) for s in new.segments]
+            columns.segment[slots] = [segment(s or ()) for s in segments]
         return pages
 
-    def _add_rows(self, k: int, new: NewPredictions, batch: int, max_pending: int) -> list[int]:
+    def _add_rows(
+        self, k: int, new: list[NewPrediction], batch: int, max_pending: int
+    ) -> list[int]:
         """``add_new_predictions`` row by row, as ``add_prediction`` writes a new
         request: for a few rows, cheaper than setting up the columns' slices (a
         batch over thousands of models holds one or two predictions of each)."""
         store = self.store
         columns = store.variants[k]
         pages: list[int] = []
-        for h, prediction, version, at, segment in zip(
-            new.hashes, new.values, new.versions, new.ats, new.segments, strict=True
-        ):
+        for h, prediction, version, at, segment in new:
             slot = store.append(h, batch, max_pending)
             stored, coded = store.encode(prediction)
             columns.value[slot] = stored
