@@ -140,6 +140,7 @@ class Engine:
         self._router = Router(settings.limits, self.stats)
         self._last_stamp: datetime | None = None
         self._last_micros = 0
+        self._times: Sequence[int | None] | None = None
         self._model_cap = Refused(
             "model_cap",
             f"limits.max_unknown_models={settings.limits.max_unknown_models} unknown models "
@@ -167,8 +168,15 @@ class Engine:
         return part
 
     # -- the batch ---------------------------------------------------------------
-    def process(self, items: Sequence[tuple[InputEvent, Origin]]) -> list[list[Output]]:
-        """One list of outputs per event, as if each were processed alone, in order."""
+    def process(
+        self,
+        items: Sequence[tuple[InputEvent, Origin]],
+        times: Sequence[int | None] | None = None,
+    ) -> list[list[Output]]:
+        """One list of outputs per event, as if each were processed alone, in order.
+        ``times``: each event's time in µs where the caller already computed it
+        (``micros`` of its timestamp), else None."""
+        self._times = times
         outputs: list[list[Output]] = [[] for _ in items]
         contexts: list[EventContext | None] = []
         ats: list[int] = []
@@ -214,7 +222,11 @@ class Engine:
         part = self.partitions.get(origin.partition) or self.partition(origin.partition)
         part.dirty.add("meta")  # the touch counter moves with (almost) every event
         stamp = event.timestamp
-        if stamp is self._last_stamp:
+        given = None if self._times is None else self._times[i]
+        if given is not None:
+            at = self._last_micros = given
+            self._last_stamp = stamp
+        elif stamp is self._last_stamp:
             at = self._last_micros
         else:
             at = self._last_micros = micros(stamp)

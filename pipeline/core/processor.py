@@ -131,8 +131,9 @@ class Processor:
         out: list[list[Message]] = [[] for _ in records]
         index: list[int] = []
         items: list[tuple[InputEvent, Origin]] = []
+        times: list[int | None] = []
+        self._stats["events"] += len(records)
         for i, record in enumerate(records):
-            self._stats["events"] += 1
             try:
                 events = self.decoder.decode(record)
             except DecodeError as exc:
@@ -146,7 +147,7 @@ class Processor:
                     dead_letter(record, "processing_error", detail, max_bytes=self._dl_max)
                 )
                 continue
-            ahead = self._too_far_ahead(record, events)
+            ahead, at = self._too_far_ahead(record, events)
             if ahead is not None:
                 self._stats["dead_letter:timestamp_out_of_range"] += 1
                 out[i].append(
@@ -154,32 +155,36 @@ class Processor:
                 )
                 continue
             origin = Origin(record.topic, record.partition, record.offset)
-            for event in events:
+            for j, event in enumerate(events):
                 index.append(i)
                 items.append((event, origin))
-        for i, outputs in zip(index, self.engine.process(items), strict=True):
+                times.append(None if at is None else at[j])
+        for i, outputs in zip(index, self.engine.process(items, times), strict=True):
             for o in outputs:
                 message = self._encode(records[i], o)
                 if message is not None:
                     out[i].append(message)
         return out
 
-    def _too_far_ahead(self, record: Record, events: Sequence[InputEvent]) -> str | None:
+    def _too_far_ahead(
+        self, record: Record, events: Sequence[InputEvent]
+    ) -> tuple[str | None, list[int] | None]:
         """Why the record's events are too far in the future of its Kafka timestamp
-        (``limits.max_future_skew``); None when they are not, or it has none."""
+        (``limits.max_future_skew``; None when they are not, or it has none), and
+        the events' times in µs when they were computed for it (the engine's too)."""
         stamp = record.timestamp_ms
         if stamp is None or stamp <= 0 or not events:
-            return None
+            return None, None
         limit = stamp * 1000 + self._skew
-        for event in events:
-            at = micros(event.timestamp)
+        times = [micros(event.timestamp) for event in events]
+        for at in times:
             if at > limit:
                 return (
                     f"timestamp {from_micros(at).isoformat()} is more than "
                     f"limits.max_future_skew ({self.settings.limits.max_future_skew:g} s) ahead "
                     f"of the record's Kafka timestamp {from_micros(stamp * 1000).isoformat()}"
-                )
-        return None
+                ), times
+        return None, times
 
     def _encode(self, record: Record, output: Output) -> Message | None:
         if isinstance(output, Refused):
