@@ -35,3 +35,13 @@ def test_a_tombstone_keeps_its_null_value() -> None:
 
 def test_an_empty_value_stays_empty() -> None:
     assert to_record(_consumer_record(b"")).value == b""
+
+
+def test_equals_the_dataclass_constructor() -> None:
+    """The slots are set directly (the frozen __init__ costs twice as much): the same
+    record as ``Record(...)``, hashing and comparing alike."""
+    from pipeline.core.records import Record
+
+    got = to_record(_consumer_record(b"{}"))
+    expected = Record("preds", 2, 9, b"{}", b"model-0", 1_700_000_000_000, (("h", b""),))
+    assert got == expected and hash(got) == hash(expected) and repr(got) == repr(expected)
