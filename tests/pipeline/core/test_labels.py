@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from pipeline.core.engine import Engine
 from pipeline.core.join_codec import decode_pages, page_requests
@@ -281,3 +285,12 @@ class TestNoJoinState:
         assert processor.engine.partitions[0].models["m"].joins is NO_JOINS
         assert not [k for k in processor.engine.state_entries(0) if k.startswith("join:")]
         assert processor.engine.stats["labels_unused"] == 1
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_request_hash_is_blake2b_of_the_utf8_id(request_id: str) -> None:
+    """The hash is stored in the changelog: it must never change (a copy of one
+    BLAKE2b object, made once, is what computes it)."""
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    assert request_hash(request_id) == int.from_bytes(digest, "little")
