@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
@@ -160,7 +160,7 @@ class _Kind:
         self.defaults: dict[str, Any] = dict(template.__dict__)
         self.required: set[str] = set(template.model_fields_set)
 
-    def event(self, mirrored: Struct) -> BaseModel | None:
+    def event(self, mirrored: Struct) -> InputEvent | None:
         """What ``template.model_copy(update=carried)`` gives for the fields the
         mirror carried, built directly: the template's fields with the carried ones
         replaced (the same order), its fields set with the carried ones added, no
@@ -176,7 +176,7 @@ class _Kind:
         if at is None:
             return None
         values["timestamp"] = at
-        event: BaseModel = _new(self.model)
+        event: InputEvent = _new(self.model)  # type: ignore[assignment]  # a contract model
         _setattr(event, "__dict__", values)
         _setattr(event, "__pydantic_extra__", None)
         _setattr(event, "__pydantic_fields_set__", carried)
@@ -256,4 +256,4 @@ def decode_fast(value: bytes, kind: str | None) -> InputEvent | None:
         mirrored = path.decode(value)
     except ValueError:
         return None
-    return cast("InputEvent | None", path.event(mirrored))
+    return path.event(mirrored)
