@@ -140,7 +140,6 @@ class Engine:
         self._router = Router(settings.limits, self.stats)
         self._last_stamp: datetime | None = None
         self._last_micros = 0
-        self._times: Sequence[int | None] | None = None
         self._model_cap = Refused(
             "model_cap",
             f"limits.max_unknown_models={settings.limits.max_unknown_models} unknown models "
@@ -176,7 +175,6 @@ class Engine:
         """One list of outputs per event, as if each were processed alone, in order.
         ``times``: each event's time in µs where the caller already computed it
         (``micros`` of its timestamp), else None."""
-        self._times = times
         outputs: list[list[Output]] = [[] for _ in items]
         contexts: list[EventContext | None] = []
         ats: list[int] = []
@@ -187,7 +185,7 @@ class Engine:
         try:
             for i, (event, origin) in enumerate(items):
                 try:
-                    result = route(event, origin, i)
+                    result = route(event, origin, i, None if times is None else times[i])
                 except Exception as exc:  # the event, not the batch: dead-lettered
                     self.quarantine.record("route", model_key("model", event.model_id), exc)
                     router.restructure()  # routes may point at half-made keys
@@ -213,7 +211,10 @@ class Engine:
         return self.quarantine.drain()
 
     # -- phase A -------------------------------------------------------------------
-    def _route(self, event: InputEvent, origin: Origin, i: int) -> EventContext | Refused:
+    def _route(
+        self, event: InputEvent, origin: Origin, i: int, given: int | None
+    ) -> EventContext | Refused:
+        """Phase A for event ``i``; ``given``: its time in µs when already computed."""
         model_id = event.model_id
         plan = self._plans.get(model_id, self._default)
         if plan is None:
@@ -222,7 +223,6 @@ class Engine:
         part = self.partitions.get(origin.partition) or self.partition(origin.partition)
         part.dirty.add("meta")  # the touch counter moves with (almost) every event
         stamp = event.timestamp
-        given = None if self._times is None else self._times[i]
         if given is not None:
             at = self._last_micros = given
             self._last_stamp = stamp

@@ -261,17 +261,10 @@ class JoinStore:
         changed or the last page is full. ``most``: the rows there can be (the
         arrays grow by half, but never past it)."""
         if self.size == self.capacity:
-            grown = self.capacity + max(self.capacity // 2, _MIN_CAPACITY)
-            self._relayout(max(self.size + 1, min(grown, most)))
+            self._grow(most)
         slot = (self.head + self.size) % self.capacity
         self.hashes[slot] = h
-        self.flags[slot] = 0
-        if self.label_value is not None:
-            assert self.label_at is not None
-            self.label_value[slot] = 0.0
-            self.label_at[slot] = 0
-        for v in self.variants:
-            v.flags[slot] = 0
+        self._clear(slot)
         number = self.next
         pages = self.pages
         if not pages or self.page_batch != batch or number - pages[-1] >= PAGE_ROWS:
@@ -293,20 +286,13 @@ class JoinStore:
         done = 0
         while done < n:
             if self.size == self.capacity:
-                grown = self.capacity + max(self.capacity // 2, _MIN_CAPACITY)
-                self._relayout(max(self.size + 1, min(grown, most)))
+                self._grow(most)
             room = min(n - done, self.capacity - self.size)
             start = self.size
             slots = (self.head + start + np.arange(room, dtype=np.int64)) % self.capacity
             chunk = hashes[done : done + room]
             self.hashes[slots] = chunk
-            self.flags[slots] = 0
-            if self.label_value is not None:
-                assert self.label_at is not None
-                self.label_value[slots] = 0.0
-                self.label_at[slots] = 0
-            for v in self.variants:
-                v.flags[slots] = 0
+            self._clear(slots)
             number = self.next
             end = number + room
             while number < end:
@@ -320,6 +306,22 @@ class JoinStore:
             done += room
         # the new rows are the newest n, wherever a growth moved the earlier ones to
         return self.slots(self.size - n, self.size), touched
+
+    def _grow(self, most: int) -> None:
+        """Room for one more row at least: the arrays grow by half, never past ``most``."""
+        grown = self.capacity + max(self.capacity // 2, _MIN_CAPACITY)
+        self._relayout(max(self.size + 1, min(grown, most)))
+
+    def _clear(self, slots: int | np.ndarray) -> None:
+        """New rows hold nothing yet: no label, no prediction of any variant (their
+        slots may hold a removed row's)."""
+        self.flags[slots] = 0
+        if self.label_value is not None:
+            assert self.label_at is not None
+            self.label_value[slots] = 0.0
+            self.label_at[slots] = 0
+        for v in self.variants:
+            v.flags[slots] = 0
 
     def _index_many(self, chunk: Sequence[int], slots: list[int], start: int) -> None:
         """Index new rows ``start ..`` (their hashes written) as ``append`` does, one

@@ -290,13 +290,7 @@ class JoinBuffer:
             return self._touched(slot, joined, evicted)  # redelivered: the first one counts
         # a new row has no prediction yet: the first of its request
         rank = 0 if created else sum(1 for v in store.variants if v.flags.item(slot) & PRESENT)
-        stored, coded = store.encode(prediction)
-        columns.value[slot] = stored
-        columns.at[slot] = at
-        columns.flags[slot] = PRESENT | (CODE if coded else 0) | (rank << RANK_SHIFT)
-        store.set_version(k, slot, version)
-        if columns.segment is not None:
-            columns.segment[slot] = store.segments.code(segment or ())
+        self._write(k, slot, prediction, version, at, segment, rank)
         if not created and store.flags.item(slot) & LABEL:
             result = self._join(slot, k, ttl, classification, counters)
             if result is not None:
@@ -338,21 +332,34 @@ class JoinBuffer:
         request: for a few rows, cheaper than setting up the columns' slices (a
         batch over thousands of models holds one or two predictions of each)."""
         store = self.store
-        columns = store.variants[k]
         pages: list[int] = []
         for h, prediction, version, at, segment in new:
-            slot = store.append(h, batch, max_pending)
-            stored, coded = store.encode(prediction)
-            columns.value[slot] = stored
-            columns.at[slot] = at
-            columns.flags[slot] = PRESENT | CODE if coded else PRESENT
-            store.set_version(k, slot, version)
-            if columns.segment is not None:
-                columns.segment[slot] = store.segments.code(segment or ())
+            self._write(k, store.append(h, batch, max_pending), prediction, version, at, segment)
             page = store.pages[-1]
             if not pages or pages[-1] != page:
                 pages.append(page)
         return pages
+
+    def _write(
+        self,
+        k: int,
+        slot: int,
+        prediction: float | str | bool,
+        version: str,
+        at: int,
+        segment: Segment | None,
+        rank: int = 0,
+    ) -> None:
+        """Variant ``k``'s prediction into row ``slot``, the ``rank``-th of its request."""
+        store = self.store
+        columns = store.variants[k]
+        stored, coded = store.encode(prediction)
+        columns.value[slot] = stored
+        columns.at[slot] = at
+        columns.flags[slot] = PRESENT | (CODE if coded else 0) | (rank << RANK_SHIFT)
+        store.set_version(k, slot, version)
+        if columns.segment is not None:
+            columns.segment[slot] = store.segments.code(segment or ())
 
     def add_label(
         self,
